@@ -47,6 +47,7 @@ func RequireRoot(t testing.TB) {
 		if _, err := exec.LookPath("ip"); err != nil {
 			t.Fatalf("network-namespace test needs the ip command (iproute2): %v", err)
 		}
+		t.Log("netns test: running as root in network namespaces")
 		return
 	}
 	if os.Getenv("CI") == "true" {
