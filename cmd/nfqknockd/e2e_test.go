@@ -1,0 +1,626 @@
+package main
+
+// End-to-end tests: the built nfqknockd binary guards a port in a server
+// network namespace, and a client namespace knocks with real TCP over IPv4
+// and IPv6. They need root; CI runs them (internal/netns.RequireRoot).
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nfqknockd/nfqknockd/internal/netns"
+)
+
+const (
+	guardPort    = 2222 // guarded by the daemon in every e2e test
+	freePort     = 8080 // never guarded: it must always answer
+	openSecret   = "e2e open secret"
+	closeSecret  = "e2e close secret"
+	dropTimeout  = time.Second // a connect that gets no answer in this time was dropped
+	knockTimeout = 50 * time.Millisecond
+)
+
+// strangerIP4 is a second client address that never knocks.
+var strangerIP4 = netip.MustParseAddr("10.200.0.3")
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// daemonBin builds cmd/nfqknockd once per test binary and returns its path.
+func daemonBin(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "nfqknockd-e2e-")
+		if buildErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(buildDir, "nfqknockd"), ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v: %s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(buildDir, "nfqknockd")
+}
+
+// e2eCleanup removes the build and checks that the tests left nothing
+// behind: no namespace of this process, no daemon process, no table of ours
+// in the host's namespace.
+func e2eCleanup() error {
+	var problems []string
+	if buildDir != "" {
+		bin := filepath.Join(buildDir, "nfqknockd")
+		procs, _ := filepath.Glob("/proc/[0-9]*/exe")
+		for _, p := range procs {
+			if exe, err := os.Readlink(p); err == nil && exe == bin {
+				problems = append(problems, "daemon process left running: "+p)
+			}
+		}
+		os.RemoveAll(buildDir)
+	}
+	entries, _ := os.ReadDir("/run/netns")
+	mine := fmt.Sprintf("nfqk-%d-", os.Getpid())
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), mine) {
+			problems = append(problems, "namespace left behind: "+e.Name())
+		}
+	}
+	if out, err := exec.Command("nft", "list", "tables").Output(); err == nil && bytes.Contains(out, []byte("nfqknock")) {
+		problems = append(problems, "table left in the host namespace: "+string(out))
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "\n"))
+	}
+	return nil
+}
+
+// lockedBuffer is an io.Writer safe for the daemon's stderr copier and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// env is a server namespace with echo listeners on guardPort and freePort
+// (IPv4 and IPv6) and a client namespace, joined by veth.
+type env struct {
+	t    *testing.T
+	pair *netns.Pair
+	bin  string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	bin := daemonBin(t)
+	e := &env{t: t, pair: netns.NewPair(t), bin: bin}
+	if out, err := exec.Command("ip", "-n", e.pair.Client, "addr", "add", strangerIP4.String()+"/24", "dev", "veth0").CombinedOutput(); err != nil {
+		t.Fatalf("add stranger address: %v: %s", err, out)
+	}
+	for _, a := range []netip.Addr{netns.ServerIP4, netns.ServerIP6} {
+		for _, port := range []int{guardPort, freePort} {
+			e.listen(netip.AddrPortFrom(a, uint16(port)))
+		}
+	}
+	return e
+}
+
+// listen starts an echo server inside the server namespace.
+func (e *env) listen(ap netip.AddrPort) {
+	var ln net.Listener
+	err := netns.Do(e.pair.Server, func() (err error) {
+		ln, err = net.Listen("tcp", ap.String())
+		return err
+	})
+	if err != nil {
+		e.t.Fatalf("listen %s: %v", ap, err)
+	}
+	e.t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+}
+
+// dial connects from the client namespace, from the address src when valid.
+func (e *env) dial(src, dst netip.Addr, port int, timeout time.Duration) (net.Conn, error) {
+	var c net.Conn
+	err := netns.Do(e.pair.Client, func() (err error) {
+		d := net.Dialer{Timeout: timeout}
+		if src.IsValid() {
+			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+		}
+		c, err = d.Dial("tcp", netip.AddrPortFrom(dst, uint16(port)).String())
+		return err
+	})
+	return c, err
+}
+
+// reachable reports whether a connect from src to dst:port succeeds; a
+// timeout means dropped, any other error fails the test.
+func (e *env) reachable(src, dst netip.Addr, port int) bool {
+	e.t.Helper()
+	c, err := e.dial(src, dst, port, dropTimeout)
+	if err == nil {
+		c.Close()
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	e.t.Fatalf("connect %s -> [%s]:%d: unexpected error %v", src, dst, port, err)
+	return false
+}
+
+// knock sends the sequence from src to dst: one connect attempt per port,
+// abandoned after knockTimeout, as the client does.
+func (e *env) knock(src, dst netip.Addr, ports []uint16) {
+	e.t.Helper()
+	for _, p := range ports {
+		c, err := e.dial(src, dst, int(p), knockTimeout)
+		if err == nil {
+			c.Close()
+		}
+	}
+}
+
+// sequences runs `nfqknockd -s` with the test secrets and extra flags.
+func (e *env) sequences(extra ...string) (open, close []uint16) {
+	e.t.Helper()
+	args := append([]string{"-s", "-o", openSecret, "-c", closeSecret}, extra...)
+	out, err := exec.Command(e.bin, args...).Output()
+	if err != nil {
+		e.t.Fatalf("nfqknockd %s: %v", strings.Join(args, " "), err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		name, list, _ := strings.Cut(line, ":")
+		var ports []uint16
+		for _, f := range strings.Fields(list) {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				e.t.Fatalf("nfqknockd -s printed %q", line)
+			}
+			ports = append(ports, uint16(n))
+		}
+		switch name {
+		case "OPEN":
+			open = ports
+		case "CLOSE":
+			close = ports
+		}
+	}
+	if len(open) == 0 || len(close) == 0 {
+		e.t.Fatalf("nfqknockd -s printed %q", out)
+	}
+	return open, close
+}
+
+// nft runs nft with args in the server namespace and returns its output.
+func (e *env) nft(args ...string) (string, error) {
+	out, err := netns.Command(e.pair.Server, "nft", args...).CombinedOutput()
+	return string(out), err
+}
+
+// daemon is one nfqknockd process in the server namespace.
+type daemon struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	done   chan struct{}
+	err    error
+}
+
+// start runs the daemon with the test secrets, guarding guardPort, plus
+// extra flags, and waits until it logged that it started.
+func (e *env) start(extra ...string) *daemon {
+	e.t.Helper()
+	d := e.spawn(nil, extra...)
+	if !d.waitLog("started", 10*time.Second) {
+		e.t.Fatalf("daemon did not start; stderr:\n%s", d.stderr)
+	}
+	return d
+}
+
+// spawn starts the daemon without waiting; env nil keeps the test's.
+func (e *env) spawn(environ []string, extra ...string) *daemon {
+	e.t.Helper()
+	args := append([]string{"--range", "1-65535", "--guard", strconv.Itoa(guardPort), "-o", openSecret, "-c", closeSecret}, extra...)
+	cmd := netns.Command(e.pair.Server, e.bin, args...)
+	if environ != nil {
+		// ip itself needs a PATH-free start too: name it by its full path.
+		ip, err := exec.LookPath("ip")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		cmd.Path = ip
+		cmd.Env = environ
+	}
+	d := &daemon{t: e.t, cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = d.stderr
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("start daemon: %v", err)
+	}
+	go func() { d.err = cmd.Wait(); close(d.done) }()
+	e.t.Cleanup(func() {
+		select {
+		case <-d.done:
+		default:
+			cmd.Process.Kill()
+			<-d.done
+		}
+		if e.t.Failed() {
+			e.t.Logf("daemon stderr:\n%s", d.stderr)
+		}
+	})
+	return d
+}
+
+// waitLog waits until the daemon's stderr contains s, or it exited.
+func (d *daemon) waitLog(s string, max time.Duration) bool {
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) {
+		if strings.Contains(d.stderr.String(), s) {
+			return true
+		}
+		select {
+		case <-d.done:
+			return strings.Contains(d.stderr.String(), s)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return false
+}
+
+// wait waits for the daemon to exit and returns its exit status.
+func (d *daemon) wait(max time.Duration) int {
+	d.t.Helper()
+	select {
+	case <-d.done:
+	case <-time.After(max):
+		d.t.Fatalf("daemon still running after %v; stderr:\n%s", max, d.stderr)
+	}
+	if d.err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(d.err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return -int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	d.t.Fatalf("daemon: %v", d.err)
+	return -1
+}
+
+// signal sends sig to the daemon and, unless it is SIGUSR*, waits for it.
+func (d *daemon) stop(sig syscall.Signal) int {
+	d.t.Helper()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		d.t.Fatalf("signal %v: %v", sig, err)
+	}
+	return d.wait(10 * time.Second)
+}
+
+var families = []struct {
+	name           string
+	server, client netip.Addr
+	set            string
+}{
+	{"ipv4", netns.ServerIP4, netns.ClientIP4, "allow4"},
+	{"ipv6", netns.ServerIP6, netns.ClientIP6, "allow6"},
+}
+
+// TestGuardOpenClose covers items 1-4 of the issue: dropped before the knock,
+// open after it, what nft list shows, closed again by the close sequence
+// while an established connection survives.
+func TestGuardOpenClose(t *testing.T) {
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			d := e.start()
+			open, close := e.sequences()
+			none := netip.Addr{}
+
+			if e.reachable(none, fam.server, guardPort) {
+				t.Fatalf("guarded port %d answered before any knock", guardPort)
+			}
+			if !e.reachable(none, fam.server, freePort) {
+				t.Fatalf("unguarded port %d did not answer", freePort)
+			}
+
+			e.knock(none, fam.server, open)
+			if !d.waitLog("msg=open", 2*time.Second) {
+				t.Fatalf("no open logged after the open sequence")
+			}
+			if !e.reachable(none, fam.server, guardPort) {
+				t.Fatalf("guarded port %d still dropped after the open sequence", guardPort)
+			}
+
+			list, err := e.nft("list", "table", "inet", "nfqknock")
+			if err != nil {
+				t.Fatalf("nft list table: %v: %s", err, list)
+			}
+			t.Logf("nft list table inet nfqknock:\n%s", list)
+			for _, want := range []string{
+				"tcp dport 1-65535 counter",
+				"queue",
+				"bypass",
+				"set guard",
+				strconv.Itoa(guardPort),
+				"set " + fam.set,
+				fam.client.String() + " timeout 1h expires ",
+			} {
+				if !strings.Contains(list, want) {
+					t.Errorf("nft list table lacks %q", want)
+				}
+			}
+
+			// A connection made while open survives the close.
+			kept, err := e.dial(none, fam.server, guardPort, dropTimeout)
+			if err != nil {
+				t.Fatalf("connect while open: %v", err)
+			}
+			defer kept.Close()
+			echo(t, kept, "before close")
+
+			e.knock(none, fam.server, close)
+			if !d.waitLog("msg=close", 2*time.Second) {
+				t.Fatalf("no close logged after the close sequence")
+			}
+			if e.reachable(none, fam.server, guardPort) {
+				t.Fatalf("guarded port %d answered after the close sequence", guardPort)
+			}
+			echo(t, kept, "after close")
+			if list, _ := e.nft("list", "set", "inet", "nfqknock", fam.set); strings.Contains(list, fam.client.String()) {
+				t.Errorf("client still in %s after close:\n%s", fam.set, list)
+			}
+			if code := d.stop(syscall.SIGTERM); code != 0 {
+				t.Errorf("exit status after SIGTERM = %d, want 0", code)
+			}
+		})
+	}
+}
+
+// echo writes msg on c and expects it back.
+func echo(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatalf("write on established connection: %v", err)
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != msg {
+		t.Fatalf("echo on established connection: got %q, %v", buf, err)
+	}
+}
+
+// TestNetcatKnock knocks the way the C project's shell wrapper does:
+// `nc -z -w 1 HOST PORT` for each port of the sequence.
+func TestNetcatKnock(t *testing.T) {
+	if _, err := exec.LookPath("nc"); err != nil {
+		t.Fatalf("nc not installed (apt-get install netcat-openbsd): %v", err)
+	}
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.start()
+			open, _ := e.sequences()
+			none := netip.Addr{}
+			if e.reachable(none, fam.server, guardPort) {
+				t.Fatalf("guarded port answered before any knock")
+			}
+			for _, p := range open {
+				netns.Command(e.pair.Client, "nc", "-z", "-w", "1", fam.server.String(), strconv.Itoa(int(p))).Run()
+			}
+			if !e.reachable(none, fam.server, guardPort) {
+				t.Fatalf("guarded port still dropped after an nc knock")
+			}
+		})
+	}
+}
+
+// TestOpenTimeout: with --open-timeout 3s the source closes by itself.
+func TestOpenTimeout(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.start("--open-timeout", "3s")
+	open, _ := e.sequences()
+	none := netip.Addr{}
+	e.knock(none, netns.ServerIP4, open)
+	if !e.reachable(none, netns.ServerIP4, guardPort) {
+		t.Fatalf("not open after the open sequence")
+	}
+	list, _ := e.nft("list", "set", "inet", "nfqknock", "allow4")
+	if !strings.Contains(list, netns.ClientIP4.String()+" timeout 3s") {
+		t.Errorf("allow4 lacks the client with timeout 3s:\n%s", list)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for e.reachable(none, netns.ServerIP4, guardPort) {
+		if time.Now().After(deadline) {
+			t.Fatalf("still open 20s after an open with --open-timeout 3s")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if list, _ := e.nft("list", "set", "inet", "nfqknock", "allow4"); strings.Contains(list, netns.ClientIP4.String()) {
+		t.Errorf("client still in allow4 after its timeout:\n%s", list)
+	}
+}
+
+// TestGrace: with --period 10s --grace 3s, the previous period's sequence
+// opens just after a rotation, and no longer once the grace has passed.
+func TestGrace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.start("--period", "10s", "--grace", "3s")
+	const period = 10
+	// The next rotation, at least half a second ahead.
+	now := time.Now()
+	rot := (now.Unix()/period + 1) * period
+	if time.Unix(rot, 0).Sub(now) < 500*time.Millisecond {
+		rot += period
+	}
+	prevOpen, _ := e.sequences("--period", "10s", "--at", strconv.FormatInt(rot-5, 10))
+	sleepUntil(time.Unix(rot, 0).Add(300 * time.Millisecond))
+	e.knock(netip.Addr{}, netns.ServerIP4, prevOpen)
+	if !e.reachable(netip.Addr{}, netns.ServerIP4, guardPort) {
+		t.Fatalf("previous period's sequence did not open within the grace")
+	}
+	// Past the grace (3 s) and not yet within the next one (rotation at +10 s).
+	sleepUntil(time.Unix(rot+5, 0))
+	e.knock(strangerIP4, netns.ServerIP4, prevOpen)
+	if e.reachable(strangerIP4, netns.ServerIP4, guardPort) {
+		t.Fatalf("previous period's sequence opened after the grace")
+	}
+}
+
+func sleepUntil(t time.Time) { time.Sleep(time.Until(t)) }
+
+// TestSignalsAndCrash: SIGTERM deletes the table and exits 0; SIGKILL leaves
+// the table, which still guards; a restart keeps the opened client open.
+func TestSignalsAndCrash(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	none := netip.Addr{}
+
+	d := e.start()
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status after SIGTERM = %d, want 0", code)
+	}
+	if out, err := e.nft("list", "table", "inet", "nfqknock"); err == nil {
+		t.Fatalf("table still there after SIGTERM:\n%s", out)
+	}
+
+	d = e.start()
+	open, _ := e.sequences()
+	e.knock(none, netns.ServerIP4, open)
+	if !e.reachable(none, netns.ServerIP4, guardPort) {
+		t.Fatalf("not open after the open sequence")
+	}
+	if code := d.stop(syscall.SIGKILL); code != -int(syscall.SIGKILL) {
+		t.Fatalf("daemon exit after SIGKILL = %d", code)
+	}
+	if out, err := e.nft("list", "table", "inet", "nfqknock"); err != nil {
+		t.Fatalf("table gone after SIGKILL: %v %s", err, out)
+	}
+	if e.reachable(strangerIP4, netns.ServerIP4, guardPort) {
+		t.Fatalf("guarded port answered a client that never knocked, with the daemon dead")
+	}
+	if !e.reachable(strangerIP4, netns.ServerIP4, freePort) {
+		t.Fatalf("unguarded port did not answer with the daemon dead")
+	}
+	if !e.reachable(none, netns.ServerIP4, guardPort) {
+		t.Fatalf("opened client lost its access when the daemon died")
+	}
+
+	d = e.start()
+	if !e.reachable(none, netns.ServerIP4, guardPort) {
+		t.Fatalf("opened client lost its access over a restart")
+	}
+	if e.reachable(strangerIP4, netns.ServerIP4, guardPort) {
+		t.Fatalf("guarded port answered a stranger after the restart")
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status after SIGTERM = %d, want 0", code)
+	}
+}
+
+// TestSecondInstance: a second daemon on the same queue fails clearly and
+// touches nothing; the first keeps working.
+func TestSecondInstance(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	first := e.start()
+	second := e.spawn(nil)
+	code := second.wait(10 * time.Second)
+	if code == 0 {
+		t.Fatalf("second daemon on the same queue exited 0")
+	}
+	msg := strings.TrimSpace(second.stderr.String())
+	if !strings.Contains(msg, "already bound") || strings.Count(msg, "\n") != 0 {
+		t.Errorf("second daemon's stderr is not one clear line: %q", msg)
+	}
+	open, _ := e.sequences()
+	e.knock(netip.Addr{}, netns.ServerIP4, open)
+	if !e.reachable(netip.Addr{}, netns.ServerIP4, guardPort) {
+		t.Fatalf("first daemon stopped working after the second one failed")
+	}
+	if code := first.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("first daemon's exit status = %d", code)
+	}
+}
+
+// TestEmptyPath: with PATH empty the daemon works the same: it runs no
+// other program. strace, when present, confirms it executes nothing.
+func TestEmptyPath(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d := e.spawn([]string{"PATH="})
+	if !d.waitLog("started", 10*time.Second) {
+		t.Fatalf("daemon did not start with PATH empty:\n%s", d.stderr)
+	}
+	var traced *exec.Cmd
+	trace := filepath.Join(t.TempDir(), "execve.trace")
+	if strace, err := exec.LookPath("strace"); err == nil {
+		traced = exec.Command(strace, "-f", "-qq", "-e", "trace=execve,execveat", "-o", trace, "-p", strconv.Itoa(d.cmd.Process.Pid))
+		if err := traced.Start(); err != nil {
+			t.Fatalf("strace: %v", err)
+		}
+		time.Sleep(300 * time.Millisecond) // let strace attach to every thread
+	}
+	open, close := e.sequences()
+	e.knock(netip.Addr{}, netns.ServerIP4, open)
+	if !e.reachable(netip.Addr{}, netns.ServerIP4, guardPort) {
+		t.Fatalf("not open after the open sequence with PATH empty")
+	}
+	e.knock(netip.Addr{}, netns.ServerIP4, close)
+	if e.reachable(netip.Addr{}, netns.ServerIP4, guardPort) {
+		t.Fatalf("still open after the close sequence with PATH empty")
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status = %d", code)
+	}
+	if traced != nil {
+		traced.Wait()
+		b, _ := os.ReadFile(trace)
+		if bytes.Contains(b, []byte("execve")) {
+			t.Errorf("the daemon executed a program:\n%s", b)
+		}
+	}
+}
