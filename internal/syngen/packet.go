@@ -1,0 +1,176 @@
+package syngen
+
+import (
+	"encoding/binary"
+	"net"
+)
+
+// Frame layout.
+const (
+	ethLen    = 14
+	ip4Len    = 20
+	ip6Len    = 40
+	tcpLen    = 20
+	mssLen    = 4
+	tcpWindow = 64240
+	ttl       = 64
+)
+
+// builder writes the frames of one run, one after another, into buffers that
+// were initialised once from its template: only the fields that change
+// (IPv4 id, source address, ports, sequence number, checksums) are written
+// per packet, and the checksums come from precomputed sums of the rest.
+type builder struct {
+	v6     bool
+	ipOff  int // offset of the IP header
+	tcpOff int // offset of the TCP header
+	size   int // frame length
+	tmpl   []byte
+
+	ipConst  uint32 // IPv4 header sum without id, checksum and source
+	tcpConst uint32 // pseudo-header + TCP sum without source, ports, sequence
+
+	src4          uint32 // first source (IPv4)
+	srcHi, srcLo  uint64 // first source (IPv6)
+	nsrc, srcIdx  uint32
+	portFirst     uint32
+	span, portIdx uint32
+	fixedSport    uint16
+	sport         uint32
+	n             uint64 // packets written so far
+}
+
+// newBuilder prepares the frames of c (already validated) between two MACs.
+func newBuilder(c Config, srcMAC, dstMAC net.HardwareAddr) *builder {
+	b := &builder{v6: c.Family() == 6, ipOff: ethLen, nsrc: uint32(c.Sources),
+		portFirst: uint32(c.DstPorts.First), span: uint32(c.DstPorts.Last) - uint32(c.DstPorts.First) + 1,
+		fixedSport: c.SrcPort}
+	tl := tcpLen
+	if c.MSS != 0 {
+		tl += mssLen
+	}
+	ipl := ip4Len
+	if b.v6 {
+		ipl = ip6Len
+	}
+	b.tcpOff = ethLen + ipl
+	b.size = b.tcpOff + tl
+	f := make([]byte, b.size)
+	b.tmpl = f
+	copy(f[0:6], dstMAC)
+	copy(f[6:12], srcMAC)
+	ip := f[ethLen:b.tcpOff]
+	tcp := f[b.tcpOff:]
+	dst := c.Dst.AsSlice()
+	if b.v6 {
+		binary.BigEndian.PutUint16(f[12:], 0x86dd)
+		ip[0] = 0x60
+		binary.BigEndian.PutUint16(ip[4:], uint16(tl))
+		ip[6] = 6 // next header: TCP
+		ip[7] = ttl
+		copy(ip[24:40], dst)
+		s := c.Src.As16()
+		b.srcHi = binary.BigEndian.Uint64(s[:8])
+		b.srcLo = binary.BigEndian.Uint64(s[8:])
+	} else {
+		binary.BigEndian.PutUint16(f[12:], 0x0800)
+		ip[0] = 0x45
+		binary.BigEndian.PutUint16(ip[2:], uint16(ip4Len+tl))
+		binary.BigEndian.PutUint16(ip[6:], 0x4000) // DF
+		ip[8] = ttl
+		ip[9] = 6 // TCP
+		copy(ip[16:20], dst)
+		s := c.Src.As4()
+		b.src4 = binary.BigEndian.Uint32(s[:])
+		// Everything but id (4:6), checksum (10:12) and source (12:16), which are zero here.
+		b.ipConst = sum16(ip)
+	}
+	tcp[12] = byte(tl/4) << 4
+	tcp[13] = 0x02 // SYN
+	binary.BigEndian.PutUint16(tcp[14:], tcpWindow)
+	if c.MSS != 0 {
+		tcp[20], tcp[21] = 2, 4
+		binary.BigEndian.PutUint16(tcp[22:], c.MSS)
+	}
+	// Pseudo-header without the source; the TCP header has zero ports,
+	// sequence and checksum here.
+	pseudo := sum16(dst) + 6 + uint32(tl)
+	b.tcpConst = pseudo + sum16(tcp)
+	return b
+}
+
+// init copies the template into buf (once per buffer).
+func (b *builder) init(buf []byte) { copy(buf, b.tmpl) }
+
+// next writes the fields of the next packet into buf, which init prepared.
+func (b *builder) next(buf []byte) {
+	ip := buf[b.ipOff:b.tcpOff]
+	tcp := buf[b.tcpOff:b.size]
+	idx := b.srcIdx
+	if b.srcIdx++; b.srcIdx == b.nsrc {
+		b.srcIdx = 0
+	}
+	dport := uint16(b.portFirst + b.portIdx)
+	if b.portIdx++; b.portIdx == b.span {
+		b.portIdx = 0
+	}
+	sport := b.fixedSport
+	if sport == 0 {
+		sport = uint16(1024 + b.sport)
+		if b.sport++; b.sport == 65536-1024 {
+			b.sport = 0
+		}
+	}
+	seq := uint32(b.n * 2654435761) // Fibonacci hashing: scattered, never repeats soon
+	b.n++
+
+	var srcSum uint32
+	if b.v6 {
+		lo := b.srcLo + uint64(idx)
+		hi := b.srcHi
+		if lo < b.srcLo {
+			hi++
+		}
+		binary.BigEndian.PutUint64(ip[8:], hi)
+		binary.BigEndian.PutUint64(ip[16:], lo)
+		srcSum = sum64(hi) + sum64(lo)
+	} else {
+		s := b.src4 + idx
+		binary.BigEndian.PutUint32(ip[12:], s)
+		srcSum = s>>16 + s&0xffff
+		id := uint16(b.n)
+		binary.BigEndian.PutUint16(ip[4:], id)
+		binary.BigEndian.PutUint16(ip[10:], ^fold(b.ipConst+uint32(id)+srcSum))
+	}
+	binary.BigEndian.PutUint16(tcp[0:], sport)
+	binary.BigEndian.PutUint16(tcp[2:], dport)
+	binary.BigEndian.PutUint32(tcp[4:], seq)
+	s := b.tcpConst + srcSum + uint32(sport) + uint32(dport) + seq>>16 + seq&0xffff
+	binary.BigEndian.PutUint16(tcp[16:], ^fold(s))
+}
+
+// sum16 returns the one's-complement style sum (unfolded) of the big-endian
+// 16-bit words of p (an odd last byte is padded with zero).
+func sum16(p []byte) uint32 {
+	var s uint32
+	for len(p) >= 2 {
+		s += uint32(p[0])<<8 | uint32(p[1])
+		p = p[2:]
+	}
+	if len(p) == 1 {
+		s += uint32(p[0]) << 8
+	}
+	return s
+}
+
+// sum64 returns the sum of the four 16-bit words of v.
+func sum64(v uint64) uint32 {
+	return uint32(v>>48) + uint32(v>>32&0xffff) + uint32(v>>16&0xffff) + uint32(v&0xffff)
+}
+
+// fold folds a 32-bit sum into 16 bits with end-around carry.
+func fold(s uint32) uint16 {
+	s = s>>16 + s&0xffff
+	s = s>>16 + s&0xffff
+	return uint16(s)
+}

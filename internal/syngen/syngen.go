@@ -1,0 +1,218 @@
+// Package syngen is the project's SYN generator for tests and benchmarks: it
+// writes TCP SYNs with spoofed sources from inside a client network namespace
+// straight onto its veth link (AF_PACKET, full Ethernet frames, batched with
+// sendmmsg and past the qdisc), at a given rate or as fast as one core can.
+//
+// It only ever sends inside the test network: every source and every
+// destination must lie in 10.0.0.0/8 or fd00::/8, and Validate refuses
+// anything else. Spoofed sources come from SpoofNet4 (10.64.0.0/10) or
+// SpoofNet6 (fd00:64::/32); the server namespace routes those back to the
+// client's veth address (see AddSpoofRoutes), where the replies die because
+// no local address matches them.
+//
+// Packets are built in place in preallocated buffers, with the IPv4 and TCP
+// checksums computed incrementally from a precomputed sum of the fields that
+// never change: the send loop allocates nothing.
+package syngen
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// MaxDuration is the hard cap on one Send, whatever Config.Duration says.
+const MaxDuration = 60 * time.Second
+
+// Address ranges. Only TestNet4/TestNet6 may ever be sent to or from; the
+// SpoofNet ranges (inside them) are where cycled sources come from.
+var (
+	TestNet4  = netip.MustParsePrefix("10.0.0.0/8")
+	TestNet6  = netip.MustParsePrefix("fd00::/8")
+	SpoofNet4 = netip.MustParsePrefix("10.64.0.0/10")
+	SpoofNet6 = netip.MustParsePrefix("fd00:64::/32")
+)
+
+// ErrOutsideTestNet is returned (wrapped) by Validate for an address outside
+// TestNet4/TestNet6.
+var ErrOutsideTestNet = errors.New("address outside the test network (10.0.0.0/8, fd00::/8)")
+
+// Ports is an inclusive range of TCP ports.
+type Ports struct{ First, Last uint16 }
+
+// Config says what to send.
+type Config struct {
+	// Dst is the destination address; its family (4 or 6) is the family
+	// of every packet. It must be in TestNet4 or TestNet6.
+	Dst netip.Addr
+	// DstPorts are cycled in order, First..Last. Zero means 10000-60000.
+	DstPorts Ports
+	// MSS, when non-zero, adds an MSS option with this value (a SYN as a
+	// real stack sends it); zero sends bare SYNs (20-byte TCP header).
+	MSS uint16
+	// Src is the first source address. Invalid (zero) means the first
+	// address after the network address of SpoofNet4 or SpoofNet6.
+	Src netip.Addr
+	// Sources is how many consecutive addresses from Src are cycled
+	// (Src, Src+1, ..., Src+Sources-1, Src, ...). 0 or 1 means Src only.
+	Sources int
+	// SrcPort, when non-zero, is the source port of every packet;
+	// otherwise source ports cycle through 1024-65535.
+	SrcPort uint16
+	// Rate is in SYN/s; 0 sends as fast as possible.
+	Rate int
+	// Duration bounds the run; 0 or more than MaxDuration means MaxDuration.
+	Duration time.Duration
+	// Count, when non-zero, stops the run after that many packets were sent.
+	Count uint64
+	// Iface is the interface to send on; empty means "veth0".
+	Iface string
+	// DstMAC is the next hop's MAC address; nil means: resolve it with an
+	// ARP/NDP probe and the kernel's neighbour table.
+	DstMAC net.HardwareAddr
+	// Batch is the number of packets per sendmmsg; 0 means 64.
+	Batch int
+}
+
+// Result is what one Send did.
+type Result struct {
+	Sent    uint64        // packets the kernel took
+	Dropped uint64        // packets refused with ENOBUFS (device backlog full)
+	Elapsed time.Duration // from the first to the return of the last send
+}
+
+// Rate returns Sent per second of Elapsed.
+func (r Result) Rate() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Sent) / r.Elapsed.Seconds()
+}
+
+// Family returns 4 or 6 (the family of Dst), or 0 when Dst is invalid.
+func (c *Config) Family() int {
+	switch {
+	case c.Dst.Is4():
+		return 4
+	case c.Dst.Is6() && !c.Dst.Is4In6():
+		return 6
+	}
+	return 0
+}
+
+// withDefaults returns c with its zero fields filled in.
+func (c Config) withDefaults() Config {
+	if c.DstPorts == (Ports{}) {
+		c.DstPorts = Ports{10000, 60000}
+	}
+	if !c.Src.IsValid() {
+		if c.Family() == 6 {
+			c.Src = SpoofNet6.Addr().Next()
+		} else {
+			c.Src = SpoofNet4.Addr().Next()
+		}
+	}
+	if c.Sources <= 0 {
+		c.Sources = 1
+	}
+	if c.Duration <= 0 || c.Duration > MaxDuration {
+		c.Duration = MaxDuration
+	}
+	if c.Iface == "" {
+		c.Iface = "veth0"
+	}
+	if c.Batch <= 0 {
+		c.Batch = 64
+	}
+	return c
+}
+
+// Validate checks c (after filling in the defaults): the family, the ports,
+// and that the destination and every source lie in the test network.
+func (c Config) Validate() error {
+	_, err := c.validated()
+	return err
+}
+
+// validated returns c with defaults filled in, or why it is unusable.
+func (c Config) validated() (Config, error) {
+	c = c.withDefaults()
+	if !c.Dst.IsValid() {
+		return c, errors.New("no destination address")
+	}
+	if err := checkTestNet(c.Dst); err != nil {
+		return c, fmt.Errorf("destination: %w", err)
+	}
+	if c.Family() == 0 {
+		return c, fmt.Errorf("destination %v: not an IPv4 or IPv6 address", c.Dst)
+	}
+	if c.DstPorts.First == 0 || c.DstPorts.First > c.DstPorts.Last {
+		return c, fmt.Errorf("destination ports %d-%d: want 1 <= first <= last", c.DstPorts.First, c.DstPorts.Last)
+	}
+	if c.Rate < 0 {
+		return c, fmt.Errorf("rate %d: negative", c.Rate)
+	}
+	if c.Sources > 1<<24 {
+		return c, fmt.Errorf("%d sources: at most %d", c.Sources, 1<<24)
+	}
+	if c.Batch > 1024 {
+		return c, fmt.Errorf("batch %d: at most 1024", c.Batch)
+	}
+	if c.DstMAC != nil && len(c.DstMAC) != 6 {
+		return c, fmt.Errorf("destination MAC %v: not an Ethernet address", c.DstMAC)
+	}
+	if c.Src.Is4() != c.Dst.Is4() {
+		return c, fmt.Errorf("source %v and destination %v: different families", c.Src, c.Dst)
+	}
+	if err := checkTestNet(c.Src); err != nil {
+		return c, fmt.Errorf("source: %w", err)
+	}
+	last, ok := addN(c.Src, uint64(c.Sources-1))
+	if !ok {
+		return c, fmt.Errorf("%d sources from %v: %w", c.Sources, c.Src, ErrOutsideTestNet)
+	}
+	// The test networks are contiguous: first and last inside means all inside.
+	if err := checkTestNet(last); err != nil {
+		return c, fmt.Errorf("last source (%d from %v): %w", c.Sources, c.Src, err)
+	}
+	return c, nil
+}
+
+// checkTestNet refuses any address outside TestNet4 and TestNet6.
+func checkTestNet(a netip.Addr) error {
+	if a.Zone() != "" {
+		return fmt.Errorf("%v: zoned address: %w", a, ErrOutsideTestNet)
+	}
+	if a.Is4() && TestNet4.Contains(a) || a.Is6() && !a.Is4In6() && TestNet6.Contains(a) {
+		return nil
+	}
+	return fmt.Errorf("%v: %w", a, ErrOutsideTestNet)
+}
+
+// addN returns a+n, and false when that wraps past the end of the family.
+func addN(a netip.Addr, n uint64) (netip.Addr, bool) {
+	if a.Is4() {
+		b := a.As4()
+		v := uint64(binary.BigEndian.Uint32(b[:])) + n
+		if v > 0xffffffff {
+			return netip.Addr{}, false
+		}
+		binary.BigEndian.PutUint32(b[:], uint32(v))
+		return netip.AddrFrom4(b), true
+	}
+	b := a.As16()
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	nlo := lo + n
+	if nlo < lo {
+		if hi == ^uint64(0) {
+			return netip.Addr{}, false
+		}
+		hi++
+	}
+	binary.BigEndian.PutUint64(b[:8], hi)
+	binary.BigEndian.PutUint64(b[8:], nlo)
+	return netip.AddrFrom16(b), true
+}
