@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/nfqknockd/nfqknockd/knock"
+)
+
+// show returns the OPEN: and CLOSE: lines at o.at (now when unset), exactly
+// as `nfqknockd -s` prints them.
+func (o *options) show() string {
+	at := o.at
+	if at.IsZero() {
+		at = time.Now()
+	}
+	open, close := o.params.Sequences(at)
+	return knock.FormatSequences(open, close)
+}
+
+// openSequence returns the open sequence at t.
+func (o *options) openSequence(t time.Time) []uint16 {
+	p := o.params
+	return knock.Sequence(p.Digest, p.OpenSecret, p.PeriodStart(t), p.Range)
+}
+
+// closeSequence returns the close sequence at t.
+func (o *options) closeSequence(t time.Time) []uint16 {
+	p := o.params
+	return knock.Sequence(p.Digest, p.CloseSecret, p.PeriodStart(t), p.Range)
+}
+
+// resolve looks host up once and returns its first address of family ("ip",
+// "ip4" or "ip6"). A name that does not exist, or has no address of the
+// family, is bad input; a resolver that cannot be reached is a network
+// failure.
+func resolve(ctx context.Context, host, family string) (netip.Addr, error) {
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, family, host)
+	if err != nil {
+		if c := context.Cause(ctx); c != nil {
+			return netip.Addr{}, fmt.Errorf("resolve %s: %w", host, c)
+		}
+		var de *net.DNSError
+		if errors.As(err, &de) && (de.IsTimeout || de.IsTemporary) && !de.IsNotFound {
+			return netip.Addr{}, fmt.Errorf("resolve %s: %w", host, err)
+		}
+		return netip.Addr{}, usagef("unknown host %s: %v", host, lookupReason(err))
+	}
+	for _, a := range addrs {
+		a = a.Unmap()
+		if family == "ip" || (family == "ip4") == a.Is4() {
+			return a, nil
+		}
+	}
+	return netip.Addr{}, usagef("unknown host %s: no %s address", host, map[string]string{"ip4": "IPv4", "ip6": "IPv6"}[family])
+}
+
+// lookupReason returns the reason of a failed lookup without the repeated
+// host name.
+func lookupReason(err error) string {
+	var de *net.DNSError
+	if errors.As(err, &de) {
+		return de.Err
+	}
+	var ae *net.AddrError
+	if errors.As(err, &ae) {
+		return ae.Err
+	}
+	return err.Error()
+}
+
+// knocker sends knocks to one address.
+type knocker struct {
+	addr    netip.Addr
+	gap     time.Duration // pause between two knocks
+	timeout time.Duration // how long one connect attempt may wait
+}
+
+// knocker returns the knocker of o for addr.
+func (o *options) knocker(addr netip.Addr) *knocker {
+	return &knocker{addr: addr, gap: o.gap, timeout: o.knockTimeout}
+}
+
+// knock knocks ports in order, with k.gap between two knocks. It stops at
+// the first knock that could not be sent, or when ctx ends.
+func (k *knocker) knock(ctx context.Context, ports []uint16) error {
+	for i, port := range ports {
+		if i > 0 && k.gap > 0 {
+			t := time.NewTimer(k.gap)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("knock %s: %w", k.addr, context.Cause(ctx))
+			case <-t.C:
+			}
+		}
+		if err := k.one(ctx, port); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// one sends one knock: a TCP connect attempt to port, abandoned after
+// k.timeout. Closing a socket whose SYN is unanswered sends nothing, and the
+// timeout is below the kernel's first SYN retransmission (1s), so a knock is
+// exactly one SYN. An attempt that times out, is refused (the usual answer
+// of the daemon's host) or even connects counts as sent; any other error
+// means the SYN could not leave or was answered by an ICMP error.
+func (k *knocker) one(ctx context.Context, port uint16) error {
+	ap := netip.AddrPortFrom(k.addr, port)
+	d := net.Dialer{Timeout: k.timeout}
+	c, err := d.DialContext(ctx, "tcp", ap.String())
+	if err == nil {
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // reset: leave no TIME_WAIT behind
+		}
+		_ = c.Close()
+		return nil
+	}
+	if c := context.Cause(ctx); c != nil {
+		return fmt.Errorf("knock %s: %w", ap, c)
+	}
+	var ne net.Error
+	if errors.Is(err, syscall.ECONNREFUSED) || (errors.As(err, &ne) && ne.Timeout()) {
+		return nil
+	}
+	return fmt.Errorf("knock %s: %w", ap, dialReason(err))
+}
+
+// dialReason strips a *net.OpError down to its cause ("connect: network is
+// unreachable", "i/o timeout"), since the message already names the address.
+func dialReason(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}

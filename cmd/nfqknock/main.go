@@ -1,0 +1,138 @@
+// Command nfqknock is the client of nfqknockd: it prints the current knock
+// sequences, knocks them at a host, and works as an ssh ProxyCommand that
+// knocks open, carries the ssh connection, and knocks close when it ends.
+//
+//	nfqknock show
+//	nfqknock open HOST
+//	nfqknock close HOST
+//	nfqknock proxy HOST PORT
+//
+// It needs no privileges: a knock is an ordinary TCP connect attempt,
+// abandoned before the kernel would retransmit its SYN.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1 // network failure
+	exitUsage   = 2 // bad input
+)
+
+// usageError is bad input from the user: a flag, an argument, a secret or a
+// host name. It is printed as one line and the exit status is 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// usagef returns a *usageError with a formatted message.
+func usagef(format string, a ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, a...)}
+}
+
+// errHangup ends a proxy session because ssh (or a user) sent SIGHUP: ssh
+// does so to its ProxyCommand when it exits. It is a normal end.
+var errHangup = errors.New("hangup")
+
+// run is the whole program: it parses args, does the work and returns the
+// exit status. Nothing but the usage text, the sequences of `show` and the
+// proxied bytes goes to stdout; stderr gets at most one error line.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	o, err := parseArgs(args, os.Getenv)
+	if errors.Is(err, errHelp) {
+		fmt.Fprint(stdout, usage())
+		return exitOK
+	}
+	if errors.Is(err, errVersion) {
+		fmt.Fprintf(stdout, "nfqknock %s\n", version())
+		return exitOK
+	}
+	if err == nil {
+		err = o.exec(stdin, stdout)
+	}
+	return report(err, stderr)
+}
+
+// report prints err as one line on stderr and returns the exit status for it.
+func report(err error, stderr io.Writer) int {
+	switch {
+	case err == nil, err == errHangup: // a bare errHangup ended a proxy session
+		return exitOK
+	case errors.As(err, new(*usageError)):
+		fmt.Fprintf(stderr, "nfqknock: %v\n", err)
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "nfqknock: %v\n", err)
+		return exitFailure
+	}
+}
+
+// exec runs the subcommand of o.
+func (o *options) exec(stdin io.Reader, stdout io.Writer) error {
+	if o.cmd == "show" {
+		_, err := io.WriteString(stdout, o.show())
+		return err
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	addr, err := resolve(ctx, o.host, o.family)
+	if err != nil {
+		return err
+	}
+	k := o.knocker(addr)
+	switch o.cmd {
+	case "open":
+		return k.knock(ctx, o.openSequence(time.Now()))
+	case "close":
+		return k.knock(ctx, o.closeSequence(time.Now()))
+	default: // "proxy"
+		return o.proxy(ctx, k, stdin, stdout)
+	}
+}
+
+// signalContext returns a context cancelled by SIGHUP, SIGINT or SIGTERM,
+// with the signal as its cause (errHangup for SIGHUP). It also asks for
+// SIGPIPE, so that a write to a closed stdout fails with EPIPE instead of
+// killing the process before it knocks close.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-ch:
+				switch s {
+				case syscall.SIGPIPE:
+					// The failed write reports it.
+				case syscall.SIGHUP:
+					cancel(errHangup)
+				default:
+					cancel(fmt.Errorf("interrupted by %v", s))
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		close(done)
+		cancel(nil)
+	}
+}
