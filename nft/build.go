@@ -2,6 +2,7 @@ package nft
 
 import (
 	"encoding/binary"
+	"fmt"
 	"strings"
 
 	"github.com/google/nftables"
@@ -84,11 +85,26 @@ func Build(s Spec, v QueueVariant) (*Ruleset, error) {
 		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRef(GuardPriority), Policy: &accept,
 	}
 	rs.Rules = []*nftables.Rule{
-		{Table: t, Chain: rs.KnockChain, Exprs: knockExprs(s, v), UserData: comment(CommentKnock)},
+		{Table: t, Chain: rs.KnockChain, Exprs: knockExprs(s, v), UserData: comment(knockComment(s, v))},
 		{Table: t, Chain: rs.GuardChain, Exprs: guardExprs(rs.GuardSet, unix.NFPROTO_IPV4, rs.Allow4), UserData: comment(CommentGuard4)},
 		{Table: t, Chain: rs.GuardChain, Exprs: guardExprs(rs.GuardSet, unix.NFPROTO_IPV6, rs.Allow6), UserData: comment(CommentGuard6)},
 	}
 	return rs, nil
+}
+
+// knockComment is the comment of the knock rule. `nft list` cannot print
+// the xtables NFQUEUE target in an inet table (nft 1.0.6 shows nothing where
+// the statement is, and says "XT target NFQUEUE not found" on stderr), so for
+// Compat the comment says what the rule does.
+func knockComment(s Spec, v QueueVariant) string {
+	if v != Compat {
+		return CommentKnock
+	}
+	q := fmt.Sprint(s.QueueNum)
+	if s.QueueTotal > 1 {
+		q = fmt.Sprintf("%d-%d", s.QueueNum, int(s.QueueNum)+int(s.QueueTotal)-1)
+	}
+	return fmt.Sprintf("%s: queue num %s bypass (xt NFQUEUE)", CommentKnock, q)
 }
 
 // comment encodes c as the rule comment nft prints.

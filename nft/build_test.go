@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
 	"github.com/google/nftables/xt"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -34,6 +35,7 @@ func TestBuildKnockRule(t *testing.T) {
 		portMatch  []expr.Any
 		native     *expr.Queue
 		compatInfo []byte // little-endian host: num, total, flags, pad
+		compatNote string // the comment of the compat rule
 	}{
 		{
 			name: "single queue, range 1-65535",
@@ -44,6 +46,7 @@ func TestBuildKnockRule(t *testing.T) {
 			},
 			native:     &expr.Queue{Num: 100, Total: 1, Flag: expr.QueueFlagBypass},
 			compatInfo: []byte{100, 0, 1, 0, 1, 0, 0, 0},
+			compatNote: "nfqknockd knock: queue num 100 bypass (xt NFQUEUE)",
 		},
 		{
 			name: "4 queues, range 1000-2000",
@@ -56,6 +59,7 @@ func TestBuildKnockRule(t *testing.T) {
 			// addresses, one source stays on one queue.
 			native:     &expr.Queue{Num: 100, Total: 4, Flag: expr.QueueFlagBypass},
 			compatInfo: []byte{100, 0, 4, 0, 1, 0, 0, 0},
+			compatNote: "nfqknockd knock: queue num 100-103 bypass (xt NFQUEUE)",
 		},
 		{
 			name: "queue 0x1234, one port",
@@ -65,6 +69,7 @@ func TestBuildKnockRule(t *testing.T) {
 			},
 			native:     &expr.Queue{Num: 0x1234, Total: 2, Flag: expr.QueueFlagBypass},
 			compatInfo: []byte{0x34, 0x12, 2, 0, 1, 0, 0, 0},
+			compatNote: "nfqknockd knock: queue num 4660-4661 bypass (xt NFQUEUE)",
 		},
 	}
 	if !littleEndian() {
@@ -93,8 +98,15 @@ func TestBuildKnockRule(t *testing.T) {
 				if diff := cmp.Diff(want, r.Exprs); diff != "" {
 					t.Errorf("knock rule expressions (-want +got):\n%s", diff)
 				}
+				wantNote := "nfqknockd knock"
+				if v == Compat {
+					wantNote = tt.compatNote
+				}
+				if got, _ := userdata.GetString(r.UserData, userdata.TypeComment); got != wantNote {
+					t.Errorf("knock rule comment %q, want %q", got, wantNote)
+				}
 				if !IsOurRule(r) {
-					t.Errorf("knock rule has no nfqknockd comment: %q", r.UserData)
+					t.Errorf("IsOurRule(knock rule) = false")
 				}
 			})
 		}
