@@ -54,7 +54,11 @@ func Dial(netnsFd int) (*Conn, error) {
 		return nil, err
 	}
 	if _, err := nc.ListTablesOfFamily(nftables.TableFamilyINet); err != nil {
-		return nil, fmt.Errorf("dial nftables: list inet tables: %w", err)
+		hint := ""
+		if IsPermission(err) {
+			hint = " (needs CAP_NET_ADMIN)"
+		}
+		return nil, fmt.Errorf("dial nftables: list inet tables: %w%s", err, hint)
 	}
 	return c, nil
 }
@@ -190,7 +194,11 @@ func (c *Conn) applyOnce(s Spec) (QueueVariant, error) {
 			nativeErr = err
 			continue
 		case nativeErr != nil:
-			return v, fmt.Errorf("apply table inet %s with %s (after %s failed: %v): %w", s.Table, v, Native, nativeErr, err)
+			hint := ""
+			if isUnsupported(err) {
+				hint = " (the kernel has neither nft_queue nor nft_compat with xt_NFQUEUE)"
+			}
+			return v, fmt.Errorf("apply table inet %s with %s (after %s failed: %v): %w%s", s.Table, v, Native, nativeErr, err, hint)
 		}
 		return v, fmt.Errorf("apply table inet %s with %s: %w", s.Table, v, err)
 	}

@@ -1,0 +1,202 @@
+package nft
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"github.com/mdlayher/netlink/nltest"
+	"golang.org/x/sys/unix"
+)
+
+// fakeKernel answers the netlink messages of a Conn without a kernel
+// (nftables.WithTestDial): the n-th batch gets errnos[n] (0: success,
+// ENOBUFS: the answer is lost), and every read finds no table.
+type fakeKernel struct {
+	errnos  []unix.Errno
+	batches [][]netlink.Message // the messages of each batch, without begin and end
+}
+
+func (k *fakeKernel) conn() *Conn {
+	return dial(nftables.WithTestDial(k.answer))
+}
+
+func (k *fakeKernel) answer(req []netlink.Message) ([]netlink.Message, error) {
+	if len(req) == 0 {
+		// The next acknowledgement of a batch.
+		return []netlink.Message{{Header: netlink.Header{Type: netlink.Error}, Data: make([]byte, 4)}}, nil
+	}
+	if req[0].Header.Type != netlink.HeaderType(unix.NFNL_MSG_BATCH_BEGIN) {
+		return nltest.Error(int(unix.ENOENT), req)
+	}
+	body := req[1 : len(req)-1]
+	n := len(k.batches)
+	k.batches = append(k.batches, body)
+	var errno unix.Errno
+	if n < len(k.errnos) {
+		errno = k.errnos[n]
+	}
+	switch errno {
+	case 0:
+		return nil, nil
+	case unix.ENOBUFS:
+		return nil, unix.ENOBUFS
+	}
+	return nltest.Error(int(errno), body)
+}
+
+// types returns the nf_tables message types of batch n.
+func (k *fakeKernel) types(n int) []int {
+	var ts []int
+	for _, m := range k.batches[n] {
+		ts = append(ts, int(m.Header.Type)&0xff)
+	}
+	return ts
+}
+
+// has reports whether a message of batch n holds the bytes b.
+func (k *fakeKernel) has(n int, b string) bool {
+	for _, m := range k.batches[n] {
+		if bytes.Contains(m.Data, []byte(b)) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestApplyFallback(t *testing.T) {
+	tests := []struct {
+		name        string
+		errnos      []unix.Errno
+		want        QueueVariant
+		wantErr     func(error) bool
+		wantBatches []QueueVariant
+	}{
+		{"native works", nil, Native, nil, []QueueVariant{Native}},
+		{"native missing (ENOENT)", []unix.Errno{unix.ENOENT}, Compat, nil, []QueueVariant{Native, Compat}},
+		{"native unsupported (EOPNOTSUPP)", []unix.Errno{unix.EOPNOTSUPP}, Compat, nil, []QueueVariant{Native, Compat}},
+		{"no privilege: no fallback", []unix.Errno{unix.EPERM}, Native, IsPermission, []QueueVariant{Native}},
+		{"both fail", []unix.Errno{unix.ENOENT, unix.ENOENT}, Compat, IsNotFound, []QueueVariant{Native, Compat}},
+		{"answer lost, sent again", []unix.Errno{unix.ENOBUFS}, Native, nil, []QueueVariant{Native, Native}},
+		{"answer lost after the fallback", []unix.Errno{unix.ENOENT, unix.ENOBUFS, unix.ENOENT}, Compat, nil,
+			[]QueueVariant{Native, Compat, Native, Compat}},
+		{"answer always lost", []unix.Errno{unix.ENOBUFS, unix.ENOBUFS, unix.ENOBUFS}, Native, isLostAnswer,
+			[]QueueVariant{Native, Native, Native}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := &fakeKernel{errnos: tt.errnos}
+			v, err := k.conn().Apply(goldenSpec)
+			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !tt.wantErr(err) {
+				t.Fatalf("Apply: %v", err)
+			}
+			if err != nil {
+				t.Logf("Apply: %v", err)
+			}
+			if v != tt.want {
+				t.Errorf("Apply returned %s, want %s", v, tt.want)
+			}
+			var sent []QueueVariant
+			for i := range k.batches {
+				switch {
+				case k.has(i, "queue\x00") && !k.has(i, "NFQUEUE\x00"):
+					sent = append(sent, Native)
+				case k.has(i, "target\x00") && k.has(i, "NFQUEUE\x00"):
+					sent = append(sent, Compat)
+				default:
+					t.Errorf("batch %d holds no queue", i)
+				}
+			}
+			if diff := cmp.Diff(tt.wantBatches, sent); diff != "" {
+				t.Errorf("batches sent (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestApplyBatchShape(t *testing.T) {
+	k := &fakeKernel{}
+	if _, err := k.conn().Apply(goldenSpec); err != nil {
+		t.Fatal(err)
+	}
+	want := []int{
+		unix.NFT_MSG_NEWTABLE, unix.NFT_MSG_DELTABLE, unix.NFT_MSG_NEWTABLE, // replace whatever was there
+		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSETELEM, // guard and its port
+		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, // allow4, allow6 (nothing to carry over)
+		unix.NFT_MSG_NEWCHAIN, unix.NFT_MSG_NEWCHAIN,
+		unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE,
+	}
+	if diff := cmp.Diff(want, k.types(0)); diff != "" {
+		t.Errorf("message types of the Apply batch (-want +got):\n%s", diff)
+	}
+}
+
+func TestAllowBatches(t *testing.T) {
+	a := netip.MustParseAddr("10.0.0.2")
+	tests := []struct {
+		name   string
+		errnos []unix.Errno
+		want   [][]int
+		ok     bool
+	}{
+		{"present: delete and add", nil,
+			[][]int{{unix.NFT_MSG_DELSETELEM, unix.NFT_MSG_NEWSETELEM}}, true},
+		{"absent: add alone", []unix.Errno{unix.ENOENT},
+			[][]int{{unix.NFT_MSG_DELSETELEM, unix.NFT_MSG_NEWSETELEM}, {unix.NFT_MSG_NEWSETELEM}}, true},
+		{"no table", []unix.Errno{unix.ENOENT, unix.ENOENT},
+			[][]int{{unix.NFT_MSG_DELSETELEM, unix.NFT_MSG_NEWSETELEM}, {unix.NFT_MSG_NEWSETELEM}}, false},
+		{"answer lost", []unix.Errno{unix.ENOBUFS},
+			[][]int{{unix.NFT_MSG_DELSETELEM, unix.NFT_MSG_NEWSETELEM}, {unix.NFT_MSG_DELSETELEM, unix.NFT_MSG_NEWSETELEM}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := &fakeKernel{errnos: tt.errnos}
+			err := k.conn().Allow(a, time.Hour)
+			if (err == nil) != tt.ok {
+				t.Errorf("Allow: %v, want ok=%v", err, tt.ok)
+			}
+			var got [][]int
+			for i := range k.batches {
+				got = append(got, k.types(i))
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("batches (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRevokeAbsent(t *testing.T) {
+	for _, errno := range []unix.Errno{0, unix.ENOENT} {
+		k := &fakeKernel{errnos: []unix.Errno{errno}}
+		if err := k.conn().Revoke(netip.MustParseAddr("fd00::1")); err != nil {
+			t.Errorf("Revoke answered %v: %v", errno, err)
+		}
+	}
+	k := &fakeKernel{errnos: []unix.Errno{unix.EPERM}}
+	if err := k.conn().Revoke(netip.MustParseAddr("fd00::1")); !IsPermission(err) {
+		t.Errorf("Revoke answered EPERM: %v", err)
+	}
+}
+
+func TestCarryOver(t *testing.T) {
+	in := []nftables.SetElement{
+		{Key: []byte{1}, Timeout: 0, Expires: 0},                          // no timeout: stays without
+		{Key: []byte{2}, Timeout: time.Hour, Expires: 20 * time.Minute},   // 20m left
+		{Key: []byte{3}, Timeout: time.Hour, Expires: 0},                  // expired: dropped
+		{Key: []byte{4}, Timeout: time.Hour, Expires: time.Microsecond},   // would round to 0: dropped
+		{Key: []byte{5}, Timeout: time.Second, Expires: time.Millisecond}, // 1ms left
+	}
+	want := []nftables.SetElement{
+		{Key: []byte{1}},
+		{Key: []byte{2}, Timeout: 20 * time.Minute},
+		{Key: []byte{5}, Timeout: time.Millisecond},
+	}
+	if diff := cmp.Diff(want, carryOver(in)); diff != "" {
+		t.Errorf("carryOver (-want +got):\n%s", diff)
+	}
+}
