@@ -36,10 +36,19 @@ func (o *options) closeSequence(t time.Time) []uint16 {
 }
 
 // resolve looks host up once and returns its first address of family ("ip",
-// "ip4" or "ip6"). A name that does not exist, or has no address of the
+// "ip4" or "ip6"). An address literal is taken as it is, zone included
+// ("fe80::1%eth0"). A name that does not exist, or has no address of the
 // family, is bad input; a resolver that cannot be reached is a network
 // failure.
 func resolve(ctx context.Context, host, family string) (netip.Addr, error) {
+	want := map[string]string{"ip": "IP", "ip4": "IPv4", "ip6": "IPv6"}[family]
+	if a, err := netip.ParseAddr(host); err == nil {
+		a = a.Unmap()
+		if family != "ip" && (family == "ip4") != a.Is4() {
+			return netip.Addr{}, usagef("host %s: not an %s address", host, want)
+		}
+		return a, nil
+	}
 	addrs, err := net.DefaultResolver.LookupNetIP(ctx, family, host)
 	if err != nil {
 		if c := context.Cause(ctx); c != nil {
@@ -49,6 +58,9 @@ func resolve(ctx context.Context, host, family string) (netip.Addr, error) {
 		if errors.As(err, &de) && (de.IsTimeout || de.IsTemporary) && !de.IsNotFound {
 			return netip.Addr{}, fmt.Errorf("resolve %s: %w", host, err)
 		}
+		if errors.As(err, new(*net.AddrError)) {
+			return netip.Addr{}, usagef("unknown host %s: no %s address", host, want)
+		}
 		return netip.Addr{}, usagef("unknown host %s: %v", host, lookupReason(err))
 	}
 	for _, a := range addrs {
@@ -57,7 +69,7 @@ func resolve(ctx context.Context, host, family string) (netip.Addr, error) {
 			return a, nil
 		}
 	}
-	return netip.Addr{}, usagef("unknown host %s: no %s address", host, map[string]string{"ip4": "IPv4", "ip6": "IPv6"}[family])
+	return netip.Addr{}, usagef("unknown host %s: no %s address", host, want)
 }
 
 // lookupReason returns the reason of a failed lookup without the repeated

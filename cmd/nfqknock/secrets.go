@@ -58,12 +58,12 @@ func loadSecrets(flagOpen, flagClose *string, file string, fileGiven bool, geten
 func (s secrets) require(cmd string) error {
 	needOpen := cmd != "close"
 	needClose := cmd != "open"
-	const how = "give it with %s, %s or an %s= line in --secret-file (nfqknock has no default secret)"
+	const how = "give it with %s, %s or %s line in --secret-file (nfqknock has no default secret)"
 	if needOpen && s.open == "" {
-		return usagef("no open secret: "+how, "--open-secret", envOpenSecret, "open")
+		return usagef("no open secret: "+how, "--open-secret", envOpenSecret, "an open=")
 	}
 	if needClose && s.close == "" {
-		return usagef("no close secret: "+how, "--close-secret", envCloseSecret, "close")
+		return usagef("no close secret: "+how, "--close-secret", envCloseSecret, "a close=")
 	}
 	return nil
 }

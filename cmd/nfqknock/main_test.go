@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/knock"
+)
+
+// TestMain removes namespaces that crashed test runs left, runs the tests,
+// and fails the run if a test left a namespace or a process of the built
+// binaries behind.
+func TestMain(m *testing.M) {
+	netns.SweepStale()
+	code := m.Run()
+	if err := leftBehind(); err != nil {
+		fmt.Fprintln(os.Stderr, "left behind by the tests:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// runArgs calls run with args and empty stdin and returns the exit status,
+// stdout and stderr.
+func runArgs(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(args, strings.NewReader(""), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// writeFile writes a file with the given mode into dir and returns its path.
+func writeFile(t *testing.T, dir, name, content string, mode os.FileMode) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil { // not subject to the umask
+		t.Fatal(err)
+	}
+	return path
+}
+
+// vector is one row of testdata/c_vectors.tsv, produced by the C daemon.
+type vector struct {
+	unix                    string
+	tz, digest, start, end  string
+	openSecret, closeSecret string
+	open, close             string
+}
+
+// readVectors reads testdata/c_vectors.tsv (fields split on tabs only: the
+// secrets hold spaces, quotes and backslashes).
+func readVectors(t *testing.T) []vector {
+	t.Helper()
+	f, err := os.Open("../../testdata/c_vectors.tsv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var vs []vector
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		if n == 1 {
+			continue // header
+		}
+		c := strings.Split(sc.Text(), "\t")
+		if len(c) != 9 {
+			t.Fatalf("c_vectors.tsv line %d: %d fields, want 9", n, len(c))
+		}
+		vs = append(vs, vector{c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]})
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) == 0 {
+		t.Fatal("c_vectors.tsv: no rows")
+	}
+	return vs
+}
+
+// TestShowFirstVector: `nfqknock show -o 123 -c 321 --at 2025-11-04T12:34:56Z`
+// prints what the C daemon printed for that hour (the first vector).
+func TestShowFirstVector(t *testing.T) {
+	v := readVectors(t)[0]
+	code, stdout, stderr := runArgs(t, "show", "-o", "123", "-c", "321", "--at", "2025-11-04T12:34:56Z")
+	want := "OPEN: " + v.open + "\nCLOSE: " + v.close + "\n"
+	if code != 0 || stdout != want || stderr != "" {
+		t.Fatalf("show = %d, %q, stderr %q; want 0, %q", code, stdout, stderr, want)
+	}
+}
+
+// TestShowVectors runs every C vector through `nfqknock show` with the
+// daemon's flags. All rows are in whole-hour zones, where the default UTC
+// rule equals the C rule.
+func TestShowVectors(t *testing.T) {
+	for i, v := range readVectors(t) {
+		t.Run(strconv.Itoa(i+2), func(t *testing.T) {
+			code, stdout, stderr := runArgs(t, "show", "-d", v.digest, "-a", v.start, "-b", v.end,
+				"--open-secret="+v.openSecret, "--close-secret="+v.closeSecret, "--at", v.unix)
+			want := "OPEN: " + v.open + "\nCLOSE: " + v.close + "\n"
+			if code != 0 || stdout != want || stderr != "" {
+				t.Fatalf("row %+v: show = %d, %q, stderr %q; want 0, %q", v, code, stdout, stderr, want)
+			}
+		})
+	}
+}
+
+// TestShowFlags checks that the sequence flags reach the sequences: the
+// output equals knock's for the same parameters.
+func TestShowFlags(t *testing.T) {
+	at := "1762259696"
+	base := knock.Params{Digest: knock.MD5, Range: knock.FullRange, OpenSecret: "a", CloseSecret: "b", Period: knock.DefaultPeriod}
+	with := func(f func(p *knock.Params)) knock.Params { p := base; f(&p); return p }
+	tests := []struct {
+		name string
+		args []string
+		want knock.Params
+	}{
+		{"defaults", nil, base},
+		{"sha256 upper case", []string{"-d", "SHA256"}, with(func(p *knock.Params) { p.Digest = knock.SHA256 })},
+		{"long digest", []string{"--digest", "sha512"}, with(func(p *knock.Params) { p.Digest = knock.SHA512 })},
+		{"-a -b", []string{"-a", "1000", "-b", "2000"}, with(func(p *knock.Params) { p.Range = knock.Range{Start: 1000, End: 2000} })},
+		{"--range", []string{"--range", "1000-2000"}, with(func(p *knock.Params) { p.Range = knock.Range{Start: 1000, End: 2000} })},
+		{"--period", []string{"--period", "10m"}, with(func(p *knock.Params) { p.Period = 10 * 60e9 })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"show", "-o", "a", "-c", "b", "--at", at}, tt.args...)
+			code, stdout, stderr := runArgs(t, args...)
+			ts, _ := parseTime(at)
+			want := knock.FormatSequences(tt.want.Sequences(ts))
+			if code != 0 || stdout != want || stderr != "" {
+				t.Fatalf("%v = %d, %q, stderr %q; want 0, %q", args, code, stdout, stderr, want)
+			}
+		})
+	}
+}
+
+// TestHelp: --help and -h print the usage to stdout and exit 0, --version
+// prints the version.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"show", "--help"}, {"--help", "frob"}} {
+		code, stdout, stderr := runArgs(t, args...)
+		if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "Usage:") {
+			t.Errorf("%v = %d, stdout %q, stderr %q; want 0 and the usage", args, code, stdout, stderr)
+		}
+		for _, flag := range []string{"--digest", "--start", "--end", "--range", "--period", "--local-hour", "--at",
+			"--open-secret", "--close-secret", "--secret-file", "--ipv4", "--ipv6", "--gap", "--knock-timeout", "--connect-timeout",
+			"NFQKNOCK_OPEN_SECRET", "proxy HOST PORT"} {
+			if !strings.Contains(stdout, flag) {
+				t.Errorf("usage lacks %s", flag)
+			}
+		}
+	}
+	code, stdout, stderr := runArgs(t, "--version")
+	if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "nfqknock ") {
+		t.Errorf("--version = %d, %q, %q", code, stdout, stderr)
+	}
+}
+
+// TestArgErrors: bad input prints exactly one line naming the flag or value
+// on stderr, nothing on stdout, and exits 2.
+func TestArgErrors(t *testing.T) {
+	dir := t.TempDir()
+	open := writeFile(t, dir, "open", "open=x\nclose=y\n", 0o644)
+	sec := []string{"-o", "x", "-c", "y"}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "no command: want show, open HOST, close HOST or proxy HOST PORT (see --help)"},
+		{[]string{"frob"}, `unknown command "frob": want show, open, close or proxy`},
+		{[]string{"show", "extra"}, "show: 1 arguments, want show"},
+		{[]string{"open"}, "open: 0 arguments, want open HOST"},
+		{[]string{"close", "a", "b"}, "close: 2 arguments, want close HOST"},
+		{[]string{"proxy", "host"}, "proxy: 1 arguments, want proxy HOST PORT"},
+		{[]string{"proxy", "10.0.0.1", "0"}, "port 0: not a port number (1..65535)"},
+		{[]string{"proxy", "10.0.0.1", "65536"}, "port 65536: not a port number (1..65535)"},
+		{[]string{"proxy", "10.0.0.1", "ssh"}, "port ssh: not a port number (1..65535)"},
+		{[]string{"open", ""}, "open: empty HOST"},
+		{[]string{"--frob", "show"}, "unknown flag: --frob"},
+		{[]string{"-x", "show"}, "unknown shorthand flag: 'x' in -x"},
+		{[]string{"show", "-o"}, "flag needs an argument: 'o' in -o"},
+		{[]string{"show", "--gap"}, "flag needs an argument: --gap"},
+		{[]string{"show", "-d", "sha1"}, `--digest sha1: unknown digest "sha1": want md5, sha256, sha384 or sha512`},
+		{[]string{"show", "-a", "0"}, "--start 0: port must be 1..65535"},
+		{[]string{"show", "-b", "65536"}, "--end 65536: port must be 1..65535"},
+		{[]string{"show", "-a", "x"}, "--start x: port must be a number 1..65535"},
+		{[]string{"show", "-a", "5", "-b", "5"}, "--start 5 --end 5: start and end must differ: the sequence formula divides by end-start"},
+		{[]string{"show", "-a", "6", "-b", "5"}, "--start 6 --end 5: start 6 is above end 5"},
+		{[]string{"show", "--range", "5"}, "--range 5: range must be START-END, for example 1-65535"},
+		{[]string{"show", "--range", "1-70000"}, "--range 1-70000: end: port must be 1..65535"},
+		{[]string{"show", "--range", "1-2", "-a", "1"}, "--range 1-2: give either --range or -a/-b, not both"},
+		{[]string{"show", "--period", "1"}, "--period 1: not a duration (like 50ms, 2s or 1h)"},
+		{[]string{"show", "--period", "0s"}, "--period 0s: must be at least 1s"},
+		{[]string{"show", "--period", "1500ms"}, "--period 1500ms: must be a whole number of seconds"},
+		{[]string{"show", "--local-hour", "--period", "30m"}, "--local-hour: needs --period 1h, not 30m"},
+		{[]string{"show", "--at", "yesterday"}, "--at yesterday: not an RFC 3339 time (2025-11-04T12:34:56Z) or unix seconds"},
+		{[]string{"open", "10.0.0.1", "--at", "0"}, "--at 0: only for show"},
+		{[]string{"show", "-4", "-6"}, "-4 and -6: choose one"},
+		{[]string{"show", "--gap", "-1ms"}, "--gap -1ms: out of range 0s..5s"},
+		{[]string{"show", "--gap", "fast"}, "--gap fast: not a duration (like 50ms, 2s or 1h)"},
+		{[]string{"show", "--knock-timeout", "1s"}, "--knock-timeout 1s: out of range 1ms..999ms"},
+		{[]string{"show", "--knock-timeout", "0"}, "--knock-timeout 0: out of range 1ms..999ms"},
+		{[]string{"show", "--connect-timeout", "0s"}, "--connect-timeout 0s: out of range 1ms..1h0m0s"},
+		{[]string{"open", "bad..host"}, "unknown host bad..host: no such host"},
+		{[]string{"open", "-6", "10.0.0.1"}, "host 10.0.0.1: not an IPv6 address"},
+		{[]string{"open", "-4", "fd00::1"}, "host fd00::1: not an IPv4 address"},
+		{[]string{"show", "--secret-file", open}, "--secret-file " + open + ": permissions 0644 are too open (want 0600)"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			args := tt.args
+			if !strings.Contains(tt.want, "secret") {
+				args = append(append([]string{}, args...), sec...)
+				if len(tt.args) > 0 && (tt.args[len(tt.args)-1] == "-o" || tt.args[len(tt.args)-1] == "--gap") {
+					args = tt.args // a flag without its value must stay last
+				}
+			}
+			code, stdout, stderr := runArgs(t, args...)
+			want := "nfqknock: " + tt.want + "\n"
+			if code != 2 || stdout != "" || stderr != want {
+				t.Errorf("%q = %d, stdout %q, stderr %q; want 2, stderr %q", args, code, stdout, stderr, want)
+			}
+		})
+	}
+}
