@@ -1,0 +1,553 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	nfqueue "github.com/florianl/go-nfqueue/v2"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Defaults of Config.
+const (
+	// DefaultMaxLen is the queue length used when Config.MaxLen is 0: about
+	// as many queued-packet messages as DefaultRcvBuf holds, so that the
+	// socket, not the queue, is what a flood fills first.
+	DefaultMaxLen = 8192
+	// DefaultRcvBuf is the receive buffer asked for when Config.RcvBuf is 0.
+	DefaultRcvBuf = 8 << 20
+)
+
+// CopyRange is how many bytes of each packet the kernel copies to the
+// queue: enough for the largest IPv4 and TCP headers (60 + 60 bytes) and an
+// IPv6 header with a few extension headers. The payload is never needed.
+const CopyRange = 256
+
+// Sizes of a read batch: at most batchLen datagrams per recvmmsg(2), each
+// into a buffer of bufLen bytes (a queued-packet message with CopyRange bytes
+// of payload takes about 400).
+const (
+	batchLen = 64
+	bufLen   = 4096
+)
+
+// exchangeTimeout bounds the wait for the kernel's answer to a configuration
+// message.
+const exchangeTimeout = 5 * time.Second
+
+// nfqueue configuration attributes and commands
+// (linux/netfilter/nfnetlink_queue.h).
+const (
+	nfqaCfgCmd         = 1 // NFQA_CFG_CMD: struct nfqnl_msg_config_cmd
+	nfqaCfgParams      = 2 // NFQA_CFG_PARAMS: struct nfqnl_msg_config_params
+	nfqaCfgQueueMaxLen = 3 // NFQA_CFG_QUEUE_MAXLEN: __be32
+	nfqaCfgMask        = 4 // NFQA_CFG_MASK: __be32
+	nfqaCfgFlags       = 5 // NFQA_CFG_FLAGS: __be32
+
+	cfgCmdBind     = 1 // NFQNL_CFG_CMD_BIND
+	cfgCmdUnbind   = 2 // NFQNL_CFG_CMD_UNBIND
+	cfgCmdPfUnbind = 4 // NFQNL_CFG_CMD_PF_UNBIND (a no-op since Linux 3.8)
+
+	copyPacket   = 2 // NFQNL_COPY_PACKET
+	cfgFFailOpen = 1 // NFQA_CFG_F_FAIL_OPEN
+)
+
+// ErrBound is wrapped by the error of Open when another socket (another
+// process, or another Queue of this one) already holds the queue number.
+var ErrBound = errors.New("already bound by another process")
+
+// Config says which queue to bind and how.
+type Config struct {
+	// Num is the queue number, as in the rule's "queue num".
+	Num uint16
+	// Total is the number of queues of the daemon's fanout rule
+	// ("queue num B-B+Total-1"). The daemon opens one Queue per queue
+	// number, Num = B+i, and runs each in its own goroutine; Total only
+	// appears in the log. 0 means 1.
+	Total uint16
+	// MaxLen is the most packets the kernel holds waiting for a verdict on
+	// this queue; beyond it new packets pass unseen (fail-open). 0 means
+	// DefaultMaxLen.
+	MaxLen uint32
+	// NetNS is an open file descriptor of the network namespace to bind
+	// the queue in; 0 means the current one.
+	NetNS int
+	// RcvBuf is the receive buffer of the netlink socket in bytes, set with
+	// SO_RCVBUFFORCE (or SO_RCVBUF, capped by net.core.rmem_max, without
+	// CAP_NET_ADMIN). 0 means DefaultRcvBuf.
+	RcvBuf int
+	// Logger receives read and verdict errors (at most one line per second
+	// each) and the start-up line; nil discards them.
+	Logger *slog.Logger
+}
+
+// Stats are the counters of a Queue since Open. They only grow.
+type Stats struct {
+	// Received is the number of queued packets read.
+	Received uint64
+	// ParseErrors is the number of queued packets that did not parse (they
+	// were accepted all the same) plus netlink messages that did not hold
+	// together.
+	ParseErrors uint64
+	// ReadErrors is the number of failed reads of the socket (ENOBUFS ...).
+	ReadErrors uint64
+	// VerdictErrors is the number of verdict messages that could not be sent
+	// or that the kernel refused.
+	VerdictErrors uint64
+	// Batches is the number of verdict batches sent.
+	Batches uint64
+}
+
+// Queue is one bound NFQUEUE. Run reads it; Stats may be called from any
+// goroutine; Close ends it.
+type Queue struct {
+	num, total uint16
+	log        *slog.Logger
+	nfq        *nfqueue.Nfqueue
+	con        *netlink.Conn
+	rc         syscall.RawConn
+
+	// Read and verdict state, owned by the goroutine in Run (or Close,
+	// once Run has ended).
+	msgs    []mmsghdr
+	iovs    []unix.Iovec
+	bufs    [][]byte // batchLen buffers of bufLen bytes
+	dgrams  [][]byte // the datagrams of the current batch, into bufs
+	pkt     Packet
+	vbuf    [verdictLen]byte
+	readFn  func(fd uintptr) bool
+	writeFn func(fd uintptr) bool
+	nread   int
+	rerr    unix.Errno
+	werr    unix.Errno
+	lastID  uint32
+	readLog time.Time // when a read error was last logged
+	vLog    time.Time // when a verdict error was last logged
+
+	received, parseErrs, readErrs, verdictErrs, batches atomic.Uint64
+
+	runMu     sync.Mutex // held by Run
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// mmsghdr is struct mmsghdr of recvmmsg(2); Go lays it out as C does.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+}
+
+// Open binds queue cfg.Num on a new netfilter netlink socket: packet copy
+// mode with CopyRange bytes (headers only), fail-open (a full queue lets
+// packets pass rather than dropping them), queue length cfg.MaxLen,
+// NETLINK_NO_ENOBUFS and a receive buffer of cfg.RcvBuf. When another socket
+// holds the queue it fails with an error that wraps ErrBound and touches
+// nothing.
+func Open(cfg Config) (*Queue, error) {
+	if cfg.Total == 0 {
+		cfg.Total = 1
+	}
+	if cfg.MaxLen == 0 {
+		cfg.MaxLen = DefaultMaxLen
+	}
+	if cfg.RcvBuf == 0 {
+		cfg.RcvBuf = DefaultRcvBuf
+	}
+	if cfg.RcvBuf < 0 {
+		return nil, fmt.Errorf("queue %d: receive buffer %d bytes: must not be negative", cfg.Num, cfg.RcvBuf)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	nfq, err := nfqueue.Open(&nfqueue.Config{NetNS: cfg.NetNS, NfQueue: cfg.Num})
+	if err != nil {
+		return nil, fmt.Errorf("queue %d: open netfilter netlink socket: %w", cfg.Num, err)
+	}
+	q := &Queue{num: cfg.Num, total: cfg.Total, log: log, nfq: nfq, con: nfq.Con}
+	if err := q.setup(cfg); err != nil {
+		nfq.Close() // closing the socket also unbinds the queue, if bound
+		return nil, err
+	}
+	return q, nil
+}
+
+// setup configures the socket, binds and configures the queue, and
+// allocates the read buffers.
+func (q *Queue) setup(cfg Config) error {
+	var err error
+	if q.rc, err = q.con.SyscallConn(); err != nil {
+		return fmt.Errorf("queue %d: raw socket: %w", q.num, err)
+	}
+	if err := q.con.SetOption(netlink.NoENOBUFS, true); err != nil {
+		return fmt.Errorf("queue %d: set NETLINK_NO_ENOBUFS: %w", q.num, err)
+	}
+	rcvbuf, err := q.setRcvBuf(cfg.RcvBuf)
+	if err != nil {
+		return err
+	}
+
+	q.allocate()
+
+	var params [5]byte // struct nfqnl_msg_config_params { __be32 copy_range; __u8 copy_mode; } __packed
+	be32(params[0:4], CopyRange)
+	params[4] = copyPacket
+	var maxlen, flags [4]byte
+	be32(maxlen[:], cfg.MaxLen)
+	be32(flags[:], cfgFFailOpen)
+	// One message: the kernel binds, then applies the parameters, length
+	// and flags in that order, all before it answers.
+	err = q.exchange([]netlink.Attribute{
+		{Type: nfqaCfgCmd, Data: []byte{cfgCmdBind, 0, 0, 0}},
+		{Type: nfqaCfgParams, Data: params[:]},
+		{Type: nfqaCfgQueueMaxLen, Data: maxlen[:]},
+		{Type: nfqaCfgFlags, Data: flags[:]},
+		{Type: nfqaCfgMask, Data: flags[:]},
+	}, false)
+	switch {
+	case err == nil:
+	case errors.Is(err, unix.EPERM):
+		// The kernel says EPERM both when the queue belongs to another
+		// socket and when we lack CAP_NET_ADMIN. A command that needs no
+		// queue tells them apart.
+		if perr := q.exchange([]netlink.Attribute{{Type: nfqaCfgCmd, Data: []byte{cfgCmdPfUnbind, 0, 0, unix.AF_INET}}}, false); perr != nil {
+			return fmt.Errorf("bind queue %d: %w (CAP_NET_ADMIN is needed)", q.num, err)
+		}
+		return fmt.Errorf("queue %d is %w: %w", q.num, ErrBound, err)
+	case errors.Is(err, unix.EBUSY):
+		return fmt.Errorf("queue %d is %w: %w", q.num, ErrBound, err)
+	default:
+		return fmt.Errorf("bind queue %d: %w", q.num, err)
+	}
+	q.log.Info("queue bound", "queue", q.num, "queues", q.total, "maxlen", cfg.MaxLen,
+		"copy_range", CopyRange, "rcvbuf", rcvbuf)
+	return nil
+}
+
+// setRcvBuf sets the receive buffer and returns the size the kernel uses
+// for data (half of what SO_RCVBUF reports).
+func (q *Queue) setRcvBuf(n int) (int, error) {
+	var serr error
+	got := 0
+	err := q.rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n)
+		if serr != nil {
+			// Without CAP_NET_ADMIN: as much as net.core.rmem_max allows.
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, n)
+		}
+		if v, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF); err == nil {
+			got = v / 2
+		}
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("queue %d: set receive buffer to %d bytes: %w", q.num, n, err)
+	}
+	if got < n {
+		q.log.Warn("queue receive buffer smaller than asked (raise net.core.rmem_max or grant CAP_NET_ADMIN)",
+			"queue", q.num, "asked", n, "got", got)
+	}
+	return got, nil
+}
+
+// allocate makes the read buffers and the verdict message, once, so that the
+// read loop allocates nothing.
+func (q *Queue) allocate() {
+	slab := make([]byte, batchLen*bufLen)
+	q.msgs = make([]mmsghdr, batchLen)
+	q.iovs = make([]unix.Iovec, batchLen)
+	q.bufs = make([][]byte, batchLen)
+	q.dgrams = make([][]byte, 0, batchLen)
+	for i := range q.msgs {
+		q.bufs[i] = slab[i*bufLen : (i+1)*bufLen : (i+1)*bufLen]
+		q.iovs[i].Base = &q.bufs[i][0]
+		q.iovs[i].SetLen(bufLen)
+		q.msgs[i].hdr.Iov = &q.iovs[i]
+		q.msgs[i].hdr.SetIovlen(1)
+	}
+	putVerdict(&q.vbuf, q.num, 0)
+	q.readFn = q.recv
+	q.writeFn = q.send
+}
+
+// Run reads the queue in batches until ctx ends (it then returns nil) or
+// the Queue is closed. For each packet that parses, handle is called
+// synchronously, in the order the kernel queued them; p is valid only
+// during the call. After each batch Run sends one NFQNL_MSG_VERDICT_BATCH
+// that accepts every packet of the batch, so whatever handle did (add a
+// source to an allow set) is done before the packet goes on. Packets that do
+// not parse are accepted and counted. Read errors (ENOBUFS ...) are counted,
+// logged at most once a second, and the loop goes on.
+//
+// Only one Run may be active on a Queue at a time.
+func (q *Queue) Run(ctx context.Context, handle func(p *Packet)) error {
+	if q.closed.Load() {
+		return q.errClosed()
+	}
+	if !q.runMu.TryLock() {
+		return fmt.Errorf("queue %d: Run is already running", q.num)
+	}
+	defer q.runMu.Unlock()
+	if err := q.con.SetReadDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("queue %d: clear read deadline: %w", q.num, err)
+	}
+	// Close sets closed before it sets the deadline that wakes Run: seen
+	// here, or the deadline is still ahead and will wake the read below.
+	if q.closed.Load() {
+		return q.errClosed()
+	}
+	stop := context.AfterFunc(ctx, q.wake)
+	defer stop()
+	for {
+		if err := q.step(handle); err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return nil
+			case q.closed.Load():
+				return q.errClosed()
+			}
+			return err
+		}
+	}
+}
+
+// wake interrupts a read in progress by setting the read deadline in the
+// past, as go-nfqueue does.
+func (q *Queue) wake() { _ = q.con.SetReadDeadline(time.Unix(1, 0)) }
+
+func (q *Queue) errClosed() error { return fmt.Errorf("queue %d: %w", q.num, net.ErrClosed) }
+
+// step reads one batch, hands its packets to handle and answers it. It
+// returns an error only when reading cannot go on.
+func (q *Queue) step(handle func(*Packet)) error {
+	q.nread, q.rerr = 0, 0
+	if err := q.rc.Read(q.readFn); err != nil {
+		return fmt.Errorf("queue %d: read: %w", q.num, err)
+	}
+	if q.rerr != 0 {
+		switch q.rerr {
+		case unix.EBADF, unix.ENOTSOCK, unix.EFAULT, unix.EINVAL:
+			return fmt.Errorf("queue %d: recvmmsg: %w", q.num, q.rerr)
+		}
+		n := q.readErrs.Add(1)
+		if now := time.Now(); now.Sub(q.readLog) >= time.Second {
+			q.readLog = now
+			q.log.Warn("queue read error", "queue", q.num, "err", q.rerr, "read_errors", n)
+		}
+		return nil
+	}
+	q.dgrams = q.dgrams[:0]
+	for i := range q.nread {
+		q.dgrams = append(q.dgrams, q.bufs[i][:min(int(q.msgs[i].len), bufLen)])
+	}
+	var r walkResult
+	walkBatch(q.dgrams, &q.pkt, handle, &r)
+	q.account(&r)
+	if r.haveID {
+		q.lastID = r.maxID
+		q.verdict(r.maxID)
+	}
+	return nil
+}
+
+// account adds the counts of a batch to the Stats and logs refused
+// verdicts.
+func (q *Queue) account(r *walkResult) {
+	if r.received != 0 {
+		q.received.Add(r.received)
+	}
+	if e := r.parseErrs + r.malformed; e != 0 {
+		q.parseErrs.Add(e)
+	}
+	if r.nlErrs != 0 {
+		q.verdictError(r.nlErrs, unix.Errno(r.errno))
+	}
+}
+
+// verdict accepts every queued packet up to id with one message, and
+// counts it.
+func (q *Queue) verdict(id uint32) {
+	if err := q.writeVerdict(id); err != nil {
+		q.verdictError(1, err)
+		return
+	}
+	q.batches.Add(1)
+}
+
+// writeVerdict sends the message that accepts every queued packet up to id.
+func (q *Queue) writeVerdict(id uint32) error {
+	be32(q.vbuf[28:32], id)
+	q.werr = 0
+	if err := q.rc.Write(q.writeFn); err != nil {
+		return err
+	}
+	if q.werr != 0 {
+		return q.werr
+	}
+	return nil
+}
+
+// verdictError counts n failed verdicts and logs at most once a second.
+func (q *Queue) verdictError(n uint64, err error) {
+	total := q.verdictErrs.Add(n)
+	if now := time.Now(); now.Sub(q.vLog) >= time.Second {
+		q.vLog = now
+		q.log.Warn("queue verdict error", "queue", q.num, "err", err, "verdict_errors", total)
+	}
+}
+
+// recv is the read function of the raw socket: one recvmmsg(2) of up to
+// batchLen datagrams without blocking. It returns false when nothing is
+// there, so that the Go poller waits for the socket.
+func (q *Queue) recv(fd uintptr) bool {
+	for {
+		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&q.msgs[0])), uintptr(len(q.msgs)),
+			unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case 0:
+			q.nread = int(n)
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		default:
+			q.rerr = e
+			return true
+		}
+	}
+}
+
+// send is the write function of the raw socket: it writes the verdict
+// message to the kernel (an unconnected netlink socket sends to port 0).
+func (q *Queue) send(fd uintptr) bool {
+	for {
+		_, _, e := unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&q.vbuf[0])), uintptr(len(q.vbuf)))
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		default:
+			q.werr = e
+			return true
+		}
+	}
+}
+
+// Stats returns the counters. It is safe to call from any goroutine.
+func (q *Queue) Stats() Stats {
+	return Stats{
+		Received:      q.received.Load(),
+		ParseErrors:   q.parseErrs.Load(),
+		ReadErrors:    q.readErrs.Load(),
+		VerdictErrors: q.verdictErrs.Load(),
+		Batches:       q.batches.Load(),
+	}
+}
+
+// Close ends a Run in progress and waits for it, lets the packets still
+// queued go on (accepted), unbinds the queue and closes the socket. From
+// then on the rule's bypass flag lets packets pass. Close may be called from
+// any goroutine, more than once.
+func (q *Queue) Close() error {
+	q.closeOnce.Do(func() {
+		q.closed.Store(true)
+		q.wake()
+		q.runMu.Lock()
+		defer q.runMu.Unlock()
+		q.closeErr = q.shutdown()
+	})
+	return q.closeErr
+}
+
+// shutdown stops queueing (a queue length of 0 makes new packets pass by
+// fail-open), accepts whatever is still queued, and unbinds.
+func (q *Queue) shutdown() error {
+	var errs []error
+	var zero [4]byte
+	if err := q.exchange([]netlink.Attribute{{Type: nfqaCfgQueueMaxLen, Data: zero[:]}}, true); err != nil {
+		errs = append(errs, fmt.Errorf("queue %d: stop queueing: %w", q.num, err))
+	}
+	// Packets still queued have ids after the last one read; accept them
+	// all: the kernel compares ids with wrap-around, and no queue holds a
+	// billion packets.
+	if err := q.writeVerdict(q.lastID + 1<<30); err != nil {
+		errs = append(errs, fmt.Errorf("queue %d: accept the queued packets: %w", q.num, err))
+	}
+	if err := q.exchange([]netlink.Attribute{{Type: nfqaCfgCmd, Data: []byte{cfgCmdUnbind, 0, 0, 0}}}, true); err != nil {
+		errs = append(errs, fmt.Errorf("unbind queue %d: %w", q.num, err))
+	}
+	if err := q.nfq.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("queue %d: close socket: %w", q.num, err))
+	}
+	return errors.Join(errs...)
+}
+
+// exchange sends one NFQNL_MSG_CONFIG message for the queue and waits for
+// the kernel's answer. Queued packets that arrive meanwhile are accepted
+// once the answer is in, unless skipPackets is set (the caller accepts
+// them itself).
+func (q *Queue) exchange(attrs []netlink.Attribute, skipPackets bool) error {
+	ad, err := netlink.MarshalAttributes(attrs)
+	if err != nil {
+		return err
+	}
+	data := append([]byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, byte(q.num >> 8), byte(q.num)}, ad...)
+	req, err := q.con.Send(netlink.Message{
+		Header: netlink.Header{Type: msgConfig, Flags: netlink.Request | netlink.Acknowledge},
+		Data:   data,
+	})
+	if err != nil {
+		return err
+	}
+	if err := q.con.SetReadDeadline(time.Now().Add(exchangeTimeout)); err != nil {
+		return err
+	}
+	defer q.con.SetReadDeadline(time.Time{})
+	var r walkResult
+	defer func() {
+		if r.haveID && !skipPackets {
+			q.lastID = r.maxID
+			q.verdict(r.maxID)
+		}
+	}()
+	for {
+		msgs, err := q.con.Receive()
+		if err != nil {
+			// An error code in a message (a raw Errno, not a failed
+			// system call) with another sequence number is the
+			// kernel's answer to an earlier verdict.
+			var oe *netlink.OpError
+			if errors.As(err, &oe) && oe.Sequence != req.Header.Sequence {
+				if _, ok := oe.Err.(syscall.Errno); ok {
+					continue
+				}
+			}
+			return err
+		}
+		for _, m := range msgs {
+			switch {
+			case m.Header.Type == netlink.Error && m.Header.Sequence == req.Header.Sequence:
+				return nil
+			case m.Header.Type == msgPacket:
+				walkPacket(m.Data, nil, nil, &r)
+			}
+		}
+	}
+}
+
+// be32 writes v big endian.
+func be32(b []byte, v uint32) { b[0], b[1], b[2], b[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v) }
