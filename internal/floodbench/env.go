@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/syngen"
+)
+
+// cleanups runs registered undo steps in reverse order, once, on every way
+// out (normal end, error, signal).
+type cleanups struct {
+	mu  sync.Mutex
+	fns []func()
+}
+
+// add registers fn and returns a function that runs it early (and only once).
+func (c *cleanups) add(fn func()) func() {
+	var once sync.Once
+	f := func() { once.Do(fn) }
+	c.mu.Lock()
+	c.fns = append(c.fns, f)
+	c.mu.Unlock()
+	return f
+}
+
+// run runs every registered step, newest first.
+func (c *cleanups) run() {
+	c.mu.Lock()
+	fns := c.fns
+	c.fns = nil
+	c.mu.Unlock()
+	for i := len(fns) - 1; i >= 0; i-- {
+		fns[i]()
+	}
+}
+
+var undo cleanups
+
+// pair is a server and a client namespace joined by veth, named like those
+// of internal/netns (so that netns.SweepStale removes them if this process
+// dies), with the spoof ranges routed back into the client namespace.
+type pair struct {
+	server, client string
+	close          func()
+}
+
+var pairs int
+
+// newPair makes the namespaces; close (also run by undo) deletes them and
+// kills whatever still runs in them.
+func newPair() (*pair, error) {
+	pairs++
+	base := fmt.Sprintf("nfqk-%d-%d", os.Getpid(), 1000+pairs)
+	p := &pair{server: base + "-s", client: base + "-c"}
+	p.close = undo.add(func() {
+		for _, ns := range []string{p.client, p.server} {
+			if err := netns.Delete(ns); err != nil {
+				fmt.Fprintf(os.Stderr, "floodbench: %v\n", err)
+			}
+		}
+	})
+	steps := [][]string{
+		{"netns", "add", p.server},
+		{"netns", "add", p.client},
+		{"-n", p.server, "link", "set", "lo", "up"},
+		{"-n", p.client, "link", "set", "lo", "up"},
+		{"-n", p.server, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0", "netns", p.client},
+		{"-n", p.server, "addr", "add", netns.ServerIP4.String() + "/24", "dev", "veth0"},
+		{"-n", p.client, "addr", "add", netns.ClientIP4.String() + "/24", "dev", "veth0"},
+		{"-n", p.server, "addr", "add", netns.ServerIP6.String() + "/64", "dev", "veth0", "nodad"},
+		{"-n", p.client, "addr", "add", netns.ClientIP6.String() + "/64", "dev", "veth0", "nodad"},
+		{"-n", p.server, "link", "set", "veth0", "up"},
+		{"-n", p.client, "link", "set", "veth0", "up"},
+	}
+	for _, s := range steps {
+		if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
+			p.close()
+			return nil, fmt.Errorf("ip %s: %w: %s", strings.Join(s, " "), err, bytes.TrimSpace(out))
+		}
+	}
+	if err := syngen.AddSpoofRoutes(p.server, netns.ClientIP4, netns.ClientIP6); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// nft runs nft in the server namespace, with stdin when it is not empty.
+func (p *pair) nft(stdin string, args ...string) (string, error) {
+	cmd := netns.Command(p.server, "nft", args...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("nft %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return string(out), nil
+}
+
+// lockedBuffer collects the daemon's stderr.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// daemon is one nfqknockd process in a server namespace.
+type daemon struct {
+	cmd    *exec.Cmd
+	pid    int
+	stderr *lockedBuffer
+	done   chan struct{}
+	err    error
+	kill   func()
+}
+
+// startDaemon runs bin with args in namespace ns (`ip netns exec` execs it,
+// so the pid is the daemon's) and waits until it logs "started".
+func startDaemon(bin, ns string, args []string) (*daemon, error) {
+	cmd := netns.Command(ns, bin, args...)
+	// Own process group: a ^C reaches floodbench, which stops the daemon in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	d := &daemon{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = d.stderr
+	cmd.Stdout = d.stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	d.pid = cmd.Process.Pid
+	go func() { d.err = cmd.Wait(); close(d.done) }()
+	d.kill = undo.add(func() {
+		select {
+		case <-d.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-d.done
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(d.stderr.String(), "started"); {
+		select {
+		case <-d.done:
+			return nil, fmt.Errorf("daemon exited before it started (%v); stderr:\n%s", d.err, d.stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			d.kill()
+			return nil, fmt.Errorf("daemon did not log \"started\" within 10s; stderr:\n%s", d.stderr)
+		}
+	}
+	return d, nil
+}
+
+// stop sends SIGTERM and waits for a clean exit (status 0); after 5s it
+// kills the daemon and says so.
+func (d *daemon) stop() error {
+	select {
+	case <-d.done:
+		return fmt.Errorf("daemon had already exited: %v; stderr:\n%s", d.err, tail(d.stderr.String(), 20))
+	default:
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(5 * time.Second):
+		d.kill()
+		return errors.New("daemon still running 5s after SIGTERM: killed")
+	}
+	if d.err != nil {
+		return fmt.Errorf("daemon exit after SIGTERM: %w; stderr:\n%s", d.err, tail(d.stderr.String(), 20))
+	}
+	return nil
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

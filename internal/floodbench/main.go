@@ -1,0 +1,642 @@
+// Command floodbench measures nfqknockd under SYN floods from spoofed
+// sources, in throw-away network namespaces, and prints a table (and writes
+// it as JSON). It runs as root and builds nothing itself: it is given the
+// daemon's binary.
+//
+// For each number of sources N it makes a fresh namespace pair and:
+//
+//   - kernel-only: loads the daemon's ruleset shape with the queue rule
+//     replaced by a counter, floods at the sender's full rate and reads the
+//     rate the kernel took (the testbed's ceiling);
+//   - with the daemon: runs nfqknockd in the server namespace and floods
+//     again; arrivals H come from a counter in a chain at priority -20
+//     (before the knock chain), answered from the queue's id sequence in
+//     /proc/net/netfilter/nfnetlink_queue minus the drops of the daemon's
+//     netlink socket in /proc/net/netlink, leaked = H - answered;
+//   - at a fixed 20,000 SYN/s long enough that every source is seen (capped):
+//     the daemon's CPU seconds per million SYNs, its peak RSS (VmHWM), and
+//     its allocations per packet when the daemon reports them.
+//
+// Under the heaviest flood, a legitimate client at the client's real
+// address knocks the open sequence and times its first accepted connect to
+// the guarded port (median and 95th percentile).
+//
+// Everything it makes (namespaces, processes) is removed on every way out,
+// including SIGINT and SIGTERM.
+//
+// Usage (as root):
+//
+//	floodbench --daemon ./bin/nfqknockd --json bench.json
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/syngen"
+)
+
+// Fixed parts of the benchmark.
+const (
+	openSecret  = "floodbench open secret"
+	closeSecret = "floodbench close secret"
+	knockRange  = "1-65535"
+	guardPort   = 22
+	queueNum    = 100
+	clkTck      = 100 // USER_HZ: /proc/PID/stat ticks per second on Linux
+)
+
+// options are the command-line flags.
+type options struct {
+	daemon     string
+	jsonPath   string
+	sources    []int
+	family     int
+	mss        uint
+	ports      syngen.Ports
+	flood      time.Duration
+	fixedRate  int
+	fixedMin   time.Duration
+	fixedMax   time.Duration
+	tries      int
+	daemonArgs []string
+	kernelOnly bool
+	gobench    string
+	settle     time.Duration
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func parseOptions(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("floodbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.daemon, "daemon", "./bin/nfqknockd", "path of the nfqknockd binary")
+	fs.StringVar(&o.jsonPath, "json", "bench.json", "write the results as JSON here (empty: don't)")
+	srcs := fs.String("sources", "1,1000,100000,1000000", "comma list of source counts")
+	fs.IntVar(&o.family, "family", 4, "IP family of the flood: 4 or 6")
+	fs.UintVar(&o.mss, "mss", 1460, "MSS option of the flood SYNs (0: bare SYNs)")
+	ports := fs.String("ports", "10000-60000", "destination ports of the flood")
+	fs.DurationVar(&o.flood, "flood", 4*time.Second, "length of each full-rate flood")
+	fs.IntVar(&o.fixedRate, "fixed-rate", 20000, "rate of the CPU/RSS flood, SYN/s")
+	fs.DurationVar(&o.fixedMin, "fixed-min", 10*time.Second, "shortest fixed-rate flood")
+	fs.DurationVar(&o.fixedMax, "fixed-max", 50*time.Second, "longest fixed-rate flood (caps N/rate)")
+	fs.IntVar(&o.tries, "tries", 20, "knock-to-open tries under the heaviest flood (0: skip)")
+	dargs := fs.String("daemon-args", "", "extra daemon arguments, space separated (e.g. \"--queues 2\")")
+	fs.BoolVar(&o.kernelOnly, "kernel-only", false, "measure only the kernel-only rates (no daemon)")
+	fs.StringVar(&o.gobench, "gobench", "", "a `go test -bench -benchmem` output file to include in the table and JSON")
+	fs.DurationVar(&o.settle, "settle", 500*time.Millisecond, "wait after a flood before reading counters")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() != 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, s := range strings.Split(*srcs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 1<<22 {
+			return nil, fmt.Errorf("--sources %q: want numbers in 1..%d", *srcs, 1<<22)
+		}
+		o.sources = append(o.sources, n)
+	}
+	a, b, ok := strings.Cut(*ports, "-")
+	p1, err1 := strconv.ParseUint(a, 10, 16)
+	p2, err2 := strconv.ParseUint(b, 10, 16)
+	if !ok || err1 != nil || err2 != nil || p1 == 0 || p1 > p2 {
+		return nil, fmt.Errorf("--ports %q: want FIRST-LAST", *ports)
+	}
+	o.ports = syngen.Ports{First: uint16(p1), Last: uint16(p2)}
+	if o.family != 4 && o.family != 6 {
+		return nil, fmt.Errorf("--family %d: want 4 or 6", o.family)
+	}
+	if o.mss > 65535 {
+		return nil, fmt.Errorf("--mss %d: too large", o.mss)
+	}
+	if o.flood <= 0 || o.flood > syngen.MaxDuration || o.fixedMax > syngen.MaxDuration || o.fixedMin > o.fixedMax {
+		return nil, fmt.Errorf("--flood/--fixed-min/--fixed-max: want 0 < d <= %v and min <= max", syngen.MaxDuration)
+	}
+	if o.fixedRate <= 0 {
+		return nil, fmt.Errorf("--fixed-rate %d: want > 0", o.fixedRate)
+	}
+	o.daemonArgs = strings.Fields(*dargs)
+	return o, nil
+}
+
+// row is the result for one source count. Pointers are null (n/a) when
+// not measured.
+type row struct {
+	Sources int `json:"sources"`
+
+	KernelOnlyRate  float64 `json:"kernel_only_rate_syn_per_s"`
+	KernelOnlySent  uint64  `json:"kernel_only_sent"`
+	KernelOnlyCount uint64  `json:"kernel_only_counted"`
+	KernelOnlyS     float64 `json:"kernel_only_s"`
+
+	FloodSent      *uint64  `json:"flood_sent,omitempty"`
+	FloodS         *float64 `json:"flood_s,omitempty"`
+	Arrivals       *uint64  `json:"arrivals_h,omitempty"`
+	Answered       *uint64  `json:"answered,omitempty"`
+	AnsweredRate   *float64 `json:"answered_rate_syn_per_s,omitempty"`
+	AnsweredRatio  *float64 `json:"answered_over_kernel_only,omitempty"`
+	Leaked         *int64   `json:"leaked,omitempty"`
+	LeakedPct      *float64 `json:"leaked_pct,omitempty"`
+	QueueDropped   *uint64  `json:"queue_dropped,omitempty"`
+	UserDropped    *uint64  `json:"user_dropped,omitempty"`
+	NetlinkDrops   *uint64  `json:"netlink_drops,omitempty"`
+	FixedRate      int      `json:"fixed_rate_syn_per_s,omitempty"`
+	FixedS         *float64 `json:"fixed_s,omitempty"`
+	FixedSent      *uint64  `json:"fixed_sent,omitempty"`
+	FixedCapped    bool     `json:"fixed_capped,omitempty"`
+	CPUPerMillion  *float64 `json:"cpu_s_per_million_syn,omitempty"`
+	PeakRSSMiB     *float64 `json:"peak_rss_mib,omitempty"`
+	AllocsPerPkt   *float64 `json:"allocs_per_packet"`
+	DaemonWarnings []string `json:"daemon_warnings,omitempty"`
+}
+
+// report is the whole JSON document.
+type report struct {
+	Date       string         `json:"date"`
+	Machine    machine        `json:"machine"`
+	Daemon     string         `json:"daemon,omitempty"`
+	DaemonArgs []string       `json:"daemon_args,omitempty"`
+	Family     int            `json:"family"`
+	MSS        uint           `json:"mss"`
+	Ports      string         `json:"ports"`
+	FloodS     float64        `json:"flood_s"`
+	GoBench    []goBench      `json:"go_benchmarks,omitempty"`
+	Rows       []row          `json:"rows"`
+	Latency    *latencyResult `json:"knock_to_open,omitempty"`
+	Notes      []string       `json:"notes,omitempty"`
+}
+
+type machine struct {
+	CPUs   int    `json:"cpus"`
+	Model  string `json:"cpu_model"`
+	Kernel string `json:"kernel"`
+	Go     string `json:"go"`
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parseOptions(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "floodbench: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	defer undo.run()
+	rep, err := bench(ctx, o, stderr)
+	if rep != nil {
+		printTable(stdout, rep)
+		if o.jsonPath != "" {
+			if werr := writeJSON(o.jsonPath, rep); werr != nil {
+				fmt.Fprintf(stderr, "floodbench: %v\n", werr)
+				return 1
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "floodbench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func writeJSON(path string, rep *report) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode JSON: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// logf prints progress to stderr.
+var logw io.Writer = os.Stderr
+
+func logf(format string, a ...any) {
+	fmt.Fprintf(logw, "floodbench: "+format+"\n", a...)
+}
+
+// bench runs everything; the report holds what was measured even on error.
+func bench(ctx context.Context, o *options, stderr io.Writer) (*report, error) {
+	logw = stderr
+	if os.Geteuid() != 0 {
+		return nil, errors.New("needs root (network namespaces, raw sockets, nft)")
+	}
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("needs %s: %w", tool, err)
+		}
+	}
+	netns.SweepStale()
+	rep := &report{Date: time.Now().UTC().Format(time.RFC3339), Machine: describeMachine(),
+		Family: o.family, MSS: o.mss, Ports: fmt.Sprintf("%d-%d", o.ports.First, o.ports.Last), FloodS: o.flood.Seconds()}
+	if o.gobench != "" {
+		gb, err := readGoBench(o.gobench)
+		if err != nil {
+			return rep, err
+		}
+		rep.GoBench = gb
+	}
+	var daemonArgs, seqArgs []string
+	if !o.kernelOnly {
+		if _, err := os.Stat(o.daemon); err != nil {
+			return rep, fmt.Errorf("--daemon: %w (build it first, or use --kernel-only)", err)
+		}
+		rep.Daemon = o.daemon
+		seqArgs = []string{"--range", knockRange, "-o", openSecret, "-c", closeSecret}
+		daemonArgs = append(append(seqArgs, "--guard", strconv.Itoa(guardPort)), o.daemonArgs...)
+		rep.DaemonArgs = daemonArgs
+	}
+	heaviest := 0
+	for _, n := range o.sources {
+		heaviest = max(heaviest, n)
+	}
+	for _, n := range o.sources {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		r, lat, err := benchSources(ctx, o, n, daemonArgs, seqArgs, n == heaviest)
+		rep.Rows = append(rep.Rows, r)
+		if lat != nil {
+			rep.Latency = lat
+		}
+		if err != nil {
+			return rep, fmt.Errorf("%d sources: %w", n, err)
+		}
+	}
+	for _, r := range rep.Rows {
+		if r.FixedCapped {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%d sources: the fixed-rate flood was capped at %v, so only %d of them were seen",
+				r.Sources, o.fixedMax, min(uint64(r.Sources), *r.FixedSent)))
+		}
+	}
+	return rep, nil
+}
+
+// floodConfig is the full-rate flood from n sources.
+func (o *options) floodConfig(n int) syngen.Config {
+	dst := netns.ServerIP4
+	if o.family == 6 {
+		dst = netns.ServerIP6
+	}
+	return syngen.Config{Dst: dst, DstPorts: o.ports, MSS: uint16(o.mss), Sources: n, Duration: o.flood}
+}
+
+// arrivalsRuleset counts, before the knock chain, every SYN it would see.
+const arrivalsRuleset = `table inet floodbench {
+	chain arrivals {
+		type filter hook input priority -20; policy accept;
+		tcp flags & (fin|syn|rst|ack) == syn tcp dport 1-65535 counter
+	}
+}
+`
+
+// kernelOnlyRuleset is the daemon's table with the queue rule replaced by a counter.
+var kernelOnlyRuleset = fmt.Sprintf(`table inet nfqknock {
+	set guard { type inet_service; elements = { %d } }
+	set allow4 { type ipv4_addr; flags timeout; }
+	set allow6 { type ipv6_addr; flags timeout; }
+	chain knock {
+		type filter hook input priority -10; policy accept;
+		tcp flags & (fin|syn|rst|ack) == syn tcp dport %s counter
+	}
+	chain guard {
+		type filter hook input priority -5; policy accept;
+		tcp flags & (fin|syn|rst|ack) == syn tcp dport @guard ip saddr != @allow4 counter drop
+		tcp flags & (fin|syn|rst|ack) == syn tcp dport @guard ip6 saddr != @allow6 counter drop
+	}
+}
+`, guardPort, knockRange)
+
+// benchSources measures one source count in a fresh namespace pair.
+func benchSources(ctx context.Context, o *options, n int, daemonArgs, seqArgs []string, heaviest bool) (row, *latencyResult, error) {
+	r := row{Sources: n}
+	p, err := newPair()
+	if err != nil {
+		return r, nil, err
+	}
+	defer p.close()
+	if _, err := p.nft(arrivalsRuleset+kernelOnlyRuleset, "-f", "-"); err != nil {
+		return r, nil, err
+	}
+
+	// (a) kernel-only.
+	logf("%d sources: kernel-only flood for %v", n, o.flood)
+	res, err := syngen.Run(ctx, p.client, o.floodConfig(n))
+	if err != nil {
+		return r, nil, err
+	}
+	time.Sleep(o.settle)
+	k, err := p.chainCounter("nfqknock", "knock")
+	if err != nil {
+		return r, nil, err
+	}
+	r.KernelOnlySent, r.KernelOnlyCount, r.KernelOnlyS = res.Sent, k, res.Elapsed.Seconds()
+	r.KernelOnlyRate = float64(k) / res.Elapsed.Seconds()
+	logf("%d sources: kernel-only %.0f SYN/s (sent %d, counted %d)", n, r.KernelOnlyRate, res.Sent, k)
+	if _, err := p.nft("", "delete", "table", "inet", "nfqknock"); err != nil {
+		return r, nil, err
+	}
+	if len(daemonArgs) == 0 || ctx.Err() != nil {
+		return r, nil, ctx.Err()
+	}
+
+	// (b) the daemon under the full-rate flood.
+	if err := floodDaemon(ctx, o, p, n, daemonArgs, &r); err != nil {
+		return r, nil, err
+	}
+
+	// (c) fixed rate: CPU, RSS, allocations.
+	d, err := startDaemon(o.daemon, p.server, daemonArgs)
+	if err != nil {
+		return r, nil, err
+	}
+	if err := fixedRate(ctx, o, p, d, n, &r); err != nil {
+		d.kill()
+		return r, nil, err
+	}
+
+	// (d) knock-to-open under the heaviest flood.
+	var lat *latencyResult
+	if heaviest && o.tries > 0 {
+		l, err := latencyUnderFlood(ctx, o, p, n, seqArgs)
+		lat = &l
+		if err != nil {
+			d.kill()
+			return r, lat, err
+		}
+	}
+	if err := d.stop(); err != nil {
+		return r, lat, err
+	}
+	r.DaemonWarnings = append(r.DaemonWarnings, warnings(d.stderr.String())...)
+	if out, err := p.nft("", "list", "tables"); err == nil && strings.Contains(out, "nfqknock") {
+		return r, lat, fmt.Errorf("the daemon left its table after SIGTERM:\n%s", out)
+	}
+	return r, lat, nil
+}
+
+// floodDaemon is part (b): H, answered and leaked under the full-rate flood.
+func floodDaemon(ctx context.Context, o *options, p *pair, n int, daemonArgs []string, r *row) error {
+	d, err := startDaemon(o.daemon, p.server, daemonArgs)
+	if err != nil {
+		return err
+	}
+	defer d.kill()
+	time.Sleep(200 * time.Millisecond)
+	q0, drops0, err := queueState(d.pid)
+	if err != nil {
+		return err
+	}
+	h0, err := p.chainCounter("floodbench", "arrivals")
+	if err != nil {
+		return err
+	}
+	logf("%d sources: flood with the daemon for %v", n, o.flood)
+	res, err := syngen.Run(ctx, p.client, o.floodConfig(n))
+	if err != nil {
+		return err
+	}
+	// Let the daemon drain its socket and the queue.
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(o.settle)
+		qs, err := readQueues(d.pid)
+		if err != nil {
+			return err
+		}
+		var total uint64
+		for _, q := range qs {
+			total += q.Total
+		}
+		if total == 0 {
+			break
+		}
+	}
+	q1, drops1, err := queueState(d.pid)
+	if err != nil {
+		return err
+	}
+	h1, err := p.chainCounter("floodbench", "arrivals")
+	if err != nil {
+		return err
+	}
+	var idDelta, qDropped, uDropped uint64
+	for num, b := range q1 {
+		a := q0[num] // a queue bound only after q0 starts from zero
+		idDelta += b.IDSeq - a.IDSeq
+		qDropped += b.Dropped - a.Dropped
+		uDropped += b.UserDropped - a.UserDropped
+	}
+	nlDrops := drops1 - drops0
+	h := h1 - h0
+	answered := idDelta - min(nlDrops, idDelta)
+	leaked := int64(h) - int64(answered)
+	secs := res.Elapsed.Seconds()
+	rate := float64(answered) / secs
+	ratio := rate / r.KernelOnlyRate
+	pct := 100 * float64(leaked) / float64(max(h, 1))
+	r.FloodSent, r.FloodS = &res.Sent, &secs
+	r.Arrivals, r.Answered, r.AnsweredRate, r.AnsweredRatio = &h, &answered, &rate, &ratio
+	r.Leaked, r.LeakedPct = &leaked, &pct
+	r.QueueDropped, r.UserDropped, r.NetlinkDrops = &qDropped, &uDropped, &nlDrops
+	logf("%d sources: H %d answered %d (%.0f/s, %.2f of kernel-only) leaked %.2f%% (netlink drops %d, queue full %d)",
+		n, h, answered, rate, ratio, pct, nlDrops, qDropped)
+	if err := d.stop(); err != nil {
+		return err
+	}
+	r.DaemonWarnings = append(r.DaemonWarnings, warnings(d.stderr.String())...)
+	return nil
+}
+
+// queueState returns the queues (by number) and the drops of their sockets.
+func queueState(pid int) (map[uint32]queueStat, uint64, error) {
+	qs, err := readQueues(pid)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(qs) == 0 {
+		return nil, 0, errors.New("no NFQUEUE is bound in the server namespace")
+	}
+	m := map[uint32]queueStat{}
+	ports := map[uint32]bool{}
+	for _, q := range qs {
+		m[q.Num] = q
+		ports[q.PortID] = true
+	}
+	drops, err := netlinkDrops(pid, ports)
+	return m, drops, err
+}
+
+// fixedRate is part (c): CPU seconds per million SYNs, peak RSS, allocations.
+func fixedRate(ctx context.Context, o *options, p *pair, d *daemon, n int, r *row) error {
+	dur := time.Duration(float64(n) / float64(o.fixedRate) * float64(time.Second))
+	dur = max(dur, o.fixedMin)
+	if dur > o.fixedMax {
+		dur, r.FixedCapped = o.fixedMax, true
+	}
+	time.Sleep(200 * time.Millisecond)
+	a0, _ := readAllocs(d)
+	t0, err := cpuTicks(d.pid)
+	if err != nil {
+		return err
+	}
+	cfg := o.floodConfig(n)
+	cfg.Rate, cfg.Duration = o.fixedRate, dur
+	logf("%d sources: %d SYN/s for %v", n, o.fixedRate, dur)
+	res, err := syngen.Run(ctx, p.client, cfg)
+	if err != nil {
+		return err
+	}
+	time.Sleep(o.settle)
+	t1, err := cpuTicks(d.pid)
+	if err != nil {
+		return err
+	}
+	hwm, err := peakRSS(d.pid)
+	if err != nil {
+		return err
+	}
+	secs := res.Elapsed.Seconds()
+	cpu := float64(t1-t0) / clkTck / (float64(res.Sent) / 1e6)
+	mib := float64(hwm) / (1 << 20)
+	r.FixedRate, r.FixedS, r.FixedSent = o.fixedRate, &secs, &res.Sent
+	r.CPUPerMillion, r.PeakRSSMiB = &cpu, &mib
+	if a0 != nil {
+		if a1, _ := readAllocs(d); a1 != nil && a1.packets > a0.packets {
+			v := float64(a1.allocs-a0.allocs) / float64(a1.packets-a0.packets)
+			r.AllocsPerPkt = &v
+		}
+	}
+	logf("%d sources: CPU %.2f s per 1M SYN, peak RSS %.1f MiB, allocs/packet %s", n, cpu, mib, fmtPtr(r.AllocsPerPkt, "%.3f"))
+	return nil
+}
+
+// latencyUnderFlood is part (d): knock-to-open while a full-rate flood runs.
+func latencyUnderFlood(ctx context.Context, o *options, p *pair, n int, seqArgs []string) (latencyResult, error) {
+	open, close, err := sequences(o.daemon, seqArgs)
+	if err != nil {
+		return latencyResult{}, err
+	}
+	dst := netns.ServerIP4
+	if o.family == 6 {
+		dst = netns.ServerIP6
+	}
+	// A listener on the guarded port in the server namespace.
+	var ln net.Listener
+	if err := netns.Do(p.server, func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(dst, guardPort).String())
+		return err
+	}); err != nil {
+		return latencyResult{}, fmt.Errorf("listen on the guarded port: %w", err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cfg := o.floodConfig(n)
+	cfg.Duration = syngen.MaxDuration
+	type floodDone struct {
+		res syngen.Result
+		err error
+	}
+	fc := make(chan floodDone, 1)
+	go func() {
+		res, err := syngen.Run(fctx, p.client, cfg)
+		fc <- floodDone{res, err}
+	}()
+	time.Sleep(time.Second) // steady state
+	logf("%d sources: %d knock-to-open tries under a full-rate flood", n, o.tries)
+	var lat latencyResult
+	lerr := netns.Do(p.client, func() error {
+		var err error
+		lat, err = measureLatency(dst, guardPort, open, close, o.tries)
+		return err
+	})
+	floodStillOn := fctx.Err() == nil
+	cancel()
+	fd := <-fc
+	lat.Sources = n
+	lat.FloodRate = fd.res.Rate()
+	if !floodStillOn || fd.res.Elapsed >= syngen.MaxDuration {
+		lat.Note = "the flood ended before the last try"
+	}
+	if lerr != nil {
+		return lat, lerr
+	}
+	if fd.err != nil {
+		return lat, fd.err
+	}
+	logf("knock-to-open: %d/%d opened, median %s ms, p95 %s ms", lat.Opened, lat.Tries, fmtPtr(lat.MedianMS, "%.2f"), fmtPtr(lat.P95MS, "%.2f"))
+	return lat, nil
+}
+
+// warnings returns the daemon's log lines at level WARN or ERROR.
+func warnings(log string) []string {
+	var w []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+			w = append(w, l)
+			if len(w) == 10 {
+				break
+			}
+		}
+	}
+	return w
+}
+
+func describeMachine() machine {
+	m := machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.Model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	var u syscall.Utsname
+	if syscall.Uname(&u) == nil {
+		b := make([]byte, 0, len(u.Release))
+		for _, c := range u.Release {
+			if c == 0 {
+				break
+			}
+			b = append(b, byte(c))
+		}
+		m.Kernel = string(b)
+	}
+	return m
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// queueStat is one line of /proc/net/netfilter/nfnetlink_queue.
+type queueStat struct {
+	Num, PortID                        uint32
+	Total, Dropped, UserDropped, IDSeq uint64
+}
+
+// readQueues reads the NFQUEUE instances of the network namespace that
+// process pid lives in (/proc/PID/net is that namespace's view).
+func readQueues(pid int) ([]queueStat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/netfilter/nfnetlink_queue", pid))
+	if err != nil {
+		return nil, fmt.Errorf("read nfnetlink_queue: %w", err)
+	}
+	return parseQueues(b)
+}
+
+// parseQueues parses nfnetlink_queue: queue_num peer_portid queue_total
+// copy_mode copy_range queue_dropped user_dropped id_sequence 1.
+func parseQueues(b []byte) ([]queueStat, error) {
+	var qs []queueStat
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) < 8 {
+			return nil, fmt.Errorf("nfnetlink_queue line %q: want 9 fields", line)
+		}
+		var v [8]uint64
+		for i := 0; i < 8; i++ {
+			n, err := strconv.ParseUint(f[i], 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("nfnetlink_queue line %q: field %d: %w", line, i+1, err)
+			}
+			v[i] = n
+		}
+		qs = append(qs, queueStat{Num: uint32(v[0]), PortID: uint32(v[1]), Total: v[2],
+			Dropped: v[5], UserDropped: v[6], IDSeq: v[7]})
+	}
+	return qs, nil
+}
+
+// netlinkDrops sums the Drops column of /proc/PID/net/netlink over the
+// NETLINK_NETFILTER sockets whose port ids are in portids.
+func netlinkDrops(pid int, portids map[uint32]bool) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/netlink", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read /proc/net/netlink: %w", err)
+	}
+	return parseNetlinkDrops(b, portids)
+}
+
+// parseNetlinkDrops parses /proc/net/netlink:
+// sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode.
+func parseNetlinkDrops(b []byte, portids map[uint32]bool) (uint64, error) {
+	const netlinkNetfilter = 12
+	var sum uint64
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for first := true; sc.Scan(); first = false {
+		f := strings.Fields(sc.Text())
+		if first || len(f) < 9 {
+			continue
+		}
+		eth, err1 := strconv.Atoi(f[1])
+		pid, err2 := strconv.ParseUint(f[2], 10, 32)
+		drops, err3 := strconv.ParseUint(f[8], 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			return 0, fmt.Errorf("/proc/net/netlink line %q: not numbers", sc.Text())
+		}
+		if eth == netlinkNetfilter && portids[uint32(pid)] {
+			sum += drops
+		}
+	}
+	return sum, sc.Err()
+}
+
+// cpuTicks returns utime + stime of process pid (all its threads, live and
+// dead), in clock ticks.
+func cpuTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read stat: %w", err)
+	}
+	return parseCPUTicks(b)
+}
+
+func parseCPUTicks(b []byte) (uint64, error) {
+	// The command name may hold spaces and parentheses: fields start after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("stat %q: no ')'", b)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("stat: %d fields after the name", len(f))
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	s, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("stat: utime %q stime %q", f[11], f[12])
+	}
+	return u + s, nil
+}
+
+// peakRSS returns VmHWM of process pid in bytes.
+func peakRSS(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read status: %w", err)
+	}
+	return parseVmHWM(b)
+}
+
+func parseVmHWM(b []byte) (uint64, error) {
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(rest)
+			if len(f) != 2 || f[1] != "kB" {
+				return 0, fmt.Errorf("status line %q", line)
+			}
+			kb, err := strconv.ParseUint(f[0], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("status line %q: %w", line, err)
+			}
+			return kb * 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("status: no VmHWM line")
+}
+
+var packetsRE = regexp.MustCompile(`counter packets (\d+) bytes`)
+
+// counterSum sums every "counter packets N" in nft output.
+func counterSum(out string) (uint64, error) {
+	m := packetsRE.FindAllStringSubmatch(out, -1)
+	if len(m) == 0 {
+		return 0, fmt.Errorf("no counter in:\n%s", out)
+	}
+	var sum uint64
+	for _, s := range m {
+		n, err := strconv.ParseUint(s[1], 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
+}
+
+// chainCounter reads the counters of chain in table inet t in p's server namespace.
+func (p *pair) chainCounter(t, chain string) (uint64, error) {
+	out, err := p.nft("", "list", "chain", "inet", t, chain)
+	if err != nil {
+		return 0, err
+	}
+	n, err := counterSum(out)
+	if err != nil {
+		return 0, fmt.Errorf("chain %s %s: %w", t, chain, err)
+	}
+	return n, nil
+}
