@@ -44,20 +44,32 @@ type Ruleset struct {
 }
 
 // Build makes the ruleset of s with queue variant v. It talks to no kernel.
-// The ruleset, as `nft list` prints it (counters and comments left out):
+// `nft list table inet nfqknock` shows it so (Compat; nft 1.0.6 prints
+// nothing for the xtables target in an inet table, hence the comment; with
+// Native the statement reads "queue ... 100 ... bypass" and the comment is
+// just "nfqknockd knock"):
 //
 //	table inet nfqknock {
-//		set guard { type inet_service; elements = { 22 } }
-//		set allow4 { type ipv4_addr; flags timeout; }
-//		set allow6 { type ipv6_addr; flags timeout; }
+//		set guard {
+//			type inet_service
+//			elements = { 22 }
+//		}
+//		set allow4 {
+//			type ipv4_addr
+//			flags timeout
+//		}
+//		set allow6 {
+//			type ipv6_addr
+//			flags timeout
+//		}
 //		chain knock {
 //			type filter hook input priority filter - 10; policy accept;
-//			tcp flags syn / fin,syn,rst,ack tcp dport 1-65535 counter queue num 100 bypass
+//			tcp flags syn / fin,syn,rst,ack tcp dport 1-65535 counter packets 0 bytes 0  comment "nfqknockd knock: queue num 100 bypass (xt NFQUEUE)"
 //		}
 //		chain guard {
 //			type filter hook input priority filter - 5; policy accept;
-//			tcp flags syn / fin,syn,rst,ack tcp dport @guard ip saddr != @allow4 counter drop
-//			tcp flags syn / fin,syn,rst,ack tcp dport @guard ip6 saddr != @allow6 counter drop
+//			tcp flags syn / fin,syn,rst,ack tcp dport @guard ip saddr != @allow4 counter packets 0 bytes 0 drop comment "nfqknockd guard ipv4"
+//			tcp flags syn / fin,syn,rst,ack tcp dport @guard ip6 saddr != @allow6 counter packets 0 bytes 0 drop comment "nfqknockd guard ipv6"
 //		}
 //	}
 func Build(s Spec, v QueueVariant) (*Ruleset, error) {

@@ -573,3 +573,43 @@ func TestDialBadDescriptor(t *testing.T) {
 		t.Errorf("Dial(-1) succeeded")
 	}
 }
+
+// TestApplyCarriesManySources carries 20000 allowed sources over: more than
+// one netlink message holds and more than the default socket send buffer.
+func TestApplyCarriesManySources(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.c.Apply(goldenSpec); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	const n = 20000
+	var elems []nftables.SetElement
+	for i := range n {
+		elems = append(elems, nftables.SetElement{Key: []byte{10, 100, byte(i >> 8), byte(i)}, Timeout: time.Hour})
+	}
+	nc, err := nftables.New(nftables.WithNetNSFd(e.fd), nftables.WithSockOptions(bigSendBuffer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _, _ := allowSet(DefaultTable, client4)
+	if err := addElements(nc, set, elems); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatalf("add %d elements: %v", n, err)
+	}
+	if _, err := e.dial(t).Apply(goldenSpec); err != nil {
+		t.Fatalf("Apply over %d allowed sources: %v", n, err)
+	}
+	got, err := e.c.Allowed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n {
+		t.Fatalf("%d allowed sources after Apply, want %d", len(got), n)
+	}
+	for _, el := range got {
+		if el.Timeout <= 0 || el.Timeout > time.Hour {
+			t.Fatalf("%s carried with timeout %s", el.Addr, el.Timeout)
+		}
+	}
+}
