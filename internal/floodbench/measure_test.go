@@ -1,0 +1,180 @@
+package main
+
+import (
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseQueues(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    []queueStat
+		wantErr bool
+	}{
+		{name: "empty", in: ""},
+		{
+			name: "two queues",
+			in: "  100  4026531 0 2 65531 0 7 123456 1\n" +
+				"  101  4026532 5 2 65531 3 0 99 1\n",
+			want: []queueStat{
+				{Num: 100, PortID: 4026531, Total: 0, Dropped: 0, UserDropped: 7, IDSeq: 123456},
+				{Num: 101, PortID: 4026532, Total: 5, Dropped: 3, UserDropped: 0, IDSeq: 99},
+			},
+		},
+		{name: "short line", in: "100 1 2 3\n", wantErr: true},
+		{name: "not a number", in: "100 x 0 2 65531 0 0 1 1\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseQueues([]byte(tt.in))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err %v, want error %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseNetlinkDrops(t *testing.T) {
+	const in = `sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode
+ffff8f0e4a3c2000 0   4026531    00000000 0        0        0     2        0        1001
+ffff8f0e4a3c3000 12  4026531    00000000 0        0        0     2        17       1002
+ffff8f0e4a3c4000 12  555        00000000 0        0        0     2        1000     1003
+ffff8f0e4a3c5000 12  4026532    00000000 0        0        0     2        3        1004
+`
+	tests := []struct {
+		name  string
+		ports map[uint32]bool
+		want  uint64
+	}{
+		{"one socket, other protocols ignored", map[uint32]bool{4026531: true}, 17},
+		{"two sockets", map[uint32]bool{4026531: true, 4026532: true}, 20},
+		{"none", map[uint32]bool{1: true}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseNetlinkDrops([]byte(in), tt.ports)
+			if err != nil || got != tt.want {
+				t.Fatalf("got %d, %v; want %d", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseCPUTicksAndHWM(t *testing.T) {
+	stat := "4242 (nfq (knock) d) S 1 4242 4242 0 -1 4194560 1234 0 0 0 150 75 0 0 20 0 6 0 100 1000000 500 18446744073709551615\n"
+	if got, err := parseCPUTicks([]byte(stat)); err != nil || got != 225 {
+		t.Fatalf("parseCPUTicks = %d, %v; want 225", got, err)
+	}
+	if _, err := parseCPUTicks([]byte("4242 nfq S 1")); err == nil {
+		t.Fatal("parseCPUTicks without parentheses: want an error")
+	}
+	status := "Name:\tnfqknockd\nVmPeak:\t  800000 kB\nVmHWM:\t   12345 kB\nVmRSS:\t 10000 kB\n"
+	if got, err := parseVmHWM([]byte(status)); err != nil || got != 12345*1024 {
+		t.Fatalf("parseVmHWM = %d, %v; want %d", got, err, 12345*1024)
+	}
+	if _, err := parseVmHWM([]byte("Name:\tx\n")); err == nil {
+		t.Fatal("parseVmHWM without VmHWM: want an error")
+	}
+}
+
+func TestCounterSum(t *testing.T) {
+	out := `table inet nfqknock {
+	chain knock {
+		type filter hook input priority -10; policy accept;
+		tcp flags & (fin | syn | rst | ack) == syn tcp dport 1-65535 counter packets 1500 bytes 90000
+		tcp flags & (fin | syn | rst | ack) == syn counter packets 2 bytes 120
+	}
+}`
+	if got, err := counterSum(out); err != nil || got != 1502 {
+		t.Fatalf("counterSum = %d, %v; want 1502", got, err)
+	}
+	if _, err := counterSum("table inet x {}"); err == nil {
+		t.Fatal("counterSum without counters: want an error")
+	}
+}
+
+func TestParseGoBench(t *testing.T) {
+	in := `goos: linux
+goarch: amd64
+pkg: github.com/nfqknockd/nfqknockd/knock
+cpu: Intel(R) Xeon(R) Processor
+BenchmarkKnock-2   	20000000	        61.5 ns/op	       0 B/op	       0 allocs/op
+BenchmarkSequence/md5-2         	 1000000	      1020 ns/op
+PASS
+ok  	github.com/nfqknockd/nfqknockd/knock	3.1s
+pkg: github.com/nfqknockd/nfqknockd/queue
+BenchmarkParse-2   	50000000	        22.1 ns/op	       0 B/op	       0 allocs/op	  45.2 MB/s
+BenchmarkBroken-2  	 notanumber
+`
+	got, err := parseGoBench(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := 0.0
+	want := []goBench{
+		{Pkg: "github.com/nfqknockd/nfqknockd/knock", Name: "BenchmarkKnock-2", NsPerOp: 61.5, BytesOp: &zero, AllocsOp: &zero, Iteration: 20000000},
+		{Pkg: "github.com/nfqknockd/nfqknockd/knock", Name: "BenchmarkSequence/md5-2", NsPerOp: 1020, Iteration: 1000000},
+		{Pkg: "github.com/nfqknockd/nfqknockd/queue", Name: "BenchmarkParse-2", NsPerOp: 22.1, BytesOp: &zero, AllocsOp: &zero, Iteration: 50000000},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	s := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}
+	tests := []struct {
+		q    float64
+		want float64
+	}{{0.5, 10}, {0.95, 19}, {1, 20}, {0, 1}}
+	for _, tt := range tests {
+		if got := quantile(s, tt.q); got != tt.want {
+			t.Errorf("quantile(%v) = %v, want %v", tt.q, got, tt.want)
+		}
+	}
+	if got := quantile([]float64{3}, 0.95); got != 3 {
+		t.Errorf("quantile of one = %v, want 3", got)
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr bool
+		check   func(*options) bool
+	}{
+		{name: "defaults", check: func(o *options) bool {
+			return o.daemon == "./bin/nfqknockd" && reflect.DeepEqual(o.sources, []int{1, 1000, 100000, 1000000}) &&
+				o.ports.First == 10000 && o.ports.Last == 60000 && o.fixedRate == 20000 && o.tries == 20 && o.family == 4
+		}},
+		{name: "sources and daemon args", args: []string{"--sources", "5, 10", "--daemon-args", "--queues 2"},
+			check: func(o *options) bool {
+				return reflect.DeepEqual(o.sources, []int{5, 10}) && reflect.DeepEqual(o.daemonArgs, []string{"--queues", "2"})
+			}},
+		{name: "v6", args: []string{"--family", "6"}, check: func(o *options) bool { return o.family == 6 }},
+		{name: "bad sources", args: []string{"--sources", "0"}, wantErr: true},
+		{name: "bad ports", args: []string{"--ports", "60000-10000"}, wantErr: true},
+		{name: "bad family", args: []string{"--family", "5"}, wantErr: true},
+		{name: "flood past the cap", args: []string{"--flood", "2m"}, wantErr: true},
+		{name: "fixed min above max", args: []string{"--fixed-min", "30s", "--fixed-max", "20s"}, wantErr: true},
+		{name: "stray argument", args: []string{"extra"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseOptions(tt.args, io.Discard)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err %v, want error %v", err, tt.wantErr)
+			}
+			if err == nil && !tt.check(o) {
+				t.Fatalf("options %+v", o)
+			}
+		})
+	}
+}
