@@ -441,12 +441,21 @@ var (
 // name, once per test binary, and returns the path of the binary.
 func build(t *testing.T, pkg, name string) string {
 	t.Helper()
+	bin, err := tryBuild(pkg, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// tryBuild is build that returns the error.
+func tryBuild(pkg, name string) (string, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if buildDir == "" {
 		dir, err := os.MkdirTemp("", "nfqknock-test-")
 		if err != nil {
-			t.Fatal(err)
+			return "", err
 		}
 		buildDir = dir
 	}
@@ -458,10 +467,7 @@ func build(t *testing.T, pkg, name string) string {
 		}
 		built[name] = err
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
+	return bin, err
 }
 
 // clientBin returns the built nfqknock.
