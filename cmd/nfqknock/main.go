@@ -122,8 +122,10 @@ func signalContext() (context.Context, func()) {
 					// The failed write reports it.
 				case syscall.SIGHUP:
 					cancel(errHangup)
+				case syscall.SIGINT:
+					cancel(errors.New("interrupted"))
 				default:
-					cancel(fmt.Errorf("interrupted by %v", s))
+					cancel(errors.New("terminated"))
 				}
 			case <-done:
 				return
