@@ -79,6 +79,7 @@ type Tracker struct {
 
 	// Sources.
 	ents  []entry  // slab, len = used
+	links []link   // LRU list: links[i] belongs to ents[i]
 	ports []uint16 // ring of the last n knocked ports of ents[i] at [i*n, i*n+n)
 	slots []uint32 // hash index: 0 = empty, else slotUsed | tag<<24 | entry index
 	mask  uint32
@@ -96,17 +97,21 @@ type Tracker struct {
 	buf             []byte
 }
 
-// entry is one tracked source: 40 bytes, no pointers, so the slab is not
-// scanned by the garbage collector.
+// entry is one tracked source: 32 bytes (two to a cache line) and no
+// pointers, so the garbage collector does not scan the slab.
 type entry struct {
-	hi, lo     uint64 // the address, as 16 bytes (IPv4 mapped)
-	last       int64  // Unix nanoseconds of the last knock
-	prev, next int32  // LRU list
-	seq        uint32 // TCP sequence number of the last knock
-	sport      uint16 // source port of the last knock
-	pos        uint8  // next position to write in the ring of ports
-	meta       uint8  // knocks in the window (low 6 bits) | metaV4 | metaOpened
+	hi, lo uint64 // the address, as 16 bytes (IPv4 mapped)
+	last   int64  // Unix nanoseconds of the last knock
+	seq    uint32 // TCP sequence number of the last knock
+	sport  uint16 // source port of the last knock
+	pos    uint8  // next position to write in the ring of ports
+	meta   uint8  // knocks in the window (low 6 bits) | metaV4 | metaOpened
 }
+
+// link is the place of an entry in the least-recently-seen list, kept
+// apart from the entries: an update touches the links of the neighbours
+// only, and these are small.
+type link struct{ prev, next int32 }
 
 const (
 	metaCount  = 0x3f
@@ -156,6 +161,7 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 		timeout: int64(cfg.Timeout),
 		grace:   int64(cfg.Params.Grace),
 		ents:    make([]entry, 0, cfg.MaxSources),
+		links:   make([]link, cfg.MaxSources),
 		ports:   make([]uint16, cfg.MaxSources*n),
 		slots:   make([]uint32, size),
 		mask:    uint32(size - 1),
@@ -178,7 +184,7 @@ func (t *Tracker) Len() int { return len(t.ents) }
 // the time of its last knock and the number of knocks in its current window.
 // fn must not call the tracker.
 func (t *Tracker) Each(fn func(src netip.Addr, last time.Time, knocks int)) {
-	for i := t.head; i >= 0; i = t.ents[i].next {
+	for i := t.head; i >= 0; i = t.links[i].next {
 		e := &t.ents[i]
 		var b [16]byte
 		binary.BigEndian.PutUint64(b[:8], e.hi)
@@ -248,12 +254,13 @@ func (t *Tracker) Knock(k *Knock, now time.Time) Action {
 	}
 	prevOK := ns-t.fromNs < t.grace
 	nextOK := t.untilNs-ns < t.grace
-	open := t.match(seqCurOpen, ring, pos) ||
-		prevOK && t.match(seqPrevOpen, ring, pos) ||
-		nextOK && t.match(seqNextOpen, ring, pos)
-	close := t.match(seqCurClose, ring, pos) ||
-		prevOK && t.match(seqPrevClose, ring, pos) ||
-		nextOK && t.match(seqNextClose, ring, pos)
+	p := k.DstPort
+	open := t.match(seqCurOpen, ring, pos, p) ||
+		prevOK && t.match(seqPrevOpen, ring, pos, p) ||
+		nextOK && t.match(seqNextOpen, ring, pos, p)
+	close := t.match(seqCurClose, ring, pos, p) ||
+		prevOK && t.match(seqPrevClose, ring, pos, p) ||
+		nextOK && t.match(seqNextClose, ring, pos, p)
 	if open && close {
 		// Both sequences are the same (a tiny range): alternate.
 		open = e.meta&metaOpened == 0
@@ -270,12 +277,13 @@ func (t *Tracker) Knock(k *Knock, now time.Time) Action {
 	return None
 }
 
-// match reports whether the ring, oldest port at pos, equals sequence s.
-func (t *Tracker) match(s int, ring []uint16, pos int) bool {
+// match reports whether the ring, oldest port at pos and newest port
+// newest, equals sequence s.
+func (t *Tracker) match(s int, ring []uint16, pos int, newest uint16) bool {
 	n := t.n
 	seq := t.seqs[s*n : s*n+n]
-	if seq[n-1] != ring[(pos+n-1)%n] {
-		return false // the common case, decided by the newest port
+	if seq[n-1] != newest {
+		return false // the common case
 	}
 	k := n - pos
 	for i := range k {
@@ -362,7 +370,7 @@ func (t *Tracker) insert(h uint64, slot uint32, hi, lo uint64, v4 uint8, k *Knoc
 		_, slot = t.find(h, hi, lo, v4)
 	}
 	t.slots[slot] = slotUsed | tagOf(h) | uint32(idx)
-	t.ents[idx] = entry{hi: hi, lo: lo, last: ns, sport: k.SrcPort, seq: k.Seq, pos: 1, meta: v4 | 1, prev: -1, next: -1}
+	t.ents[idx] = entry{hi: hi, lo: lo, last: ns, sport: k.SrcPort, seq: k.Seq, pos: 1, meta: v4 | 1}
 	t.ports[int(idx)*t.n] = k.DstPort
 	t.pushFront(idx)
 }
@@ -393,25 +401,25 @@ func (t *Tracker) unindex(h uint64, idx uint32) {
 }
 
 func (t *Tracker) unlink(i int32) {
-	e := &t.ents[i]
-	if e.prev >= 0 {
-		t.ents[e.prev].next = e.next
+	l := &t.links[i]
+	if l.prev >= 0 {
+		t.links[l.prev].next = l.next
 	} else {
-		t.head = e.next
+		t.head = l.next
 	}
-	if e.next >= 0 {
-		t.ents[e.next].prev = e.prev
+	if l.next >= 0 {
+		t.links[l.next].prev = l.prev
 	} else {
-		t.tail = e.prev
+		t.tail = l.prev
 	}
-	e.prev, e.next = -1, -1
+	l.prev, l.next = -1, -1
 }
 
 func (t *Tracker) pushFront(i int32) {
-	e := &t.ents[i]
-	e.prev, e.next = -1, t.head
+	l := &t.links[i]
+	l.prev, l.next = -1, t.head
 	if t.head >= 0 {
-		t.ents[t.head].prev = i
+		t.links[t.head].prev = i
 	} else {
 		t.tail = i
 	}

@@ -462,7 +462,8 @@ func (r *refTracker) knock(k *Knock, now time.Time) Action {
 // fuzzStream decodes data into knocks against a tracker and the model and
 // reports the first difference. Each knock takes 3 bytes:
 //
-//	b0: source (low 4 bits), retransmission (bit 4), time step (bits 5-7)
+//	b0: source (low 4 bits: 14 is the invalid address, 15 one of 256 more
+//	    chosen by b2), retransmission (bit 4), time step (bits 5-7)
 //	b1 < 0x20: a raw port 990 + b2 (in the range or not)
 //	b1 < 0x40: the source follows sequence b1&7 (previous, current or next
 //	           period's open or close) from port b2 % n on
@@ -488,7 +489,7 @@ func fuzzStream(t testing.TB, data []byte) {
 		netip.MustParseAddr("255.255.255.255"), netip.MustParseAddr("ffff::ffff"),
 		netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("192.0.2.8"),
 		netip.MustParseAddr("192.0.2.9"), netip.MustParseAddr("192.0.2.10"),
-		{}, netip.MustParseAddr("10.0.0.3"),
+		{}, {},
 	}
 	steps := [8]time.Duration{0, time.Millisecond, time.Second, 5 * time.Second, 11 * time.Second,
 		p.Grace / 2, p.Period / 3, -time.Second}
@@ -523,7 +524,11 @@ func fuzzStream(t testing.TB, data []byte) {
 			port = Sequence(p.Digest, secret, ps, p.Range)[cursor[src]]
 			cursor[src] = (cursor[src] + 1) % n
 		}
-		k := Knock{Src: srcs[src], SrcPort: sport, DstPort: port, Seq: seq}
+		a := srcs[src]
+		if src == 15 { // many sources: 256 more
+			a = netip.AddrFrom4([4]byte{10, 9, 0, b2})
+		}
+		k := Knock{Src: a, SrcPort: sport, DstPort: port, Seq: seq}
 		got, want := tr.Knock(&k, now), ref.knock(&k, now)
 		if got != want {
 			t.Fatalf("knock %d (%+v at %v): tracker %v, model %v", i/3, k, now, got, want)
