@@ -75,6 +75,8 @@ func TestSendCountsInServer(t *testing.T) {
 		{"v4 1000 sources MSS", Config{Dst: netns.ServerIP4, Sources: 1000, MSS: 1460}},
 		{"v6 1000 sources MSS", Config{Dst: netns.ServerIP6, Sources: 1000, MSS: 1440}},
 		{"v6 one source bare", Config{Dst: netns.ServerIP6, DstPorts: Ports{22, 22}}},
+		{"v4 raw socket 1000 sources MSS", Config{Dst: netns.ServerIP4, Sources: 1000, MSS: 1460, RawIP: true}},
+		{"v6 raw socket 1000 sources bare", Config{Dst: netns.ServerIP6, Sources: 1000, RawIP: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,19 +117,26 @@ func TestSendRefusesBeforeSending(t *testing.T) {
 // BenchmarkFlood sends b.N SYNs as fast as one core can and reports SYN/s
 // (the rate is printed, never asserted).
 func BenchmarkFlood(b *testing.B) {
-	for _, dst := range []netip.Addr{netns.ServerIP4, netns.ServerIP6} {
-		b.Run(fmt.Sprintf("v%d", map[bool]int{true: 4, false: 6}[dst.Is4()]), func(b *testing.B) {
-			p := netns.NewPair(b)
-			if err := AddSpoofRoutes(p.Server, netns.ClientIP4, netns.ClientIP6); err != nil {
-				b.Fatal(err)
+	for _, raw := range []bool{false, true} {
+		for _, dst := range []netip.Addr{netns.ServerIP4, netns.ServerIP6} {
+			name := fmt.Sprintf("packet/v%d", map[bool]int{true: 4, false: 6}[dst.Is4()])
+			if raw {
+				name = "raw" + name[len("packet"):]
 			}
-			b.ResetTimer()
-			res, err := Run(context.Background(), p.Client, Config{Dst: dst, Sources: 100000, MSS: 1460, Count: uint64(b.N)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(res.Rate(), "SYN/s")
-			b.ReportMetric(float64(res.Dropped), "dropped")
-		})
+			b.Run(name, func(b *testing.B) {
+				p := netns.NewPair(b)
+				if err := AddSpoofRoutes(p.Server, netns.ClientIP4, netns.ClientIP6); err != nil {
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				res, err := Run(context.Background(), p.Client,
+					Config{Dst: dst, Sources: 100000, MSS: 1460, Count: uint64(b.N), RawIP: raw})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(res.Rate(), "SYN/s")
+				b.ReportMetric(float64(res.Dropped), "dropped")
+			})
+		}
 	}
 }

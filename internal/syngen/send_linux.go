@@ -44,20 +44,12 @@ func Send(ctx context.Context, c Config) (Result, error) {
 	}
 	runtime.LockOSThread() // the socket must be made in this thread's namespace
 	defer runtime.UnlockOSThread()
-	ifc, err := net.InterfaceByName(c.Iface)
-	if err != nil {
-		return Result{}, fmt.Errorf("interface %s: %w", c.Iface, err)
+	var s *sender
+	if c.RawIP {
+		s, err = newRawSender(c)
+	} else {
+		s, err = newPacketSender(c)
 	}
-	if len(ifc.HardwareAddr) != 6 {
-		return Result{}, fmt.Errorf("interface %s: not an Ethernet interface", c.Iface)
-	}
-	dstMAC := c.DstMAC
-	if dstMAC == nil {
-		if dstMAC, err = ResolveMAC(c.Dst, ifc.Index); err != nil {
-			return Result{}, err
-		}
-	}
-	s, err := newSender(c, ifc, dstMAC)
 	if err != nil {
 		return Result{}, err
 	}
@@ -65,17 +57,37 @@ func Send(ctx context.Context, c Config) (Result, error) {
 	return s.run(ctx, c)
 }
 
-// sender holds one AF_PACKET socket and its batch of frames.
+// sender holds one socket and its batch of frames.
 type sender struct {
 	fd   int
 	b    *builder
+	off  int // where the bytes handed to the socket start in a frame
 	bufs [][]byte
 	iov  []unix.Iovec
 	msgs []mmsghdr
+	name unsafe.Pointer // the destination sockaddr of every message
+	nlen uint32
 	sll  unix.RawSockaddrLinklayer
+	sa4  unix.RawSockaddrInet4
+	sa6  unix.RawSockaddrInet6
 }
 
-func newSender(c Config, ifc *net.Interface, dstMAC net.HardwareAddr) (*sender, error) {
+// newPacketSender sends whole Ethernet frames on c.Iface through AF_PACKET,
+// past the qdisc.
+func newPacketSender(c Config) (*sender, error) {
+	ifc, err := net.InterfaceByName(c.Iface)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", c.Iface, err)
+	}
+	if len(ifc.HardwareAddr) != 6 {
+		return nil, fmt.Errorf("interface %s: not an Ethernet interface", c.Iface)
+	}
+	dstMAC := c.DstMAC
+	if dstMAC == nil {
+		if dstMAC, err = ResolveMAC(c.Dst, ifc.Index); err != nil {
+			return nil, err
+		}
+	}
 	proto := uint16(unix.ETH_P_IP)
 	if c.Family() == 6 {
 		proto = unix.ETH_P_IPV6
@@ -93,21 +105,64 @@ func newSender(c Config, ifc *net.Interface, dstMAC net.HardwareAddr) (*sender, 
 	s.sll = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(proto),
 		Ifindex: int32(ifc.Index), Halen: 6}
 	copy(s.sll.Addr[:], dstMAC)
-	s.bufs = make([][]byte, c.Batch)
-	s.iov = make([]unix.Iovec, c.Batch)
-	s.msgs = make([]mmsghdr, c.Batch)
+	s.name, s.nlen = unsafe.Pointer(&s.sll), unix.SizeofSockaddrLinklayer
+	s.allocate(c.Batch)
+	return s, nil
+}
+
+// newRawSender sends IP packets through an IPPROTO_RAW socket (the header
+// is ours; the kernel routes each packet and resolves the next hop).
+func newRawSender(c Config) (*sender, error) {
+	// Resolve the next hop first: packets sent while it is unresolved
+	// wait in a short queue and the overflow is lost without a word.
+	ifc, err := net.InterfaceByName(c.Iface)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", c.Iface, err)
+	}
+	if _, err := ResolveMAC(c.Dst, ifc.Index); err != nil {
+		return nil, err
+	}
+	fam := unix.AF_INET
+	if c.Family() == 6 {
+		fam = unix.AF_INET6
+	}
+	fd, err := unix.Socket(fam, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	if err != nil {
+		return nil, fmt.Errorf("raw socket: %w", err)
+	}
+	s := &sender{fd: fd, b: newBuilder(c, make(net.HardwareAddr, 6), make(net.HardwareAddr, 6)), off: ethLen}
+	if fam == unix.AF_INET6 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_HDRINCL, 1); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("IPV6_HDRINCL: %w", err)
+		}
+		s.sa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: c.Dst.As16()}
+		s.name, s.nlen = unsafe.Pointer(&s.sa6), unix.SizeofSockaddrInet6
+	} else {
+		s.sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: c.Dst.As4()}
+		s.name, s.nlen = unsafe.Pointer(&s.sa4), unix.SizeofSockaddrInet4
+	}
+	s.allocate(c.Batch)
+	return s, nil
+}
+
+// allocate makes the batch: frames initialised from the template, one
+// message per frame.
+func (s *sender) allocate(batch int) {
+	s.bufs = make([][]byte, batch)
+	s.iov = make([]unix.Iovec, batch)
+	s.msgs = make([]mmsghdr, batch)
 	for i := range s.bufs {
 		s.bufs[i] = make([]byte, s.b.size)
 		s.b.init(s.bufs[i])
-		s.iov[i].Base = &s.bufs[i][0]
-		s.iov[i].SetLen(s.b.size)
+		s.iov[i].Base = &s.bufs[i][s.off]
+		s.iov[i].SetLen(s.b.size - s.off)
 		m := &s.msgs[i].hdr
-		m.Name = (*byte)(unsafe.Pointer(&s.sll))
-		m.Namelen = unix.SizeofSockaddrLinklayer
+		m.Name = (*byte)(s.name)
+		m.Namelen = s.nlen
 		m.Iov = &s.iov[i]
 		m.SetIovlen(1)
 	}
-	return s, nil
 }
 
 // run is the send loop: fill up to one batch, sendmmsg, pace.
@@ -159,7 +214,7 @@ func (s *sender) run(ctx context.Context, c Config) (Result, error) {
 			pending = int(n) - sent
 			for i := 0; i < pending; i++ {
 				s.bufs[i], s.bufs[sent+i] = s.bufs[sent+i], s.bufs[i]
-				s.iov[i].Base, s.iov[sent+i].Base = &s.bufs[i][0], &s.bufs[sent+i][0]
+				s.iov[i].Base, s.iov[sent+i].Base = &s.bufs[i][s.off], &s.bufs[sent+i][s.off]
 			}
 		case errors.Is(err, unix.ENOBUFS):
 			// The first frame was refused (device backlog full): it is
@@ -168,7 +223,7 @@ func (s *sender) run(ctx context.Context, c Config) (Result, error) {
 			pending = int(n) - 1
 			for i := 0; i < pending; i++ {
 				s.bufs[i], s.bufs[1+i] = s.bufs[1+i], s.bufs[i]
-				s.iov[i].Base, s.iov[1+i].Base = &s.bufs[i][0], &s.bufs[1+i][0]
+				s.iov[i].Base, s.iov[1+i].Base = &s.bufs[i][s.off], &s.bufs[1+i][s.off]
 			}
 		case errors.Is(err, unix.EINTR), errors.Is(err, unix.EAGAIN):
 			pending = int(n)

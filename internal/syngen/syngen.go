@@ -75,6 +75,11 @@ type Config struct {
 	DstMAC net.HardwareAddr
 	// Batch is the number of packets per sendmmsg; 0 means 64.
 	Batch int
+	// RawIP sends through an IPPROTO_RAW socket (IP_HDRINCL, IPV6_HDRINCL)
+	// instead of AF_PACKET: the kernel routes every packet and resolves the
+	// next hop itself (DstMAC is unused; Dst is resolved on Iface before the
+	// first packet). Slower per packet.
+	RawIP bool
 }
 
 // Result is what one Send did.
