@@ -1,0 +1,339 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nfqknockd/nfqknockd/knock"
+	"github.com/nfqknockd/nfqknockd/nft"
+	"github.com/nfqknockd/nfqknockd/queue"
+)
+
+// capNetAdmin is the bit of CAP_NET_ADMIN in the capability sets.
+const capNetAdmin = 12
+
+// hasCapNetAdmin reports whether this process has CAP_NET_ADMIN in its
+// effective set, read from /proc/self/status.
+func hasCapNetAdmin() (bool, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return false, fmt.Errorf("read capabilities: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		v, ok := strings.CutPrefix(sc.Text(), "CapEff:")
+		if !ok {
+			continue
+		}
+		caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil {
+			return false, fmt.Errorf("parse CapEff %q: %w", v, err)
+		}
+		return caps&(1<<capNetAdmin) != 0, nil
+	}
+	return false, errors.New("read capabilities: no CapEff line in /proc/self/status")
+}
+
+// guardPorts returns the guarded ports less the opened ones (-P wins over
+// --guard, as in the C daemon), sorted and without duplicates.
+func guardPorts(guard, opened []uint16) []uint16 {
+	var set [65536 / 64]uint64
+	for _, p := range guard {
+		set[p/64] |= 1 << (p % 64)
+	}
+	for _, p := range opened {
+		set[p/64] &^= 1 << (p % 64)
+	}
+	var out []uint16
+	for p := 1; p < 65536; p++ {
+		if set[p/64]&(1<<(p%64)) != 0 {
+			out = append(out, uint16(p))
+		}
+	}
+	return out
+}
+
+// shard is one queue with its own tracker and its own netlink socket to
+// nf_tables. The kernel hashes a source to one queue, so shards share no
+// state and the per-packet path takes no lock.
+type shard struct {
+	q       *queue.Queue
+	tracker *knock.Tracker
+	rules   *nft.Conn
+	log     *slog.Logger
+	ttl     time.Duration
+	verbose bool        // -v: log every knock
+	dump    atomic.Bool // SIGUSR2: dump the tracked sources at the next packet
+	onLost  func()      // the table is gone: put it back
+	k       knock.Knock
+}
+
+// handle is called by the queue reader for every packet, before the verdict
+// of its batch is sent: a source opened here is in the allow set before the
+// knock that completed its sequence is accepted.
+func (s *shard) handle(p *queue.Packet) {
+	if s.dump.Load() {
+		s.dump.Store(false)
+		s.dumpSources()
+	}
+	if !p.BareSYN() {
+		return
+	}
+	if s.verbose {
+		s.log.Debug("knock", "source", p.Src, "port", p.DstPort)
+	}
+	s.k = knock.Knock{Src: p.Src, SrcPort: p.SrcPort, DstPort: p.DstPort, Seq: p.Seq}
+	switch s.tracker.Knock(&s.k, time.Now()) {
+	case knock.Open:
+		s.open(p.Src)
+	case knock.Close:
+		s.close(p.Src)
+	}
+}
+
+func (s *shard) open(src netip.Addr) {
+	err := s.rules.Allow(src, s.ttl)
+	if err != nil && nft.IsNotFound(err) && s.onLost != nil {
+		s.onLost()
+		err = s.rules.Allow(src, s.ttl)
+	}
+	if err != nil {
+		s.log.Error("open failed", "source", src, "err", err)
+		return
+	}
+	s.log.Info("open", "source", src, "timeout", ttlString(s.ttl))
+}
+
+func (s *shard) close(src netip.Addr) {
+	if err := s.rules.Revoke(src); err != nil {
+		s.log.Error("close failed", "source", src, "err", err)
+		return
+	}
+	s.log.Info("close", "source", src)
+}
+
+func (s *shard) dumpSources() {
+	n := 0
+	s.tracker.Each(func(src netip.Addr, last time.Time, knocks int) {
+		n++
+		s.log.Info("knocking", "source", src, "last", last.UTC().Format(time.RFC3339), "knocks", knocks)
+	})
+	s.log.Info("knocking sources", "count", n)
+}
+
+func ttlString(d time.Duration) string {
+	if d == 0 {
+		return "until closed"
+	}
+	return d.String()
+}
+
+// runDaemon binds the queues, programs the table, serves knocks until
+// SIGINT/SIGTERM, then deletes the table. It returns the exit status.
+func runDaemon(cfg *config) int {
+	level := slog.LevelInfo
+	if cfg.Verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	guard := guardPorts(cfg.Guard, cfg.Opened)
+	if len(guard) == 0 {
+		fmt.Fprintln(os.Stderr, "nfqknockd: no guard port: give at least one with -p/--guard (ports given with -P/--open-port are never guarded)")
+		return 2
+	}
+	if ok, err := hasCapNetAdmin(); err != nil {
+		fmt.Fprintf(os.Stderr, "nfqknockd: %v\n", err)
+		return 1
+	} else if !ok {
+		fmt.Fprintln(os.Stderr, "nfqknockd: CAP_NET_ADMIN is missing: run as root or grant the capability (it binds NFQUEUE and programs nf_tables)")
+		return 1
+	}
+	if cfg.Params.OpenSecret == knock.DefaultOpenSecret || cfg.Params.CloseSecret == knock.DefaultCloseSecret {
+		log.Warn("a secret is the C daemon's public default: anyone can compute the sequence; set -o/--open-secret and -c/--close-secret")
+	}
+	for _, p := range cfg.Opened {
+		for _, g := range cfg.Guard {
+			if p == g {
+				log.Warn("port given with both --guard and --open-port is not guarded", "port", p)
+			}
+		}
+	}
+
+	// Bind the queues first: a second instance fails here, touching nothing.
+	var shards []*shard
+	closeQueues := func() {
+		for _, s := range shards {
+			if err := s.q.Close(); err != nil {
+				log.Error("close queue", "err", err)
+			}
+		}
+	}
+	for i := uint16(0); i < cfg.Queues; i++ {
+		num := cfg.Queue + i
+		q, err := queue.Open(queue.Config{Num: num, Total: cfg.Queues, MaxLen: cfg.MaxQueueLen, Logger: log})
+		if err != nil {
+			closeQueues()
+			fmt.Fprintf(os.Stderr, "nfqknockd: -q %d: %v\n", num, err)
+			return 1
+		}
+		tr, err := knock.NewTracker(knock.TrackerConfig{Params: cfg.Params, Timeout: cfg.Timeout, MaxSources: maxPerShard(cfg.MaxSources, int(cfg.Queues))})
+		if err != nil {
+			q.Close()
+			closeQueues()
+			fmt.Fprintf(os.Stderr, "nfqknockd: %v\n", err)
+			return 2
+		}
+		shards = append(shards, &shard{q: q, tracker: tr, log: log, ttl: cfg.OpenTimeout, verbose: cfg.Verbose})
+	}
+
+	spec := nft.Spec{Table: cfg.Table, Start: cfg.Params.Range.Start, End: cfg.Params.Range.End, Guard: guard, QueueNum: cfg.Queue, QueueTotal: cfg.Queues}
+	admin, err := nft.Dial(0)
+	if err != nil {
+		closeQueues()
+		fmt.Fprintf(os.Stderr, "nfqknockd: %v\n", err)
+		return 1
+	}
+	variant, err := admin.Apply(spec)
+	if err != nil {
+		closeQueues()
+		fmt.Fprintf(os.Stderr, "nfqknockd: program table inet %s: %v\n", cfg.Table, err)
+		return 1
+	}
+	var reapply sync.Mutex
+	onLost := func() {
+		reapply.Lock()
+		defer reapply.Unlock()
+		if _, err := admin.Apply(spec); err != nil {
+			log.Error("table vanished and could not be put back", "table", cfg.Table, "err", err)
+			return
+		}
+		log.Warn("table vanished (nft flush ruleset?) and was put back", "table", cfg.Table)
+	}
+	for _, s := range shards {
+		if s.rules, err = nft.Dial(0); err != nil {
+			closeQueues()
+			destroy(log, admin, cfg.Table)
+			fmt.Fprintf(os.Stderr, "nfqknockd: %v\n", err)
+			return 1
+		}
+		s.onLost = onLost
+	}
+	log.Info("started",
+		"table", "inet "+cfg.Table,
+		"queue", fmt.Sprintf("num %d total %d", cfg.Queue, cfg.Queues),
+		"queue_variant", variant.String(),
+		"range", fmt.Sprintf("%d-%d", cfg.Params.Range.Start, cfg.Params.Range.End),
+		"guard", portList(guard),
+		"digest", cfg.Params.Digest.String(),
+		"period", cfg.Params.Period,
+		"open_timeout", ttlString(cfg.OpenTimeout),
+		"max_sources", cfg.MaxSources,
+	)
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var wg sync.WaitGroup
+	for _, s := range shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.q.Run(ctx, s.handle); err != nil && ctx.Err() == nil {
+				log.Error("queue reader stopped", "err", err)
+				stop()
+			}
+		}()
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2)
+	status := 0
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			status = 1
+			break loop
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGUSR1:
+				dumpOpened(log, admin)
+			case syscall.SIGUSR2:
+				for _, s := range shards {
+					s.dump.Store(true)
+				}
+				log.Info("knocking sources are logged with the next queued packet of each queue")
+			default:
+				log.Info("stopping", "signal", sig.String())
+				break loop
+			}
+		}
+	}
+	signal.Stop(sigs)
+	stop()
+	wg.Wait()
+	if !destroy(log, admin, cfg.Table) {
+		status = 1
+	}
+	closeQueues()
+	for _, s := range shards {
+		st := s.q.Stats()
+		log.Info("queue stats", "received", st.Received, "parse_errors", st.ParseErrors, "read_errors", st.ReadErrors, "verdict_errors", st.VerdictErrors)
+	}
+	log.Info("stopped")
+	return status
+}
+
+// maxPerShard splits --max-sources between the queues.
+func maxPerShard(max, shards int) int {
+	n := (max + shards - 1) / shards
+	if n < 1 {
+		n = 1
+	}
+	return n
+}
+
+func destroy(log *slog.Logger, c *nft.Conn, table string) bool {
+	if err := c.Destroy(); err != nil {
+		log.Error("delete table", "table", "inet "+table, "err", err)
+		return false
+	}
+	log.Info("table deleted", "table", "inet "+table)
+	return true
+}
+
+func dumpOpened(log *slog.Logger, c *nft.Conn) {
+	els, err := c.Allowed()
+	if err != nil {
+		log.Error("list opened sources", "err", err)
+		return
+	}
+	for _, e := range els {
+		log.Info("opened", "source", e.Addr, "expires", ttlString(e.Expires))
+	}
+	log.Info("opened sources", "count", len(els))
+}
+
+func portList(ports []uint16) string {
+	var b strings.Builder
+	for i, p := range ports {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(int(p)))
+	}
+	return b.String()
+}
