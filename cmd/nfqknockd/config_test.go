@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/nfqknockd/nfqknockd/knock"
+)
+
+// run calls realMain and returns its exit status and outputs.
+func run(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = realMain(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		args  []string
+		check func(c *config) error
+	}{
+		{[]string{"-p", "22"}, func(c *config) error {
+			d := defaultConfig()
+			d.Guard = []uint16{22}
+			if fmt.Sprint(c) != fmt.Sprint(d) {
+				return fmt.Errorf("got %+v, want the defaults %+v", c, d)
+			}
+			if c.Params.Digest != knock.MD5 || c.Params.Range != knock.FullRange || c.Timeout != 10*time.Second ||
+				c.OpenTimeout != time.Hour || c.MaxSources != 65536 || c.Queue != 100 || c.Queues != 1 ||
+				c.MaxQueueLen != 10000 || c.Table != "nfqknock" || c.Params.Period != time.Hour ||
+				c.Params.Grace != time.Minute || c.Params.OpenSecret != knock.DefaultOpenSecret ||
+				c.Params.CloseSecret != knock.DefaultCloseSecret {
+				return fmt.Errorf("defaults: %+v", c)
+			}
+			return nil
+		}},
+		{[]string{"-a", "1000", "-b", "2000", "-s"}, want(func(c *config) bool { return c.Params.Range == knock.Range{Start: 1000, End: 2000} })},
+		{[]string{"--start=1000", "--end", "2000", "-s"}, want(func(c *config) bool { return c.Params.Range == knock.Range{Start: 1000, End: 2000} })},
+		{[]string{"-b", "2000", "-s"}, want(func(c *config) bool { return c.Params.Range == knock.Range{Start: 1, End: 2000} })},
+		{[]string{"--range", "1000-2000", "-s"}, want(func(c *config) bool { return c.Params.Range == knock.Range{Start: 1000, End: 2000} })},
+		{[]string{"-p", "443", "-p", "22,8443", "--guard", "22", "-P", "8443", "--open-port=80,81"}, func(c *config) error {
+			if !slices.Equal(c.Guard, []uint16{22, 443, 8443}) || !slices.Equal(c.Opened, []uint16{80, 81, 8443}) {
+				return fmt.Errorf("guard %v, opened %v", c.Guard, c.Opened)
+			}
+			if g := c.guardPorts(); !slices.Equal(g, []uint16{22, 443}) {
+				return fmt.Errorf("guardPorts %v", g)
+			}
+			return nil
+		}},
+		{[]string{"-t", "1", "-s"}, want(func(c *config) bool { return c.Timeout == time.Second })},
+		{[]string{"-t", "600", "-s"}, want(func(c *config) bool { return c.Timeout == 600*time.Second })},
+		{[]string{"-t", "1500ms", "-s"}, want(func(c *config) bool { return c.Timeout == 1500*time.Millisecond })},
+		{[]string{"--timeout=10m", "-s"}, want(func(c *config) bool { return c.Timeout == 10*time.Minute })},
+		{[]string{"-d", "SHA256", "-s"}, want(func(c *config) bool { return c.Params.Digest == knock.SHA256 })},
+		{[]string{"--digest", "sha512", "-s"}, want(func(c *config) bool { return c.Params.Digest == knock.SHA512 })},
+		{[]string{"-o123", "-c", "321", "-s"}, want(func(c *config) bool { return c.Params.OpenSecret == "123" && c.Params.CloseSecret == "321" })},
+		{[]string{"-o", "-x-", "-c", " spaced  secret ", "-s"}, want(func(c *config) bool {
+			return c.Params.OpenSecret == "-x-" && c.Params.CloseSecret == " spaced  secret "
+		})},
+		{[]string{"-q", "0", "-m", "1", "-s"}, want(func(c *config) bool { return c.Queue == 0 && c.MaxQueueLen == 1 })},
+		{[]string{"-q", "65532", "--queues", "4", "-s"}, want(func(c *config) bool { return c.Queue == 65532 && c.Queues == 4 })},
+		{[]string{"-m", "4294967295", "-s"}, want(func(c *config) bool { return c.MaxQueueLen == 1<<32-1 })},
+		{[]string{"--max-sources", "1", "-s"}, want(func(c *config) bool { return c.MaxSources == 1 })},
+		{[]string{"--table", "My-table_1", "-s"}, want(func(c *config) bool { return c.Table == "My-table_1" })},
+		{[]string{"--table", strings.Repeat("t", 64), "-s"}, want(func(c *config) bool { return len(c.Table) == 64 })},
+		{[]string{"--period", "10s", "--grace", "3s", "-s"}, want(func(c *config) bool {
+			return c.Params.Period == 10*time.Second && c.Params.Grace == 3*time.Second
+		})},
+		{[]string{"--period", "1h", "--grace", "0s", "-s"}, want(func(c *config) bool { return c.Params.Grace == 0 })},
+		{[]string{"--local-hour", "-s"}, want(func(c *config) bool { return c.Params.LocalHour && c.Params.Location == time.Local })},
+		{[]string{"--open-timeout", "0", "-p", "22"}, want(func(c *config) bool { return c.OpenTimeout == 0 })},
+		{[]string{"--open-timeout", "90s", "-p", "22"}, want(func(c *config) bool { return c.OpenTimeout == 90*time.Second })},
+		{[]string{"-fvi", "-p", "22"}, want(func(c *config) bool { return c.Foreground && c.Verbose && c.IPTables })},
+		{[]string{"-fs"}, want(func(c *config) bool { return c.Foreground && c.Show })},
+		{[]string{"-s", "--at", "1762259696"}, want(func(c *config) bool { return c.At.Equal(time.Unix(1762259696, 0)) })},
+		{[]string{"-s", "--at", "-3600"}, want(func(c *config) bool { return c.At.Equal(time.Unix(-3600, 0)) })},
+		{[]string{"-s", "--at=2025-11-04T15:34:56+03:00"}, want(func(c *config) bool { return c.At.Equal(time.Unix(1762259696, 0)) })},
+		{[]string{"-s", "--at=2025-11-04T12:34:56.5Z"}, want(func(c *config) bool { return c.At.Equal(time.Unix(1762259696, 5e8)) })},
+		{[]string{"--verbose=false", "--show=true"}, want(func(c *config) bool { return !c.Verbose && c.Show })},
+		// Help and version need nothing else, and ignore what else is wrong.
+		{[]string{"-h", "-a", "5", "-b", "5"}, want(func(c *config) bool { return c.Help })},
+		{[]string{"--version", "stray"}, want(func(c *config) bool { return c.Version })},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			c, err := parseFlags(tt.args)
+			if err != nil {
+				t.Fatalf("parseFlags: %v", err)
+			}
+			if err := tt.check(c); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func want(ok func(c *config) bool) func(c *config) error {
+	return func(c *config) error {
+		if !ok(c) {
+			return fmt.Errorf("unexpected config %+v", c)
+		}
+		return nil
+	}
+}
+
+// TestBadFlags checks that each bad command line prints exactly one line on
+// stderr, nothing on stdout, and exits with status 2.
+func TestBadFlags(t *testing.T) {
+	const (
+		notNumber = "port must be a number 1..65535"
+		outside   = "port must be 1..65535"
+		differ    = "start and end must differ: the sequence formula divides by end-start"
+		timeout   = "timeout must be 1..600 seconds, or a duration from 1s to 600s"
+		table     = "table name must be 1..64 letters, digits, '_' or '-', starting with a letter"
+	)
+	tests := []struct {
+		args []string
+		want string // without "nfqknockd: "
+	}{
+		// Ports.
+		{[]string{"-a", "0"}, "--start 0: " + outside},
+		{[]string{"-a", "65536"}, "--start 65536: " + outside},
+		{[]string{"-a", "ssh"}, "--start ssh: " + notNumber},
+		{[]string{"--start", "-1"}, "--start -1: " + notNumber},
+		{[]string{"-b", "0"}, "--end 0: " + outside},
+		{[]string{"-b", "99999999999999999999999"}, "--end 99999999999999999999999: " + outside},
+		{[]string{"-b", "1e3"}, "--end 1e3: " + notNumber},
+		{[]string{"-p", "0"}, "--guard 0: " + outside},
+		{[]string{"--guard", "0"}, "--guard 0: " + outside},
+		{[]string{"-p", "65536"}, "--guard 65536: " + outside},
+		{[]string{"-p", "ssh"}, "--guard ssh: " + notNumber},
+		{[]string{"-p", ""}, "--guard '': " + notNumber},
+		{[]string{"-p", "22,0"}, `--guard 22,0: "0": ` + outside},
+		{[]string{"-p", "22,,443"}, `--guard 22,,443: "": ` + notNumber},
+		{[]string{"-P", "0"}, "--open-port 0: " + outside},
+		{[]string{"-P", "70000"}, "--open-port 70000: " + outside},
+		{[]string{"--open-port", "http"}, "--open-port http: " + notNumber},
+		{[]string{"--range", "0-100"}, "--range 0-100: start: " + outside},
+		{[]string{"--range", "1-65536"}, "--range 1-65536: end: " + outside},
+		{[]string{"--range", "a-b"}, "--range a-b: start: " + notNumber},
+		{[]string{"--range", "1000"}, "--range 1000: range must be START-END, for example 1-65535"},
+		{[]string{"--range", "2000-1000"}, "--range 2000-1000: start 2000 is above end 1000"},
+		{[]string{"--range", "5-5"}, "--range 5-5: " + differ},
+		{[]string{"--range", "1-100", "-a", "2"}, "--range 1-100: conflicts with --start (-a) and --end (-b): give either"},
+		{[]string{"-b", "100", "--range", "1-100"}, "--range 1-100: conflicts with --start (-a) and --end (-b): give either"},
+		{[]string{"-a", "100", "-b", "50"}, "--end 50: end 50 is below start 100"},
+		{[]string{"-b", "50", "-a", "100"}, "--end 50: end 50 is below start 100"},
+		{[]string{"-a", "50", "-b", "50"}, "--end 50: " + differ},
+		{[]string{"-a", "65535"}, "--start 65535: " + differ},
+		{[]string{"-b", "1"}, "--end 1: " + differ},
+		// Digest, secrets, timeout.
+		{[]string{"-d", "sha1"}, "--digest sha1: unknown digest: want md5, sha256, sha384 or sha512"},
+		{[]string{"--digest", ""}, "--digest '': unknown digest: want md5, sha256, sha384 or sha512"},
+		{[]string{"-o", ""}, "--open-secret '': secret must not be empty"},
+		{[]string{"--close-secret="}, "--close-secret '': secret must not be empty"},
+		{[]string{"-t", "0"}, "--timeout 0: " + timeout},
+		{[]string{"-t", "601"}, "--timeout 601: " + timeout},
+		{[]string{"-t", "-5"}, "--timeout -5: " + timeout},
+		{[]string{"-t", "999s"}, "--timeout 999s: " + timeout},
+		{[]string{"-t", "500ms"}, "--timeout 500ms: " + timeout},
+		{[]string{"-t", "ten"}, "--timeout ten: " + timeout},
+		{[]string{"-t", "1.5"}, "--timeout 1.5: " + timeout},
+		// Time and periods.
+		{[]string{"-s", "--at", "yesterday"}, "--at yesterday: not a time: use RFC 3339 (2025-11-04T12:34:56Z) or Unix seconds"},
+		{[]string{"-s", "--at", "2025-11-04 12:34:56"}, "--at '2025-11-04 12:34:56': not a time: use RFC 3339 (2025-11-04T12:34:56Z) or Unix seconds"},
+		{[]string{"--at", "1762259696", "-p", "22"}, "--at 1762259696: only meaningful with -s (--show)"},
+		{[]string{"--period", "0s"}, "--period 0s: must be at least 1s"},
+		{[]string{"--period", "1500ms"}, "--period 1500ms: must be a whole number of seconds"},
+		{[]string{"--period", "hourly"}, "--period hourly: not a duration: use for example 90s, 10m or 1h"},
+		{[]string{"--grace", "-1s"}, "--grace -1s: must be at least 0s"},
+		{[]string{"--grace", "30m"}, "--grace 30m: must be below half the period (30m0s)"},
+		{[]string{"--period", "1m"}, "--period 1m: must be more than twice the grace (1m0s)"},
+		{[]string{"--period", "10s", "--grace", "5s"}, "--grace 5s: must be below half the period (5s)"},
+		{[]string{"--local-hour", "--period", "30m"}, "--period 30m: --local-hour needs a period of 1h"},
+		{[]string{"--open-timeout", "-1s"}, "--open-timeout -1s: must be at least 0s"},
+		// Queues, sources, table.
+		{[]string{"-q", "65536"}, "--queue 65536: must be a number 0..65535"},
+		{[]string{"-q", "-1"}, "--queue -1: must be a number 0..65535"},
+		{[]string{"-m", "0"}, "--max-queue-len 0: must be a number 1..4294967295"},
+		{[]string{"-m", "4294967296"}, "--max-queue-len 4294967296: must be a number 1..4294967295"},
+		{[]string{"--max-sources", "0"}, "--max-sources 0: must be a number 1..16777216"},
+		{[]string{"--max-sources", "16777217"}, "--max-sources 16777217: must be a number 1..16777216"},
+		{[]string{"--queues", "0"}, "--queues 0: must be a number 1..64"},
+		{[]string{"--queues", "65"}, "--queues 65: must be a number 1..64"},
+		{[]string{"-q", "65535", "--queues", "2"}, "--queues 2: queues 65535..65536 go past 65535"},
+		{[]string{"--table", ""}, "--table '': " + table},
+		{[]string{"--table", "1table"}, "--table 1table: " + table},
+		{[]string{"--table", "a.b"}, "--table a.b: " + table},
+		{[]string{"--table", "a b"}, "--table 'a b': " + table},
+		{[]string{"--table", strings.Repeat("t", 65)}, "--table " + strings.Repeat("t", 65) + ": " + table},
+		// The command line itself.
+		{[]string{"--bogus"}, "--bogus: unknown flag (see --help)"},
+		{[]string{"--bogus=1"}, "--bogus: unknown flag (see --help)"},
+		{[]string{"-z"}, "-z: unknown flag (see --help)"},
+		{[]string{"-fz"}, "-z: unknown flag (see --help)"},
+		{[]string{"-p", "22", "stray"}, "stray: unexpected argument (nfqknockd takes flags only)"},
+		{[]string{"-s", "--", "-p"}, "-p: unexpected argument (nfqknockd takes flags only)"},
+		{[]string{"-s", "two words"}, "'two words': unexpected argument (nfqknockd takes flags only)"},
+		{[]string{"-o"}, "--open-secret: needs a value"},
+		{[]string{"--guard"}, "--guard: needs a value"},
+		{[]string{"---x"}, "---x: bad flag syntax"},
+		{[]string{"--show=maybe"}, "--show maybe: must be true or false, or no value"},
+		{[]string{"-o", "x"}, "--guard: no port to guard: give at least one, for example -p 22"},
+		{[]string{}, "--guard: no port to guard: give at least one, for example -p 22"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, stdout, stderr := run(tt.args...)
+			if code != 2 || stdout != "" || stderr != "nfqknockd: "+tt.want+"\n" {
+				t.Errorf("exit %d, stdout %q, stderr:\n%q\nwant exit 2, no stdout, stderr:\n%q", code, stdout, stderr, "nfqknockd: "+tt.want+"\n")
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	fs, _ := newFlagSet(defaultConfig())
+	for _, arg := range []string{"-h", "--help"} {
+		code, stdout, stderr := run(arg)
+		if code != 0 || stderr != "" {
+			t.Fatalf("%s: exit %d, stderr %q", arg, code, stderr)
+		}
+		if !strings.HasPrefix(stdout, "Usage: nfqknockd") || !strings.HasSuffix(stdout, "\n") {
+			t.Errorf("%s: %q", arg, stdout)
+		}
+		for _, secret := range []string{knock.DefaultOpenSecret, knock.DefaultCloseSecret} {
+			if strings.Contains(stdout, secret) {
+				t.Errorf("%s prints the default secret %q", arg, secret)
+			}
+		}
+		// Every flag, and the default of every flag that takes a value.
+		lines := strings.Split(stdout, "\n")
+		fs.VisitAll(func(f *pflag.Flag) {
+			name := "--" + f.Name
+			if f.Shorthand != "" {
+				name = "-" + f.Shorthand + ", --" + f.Name
+			}
+			i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(strings.TrimSpace(l), name+" ") })
+			if i < 0 {
+				t.Errorf("%s: no line for %s", arg, name)
+				return
+			}
+			if f.NoOptDefVal == "" && !strings.Contains(lines[i], "(default") {
+				t.Errorf("%s: no default in %q", arg, lines[i])
+			}
+		})
+		for _, s := range []string{"(default 100)", "(default 10000)", "(default md5)", "(default 1-65535)",
+			"(default 1h0m0s)", "(default 1m0s)", "(default 10s)", "(default 65536)", "(default nfqknock)",
+			"(default 1)", "(default 65535)", "(default: the C daemon's public default)"} {
+			if !strings.Contains(stdout, s) {
+				t.Errorf("%s: help lacks %q", arg, s)
+			}
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, stdout, stderr := run("--version")
+	if code != 0 || stdout != "nfqknockd "+version+"\n" || stderr != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+// TestShowInProcess runs -s through realMain: exactly two lines.
+func TestShowInProcess(t *testing.T) {
+	code, stdout, stderr := run("-o", "123", "-c", "321", "-s", "--at", "2025-11-04T12:34:56Z")
+	want := "OPEN: 37433 38217 37480 29083 4245 55876 50663 47306\nCLOSE: 20379 16119 18662 917 3666 22607 3883 7548\n"
+	if code != 0 || stdout != want || stderr != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	// Now: two lines of 8 ports each.
+	code, stdout, _ = run("-s")
+	if lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n"); code != 0 || len(lines) != 2 ||
+		len(strings.Fields(lines[0])) != 9 || len(strings.Fields(lines[1])) != 9 {
+		t.Errorf("-s: exit %d, %q", code, stdout)
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{"": "''", "abc": "abc", "a b": "'a b'", "it's": `'it'\''s'`, "22,443": "22,443", "-1": "-1"} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
