@@ -78,6 +78,8 @@ type options struct {
 	kernelOnly bool
 	gobench    string
 	settle     time.Duration
+	floodRate  int
+	rawIP      bool
 }
 
 func main() {
@@ -102,6 +104,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	dargs := fs.String("daemon-args", "", "extra daemon arguments, space separated (e.g. \"--queues 2\")")
 	fs.BoolVar(&o.kernelOnly, "kernel-only", false, "measure only the kernel-only rates (no daemon)")
 	fs.StringVar(&o.gobench, "gobench", "", "a `go test -bench -benchmem` output file to include in the table and JSON")
+	fs.IntVar(&o.floodRate, "flood-rate", 0, "cap of the \"full-rate\" floods in SYN/s (0: as fast as the sender goes)")
+	sender := fs.String("sender", "packet", "how the generator sends: packet (AF_PACKET, fastest) or raw (IPPROTO_RAW socket)")
 	fs.DurationVar(&o.settle, "settle", 500*time.Millisecond, "wait after a flood before reading counters")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -134,6 +138,16 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.fixedRate <= 0 {
 		return nil, fmt.Errorf("--fixed-rate %d: want > 0", o.fixedRate)
+	}
+	if o.floodRate < 0 {
+		return nil, fmt.Errorf("--flood-rate %d: want >= 0", o.floodRate)
+	}
+	switch *sender {
+	case "packet":
+	case "raw":
+		o.rawIP = true
+	default:
+		return nil, fmt.Errorf("--sender %q: want packet or raw", *sender)
 	}
 	o.daemonArgs = strings.Fields(*dargs)
 	return o, nil
@@ -180,6 +194,8 @@ type report struct {
 	MSS        uint           `json:"mss"`
 	Ports      string         `json:"ports"`
 	FloodS     float64        `json:"flood_s"`
+	FloodRate  int            `json:"flood_rate_cap,omitempty"`
+	Sender     string         `json:"sender"`
 	GoBench    []goBench      `json:"go_benchmarks,omitempty"`
 	Rows       []row          `json:"rows"`
 	Latency    *latencyResult `json:"knock_to_open,omitempty"`
@@ -253,7 +269,8 @@ func bench(ctx context.Context, o *options, stderr io.Writer) (*report, error) {
 	}
 	netns.SweepStale()
 	rep := &report{Date: time.Now().UTC().Format(time.RFC3339), Machine: describeMachine(),
-		Family: o.family, MSS: o.mss, Ports: fmt.Sprintf("%d-%d", o.ports.First, o.ports.Last), FloodS: o.flood.Seconds()}
+		Family: o.family, MSS: o.mss, Ports: fmt.Sprintf("%d-%d", o.ports.First, o.ports.Last), FloodS: o.flood.Seconds(),
+		FloodRate: o.floodRate, Sender: map[bool]string{false: "AF_PACKET", true: "IPPROTO_RAW"}[o.rawIP]}
 	if o.gobench != "" {
 		gb, err := readGoBench(o.gobench)
 		if err != nil {
@@ -303,7 +320,8 @@ func (o *options) floodConfig(n int) syngen.Config {
 	if o.family == 6 {
 		dst = netns.ServerIP6
 	}
-	return syngen.Config{Dst: dst, DstPorts: o.ports, MSS: uint16(o.mss), Sources: n, Duration: o.flood}
+	return syngen.Config{Dst: dst, DstPorts: o.ports, MSS: uint16(o.mss), Sources: n, Duration: o.flood,
+		Rate: o.floodRate, RawIP: o.rawIP}
 }
 
 // arrivalsRuleset counts, before the knock chain, every SYN it would see.

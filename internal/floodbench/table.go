@@ -131,8 +131,12 @@ func printTable(w io.Writer, rep *report) {
 		}
 		tw.Flush()
 	}
-	fmt.Fprintf(w, "\nIPv%d SYN floods (MSS %d, ports %s), full rate for %.0fs; CPU and RSS at a fixed rate:\n",
-		rep.Family, rep.MSS, rep.Ports, rep.FloodS)
+	full := "full rate"
+	if rep.FloodRate > 0 {
+		full = fmt.Sprintf("at most %d SYN/s", rep.FloodRate)
+	}
+	fmt.Fprintf(w, "\nIPv%d SYN floods (%s sender, MSS %d, ports %s), %s for %.0fs; CPU and RSS at a fixed rate:\n",
+		rep.Family, rep.Sender, rep.MSS, rep.Ports, full, rep.FloodS)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "sources\tkernel-only SYN/s\tH\tanswered\tanswered/kernel-only\tleaked %\tCPU s/1M SYN\tpeak RSS MiB\tallocs/packet\t")
 	for _, r := range rep.Rows {
