@@ -150,6 +150,12 @@ func runDaemon(cfg *config) int {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	// Signals are caught from the very start: a SIGTERM while starting
+	// still ends with the table deleted.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+
 	guard := guardPorts(cfg.Guard, cfg.Opened)
 	if len(guard) == 0 {
 		fmt.Fprintln(os.Stderr, "nfqknockd: no guard port: give at least one with -p/--guard (ports given with -P/--open-port are never guarded)")
@@ -258,8 +264,6 @@ func runDaemon(cfg *config) int {
 		}()
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2)
 	status := 0
 loop:
 	for {
@@ -282,7 +286,6 @@ loop:
 			}
 		}
 	}
-	signal.Stop(sigs)
 	stop()
 	wg.Wait()
 	if !destroy(log, admin, cfg.Table) {

@@ -496,7 +496,7 @@ func TestGrace(t *testing.T) {
 	if time.Unix(rot, 0).Sub(now) < 500*time.Millisecond {
 		rot += period
 	}
-	prevOpen, _ := e.sequences("--period", "10s", "--at", strconv.FormatInt(rot-5, 10))
+	prevOpen, _ := e.sequences("--period", "10s", "--grace", "3s", "--at", strconv.FormatInt(rot-5, 10))
 	sleepUntil(time.Unix(rot, 0).Add(300 * time.Millisecond))
 	e.knock(netip.Addr{}, netns.ServerIP4, prevOpen)
 	if !e.reachable(netip.Addr{}, netns.ServerIP4, guardPort) {
