@@ -291,10 +291,13 @@ func (q *Queue) allocate() {
 // not parse are accepted and counted. Read errors (ENOBUFS ...) are counted,
 // logged at most once a second, and the loop goes on.
 //
-// Only one Run may be active on a Queue at a time.
+// Only one Run may be active on a Queue at a time. A nil handle only counts.
 func (q *Queue) Run(ctx context.Context, handle func(p *Packet)) error {
 	if q.closed.Load() {
 		return q.errClosed()
+	}
+	if handle == nil {
+		handle = func(*Packet) {}
 	}
 	if !q.runMu.TryLock() {
 		return fmt.Errorf("queue %d: Run is already running", q.num)

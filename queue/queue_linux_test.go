@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -526,5 +529,45 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
+	}
+}
+
+// TestOpenWithoutCapability: without CAP_NET_ADMIN, Open says so instead of
+// blaming another process. The test binary runs itself again as nobody, in
+// the current namespace: nobody cannot bind a queue, so nothing changes.
+func TestOpenWithoutCapability(t *testing.T) {
+	if os.Getenv("QUEUE_TEST_NOCAP") == "1" {
+		_, err := Open(Config{Num: testQueue})
+		fmt.Printf("open error: %v\n", err)
+		return
+	}
+	netns.RequireRoot(t)
+	// The test binary lives in a directory only root can enter: copy it.
+	dir, err := os.MkdirTemp("", "queue-nocap-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "queue.test")
+	if err := os.WriteFile(exe, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestOpenWithoutCapability$")
+	cmd.Env = append(os.Environ(), "QUEUE_TEST_NOCAP=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("run the test as nobody: %v\n%s", err, out)
+	}
+	t.Logf("as nobody: %s", bytes.TrimSpace(out))
+	if !strings.Contains(string(out), "open error: bind queue 100:") || !strings.Contains(string(out), "CAP_NET_ADMIN is needed") {
+		t.Errorf("Open as nobody said:\n%s\nwant a bind error that names CAP_NET_ADMIN", out)
 	}
 }
