@@ -482,11 +482,14 @@ func check(c *config, fs *pflag.FlagSet, v *flagValues) error {
 	case r.Start > r.End:
 		return badFlag("start", v.start.raw, fmt.Sprintf("start %d is above end %d", r.Start, r.End))
 	}
+	if c.Params.Grace >= c.Params.Period/2 && c.Show && !fs.Changed("grace") {
+		c.Params.Grace = 0 // -s does not use the grace: a short --period alone is fine
+	}
 	if c.Params.Grace >= c.Params.Period/2 {
 		if fs.Changed("grace") {
 			return badFlag("grace", v.grace.raw, fmt.Sprintf("must be below half the period (%v)", c.Params.Period/2))
 		}
-		return badFlag("period", v.period.raw, fmt.Sprintf("must be more than twice the grace (%v)", c.Params.Grace))
+		return badFlag("period", v.period.raw, fmt.Sprintf("must be more than twice the grace (%v): give a shorter --grace", c.Params.Grace))
 	}
 	if c.Params.LocalHour {
 		if c.Params.Period != time.Hour {

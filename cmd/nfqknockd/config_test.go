@@ -73,6 +73,7 @@ func TestParseFlags(t *testing.T) {
 			return c.Params.Period == 10*time.Second && c.Params.Grace == 3*time.Second
 		})},
 		{[]string{"--period", "1h", "--grace", "0s", "-s"}, want(func(c *config) bool { return c.Params.Grace == 0 })},
+		{[]string{"--period", "10s", "-s"}, want(func(c *config) bool { return c.Params.Period == 10*time.Second })},
 		{[]string{"--local-hour", "-s"}, want(func(c *config) bool { return c.Params.LocalHour && c.Params.Location == time.Local })},
 		{[]string{"--open-timeout", "0", "-p", "22"}, want(func(c *config) bool { return c.OpenTimeout == 0 })},
 		{[]string{"--open-timeout", "90s", "-p", "22"}, want(func(c *config) bool { return c.OpenTimeout == 90*time.Second })},
@@ -175,7 +176,8 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--period", "hourly"}, "--period hourly: not a duration: use for example 90s, 10m or 1h"},
 		{[]string{"--grace", "-1s"}, "--grace -1s: must be at least 0s"},
 		{[]string{"--grace", "30m"}, "--grace 30m: must be below half the period (30m0s)"},
-		{[]string{"--period", "1m"}, "--period 1m: must be more than twice the grace (1m0s)"},
+		{[]string{"--period", "1m"}, "--period 1m: must be more than twice the grace (1m0s): give a shorter --grace"},
+		{[]string{"--period", "10s", "--grace", "1m", "-s"}, "--grace 1m: must be below half the period (5s)"},
 		{[]string{"--period", "10s", "--grace", "5s"}, "--grace 5s: must be below half the period (5s)"},
 		{[]string{"--local-hour", "--period", "30m"}, "--period 30m: --local-hour needs a period of 1h"},
 		{[]string{"--open-timeout", "-1s"}, "--open-timeout -1s: must be at least 0s"},
