@@ -45,7 +45,7 @@ func resolve(ctx context.Context, host, family string) (netip.Addr, error) {
 	if a, err := netip.ParseAddr(host); err == nil {
 		a = a.Unmap()
 		if family != "ip" && (family == "ip4") != a.Is4() {
-			return netip.Addr{}, usagef("host %s: not an %s address", host, want)
+			return netip.Addr{}, usagef("HOST %s: not an %s address", shellQuote(host), want)
 		}
 		return a, nil
 	}
@@ -59,9 +59,9 @@ func resolve(ctx context.Context, host, family string) (netip.Addr, error) {
 			return netip.Addr{}, fmt.Errorf("resolve %s: %w", host, err)
 		}
 		if errors.As(err, new(*net.AddrError)) {
-			return netip.Addr{}, usagef("unknown host %s: no %s address", host, want)
+			return netip.Addr{}, usagef("HOST %s: unknown host (no %s address)", shellQuote(host), want)
 		}
-		return netip.Addr{}, usagef("unknown host %s: %v", host, lookupReason(err))
+		return netip.Addr{}, usagef("HOST %s: unknown host (%v)", shellQuote(host), lookupReason(err))
 	}
 	for _, a := range addrs {
 		a = a.Unmap()
@@ -69,7 +69,7 @@ func resolve(ctx context.Context, host, family string) (netip.Addr, error) {
 			return a, nil
 		}
 	}
-	return netip.Addr{}, usagef("unknown host %s: no %s address", host, want)
+	return netip.Addr{}, usagef("HOST %s: unknown host (no %s address)", shellQuote(host), want)
 }
 
 // lookupReason returns the reason of a failed lookup without the repeated

@@ -33,17 +33,6 @@ const (
 	exitUsage   = 2 // bad input
 )
 
-// usageError is bad input from the user: a flag, an argument, a secret or a
-// host name. It is printed as one line and the exit status is 2.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-// usagef returns a *usageError with a formatted message.
-func usagef(format string, a ...any) error {
-	return &usageError{msg: fmt.Sprintf(format, a...)}
-}
-
 // errHangup ends a proxy session because ssh (or a user) sent SIGHUP: ssh
 // does so to its ProxyCommand when it exits. It is a normal end.
 var errHangup = errors.New("hangup")

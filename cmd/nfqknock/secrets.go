@@ -22,7 +22,7 @@ type secrets struct{ open, close string }
 
 // loadSecrets takes each secret from its flag (nil when the flag was not
 // given), else from its environment variable (an empty variable counts as
-// unset), else from the secret file. A file named with --secret-file is
+// unset), else from the secret file. The flags reject empty secrets. A file named with --secret-file is
 // always read and checked, even when flags give both secrets.
 func loadSecrets(flagOpen, flagClose *string, file string, fileGiven bool, getenv func(string) string) (secrets, error) {
 	var s secrets
@@ -39,15 +39,9 @@ func loadSecrets(flagOpen, flagClose *string, file string, fileGiven bool, geten
 		s.close = v
 	}
 	if flagOpen != nil {
-		if *flagOpen == "" {
-			return secrets{}, usagef("--open-secret: empty secret")
-		}
 		s.open = *flagOpen
 	}
 	if flagClose != nil {
-		if *flagClose == "" {
-			return secrets{}, usagef("--close-secret: empty secret")
-		}
 		s.close = *flagClose
 	}
 	return s, nil
@@ -75,22 +69,22 @@ func (s secrets) require(cmd string) error {
 func readSecretFile(name string) (secrets, error) {
 	f, err := os.Open(name)
 	if err != nil {
-		return secrets{}, usagef("--secret-file %s: %v", name, unwrapPathError(err))
+		return secrets{}, usagef("--secret-file %s: %v", shellQuote(name), unwrapPathError(err))
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return secrets{}, usagef("--secret-file %s: %v", name, unwrapPathError(err))
+		return secrets{}, usagef("--secret-file %s: %v", shellQuote(name), unwrapPathError(err))
 	}
 	if !fi.Mode().IsRegular() {
-		return secrets{}, usagef("--secret-file %s: not a regular file", name)
+		return secrets{}, usagef("--secret-file %s: not a regular file", shellQuote(name))
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return secrets{}, usagef("--secret-file %s: permissions %04o are too open (want 0600)", name, perm)
+		return secrets{}, usagef("--secret-file %s: permissions %04o are too open (want 0600)", shellQuote(name), perm)
 	}
 	s, err := parseSecrets(io.LimitReader(f, maxSecretFile))
 	if err != nil {
-		return secrets{}, usagef("--secret-file %s: %v", name, err)
+		return secrets{}, usagef("--secret-file %s: %v", shellQuote(name), err)
 	}
 	return s, nil
 }
