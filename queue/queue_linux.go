@@ -19,10 +19,11 @@ import (
 
 // Defaults of Config.
 const (
-	// DefaultMaxLen is the queue length used when Config.MaxLen is 0: about
-	// as many queued-packet messages as DefaultRcvBuf holds, so that the
-	// socket, not the queue, is what a flood fills first.
-	DefaultMaxLen = 8192
+	// DefaultMaxLen is the queue length used when Config.MaxLen is 0. A
+	// receive buffer of DefaultRcvBuf holds about 20,000 queued SYNs
+	// (measured), so a burst fills this length first, and the kernel keeps
+	// counting ids only for packets the reader will see.
+	DefaultMaxLen = 16384
 	// DefaultRcvBuf is the receive buffer asked for when Config.RcvBuf is 0.
 	DefaultRcvBuf = 8 << 20
 )
