@@ -381,6 +381,22 @@ type refTracker struct {
 	max     int
 	clock   int
 	srcs    map[netip.Addr]*refSrc
+	seqs    map[[2]int64][]uint16 // memo of sequence
+}
+
+// sequence returns Sequence of the open (close) secret at periodStart.
+func (r *refTracker) sequence(close bool, periodStart int64) []uint16 {
+	key := [2]int64{0, periodStart}
+	secret := r.p.OpenSecret
+	if close {
+		key[0], secret = 1, r.p.CloseSecret
+	}
+	s, ok := r.seqs[key]
+	if !ok {
+		s = Sequence(r.p.Digest, secret, periodStart, r.p.Range)
+		r.seqs[key] = s
+	}
+	return s
 }
 
 type refSrc struct {
@@ -442,8 +458,8 @@ func (r *refTracker) knock(k *Knock, now time.Time) Action {
 	}
 	var open, close bool
 	for _, st := range starts {
-		open = open || slices.Equal(s.ports, Sequence(r.p.Digest, r.p.OpenSecret, st, r.p.Range))
-		close = close || slices.Equal(s.ports, Sequence(r.p.Digest, r.p.CloseSecret, st, r.p.Range))
+		open = open || slices.Equal(s.ports, r.sequence(false, st))
+		close = close || slices.Equal(s.ports, r.sequence(true, st))
 	}
 	if open && close {
 		open, close = !s.opened, s.opened
@@ -480,7 +496,7 @@ func fuzzStream(t testing.TB, data []byte) {
 	maxSources := int(data[1]>>5) + 1
 	data = data[2:]
 	tr := newTestTracker(t, p, maxSources)
-	ref := &refTracker{p: p, timeout: 10 * time.Second, max: maxSources, srcs: map[netip.Addr]*refSrc{}}
+	ref := &refTracker{p: p, timeout: 10 * time.Second, max: maxSources, srcs: map[netip.Addr]*refSrc{}, seqs: map[[2]int64][]uint16{}}
 	srcs := []netip.Addr{
 		netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"),
 		netip.MustParseAddr("::ffff:10.0.0.1"), netip.MustParseAddr("2001:db8::1"),
@@ -517,11 +533,7 @@ func fuzzStream(t testing.TB, data []byte) {
 			}
 			which := follow[src]
 			ps := p.PeriodStart(now) + (int64(which)/2-1)*int64(p.Period/time.Second)
-			secret := p.OpenSecret
-			if which&1 == 1 {
-				secret = p.CloseSecret
-			}
-			port = Sequence(p.Digest, secret, ps, p.Range)[cursor[src]]
+			port = ref.sequence(which&1 == 1, ps)[cursor[src]]
 			cursor[src] = (cursor[src] + 1) % n
 		}
 		a := srcs[src]
