@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -137,6 +138,8 @@ type Queue struct {
 	received, parseErrs, readErrs, verdictErrs, batches atomic.Uint64
 
 	runMu     sync.Mutex // held by Run
+	tasksMu   sync.Mutex // guards tasks
+	tasks     []func()   // run by Run between batches (see Do)
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -321,9 +324,39 @@ func (q *Queue) Run(ctx context.Context, handle func(p *Packet)) error {
 				return nil
 			case q.closed.Load():
 				return q.errClosed()
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				// Woken by Do: clear the deadline, then run what it
+				// queued (a task queued after the swap wakes us again).
+				if err := q.con.SetReadDeadline(time.Time{}); err != nil {
+					return fmt.Errorf("queue %d: clear read deadline: %w", q.num, err)
+				}
+				q.runTasks()
+				continue
 			}
 			return err
 		}
+	}
+}
+
+// Do runs fn on the goroutine of Run, between two batches, so that fn may
+// use whatever the packet handler uses without a lock. It wakes a Run
+// waiting for packets; fn runs when Run next gets to it, or never if Run has
+// ended. It may be called from any goroutine.
+func (q *Queue) Do(fn func()) {
+	q.tasksMu.Lock()
+	q.tasks = append(q.tasks, fn)
+	q.tasksMu.Unlock()
+	q.wake()
+}
+
+// runTasks runs the functions queued by Do.
+func (q *Queue) runTasks() {
+	q.tasksMu.Lock()
+	tasks := q.tasks
+	q.tasks = nil
+	q.tasksMu.Unlock()
+	for _, fn := range tasks {
+		fn()
 	}
 }
 

@@ -571,3 +571,39 @@ func TestOpenWithoutCapability(t *testing.T) {
 		t.Errorf("Open as nobody said:\n%s\nwant a bind error that names CAP_NET_ADMIN", out)
 	}
 }
+
+// TestDoRunsOnReader: Do wakes a Run that waits for packets and runs its
+// functions on Run's goroutine, one after another, and Run goes on reading.
+func TestDoRunsOnReader(t *testing.T) {
+	e := newEnv(t)
+	q := e.open(t)
+	defer q.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx, func(*Packet) {}) }()
+	time.Sleep(50 * time.Millisecond) // let Run block in its read
+	ran := make(chan int, 3)
+	for i := range 3 {
+		q.Do(func() { ran <- i })
+	}
+	for want := range 3 {
+		select {
+		case got := <-ran:
+			if got != want {
+				t.Fatalf("task %d ran as number %d", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("task %d did not run", want)
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Run ended after Do: %v", err)
+	default:
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run after cancel = %v, want nil", err)
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -76,7 +75,6 @@ type shard struct {
 	log     *slog.Logger
 	ttl     time.Duration
 	verbose bool        // -v: log every knock
-	dump    atomic.Bool // SIGUSR2: dump the tracked sources at the next packet
 	onLost  func()      // the table is gone: put it back
 	k       knock.Knock
 }
@@ -85,10 +83,6 @@ type shard struct {
 // of its batch is sent: a source opened here is in the allow set before the
 // knock that completed its sequence is accepted.
 func (s *shard) handle(p *queue.Packet) {
-	if s.dump.Load() {
-		s.dump.Store(false)
-		s.dumpSources()
-	}
 	if !p.BareSYN() {
 		return
 	}
@@ -277,9 +271,8 @@ loop:
 				dumpOpened(log, admin)
 			case syscall.SIGUSR2:
 				for _, s := range shards {
-					s.dump.Store(true)
+					s.q.Do(s.dumpSources) // on the reader's goroutine: no lock
 				}
-				log.Info("knocking sources are logged with the next queued packet of each queue")
 			default:
 				log.Info("stopping", "signal", sig.String())
 				break loop
