@@ -74,8 +74,8 @@ type shard struct {
 	rules   *nft.Conn
 	log     *slog.Logger
 	ttl     time.Duration
-	verbose bool        // -v: log every knock
-	onLost  func()      // the table is gone: put it back
+	verbose bool   // -v: log every knock
+	onLost  func() // the table is gone: put it back
 	k       knock.Knock
 }
 
