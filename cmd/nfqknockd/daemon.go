@@ -152,7 +152,7 @@ func runDaemon(cfg *config) int {
 
 	guard := guardPorts(cfg.Guard, cfg.Opened)
 	if len(guard) == 0 {
-		fmt.Fprintln(os.Stderr, "nfqknockd: no guard port: give at least one with -p/--guard (ports given with -P/--open-port are never guarded)")
+		fmt.Fprintf(os.Stderr, "nfqknockd: --guard %s: no port to guard: every one is also given with -P/--open-port, which wins\n", portList(cfg.Guard))
 		return 2
 	}
 	if ok, err := hasCapNetAdmin(); err != nil {
