@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -125,6 +126,9 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// daemonLog, when set (--daemon-log), receives the stderr of every daemon.
+var daemonLog io.Writer
+
 // daemon is one nfqknockd process in a server namespace.
 type daemon struct {
 	cmd    *exec.Cmd
@@ -143,7 +147,11 @@ func startDaemon(bin, ns string, args []string) (*daemon, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	d := &daemon{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = d.stderr
-	cmd.Stdout = d.stderr
+	if daemonLog != nil {
+		fmt.Fprintf(daemonLog, "# %s: %s (in %s)\n", time.Now().Format(time.RFC3339Nano), strings.Join(args, " "), ns)
+		cmd.Stderr = io.MultiWriter(d.stderr, daemonLog)
+	}
+	cmd.Stdout = cmd.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
@@ -199,4 +207,16 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -164,7 +164,8 @@ type latencyResult struct {
 
 // measureLatency runs tries knock-open-close rounds from the calling
 // thread's namespace (the client's, at its real address) against dst:guard.
-func measureLatency(dst netip.Addr, guard uint16, open, close []uint16, tries int) (latencyResult, error) {
+// tlog, when not nil, logs each try.
+func measureLatency(dst netip.Addr, guard uint16, open, close []uint16, tries int, tlog func(string, ...any)) (latencyResult, error) {
 	var r latencyResult
 	r.Tries = tries
 	gp := netip.AddrPortFrom(dst, guard)
@@ -198,6 +199,9 @@ func measureLatency(dst netip.Addr, guard uint16, open, close []uint16, tries in
 		if ok {
 			r.Opened++
 			r.SamplesMS = append(r.SamplesMS, float64(at.Sub(last).Microseconds())/1000)
+		}
+		if tlog != nil {
+			tlog("try %d: last knock at %s, opened %v after %v", i, last.Format("15:04:05.000000"), ok, at.Sub(last))
 		}
 		if _, err := knock(dst, close); err != nil {
 			return r, err

@@ -80,6 +80,8 @@ type options struct {
 	settle     time.Duration
 	floodRate  int
 	rawIP      bool
+	daemonLog  string
+	verbose    bool
 }
 
 func main() {
@@ -106,6 +108,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.gobench, "gobench", "", "a `go test -bench -benchmem` output file to include in the table and JSON")
 	fs.IntVar(&o.floodRate, "flood-rate", 0, "cap of the \"full-rate\" floods in SYN/s (0: as fast as the sender goes)")
 	sender := fs.String("sender", "packet", "how the generator sends: packet (AF_PACKET, fastest) or raw (IPPROTO_RAW socket)")
+	fs.StringVar(&o.daemonLog, "daemon-log", "", "append the daemons' stderr to this file")
+	fs.BoolVar(&o.verbose, "v", false, "log every knock-to-open try")
 	fs.DurationVar(&o.settle, "settle", 500*time.Millisecond, "wait after a flood before reading counters")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -174,6 +178,7 @@ type row struct {
 	QueueDropped   *uint64  `json:"queue_dropped,omitempty"`
 	UserDropped    *uint64  `json:"user_dropped,omitempty"`
 	NetlinkDrops   *uint64  `json:"netlink_drops,omitempty"`
+	QueuePeak      *uint64  `json:"queue_total_peak,omitempty"`
 	FixedRate      int      `json:"fixed_rate_syn_per_s,omitempty"`
 	FixedS         *float64 `json:"fixed_s,omitempty"`
 	FixedSent      *uint64  `json:"fixed_sent,omitempty"`
@@ -271,6 +276,14 @@ func bench(ctx context.Context, o *options, stderr io.Writer) (*report, error) {
 	rep := &report{Date: time.Now().UTC().Format(time.RFC3339), Machine: describeMachine(),
 		Family: o.family, MSS: o.mss, Ports: fmt.Sprintf("%d-%d", o.ports.First, o.ports.Last), FloodS: o.flood.Seconds(),
 		FloodRate: o.floodRate, Sender: map[bool]string{false: "AF_PACKET", true: "IPPROTO_RAW"}[o.rawIP]}
+	if o.daemonLog != "" {
+		f, err := os.OpenFile(o.daemonLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return rep, fmt.Errorf("--daemon-log: %w", err)
+		}
+		defer f.Close()
+		daemonLog = &lockedWriter{w: f}
+	}
 	if o.gobench != "" {
 		gb, err := readGoBench(o.gobench)
 		if err != nil {
@@ -435,10 +448,11 @@ func floodDaemon(ctx context.Context, o *options, p *pair, n int, daemonArgs []s
 		return err
 	}
 	logf("%d sources: flood with the daemon for %v", n, o.flood)
-	res, err := syngen.Run(ctx, p.client, o.floodConfig(n))
+	res, peak, err := floodWatchingQueue(ctx, p, d.pid, o.floodConfig(n))
 	if err != nil {
 		return err
 	}
+	r.QueuePeak = &peak
 	// Let the daemon drain its socket and the queue.
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
 		time.Sleep(o.settle)
@@ -481,13 +495,43 @@ func floodDaemon(ctx context.Context, o *options, p *pair, n int, daemonArgs []s
 	r.Arrivals, r.Answered, r.AnsweredRate, r.AnsweredRatio = &h, &answered, &rate, &ratio
 	r.Leaked, r.LeakedPct = &leaked, &pct
 	r.QueueDropped, r.UserDropped, r.NetlinkDrops = &qDropped, &uDropped, &nlDrops
-	logf("%d sources: H %d answered %d (%.0f/s, %.2f of kernel-only) leaked %.2f%% (netlink drops %d, queue full %d)",
-		n, h, answered, rate, ratio, pct, nlDrops, qDropped)
+	logf("%d sources: H %d answered %d (%.0f/s, %.2f of kernel-only) leaked %.2f%% (socket drops %d, longest queue %d)",
+		n, h, answered, rate, ratio, pct, nlDrops, peak)
 	if err := d.stop(); err != nil {
 		return err
 	}
 	r.DaemonWarnings = append(r.DaemonWarnings, warnings(d.stderr.String())...)
 	return nil
+}
+
+// floodWatchingQueue runs the flood c and meanwhile samples the daemon's
+// queues every 50ms; it returns the longest queue_total seen (when it
+// reaches the queue's length, further packets pass unseen: fail-open).
+func floodWatchingQueue(ctx context.Context, p *pair, pid int, c syngen.Config) (syngen.Result, uint64, error) {
+	type done struct {
+		res syngen.Result
+		err error
+	}
+	ch := make(chan done, 1)
+	go func() {
+		res, err := syngen.Run(ctx, p.client, c)
+		ch <- done{res, err}
+	}()
+	var peak uint64
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case d := <-ch:
+			return d.res, peak, d.err
+		case <-tick.C:
+			if qs, err := readQueues(pid); err == nil {
+				for _, q := range qs {
+					peak = max(peak, q.Total)
+				}
+			}
+		}
+	}
 }
 
 // queueState returns the queues (by number) and the drops of their sockets.
@@ -600,7 +644,11 @@ func latencyUnderFlood(ctx context.Context, o *options, p *pair, n int, seqArgs 
 	var lat latencyResult
 	lerr := netns.Do(p.client, func() error {
 		var err error
-		lat, err = measureLatency(dst, guardPort, open, close, o.tries)
+		var tlog func(string, ...any)
+		if o.verbose {
+			tlog = logf
+		}
+		lat, err = measureLatency(dst, guardPort, open, close, o.tries, tlog)
 		return err
 	})
 	floodStillOn := fctx.Err() == nil
