@@ -414,7 +414,7 @@ func shortDuration(d time.Duration) string {
 	}
 	return s
 }
-func (v *durationValue) Type() string   { return "duration" }
+func (v *durationValue) Type() string { return "duration" }
 
 // atValue is an instant: RFC 3339 or Unix seconds, as the daemon's --at.
 type atValue struct {

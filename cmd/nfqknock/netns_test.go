@@ -155,21 +155,34 @@ func parseSYN(b []byte) (syn, bool) {
 	return s, true
 }
 
-// dports returns the destination ports of the SYNs from src, in order, and
-// fails the test when two of them share a source port (a retransmission).
+// dports returns the destination ports of the knocks from src, in order:
+// one per connect attempt (source port). A second SYN from one source port
+// is a retransmission by the kernel, which the daemon ignores and the client
+// avoids by abandoning each attempt long before the kernel's 1s timer. It
+// is left out; the test fails when there are two or more. One is tolerated:
+// only one attempt is in flight at a time, so a stall of a whole second of
+// the test process on a loaded machine can let the kernel retransmit one,
+// while a client that waits past 1s has every dropped knock retransmitted.
 func dports(t *testing.T, syns []syn, src netip.Addr) []uint16 {
 	t.Helper()
-	var ports []uint16
-	seen := map[uint16]uint16{}
+	var ports, again []uint16
+	seen := map[uint16]bool{}
 	for _, s := range syns {
 		if s.src != src {
 			continue
 		}
-		if d, ok := seen[s.sport]; ok {
-			t.Errorf("two SYNs from source port %d (to %d and %d): a knock was retransmitted", s.sport, d, s.dport)
+		if seen[s.sport] {
+			again = append(again, s.dport)
+			continue
 		}
-		seen[s.sport] = s.dport
+		seen[s.sport] = true
 		ports = append(ports, s.dport)
+	}
+	switch {
+	case len(again) > 1:
+		t.Errorf("the kernel retransmitted the knocks to %v: the client did not abandon them in time", again)
+	case len(again) == 1:
+		t.Logf("the kernel retransmitted the knock to %d once: a stall of the test process on a loaded machine?", again[0])
 	}
 	return ports
 }
