@@ -454,21 +454,12 @@ var (
 // name, once per test binary, and returns the path of the binary.
 func build(t *testing.T, pkg, name string) string {
 	t.Helper()
-	bin, err := tryBuild(pkg, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
-// tryBuild is build that returns the error.
-func tryBuild(pkg, name string) (string, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if buildDir == "" {
 		dir, err := os.MkdirTemp("", "nfqknock-test-")
 		if err != nil {
-			return "", err
+			t.Fatal(err)
 		}
 		buildDir = dir
 	}
@@ -480,7 +471,10 @@ func tryBuild(pkg, name string) (string, error) {
 		}
 		built[name] = err
 	}
-	return bin, err
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
 
 // clientBin returns the built nfqknock.
