@@ -58,16 +58,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // report prints err as one line on stderr and returns the exit status for it.
 func report(err error, stderr io.Writer) int {
-	switch {
-	case err == nil, err == errHangup: // a bare errHangup ended a proxy session
+	if err == nil || err == errHangup { // a bare errHangup ended a proxy session
 		return exitOK
-	case errors.As(err, new(*usageError)):
-		fmt.Fprintf(stderr, "nfqknock: %v\n", err)
-		return exitUsage
-	default:
-		fmt.Fprintf(stderr, "nfqknock: %v\n", err)
-		return exitFailure
 	}
+	fmt.Fprintf(stderr, "nfqknock: %v\n", err)
+	if errors.As(err, new(*usageError)) {
+		return exitUsage
+	}
+	return exitFailure
 }
 
 // exec runs the subcommand of o.

@@ -21,9 +21,10 @@ const maxSecretFile = 64 << 10
 type secrets struct{ open, close string }
 
 // loadSecrets takes each secret from its flag (nil when the flag was not
-// given), else from its environment variable (an empty variable counts as
-// unset), else from the secret file. The flags reject empty secrets. A file named with --secret-file is
-// always read and checked, even when flags give both secrets.
+// given; the flags reject empty secrets), else from its environment variable
+// (an empty variable counts as unset), else from the secret file. A file
+// named with --secret-file is always read and checked, even when flags give
+// both secrets.
 func loadSecrets(flagOpen, flagClose *string, file string, fileGiven bool, getenv func(string) string) (secrets, error) {
 	var s secrets
 	if fileGiven {
