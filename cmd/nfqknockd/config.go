@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +47,10 @@ type config struct {
 	IPTables   bool
 	// Verbose (-v) logs every knock.
 	Verbose bool
+	// SecretFile (--secret-file) holds open= and close= lines; SecretsFrom
+	// says where the secrets came from (see loadSecrets).
+	SecretFile  string
+	SecretsFrom secretSource
 	// Show (-s) prints the sequences at At (--at), or now when At is zero,
 	// and exits.
 	Show bool
@@ -394,6 +399,7 @@ func newFlagSet(c *config) (*pflag.FlagSet, *flagValues) {
 	fs.VarP(&digestValue{d: &c.Params.Digest}, "digest", "d", "`DIGEST` of the sequences: md5, sha256, sha384 or sha512 (8, 16, 24 or 32 ports)")
 	fs.VarP(&secretValue{s: &c.Params.OpenSecret}, "open-secret", "o", "open `SECRET` (default: the C daemon's public default)")
 	fs.VarP(&secretValue{s: &c.Params.CloseSecret}, "close-secret", "c", "close `SECRET` (default: the C daemon's public default)")
+	fs.StringVar(&c.SecretFile, "secret-file", "", "read the secrets from `FILE`: lines open=SECRET and close=SECRET, mode 0600; -o/-c win over it. Without it and -o/-c, the systemd credential "+credentialName+" in $CREDENTIALS_DIRECTORY is read when set (default: none)")
 	fs.VarP(&timeoutValue{d: &c.Timeout}, "timeout", "t", "longest gap between two knocks: `SECONDS` 1..600, or a duration such as 10s")
 	fs.Var(v.period, "period", "the sequences change every `DURATION` (whole seconds), at multiples of it since 1970-01-01 UTC")
 	fs.Var(v.grace, "grace", "accept the previous (next) period's sequences this `DURATION` after (before) a change; below half the period")
@@ -510,6 +516,12 @@ func check(c *config, fs *pflag.FlagSet, v *flagValues) error {
 	c.Guard = slices.Compact(c.Guard)
 	slices.Sort(c.Opened)
 	c.Opened = slices.Compact(c.Opened)
+	if fs.Changed("secret-file") && c.SecretFile == "" {
+		return badFlag("secret-file", "", "file name is empty")
+	}
+	if err := loadSecrets(c, fs, os.Getenv); err != nil {
+		return err
+	}
 	if err := c.Params.Validate(); err != nil { // should not happen after the checks above
 		return &usageError{flag: "command line", reason: err.Error()}
 	}

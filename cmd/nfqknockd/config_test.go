@@ -28,6 +28,7 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-p", "22"}, func(c *config) error {
 			d := defaultConfig()
 			d.Guard = []uint16{22}
+			d.SecretsFrom = fromDefault
 			if fmt.Sprint(c) != fmt.Sprint(d) {
 				return fmt.Errorf("got %+v, want the defaults %+v", c, d)
 			}

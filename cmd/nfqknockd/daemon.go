@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -19,51 +17,6 @@ import (
 	"github.com/nfqknockd/nfqknockd/nft"
 	"github.com/nfqknockd/nfqknockd/queue"
 )
-
-// capNetAdmin is the bit of CAP_NET_ADMIN in the capability sets.
-const capNetAdmin = 12
-
-// hasCapNetAdmin reports whether this process has CAP_NET_ADMIN in its
-// effective set, read from /proc/self/status.
-func hasCapNetAdmin() (bool, error) {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return false, fmt.Errorf("read capabilities: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		v, ok := strings.CutPrefix(sc.Text(), "CapEff:")
-		if !ok {
-			continue
-		}
-		caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-		if err != nil {
-			return false, fmt.Errorf("parse CapEff %q: %w", v, err)
-		}
-		return caps&(1<<capNetAdmin) != 0, nil
-	}
-	return false, errors.New("read capabilities: no CapEff line in /proc/self/status")
-}
-
-// guardPorts returns the guarded ports less the opened ones (-P wins over
-// --guard, as in the C daemon), sorted and without duplicates.
-func guardPorts(guard, opened []uint16) []uint16 {
-	var set [65536 / 64]uint64
-	for _, p := range guard {
-		set[p/64] |= 1 << (p % 64)
-	}
-	for _, p := range opened {
-		set[p/64] &^= 1 << (p % 64)
-	}
-	var out []uint16
-	for p := 1; p < 65536; p++ {
-		if set[p/64]&(1<<(p%64)) != 0 {
-			out = append(out, uint16(p))
-		}
-	}
-	return out
-}
 
 // shard is one queue with its own tracker and its own netlink socket to
 // nf_tables. The kernel hashes a source to one queue, so shards share no
@@ -150,7 +103,7 @@ func runDaemon(cfg *config) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 
-	guard := guardPorts(cfg.Guard, cfg.Opened)
+	guard := cfg.guardPorts()
 	if len(guard) == 0 {
 		fmt.Fprintf(os.Stderr, "nfqknockd: --guard %s: no port to guard: every one is also given with -P/--open-port, which wins\n", portList(cfg.Guard))
 		return 2
@@ -162,17 +115,9 @@ func runDaemon(cfg *config) int {
 		fmt.Fprintln(os.Stderr, "nfqknockd: CAP_NET_ADMIN is missing: run as root or grant the capability (it binds NFQUEUE and programs nf_tables)")
 		return 1
 	}
-	if cfg.Params.OpenSecret == knock.DefaultOpenSecret || cfg.Params.CloseSecret == knock.DefaultCloseSecret {
-		log.Warn("a secret is the C daemon's public default: anyone can compute the sequence; set -o/--open-secret and -c/--close-secret")
+	if err := dropCapabilities(); err != nil {
+		log.Warn("could not drop the capabilities the daemon does not need", "err", err)
 	}
-	for _, p := range cfg.Opened {
-		for _, g := range cfg.Guard {
-			if p == g {
-				log.Warn("port given with both --guard and --open-port is not guarded", "port", p)
-			}
-		}
-	}
-
 	// Bind the queues first: a second instance fails here, touching nothing.
 	var shards []*shard
 	closeQueues := func() {
@@ -190,7 +135,9 @@ func runDaemon(cfg *config) int {
 			fmt.Fprintf(os.Stderr, "nfqknockd: -q %d: %v\n", num, err)
 			return 1
 		}
-		tr, err := knock.NewTracker(knock.TrackerConfig{Params: cfg.Params, Timeout: cfg.Timeout, MaxSources: maxPerShard(cfg.MaxSources, int(cfg.Queues))})
+		tc := cfg.trackerConfig()
+		tc.MaxSources = maxPerShard(cfg.MaxSources, int(cfg.Queues))
+		tr, err := knock.NewTracker(tc)
 		if err != nil {
 			q.Close()
 			closeQueues()
@@ -242,7 +189,22 @@ func runDaemon(cfg *config) int {
 		"period", cfg.Params.Period,
 		"open_timeout", ttlString(cfg.OpenTimeout),
 		"max_sources", cfg.MaxSources,
+		"secrets_from", string(cfg.SecretsFrom),
 	)
+
+	switch cfg.SecretsFrom {
+	case fromDefault:
+		log.Warn("the secrets are the C daemon's public defaults: anyone can compute the sequences; give --secret-file")
+	case fromArgv:
+		log.Warn("secrets on the command line can be read by every local user (/proc/PID/cmdline); prefer --secret-file or the systemd credential " + credentialName)
+	}
+	for _, p := range cfg.Opened {
+		for _, g := range cfg.Guard {
+			if p == g {
+				log.Warn("port given with both --guard and --open-port is not guarded", "port", p)
+			}
+		}
+	}
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()

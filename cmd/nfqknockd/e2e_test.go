@@ -50,7 +50,9 @@ func daemonBin(t testing.TB) string {
 		if buildErr != nil {
 			return
 		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(buildDir, "nfqknockd"), ".").CombinedOutput()
+		build := exec.Command("go", "build", "-o", filepath.Join(buildDir, "nfqknockd"), ".")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0") // as the Makefile: capabilities drop on every thread
+		out, err := build.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v: %s", err, out)
 		}
@@ -690,5 +692,53 @@ func TestStartFailures(t *testing.T) {
 				t.Errorf("tables left in the namespace: %s", out)
 			}
 		})
+	}
+}
+
+// TestDropsCapabilities: started as root, the daemon keeps CAP_NET_ADMIN
+// alone in its effective, permitted and bounding sets, on every thread.
+func TestDropsCapabilities(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	d := e.start()
+	if strings.Contains(d.stderr.String(), "could not drop") {
+		t.Fatalf("daemon could not drop capabilities:\n%s", d.stderr)
+	}
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", d.cmd.Process.Pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("no threads found: %v", err)
+	}
+	want := fmt.Sprintf("%016x", uint64(1)<<capNetAdmin)
+	for _, task := range tasks {
+		b, err := os.ReadFile(task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			switch k {
+			case "CapEff", "CapPrm", "CapBnd":
+				if strings.TrimSpace(v) != want {
+					t.Errorf("%s: %s = %s, want %s (CAP_NET_ADMIN only)", task, k, strings.TrimSpace(v), want)
+				}
+			case "CapInh", "CapAmb":
+				if strings.TrimSpace(v) != "0000000000000000" {
+					t.Errorf("%s: %s = %s, want none", task, k, strings.TrimSpace(v))
+				}
+			case "NoNewPrivs":
+				if strings.TrimSpace(v) != "1" {
+					t.Errorf("%s: NoNewPrivs = %s", task, strings.TrimSpace(v))
+				}
+			}
+		}
+	}
+	// And it still works with what it kept.
+	open, _ := e.sequences()
+	e.knock(netip.Addr{}, netns.ServerIP4, open)
+	if !e.reachable(netip.Addr{}, netns.ServerIP4, guardPort) {
+		t.Fatalf("not open after the open sequence, with CAP_NET_ADMIN only")
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status = %d (table deletion with CAP_NET_ADMIN only)", code)
 	}
 }

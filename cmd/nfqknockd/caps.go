@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// capNetAdmin is the number of CAP_NET_ADMIN.
+const capNetAdmin = 12
+
+// effectiveCaps returns the effective capability set of this process, read
+// from /proc/self/status.
+func effectiveCaps() (uint64, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, fmt.Errorf("read capabilities: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		v, ok := strings.CutPrefix(sc.Text(), "CapEff:")
+		if !ok {
+			continue
+		}
+		caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse CapEff %q: %w", v, err)
+		}
+		return caps, nil
+	}
+	return 0, errors.New("read capabilities: no CapEff line in /proc/self/status")
+}
+
+// hasCapNetAdmin reports whether this process has CAP_NET_ADMIN in its
+// effective set.
+func hasCapNetAdmin() (bool, error) {
+	caps, err := effectiveCaps()
+	return caps&(1<<capNetAdmin) != 0, err
+}
+
+// dropCapabilities keeps CAP_NET_ADMIN and drops every other capability
+// from every thread: the effective, permitted and inheritable sets, the
+// ambient set, and (when allowed, that is with CAP_SETPCAP) the bounding
+// set. It also sets no_new_privs. The daemon needs nothing else: it binds
+// NFQUEUE and programs nf_tables over netlink, and executes no program.
+//
+// Capabilities belong to threads; Go runs on several, so every change goes
+// through syscall.AllThreadsSyscall, which needs a binary built without cgo
+// (the Makefile builds with CGO_ENABLED=0).
+func dropCapabilities() error {
+	all := func(trap, a1, a2, a3 uintptr) error {
+		if _, _, e := syscall.AllThreadsSyscall(trap, a1, a2, a3); e != 0 {
+			return e
+		}
+		return nil
+	}
+	if err := all(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
+		if errors.Is(err, syscall.ENOTSUP) {
+			return errors.New("drop capabilities: this binary was built with cgo; build it with CGO_ENABLED=0")
+		}
+		return fmt.Errorf("set no_new_privs: %w", err)
+	}
+	if err := all(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); err != nil {
+		return fmt.Errorf("clear ambient capabilities: %w", err)
+	}
+	caps, err := effectiveCaps()
+	if err != nil {
+		return err
+	}
+	if caps&^(1<<capNetAdmin) != 0 { // dropping the bounding set needs CAP_SETPCAP, which goes next
+		for c := 0; c <= unix.CAP_LAST_CAP; c++ {
+			if c == capNetAdmin {
+				continue
+			}
+			if err := all(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0); err != nil && !errors.Is(err, syscall.EINVAL) {
+				return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
+			}
+		}
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := [2]unix.CapUserData{{Effective: 1 << capNetAdmin, Permitted: 1 << capNetAdmin}}
+	err = all(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
+	runtime.KeepAlive(&hdr)
+	runtime.KeepAlive(&data)
+	if err != nil {
+		return fmt.Errorf("set capabilities to CAP_NET_ADMIN only: %w", err)
+	}
+	return nil
+}
