@@ -407,7 +407,7 @@ func newFlagSet(c *config) (*pflag.FlagSet, *flagValues) {
 	fs.Var(v.openTime, "open-timeout", "a source that knocked stays allowed for `DURATION`; 0 means until it knocks the close sequence")
 	fs.Var(maxSrcV, "max-sources", fmt.Sprintf("track at most `N` knocking sources (1..%d); the least recently seen is forgotten", knock.MaxSourcesLimit))
 	fs.VarP(v.queue, "queue", "q", "netfilter queue `NUMBER` 0..65535")
-	fs.Var(v.queues, "queues", fmt.Sprintf("use `N` queues (1..%d) from --queue on, with fanout", maxQueues))
+	fs.Var(v.queues, "queues", fmt.Sprintf("use `N` queues (1..%d) from --queue on, one reader each; the kernel sends each source to one of them by address hash", maxQueues))
 	fs.VarP(maxLenV, "max-queue-len", "m", "netfilter queue length in packets (`N` >= 1)")
 	fs.Var(&tableValue{s: &c.Table}, "table", fmt.Sprintf("`NAME` of the nftables inet table (1..%d letters, digits, '_', '-')", maxTableLen))
 	boolFlag(fs, &c.Foreground, "foreground", "f", "accepted for compatibility: nfqknockd always runs in the foreground")
