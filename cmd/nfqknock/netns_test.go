@@ -399,6 +399,7 @@ func neverEnds(t *testing.T) io.Reader {
 // TestProxyHangup: ssh ends its ProxyCommand with SIGHUP. The built client
 // then still knocks close, and exits 0 without a word.
 func TestProxyHangup(t *testing.T) {
+	netns.RequireRoot(t)
 	bin := clientBin(t)
 	const port = 7000
 	p := netns.NewPair(t)
@@ -466,7 +467,7 @@ func build(t *testing.T, pkg, name string) string {
 	bin := filepath.Join(buildDir, name)
 	err, ok := built[name]
 	if !ok {
-		if out, e := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); e != nil {
+		if out, e := exec.Command("go", "build", "-buildvcs=false", "-o", bin, pkg).CombinedOutput(); e != nil {
 			err = fmt.Errorf("go build %s: %v: %s", pkg, e, out)
 		}
 		built[name] = err
