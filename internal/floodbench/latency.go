@@ -152,7 +152,7 @@ func max64(a, b int64) int64 {
 // latencyResult is the knock-to-open measurement.
 type latencyResult struct {
 	Sources    int       `json:"sources"`
-	FloodRate  float64   `json:"flood_rate_syn_per_s"`
+	FloodRate  float64   `json:"flood_rate_syn_per_s"` // sent during the tries, mean
 	Tries      int       `json:"tries"`
 	Opened     int       `json:"opened"`
 	MedianMS   *float64  `json:"median_ms"`
@@ -162,15 +162,33 @@ type latencyResult struct {
 	Note       string    `json:"note,omitempty"`
 }
 
+// flooder starts a flood and returns a function that stops it and returns
+// the rate it sent at.
+type flooder func() (stop func() (float64, error))
+
 // measureLatency runs tries knock-open-close rounds from the calling
 // thread's namespace (the client's, at its real address) against dst:guard.
-// tlog, when not nil, logs each try.
-func measureLatency(dst netip.Addr, guard uint16, open, close []uint16, tries int, tlog func(string, ...any)) (latencyResult, error) {
-	var r latencyResult
+// Each try: check that the guarded port is closed (without flood, so the
+// close knocks are seen), start the flood, wait warm, knock the open
+// sequence and time the first accepted connect, stop the flood, knock the
+// close sequence. tlog, when not nil, logs each try.
+func measureLatency(dst netip.Addr, guard uint16, open, close []uint16, tries int, warm time.Duration,
+	flood flooder, tlog func(string, ...any)) (r latencyResult, err error) {
 	r.Tries = tries
 	gp := netip.AddrPortFrom(dst, guard)
+	var rates float64
+	defer func() {
+		if r.Opened > 0 {
+			s := slices.Clone(r.SamplesMS)
+			slices.Sort(s)
+			med, p95 := quantile(s, 0.5), quantile(s, 0.95)
+			r.MedianMS, r.P95MS = &med, &p95
+		}
+		if tries > 0 {
+			r.FloodRate = rates / float64(tries)
+		}
+	}()
 	for i := 0; i < tries; i++ {
-		// Before each try the port must be closed again.
 		for attempt := 0; ; attempt++ {
 			ok, err := reachable(gp, 150*time.Millisecond)
 			if err != nil {
@@ -179,8 +197,8 @@ func measureLatency(dst netip.Addr, guard uint16, open, close []uint16, tries in
 			if !ok {
 				break
 			}
-			if attempt == 5 {
-				return r, fmt.Errorf("try %d: guarded port %v still open after %d close knocks", i, gp, attempt)
+			if attempt == 3 {
+				return r, fmt.Errorf("try %d: guarded port %v still open after %d close sequences without flood", i, gp, attempt)
 			}
 			r.CloseRetry++
 			if _, err := knock(dst, close); err != nil {
@@ -188,11 +206,19 @@ func measureLatency(dst netip.Addr, guard uint16, open, close []uint16, tries in
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+		stop := flood()
+		time.Sleep(warm)
 		last, err := knock(dst, open)
-		if err != nil {
-			return r, err
+		var at time.Time
+		var ok bool
+		if err == nil {
+			at, ok, err = firstAccept(gp, 200*time.Microsecond, time.Second)
 		}
-		at, ok, err := firstAccept(gp, 200*time.Microsecond, time.Second)
+		rate, ferr := stop()
+		rates += rate
+		if err == nil {
+			err = ferr
+		}
 		if err != nil {
 			return r, err
 		}
@@ -201,19 +227,16 @@ func measureLatency(dst netip.Addr, guard uint16, open, close []uint16, tries in
 			r.SamplesMS = append(r.SamplesMS, float64(at.Sub(last).Microseconds())/1000)
 		}
 		if tlog != nil {
-			tlog("try %d: last knock at %s, opened %v after %v", i, last.Format("15:04:05.000000"), ok, at.Sub(last))
+			took := "not opened within 1s"
+			if ok {
+				took = "opened after " + at.Sub(last).String()
+			}
+			tlog("try %d: flood %.0f SYN/s, last knock at %s, %s", i, rate, last.Format("15:04:05.000000"), took)
 		}
 		if _, err := knock(dst, close); err != nil {
 			return r, err
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-	if len(r.SamplesMS) > 0 {
-		s := slices.Clone(r.SamplesMS)
-		slices.Sort(s)
-		med := quantile(s, 0.5)
-		p95 := quantile(s, 0.95)
-		r.MedianMS, r.P95MS = &med, &p95
 	}
 	return r, nil
 }

@@ -82,6 +82,7 @@ type options struct {
 	rawIP      bool
 	daemonLog  string
 	verbose    bool
+	warm       time.Duration
 }
 
 func main() {
@@ -109,6 +110,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.floodRate, "flood-rate", 0, "cap of the \"full-rate\" floods in SYN/s (0: as fast as the sender goes)")
 	sender := fs.String("sender", "packet", "how the generator sends: packet (AF_PACKET, fastest) or raw (IPPROTO_RAW socket)")
 	fs.StringVar(&o.daemonLog, "daemon-log", "", "append the daemons' stderr to this file")
+	fs.DurationVar(&o.warm, "warm", 300*time.Millisecond, "flood this long before each knock-to-open try")
 	fs.BoolVar(&o.verbose, "v", false, "log every knock-to-open try")
 	fs.DurationVar(&o.settle, "settle", 500*time.Millisecond, "wait after a flood before reading counters")
 	if err := fs.Parse(args); err != nil {
@@ -626,44 +628,40 @@ func latencyUnderFlood(ctx context.Context, o *options, p *pair, n int, seqArgs 
 		}
 	}()
 
-	fctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	cfg := o.floodConfig(n)
 	cfg.Duration = syngen.MaxDuration
-	type floodDone struct {
-		res syngen.Result
-		err error
+	flood := func() func() (float64, error) {
+		fctx, cancel := context.WithCancel(ctx)
+		type result struct {
+			res syngen.Result
+			err error
+		}
+		ch := make(chan result, 1)
+		go func() {
+			res, err := syngen.Run(fctx, p.client, cfg)
+			ch <- result{res, err}
+		}()
+		return func() (float64, error) {
+			cancel()
+			r := <-ch
+			return r.res.Rate(), r.err
+		}
 	}
-	fc := make(chan floodDone, 1)
-	go func() {
-		res, err := syngen.Run(fctx, p.client, cfg)
-		fc <- floodDone{res, err}
-	}()
-	time.Sleep(time.Second) // steady state
-	logf("%d sources: %d knock-to-open tries under a full-rate flood", n, o.tries)
+	logf("%d sources: %d knock-to-open tries, each under a full-rate flood", n, o.tries)
 	var lat latencyResult
-	lerr := netns.Do(p.client, func() error {
-		var err error
+	err = netns.Do(p.client, func() error {
 		var tlog func(string, ...any)
 		if o.verbose {
 			tlog = logf
 		}
-		lat, err = measureLatency(dst, guardPort, open, close, o.tries, tlog)
+		var err error
+		lat, err = measureLatency(dst, guardPort, open, close, o.tries, o.warm, flood, tlog)
 		return err
 	})
-	floodStillOn := fctx.Err() == nil
-	cancel()
-	fd := <-fc
 	lat.Sources = n
-	lat.FloodRate = fd.res.Rate()
-	if !floodStillOn || fd.res.Elapsed >= syngen.MaxDuration {
-		lat.Note = "the flood ended before the last try"
-	}
-	if lerr != nil {
-		return lat, lerr
-	}
-	if fd.err != nil {
-		return lat, fd.err
+	if err != nil {
+		lat.Note = err.Error()
+		return lat, err
 	}
 	logf("knock-to-open: %d/%d opened, median %s ms, p95 %s ms", lat.Opened, lat.Tries, fmtPtr(lat.MedianMS, "%.2f"), fmtPtr(lat.P95MS, "%.2f"))
 	return lat, nil
