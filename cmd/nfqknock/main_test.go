@@ -223,7 +223,7 @@ func TestArgErrors(t *testing.T) {
 		{[]string{"open", "bad host"}, "HOST 'bad host': unknown host (no such host)"},
 		{[]string{"open", "-6", "10.0.0.1"}, "HOST 10.0.0.1: not an IPv6 address"},
 		{[]string{"open", "-4", "fd00::1"}, "HOST fd00::1: not an IPv4 address"},
-		{[]string{"show", "--secret-file", open}, "--secret-file " + open + ": permissions 0644 are too open (want 0600)"},
+		{[]string{"show", "--secret-file", open}, "--secret-file " + open + ": permissions 0644 are too open (want 0600 or stricter)"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

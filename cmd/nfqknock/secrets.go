@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"fmt"
-	"io"
 	"os"
-	"strings"
+
+	"github.com/nfqknockd/nfqknockd/knock"
 )
 
 // Environment variables that hold the secrets.
@@ -13,9 +11,6 @@ const (
 	envOpenSecret  = "NFQKNOCK_OPEN_SECRET"
 	envCloseSecret = "NFQKNOCK_CLOSE_SECRET"
 )
-
-// maxSecretFile bounds what is read from a secret file.
-const maxSecretFile = 64 << 10
 
 // secrets are the open and close secrets; "" means not given.
 type secrets struct{ open, close string }
@@ -63,68 +58,28 @@ func (s secrets) require(cmd string) error {
 	return nil
 }
 
-// readSecretFile reads a secret file: lines "open=SECRET" and "close=SECRET";
-// blank lines and lines starting with # are skipped; spaces around the key
-// and the secret are trimmed. Like ssh with a private key, it refuses a file
-// that group or others may read or write.
+// readSecretFile reads a secret file in the daemon's format
+// (knock.ParseSecrets); like ssh with a private key, it refuses a file that
+// group or others may read or write (knock.CheckSecretMode).
 func readSecretFile(name string) (secrets, error) {
+	bad := func(err error) error { return usagef("--secret-file %s: %v", shellQuote(name), err) }
 	f, err := os.Open(name)
 	if err != nil {
-		return secrets{}, usagef("--secret-file %s: %v", shellQuote(name), unwrapPathError(err))
+		return secrets{}, bad(unwrapPathError(err))
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return secrets{}, usagef("--secret-file %s: %v", shellQuote(name), unwrapPathError(err))
+		return secrets{}, bad(unwrapPathError(err))
 	}
-	if !fi.Mode().IsRegular() {
-		return secrets{}, usagef("--secret-file %s: not a regular file", shellQuote(name))
+	if err := knock.CheckSecretMode(fi.Mode()); err != nil {
+		return secrets{}, bad(err)
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return secrets{}, usagef("--secret-file %s: permissions %04o are too open (want 0600)", shellQuote(name), perm)
-	}
-	s, err := parseSecrets(io.LimitReader(f, maxSecretFile))
+	open, close, err := knock.ParseSecrets(f)
 	if err != nil {
-		return secrets{}, usagef("--secret-file %s: %v", shellQuote(name), err)
+		return secrets{}, bad(err)
 	}
-	return s, nil
-}
-
-// parseSecrets parses the content of a secret file.
-func parseSecrets(r io.Reader) (secrets, error) {
-	var s secrets
-	sc := bufio.NewScanner(r)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		key, val, ok := strings.Cut(line, "=")
-		if !ok {
-			return secrets{}, fmt.Errorf("line %d: want open=SECRET or close=SECRET", n)
-		}
-		key, val = strings.TrimSpace(key), strings.TrimSpace(val)
-		var dst *string
-		switch key {
-		case "open":
-			dst = &s.open
-		case "close":
-			dst = &s.close
-		default:
-			return secrets{}, fmt.Errorf("line %d: unknown key %q (want open or close)", n, key)
-		}
-		if val == "" {
-			return secrets{}, fmt.Errorf("line %d: empty %s secret", n, key)
-		}
-		if *dst != "" {
-			return secrets{}, fmt.Errorf("line %d: second %s secret", n, key)
-		}
-		*dst = val
-	}
-	if err := sc.Err(); err != nil {
-		return secrets{}, fmt.Errorf("read: %w", err)
-	}
-	return s, nil
+	return secrets{open: open, close: close}, nil
 }
 
 // unwrapPathError drops the operation and path of an *os.PathError, which
