@@ -111,9 +111,15 @@ func want(ok func(c *config) bool) func(c *config) error {
 	}
 }
 
-// TestBadFlags checks that each bad command line prints exactly one line on
-// stderr, nothing on stdout, and exits with status 2.
-func TestBadFlags(t *testing.T) {
+// badFlagCase is a bad command line and the one line it must print.
+type badFlagCase struct {
+	args []string
+	want string // without "nfqknockd: "
+}
+
+// badFlagCases are the bad command lines of every flag. TestBadFlags runs
+// them in process, TestBadInputLeavesNoTable through the binary.
+func badFlagCases() []badFlagCase {
 	const (
 		notNumber = "port must be a number 1..65535"
 		outside   = "port must be 1..65535"
@@ -121,10 +127,7 @@ func TestBadFlags(t *testing.T) {
 		timeout   = "timeout must be 1..600 seconds, or a duration from 1s to 600s"
 		table     = "table name must be 1..64 letters, digits, '_' or '-', starting with a letter"
 	)
-	tests := []struct {
-		args []string
-		want string // without "nfqknockd: "
-	}{
+	return []badFlagCase{
 		// Ports.
 		{[]string{"-a", "0"}, "--start 0: " + outside},
 		{[]string{"-a", "65536"}, "--start 65536: " + outside},
@@ -212,7 +215,12 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-o", "x"}, "--guard: no port to guard: give at least one, for example -p 22"},
 		{[]string{}, "--guard: no port to guard: give at least one, for example -p 22"},
 	}
-	for _, tt := range tests {
+}
+
+// TestBadFlags checks that each bad command line prints exactly one line on
+// stderr, nothing on stdout, and exits with status 2.
+func TestBadFlags(t *testing.T) {
+	for _, tt := range badFlagCases() {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			code, stdout, stderr := run(tt.args...)
 			if code != 2 || stdout != "" || stderr != "nfqknockd: "+tt.want+"\n" {

@@ -652,49 +652,6 @@ func TestSignalDumps(t *testing.T) {
 	}
 }
 
-// TestStartFailures: a daemon that cannot or must not start says why in one
-// line, exits with the documented status and leaves no table.
-func TestStartFailures(t *testing.T) {
-	e := newEnv(t)
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Fatalf("setpriv (util-linux) not found: %v", err)
-	}
-	cases := []struct {
-		name string
-		argv []string // run in the server namespace
-		code int
-		want string
-	}{
-		{"no guard port", []string{e.bin, "-o", "a", "-c", "b"}, 2, "no port to guard"},
-		{"only opened ports", []string{e.bin, "-p", "22", "-P", "22", "-o", "a", "-c", "b"}, 2, "--guard 22: no port to guard"},
-		{"bad flag", []string{e.bin, "-p", "22", "--digest", "crc32"}, 2, "--digest crc32"},
-		{"no capability", []string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", e.bin, "-p", "22", "-o", "a", "-c", "b"}, 1, "CAP_NET_ADMIN"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			cmd := netns.Command(e.pair.Server, c.argv[0], c.argv[1:]...)
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			code := 0
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			msg := stderr.String()
-			if code != c.code || !strings.Contains(msg, c.want) || strings.Count(msg, "\n") != 1 || stdout.Len() != 0 {
-				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d and one line with %q", code, stdout.String(), msg, c.code, c.want)
-			}
-			if out, _ := e.nft("list", "tables"); strings.TrimSpace(out) != "" {
-				t.Errorf("tables left in the namespace: %s", out)
-			}
-		})
-	}
-}
-
 // TestDropsCapabilities: started as root, the daemon keeps CAP_NET_ADMIN
 // alone in its effective, permitted and bounding sets, on every thread.
 func TestDropsCapabilities(t *testing.T) {

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestBadInputLeavesNoTable runs the built daemon in a network namespace
+// with every bad input: each prints its exact one-line error, exits with its
+// status, prints nothing on stdout, and leaves no table behind.
+func TestBadInputLeavesNoTable(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil { // nobody may reach the files
+		t.Fatal(err)
+	}
+	file := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, mode)
+		return p
+	}
+	loose := file("loose", "open=a\nclose=b\n", 0o644)
+	rootOnly := file("root-only", "open=a\nclose=b\n", 0o600)
+	emptySecret := file("empty", "open=a\nclose=\n", 0o600)
+	missing := filepath.Join(dir, "missing")
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Fatalf("setpriv (util-linux) not found: %v", err)
+	}
+	asNobody := []string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"}
+
+	type tcase struct {
+		name string
+		argv []string // after the daemon's path; prefix runs it under another program
+		pre  []string
+		code int
+		want string // the whole stderr line, without "nfqknockd: "
+	}
+	var cases []tcase
+	for _, c := range badFlagCases() {
+		cases = append(cases, tcase{name: strings.Join(c.args, " "), argv: c.args, code: 2, want: c.want})
+	}
+	cases = append(cases,
+		tcase{name: "secret file world-readable", argv: []string{"-p", "22", "--secret-file", loose}, code: 2,
+			want: "--secret-file " + loose + ": permissions 0644 are too open (want 0600 or stricter)"},
+		tcase{name: "secret file missing", argv: []string{"-p", "22", "--secret-file", missing}, code: 2,
+			want: "--secret-file " + missing + ": no such file or directory"},
+		tcase{name: "secret file unreadable", pre: asNobody, argv: []string{"-p", "22", "--secret-file", rootOnly}, code: 2,
+			want: "--secret-file " + rootOnly + ": permission denied"},
+		tcase{name: "empty secret in file", argv: []string{"-p", "22", "--secret-file", emptySecret}, code: 2,
+			want: "--secret-file " + emptySecret + ": line 2: empty close secret"},
+		tcase{name: "invalid table name", argv: []string{"-p", "22", "--table", "no/slash"}, code: 2,
+			want: "--table no/slash: table name must be 1..64 letters, digits, '_' or '-', starting with a letter"},
+		tcase{name: "no CAP_NET_ADMIN", pre: asNobody, argv: []string{"-p", "22", "-o", "a", "-c", "b"}, code: 1,
+			want: "CAP_NET_ADMIN is missing: run as root or grant the capability (it binds NFQUEUE and programs nf_tables)"},
+	)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			argv := append(append(append([]string{}, c.pre...), e.bin), c.argv...)
+			code, stdout, stderr := e.runServer(t, argv)
+			if code != c.code || stdout != "" || stderr != "nfqknockd: "+c.want+"\n" {
+				t.Errorf("exit %d, stdout %q, stderr %q\nwant exit %d, no stdout, stderr %q", code, stdout, stderr, c.code, "nfqknockd: "+c.want+"\n")
+			}
+			if out, _ := e.nft("list", "tables"); strings.TrimSpace(out) != "" {
+				t.Errorf("table left behind: %s", out)
+			}
+		})
+	}
+
+	// A queue bound by another process: one line, exit 1, and the other's
+	// table untouched.
+	first := e.start("--table", "first")
+	code, stdout, stderr := e.runServer(t, []string{e.bin, "-p", "22", "-o", "a", "-c", "b"})
+	want := "nfqknockd: -q 100: queue 100 is already bound by another process: netlink receive: operation not permitted\n"
+	if code != 1 || stdout != "" || stderr != want {
+		t.Errorf("queue taken: exit %d, stdout %q, stderr %q; want exit 1 and %q", code, stdout, stderr, want)
+	}
+	if out, _ := e.nft("list", "tables"); strings.TrimSpace(out) != "table inet first" {
+		t.Errorf("tables after the failed start: %q, want only the first daemon's", out)
+	}
+	if code := first.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("first daemon's exit status = %d", code)
+	}
+}
+
+// runServer runs argv in the server namespace and returns its exit status,
+// stdout and stderr.
+func (e *env) runServer(t *testing.T, argv []string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command("ip", append([]string{"netns", "exec", e.pair.Server}, argv...)...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.ExitCode(), stdout.String(), stderr.String()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return 0, stdout.String(), stderr.String()
+}
