@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -172,7 +173,7 @@ type flooder func() (stop func() (float64, error))
 // close knocks are seen), start the flood, wait warm, knock the open
 // sequence and time the first accepted connect, stop the flood, knock the
 // close sequence. tlog, when not nil, logs each try.
-func measureLatency(dst netip.Addr, guard uint16, open, close []uint16, tries int, warm time.Duration,
+func measureLatency(ctx context.Context, dst netip.Addr, guard uint16, open, close []uint16, tries int, warm time.Duration,
 	flood flooder, tlog func(string, ...any)) (r latencyResult, err error) {
 	r.Tries = tries
 	gp := netip.AddrPortFrom(dst, guard)
@@ -189,6 +190,9 @@ func measureLatency(dst netip.Addr, guard uint16, open, close []uint16, tries in
 		}
 	}()
 	for i := 0; i < tries; i++ {
+		if err := ctx.Err(); err != nil {
+			return r, fmt.Errorf("knock-to-open interrupted: %w", err)
+		}
 		for attempt := 0; ; attempt++ {
 			ok, err := reachable(gp, 150*time.Millisecond)
 			if err != nil {

@@ -403,6 +403,10 @@ func benchSources(ctx context.Context, o *options, n int, daemonArgs, seqArgs []
 		return r, nil, err
 	}
 
+	if err := ctx.Err(); err != nil {
+		return r, nil, err
+	}
+
 	// (c) fixed rate: CPU, RSS, allocations.
 	d, err := startDaemon(o.daemon, p.server, daemonArgs)
 	if err != nil {
@@ -415,7 +419,7 @@ func benchSources(ctx context.Context, o *options, n int, daemonArgs, seqArgs []
 
 	// (d) knock-to-open under the heaviest flood.
 	var lat *latencyResult
-	if heaviest && o.tries > 0 {
+	if ctx.Err() == nil && heaviest && o.tries > 0 {
 		l, err := latencyUnderFlood(ctx, o, p, n, seqArgs)
 		lat = &l
 		if err != nil {
@@ -655,7 +659,7 @@ func latencyUnderFlood(ctx context.Context, o *options, p *pair, n int, seqArgs 
 			tlog = logf
 		}
 		var err error
-		lat, err = measureLatency(dst, guardPort, open, close, o.tries, o.warm, flood, tlog)
+		lat, err = measureLatency(ctx, dst, guardPort, open, close, o.tries, o.warm, flood, tlog)
 		return err
 	})
 	lat.Sources = n
