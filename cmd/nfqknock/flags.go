@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 
@@ -265,6 +267,12 @@ func shellQuote(s string) string {
 	if s == "" {
 		return "''"
 	}
+	if !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		// bash's $'...': escapes keep the message on one line.
+		q := strconv.Quote(s)
+		q = strings.ReplaceAll(q[1:len(q)-1], `\"`, `"`)
+		return "$'" + strings.ReplaceAll(q, "'", `\'`) + "'"
+	}
 	for _, c := range s {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.,:/+=@%[]~", c)) {
 			return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
@@ -290,7 +298,7 @@ func translate(err error) *usageError {
 		if unknown.GetSpecifiedShortnames() != "" {
 			name = "-" + unknown.GetSpecifiedName()
 		}
-		return &usageError{msg: name + ": unknown flag (see --help)"}
+		return &usageError{msg: shellQuote(name) + ": unknown flag (see --help)"}
 	case errors.As(err, &syntax):
 		return &usageError{msg: shellQuote(syntax.GetSpecifiedFlag()) + ": bad flag syntax"}
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 
@@ -119,6 +121,12 @@ func (e *usageError) Error() string {
 func shellQuote(s string) string {
 	if s == "" {
 		return "''"
+	}
+	if !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		// bash's $'...': escapes keep the message on one line.
+		q := strconv.Quote(s)
+		q = strings.ReplaceAll(q[1:len(q)-1], `\"`, `"`)
+		return "$'" + strings.ReplaceAll(q, "'", `\'`) + "'"
 	}
 	for _, c := range s {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.,:/+=@%", c)) {
@@ -544,7 +552,7 @@ func translate(err error) *usageError {
 		if unknown.GetSpecifiedShortnames() != "" {
 			name = "-" + unknown.GetSpecifiedName()
 		}
-		return &usageError{flag: name, reason: "unknown flag (see --help)"}
+		return &usageError{flag: shellQuote(name), reason: "unknown flag (see --help)"}
 	case errors.As(err, &syntax):
 		return &usageError{flag: shellQuote(syntax.GetSpecifiedFlag()), reason: "bad flag syntax"}
 	}
