@@ -1,0 +1,8 @@
+// Package pkgtest tests what the nfqknockd packages ship, as an admin gets
+// it: the hardened systemd unit (systemd-analyze verify and security), the
+// man pages, the nfpm packages' files and modes, and, as root, the .deb
+// installed with dpkg on this machine, its daemon started the way the unit
+// starts it (ExecStart, EnvironmentFile, the secrets credential, an
+// unprivileged user with CAP_NET_ADMIN only) in a network namespace and
+// checked with real TCP from another one. The package holds only tests.
+package pkgtest
