@@ -26,6 +26,20 @@ test: vet
 demo: build
 	bash internal/demo/demo.sh $(BIN)/nfqknockd
 
+# Each fuzz target for FUZZTIME (go test -fuzz); crashers land in the
+# package's testdata/fuzz/ and are kept as regression inputs.
+FUZZTIME ?= 1m
+FUZZ_TARGETS := knock:FuzzTracker knock:FuzzParseRange knock:FuzzParsePorts knock:FuzzParseSecrets \
+	queue:FuzzParse queue:FuzzWalk cmd/nfqknockd:FuzzParseFlags
+fuzz:
+	@log=$$(mktemp); trap 'rm -f $$log' EXIT; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t#*:}; \
+		echo "== $$fn ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -parallel 1 ./$$pkg/ >$$log 2>&1; rc=$$?; \
+		grep '^fuzz: elapsed' $$log | tail -n 1; grep -v '^fuzz: elapsed' $$log; \
+		[ $$rc = 0 ] || exit $$rc; \
+	done
+
 install: build
 	install -D -m 0755 $(BIN)/nfqknockd $(DESTDIR)$(PREFIX)/sbin/nfqknockd
 	install -D -m 0755 $(BIN)/nfqknock $(DESTDIR)$(PREFIX)/bin/nfqknock
