@@ -41,7 +41,9 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -63,26 +65,27 @@ const (
 
 // options are the command-line flags.
 type options struct {
-	daemon     string
-	jsonPath   string
-	sources    []int
-	family     int
-	mss        uint
-	ports      syngen.Ports
-	flood      time.Duration
-	fixedRate  int
-	fixedMin   time.Duration
-	fixedMax   time.Duration
-	tries      int
-	daemonArgs []string
-	kernelOnly bool
-	gobench    string
-	settle     time.Duration
-	floodRate  int
-	rawIP      bool
-	daemonLog  string
-	verbose    bool
-	warm       time.Duration
+	daemon      string
+	jsonPath    string
+	sources     []int
+	family      int
+	mss         uint
+	ports       syngen.Ports
+	flood       time.Duration
+	fixedRate   int
+	fixedMin    time.Duration
+	fixedMax    time.Duration
+	tries       int
+	daemonArgs  []string
+	kernelOnly  bool
+	gobench     string
+	settle      time.Duration
+	floodRate   int
+	rawIP       bool
+	daemonLog   string
+	verbose     bool
+	warm        time.Duration
+	argvSecrets bool
 }
 
 func main() {
@@ -111,6 +114,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	sender := fs.String("sender", "packet", "how the generator sends: packet (AF_PACKET, fastest) or raw (IPPROTO_RAW socket)")
 	fs.StringVar(&o.daemonLog, "daemon-log", "", "append the daemons' stderr to this file")
 	fs.DurationVar(&o.warm, "warm", 300*time.Millisecond, "flood this long before each knock-to-open try")
+	fs.BoolVar(&o.argvSecrets, "argv-secrets", false, "give the daemon its secrets with -o/-c instead of --secret-file")
 	fs.BoolVar(&o.verbose, "v", false, "log every knock-to-open try")
 	fs.DurationVar(&o.settle, "settle", 500*time.Millisecond, "wait after a flood before reading counters")
 	if err := fs.Parse(args); err != nil {
@@ -299,8 +303,17 @@ func bench(ctx context.Context, o *options, stderr io.Writer) (*report, error) {
 			return rep, fmt.Errorf("--daemon: %w (build it first, or use --kernel-only)", err)
 		}
 		rep.Daemon = o.daemon
-		seqArgs = []string{"--range", knockRange, "-o", openSecret, "-c", closeSecret}
-		daemonArgs = append(append(seqArgs, "--guard", strconv.Itoa(guardPort)), o.daemonArgs...)
+		secrets := []string{"-o", openSecret, "-c", closeSecret}
+		if !o.argvSecrets {
+			path, err := secretFile()
+			if err != nil {
+				return rep, err
+			}
+			secrets = []string{"--secret-file", path}
+		}
+		seqArgs = append([]string{"--range", knockRange}, secrets...)
+		daemonArgs = append(slices.Clone(seqArgs), "--guard", strconv.Itoa(guardPort))
+		daemonArgs = append(daemonArgs, o.daemonArgs...)
 		rep.DaemonArgs = daemonArgs
 	}
 	heaviest := 0
@@ -327,6 +340,22 @@ func bench(ctx context.Context, o *options, stderr io.Writer) (*report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// secretFile writes the bench's secrets to a 0600 file in a temporary
+// directory (removed at the end) and returns its path.
+func secretFile() (string, error) {
+	dir, err := os.MkdirTemp("", "floodbench-")
+	if err != nil {
+		return "", fmt.Errorf("secret file: %w", err)
+	}
+	undo.add(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "secrets")
+	body := fmt.Sprintf("open=%s\nclose=%s\n", openSecret, closeSecret)
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		return "", fmt.Errorf("secret file: %w", err)
+	}
+	return path, nil
 }
 
 // floodConfig is the full-rate flood from n sources.
