@@ -185,6 +185,7 @@ type row struct {
 	UserDropped    *uint64  `json:"user_dropped,omitempty"`
 	NetlinkDrops   *uint64  `json:"netlink_drops,omitempty"`
 	QueuePeak      *uint64  `json:"queue_total_peak,omitempty"`
+	DaemonReceived *uint64  `json:"daemon_received,omitempty"` // the daemon's own count at exit (part b)
 	FixedRate      int      `json:"fixed_rate_syn_per_s,omitempty"`
 	FixedS         *float64 `json:"fixed_s,omitempty"`
 	FixedSent      *uint64  `json:"fixed_sent,omitempty"`
@@ -547,8 +548,32 @@ func floodDaemon(ctx context.Context, o *options, p *pair, n int, daemonArgs []s
 	if err := d.stop(); err != nil {
 		return err
 	}
-	r.DaemonWarnings = append(r.DaemonWarnings, warnings(d.stderr.String())...)
+	log := d.stderr.String()
+	r.DaemonWarnings = append(r.DaemonWarnings, warnings(log)...)
+	if rcv, ok := receivedAtExit(log); ok {
+		r.DaemonReceived = &rcv
+	}
 	return nil
+}
+
+// receivedAtExit sums received=N over the daemon's exit lines "queue stats"
+// (one per queue): what the daemon says it read, a cross-check of answered.
+func receivedAtExit(log string) (uint64, bool) {
+	var sum uint64
+	found := false
+	for _, l := range strings.Split(log, "\n") {
+		if !strings.Contains(l, "queue stats") {
+			continue
+		}
+		if m := packetsKV.FindStringSubmatch(l); m != nil {
+			n, err := strconv.ParseUint(m[1], 10, 64)
+			if err == nil {
+				sum += n
+				found = true
+			}
+		}
+	}
+	return sum, found
 }
 
 // floodWatchingQueue runs the flood c and meanwhile samples the daemon's

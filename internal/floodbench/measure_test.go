@@ -181,3 +181,17 @@ func TestParseOptions(t *testing.T) {
 		})
 	}
 }
+
+func TestReceivedAtExit(t *testing.T) {
+	log := `time=x level=INFO msg=started table="inet nfqknock"
+time=x level=INFO msg="queue stats" received=1000 parse_errors=0 read_errors=0 verdict_errors=0
+time=x level=INFO msg="queue stats" received=234 parse_errors=0 read_errors=0 verdict_errors=0
+time=x level=INFO msg=stopped
+`
+	if n, ok := receivedAtExit(log); !ok || n != 1234 {
+		t.Fatalf("receivedAtExit = %d, %v; want 1234, true", n, ok)
+	}
+	if _, ok := receivedAtExit("time=x msg=stopped\n"); ok {
+		t.Fatal("receivedAtExit without stats lines: want false")
+	}
+}
