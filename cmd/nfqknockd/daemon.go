@@ -243,7 +243,12 @@ loop:
 	}
 	stop()
 	wg.Wait()
-	if !destroy(log, admin, cfg.Table) {
+	switch {
+	case status != 0:
+		// A reader failed: leave the table, as a crash would, so the guard
+		// stays enforced until a restart replaces it.
+		log.Error("exiting on a queue failure; the table stays and keeps guarding", "table", "inet "+cfg.Table)
+	case !destroy(log, admin, cfg.Table):
 		status = 1
 	}
 	closeQueues()
