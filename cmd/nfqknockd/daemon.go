@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -231,6 +232,7 @@ loop:
 			switch sig {
 			case syscall.SIGUSR1:
 				dumpOpened(log, admin)
+				logStats(log, shards)
 			case syscall.SIGUSR2:
 				for _, s := range shards {
 					s.q.Do(s.dumpSources) // on the reader's goroutine: no lock
@@ -258,6 +260,29 @@ loop:
 	}
 	log.Info("stopped")
 	return status
+}
+
+// logStats logs the counters of all queues together and the heap
+// allocations of the process so far (runtime/metrics), which tell the
+// allocations per packet over an interval.
+func logStats(log *slog.Logger, shards []*shard) {
+	var sum queue.Stats
+	for _, s := range shards {
+		st := s.q.Stats()
+		sum.Received += st.Received
+		sum.ParseErrors += st.ParseErrors
+		sum.ReadErrors += st.ReadErrors
+		sum.VerdictErrors += st.VerdictErrors
+		sum.Batches += st.Batches
+	}
+	m := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
+	metrics.Read(m)
+	var allocs uint64
+	if m[0].Value.Kind() == metrics.KindUint64 {
+		allocs = m[0].Value.Uint64()
+	}
+	log.Info("stats", "received", sum.Received, "batches", sum.Batches, "parse_errors", sum.ParseErrors,
+		"read_errors", sum.ReadErrors, "verdict_errors", sum.VerdictErrors, "heap_allocs", allocs)
 }
 
 // maxPerShard splits --max-sources between the queues.
