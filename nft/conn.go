@@ -1,6 +1,8 @@
 package nft
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -17,9 +19,10 @@ import (
 // between calls and needs no Close. Its methods are safe for concurrent use
 // (they run one after another).
 type Conn struct {
-	opts  []nftables.ConnOption
-	mu    sync.Mutex
-	table string
+	opts    []nftables.ConnOption
+	rawDial func() (*netlink.Conn, error) // a socket for the batches Conn writes itself
+	mu      sync.Mutex
+	table   string
 }
 
 // maxAttempts bounds how often one operation is sent again after its answer
@@ -49,6 +52,9 @@ func Dial(netnsFd int) (*Conn, error) {
 		opts = append(opts, nftables.WithNetNSFd(netnsFd))
 	}
 	c := dial(opts...)
+	c.rawDial = func() (*netlink.Conn, error) {
+		return netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: netnsFd})
+	}
 	nc, err := c.newConn()
 	if err != nil {
 		return nil, err
@@ -310,6 +316,15 @@ func allowSet(table string, a netip.Addr) (*nftables.Set, []byte, error) {
 // Allow adds source a to allow4 or allow6 with timeout ttl (0: no timeout).
 // A source already there gets the new timeout. An IPv4-mapped IPv6 address
 // goes to allow4.
+//
+// It is on the path of every open, so it costs one transaction that only
+// adds: a transaction that deletes an element waits for the kernel's RCU
+// grace period on commit (and a failing one on abort), several milliseconds
+// on a busy host, against a fraction of one for an add. The add carries
+// NLM_F_EXCL, so a source already there makes it fail with EEXIST; only
+// then a second transaction adds, deletes and adds it again, so that it
+// takes the new timeout on every kernel (adding alone keeps the old one
+// before 6.12). That transaction never fails on an absent element.
 func (c *Conn) Allow(a netip.Addr, ttl time.Duration) error {
 	if ttl < 0 {
 		return fmt.Errorf("add element %s: negative timeout %s", a, ttl)
@@ -323,24 +338,123 @@ func (c *Conn) Allow(a netip.Addr, ttl time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("add element %s: %w", a, err)
 	}
-	elem := []nftables.SetElement{{Key: key, Timeout: ttl}}
-	// Delete and add again in one batch, so that an element already there
-	// takes the new timeout (adding alone would keep the old one on kernels
-	// before 6.12). Deleting an absent element fails the whole batch with
-	// ENOENT: then add alone.
-	err = c.run(func(nc *nftables.Conn) error {
-		if err := nc.SetDeleteElements(set, []nftables.SetElement{{Key: key}}); err != nil {
-			return err
-		}
-		return nc.SetAddElements(set, elem)
-	})
-	if IsNotFound(err) {
-		err = c.run(func(nc *nftables.Conn) error { return nc.SetAddElements(set, elem) })
+	add := elemOp{typ: unix.NFT_MSG_NEWSETELEM, timeout: ttl}
+	excl := add
+	excl.excl = true
+	err = c.elems(set, key, excl)
+	if errors.Is(err, unix.EEXIST) {
+		err = c.elems(set, key, add, elemOp{typ: unix.NFT_MSG_DELSETELEM}, add)
 	}
 	if err != nil {
 		return fmt.Errorf("add element %s to %s of table inet %s: %w", a.Unmap(), set.Name, c.table, err)
 	}
 	return nil
+}
+
+// elemOp is one set element message of a transaction sent by elems.
+type elemOp struct {
+	typ     int           // NFT_MSG_NEWSETELEM or NFT_MSG_DELSETELEM
+	excl    bool          // NLM_F_EXCL: an add fails with EEXIST on an element already there
+	timeout time.Duration // of an add; 0: none
+}
+
+// elems sends one transaction of ops on the element key of set, on a fresh
+// socket, and waits for the kernel's answer to each message. It writes the
+// messages itself because nftables.Conn cannot set NLM_F_EXCL on an element.
+// A lost answer (ENOBUFS) sends the transaction again, up to maxAttempts
+// times: an exclusive add that went through the first time then says
+// EEXIST, which Allow handles.
+func (c *Conn) elems(set *nftables.Set, key []byte, ops ...elemOp) error {
+	msgs := make([]netlink.Message, 0, len(ops)+2)
+	msgs = append(msgs, batchMessage(unix.NFNL_MSG_BATCH_BEGIN))
+	for _, op := range ops {
+		m, err := elemMessage(set, key, op)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, m)
+	}
+	msgs = append(msgs, batchMessage(unix.NFNL_MSG_BATCH_END))
+	var err error
+	for range maxAttempts {
+		if err = c.sendBatch(msgs, len(ops)); err == nil || !isLostAnswer(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// sendBatch sends msgs (a whole batch) on a fresh socket and reads acks
+// answers: the first error the kernel reports, or nil.
+func (c *Conn) sendBatch(msgs []netlink.Message, acks int) error {
+	nl, err := c.rawDial()
+	if err != nil {
+		return fmt.Errorf("netlink socket: %w", err)
+	}
+	defer nl.Close()
+	if _, err := nl.SendMessages(msgs); err != nil {
+		return fmt.Errorf("send batch: %w", err)
+	}
+	for acks > 0 {
+		// Receive turns an error message into an error; the kernel sends
+		// one answer (an ack or an error) per message of the batch.
+		got, err := nl.Receive()
+		if err != nil {
+			return err
+		}
+		for _, m := range got {
+			if m.Header.Type == netlink.Error {
+				acks--
+			}
+		}
+	}
+	return nil
+}
+
+// batchMessage returns NFNL_MSG_BATCH_BEGIN or _END for nf_tables.
+func batchMessage(typ int) netlink.Message {
+	return netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(typ), Flags: netlink.Request},
+		// struct nfgenmsg: AF_UNSPEC, NFNETLINK_V0, res_id (big endian)
+		Data: []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES},
+	}
+}
+
+// elemMessage returns the message of op on the element key of set.
+func elemMessage(set *nftables.Set, key []byte, op elemOp) (netlink.Message, error) {
+	ae := netlink.NewAttributeEncoder()
+	ae.ByteOrder = binary.BigEndian
+	ae.String(unix.NFTA_SET_ELEM_LIST_TABLE, set.Table.Name)
+	ae.String(unix.NFTA_SET_ELEM_LIST_SET, set.Name)
+	ae.Nested(unix.NFTA_SET_ELEM_LIST_ELEMENTS, func(ae *netlink.AttributeEncoder) error {
+		ae.Nested(unix.NFTA_LIST_ELEM, func(ae *netlink.AttributeEncoder) error {
+			ae.Nested(unix.NFTA_SET_ELEM_KEY, func(ae *netlink.AttributeEncoder) error {
+				ae.Bytes(unix.NFTA_DATA_VALUE, key)
+				return nil
+			})
+			if op.typ == unix.NFT_MSG_NEWSETELEM && op.timeout > 0 {
+				ae.Uint64(unix.NFTA_SET_ELEM_TIMEOUT, uint64(op.timeout.Milliseconds()))
+			}
+			return nil
+		})
+		return nil
+	})
+	attrs, err := ae.Encode()
+	if err != nil {
+		return netlink.Message{}, fmt.Errorf("encode element of %s: %w", set.Name, err)
+	}
+	flags := netlink.Request | netlink.Acknowledge
+	if op.typ == unix.NFT_MSG_NEWSETELEM {
+		flags |= netlink.Create
+		if op.excl {
+			flags |= netlink.Excl
+		}
+	}
+	return netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | op.typ), Flags: flags},
+		// struct nfgenmsg: the table's family, NFNETLINK_V0, res_id 0
+		Data: append([]byte{byte(set.Table.Family), unix.NFNETLINK_V0, 0, 0}, attrs...),
+	}, nil
 }
 
 // Revoke removes source a from allow4 or allow6. A source that is not there

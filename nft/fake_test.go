@@ -22,7 +22,9 @@ type fakeKernel struct {
 }
 
 func (k *fakeKernel) conn() *Conn {
-	return dial(nftables.WithTestDial(k.answer))
+	c := dial(nftables.WithTestDial(k.answer))
+	c.rawDial = func() (*netlink.Conn, error) { return nltest.Dial(k.answer), nil }
+	return c
 }
 
 func (k *fakeKernel) answer(req []netlink.Message) ([]netlink.Message, error) {
@@ -137,20 +139,26 @@ func TestApplyBatchShape(t *testing.T) {
 
 func TestAllowBatches(t *testing.T) {
 	a := netip.MustParseAddr("10.0.0.2")
+	const (
+		add = unix.NFT_MSG_NEWSETELEM
+		del = unix.NFT_MSG_DELSETELEM
+	)
 	tests := []struct {
 		name   string
 		errnos []unix.Errno
 		want   [][]int
 		ok     bool
 	}{
-		{"present: delete and add", nil,
-			[][]int{{unix.NFT_MSG_DELSETELEM, unix.NFT_MSG_NEWSETELEM}}, true},
-		{"absent: add alone", []unix.Errno{unix.ENOENT},
-			[][]int{{unix.NFT_MSG_DELSETELEM, unix.NFT_MSG_NEWSETELEM}, {unix.NFT_MSG_NEWSETELEM}}, true},
-		{"no table", []unix.Errno{unix.ENOENT, unix.ENOENT},
-			[][]int{{unix.NFT_MSG_DELSETELEM, unix.NFT_MSG_NEWSETELEM}, {unix.NFT_MSG_NEWSETELEM}}, false},
+		{"absent: one exclusive add", nil,
+			[][]int{{add}}, true},
+		{"present: add, delete, add", []unix.Errno{unix.EEXIST},
+			[][]int{{add}, {add, del, add}}, true},
+		{"no table", []unix.Errno{unix.ENOENT},
+			[][]int{{add}}, false},
 		{"answer lost", []unix.Errno{unix.ENOBUFS},
-			[][]int{{unix.NFT_MSG_DELSETELEM, unix.NFT_MSG_NEWSETELEM}, {unix.NFT_MSG_DELSETELEM, unix.NFT_MSG_NEWSETELEM}}, true},
+			[][]int{{add}, {add}}, true},
+		{"answer lost, then present", []unix.Errno{unix.ENOBUFS, unix.EEXIST},
+			[][]int{{add}, {add}, {add, del, add}}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -165,6 +173,14 @@ func TestAllowBatches(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("batches (-want +got):\n%s", diff)
+			}
+			// The first add of each batch is exclusive only in the
+			// batches of one message.
+			for i, b := range k.batches {
+				excl := b[0].Header.Flags&netlink.Excl != 0
+				if want := len(b) == 1; excl != want {
+					t.Errorf("batch %d: first add exclusive %v, want %v", i, excl, want)
+				}
 			}
 		})
 	}
