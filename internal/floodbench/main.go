@@ -6,8 +6,9 @@
 // For each number of sources N it makes a fresh namespace pair and:
 //
 //   - kernel-only: loads the daemon's ruleset shape with the queue rule
-//     replaced by a counter, floods at the sender's full rate and reads the
-//     rate the kernel took (the testbed's ceiling);
+//     replaced by a counter, floods at --flood-rate (default ReferenceRate,
+//     the issue's reference; 0: the sender's full rate) and reads the rate
+//     the kernel took;
 //   - with the daemon: runs nfqknockd in the server namespace and floods
 //     again; arrivals H come from a counter in a chain at priority -20
 //     (before the knock chain), answered from the queue's id sequence in
@@ -20,6 +21,10 @@
 // Under the heaviest flood, a legitimate client at the client's real
 // address knocks the open sequence and times its first accepted connect to
 // the guarded port (median and 95th percentile).
+//
+// With a --flood-rate, one more row floods the largest source count at the
+// sender's full rate (kernel-only and with the daemon), so that what the
+// reference rate leaves out is shown too.
 //
 // Everything it makes (namespaces, processes) is removed on every way out,
 // including SIGINT and SIGTERM.
@@ -63,6 +68,13 @@ const (
 	clkTck      = 100 // USER_HZ: /proc/PID/stat ticks per second on Linux
 )
 
+// ReferenceRate is the default flood rate: the issue's reference, one
+// sender core at 240-300k SYN/s kernel-only. The generator here (AF_PACKET,
+// past the qdisc) goes about twice as fast, a flood whose reinjection work
+// alone fills the daemon's core; --flood-rate 0 and the extra full-rate row
+// show it.
+const ReferenceRate = 270000
+
 // options are the command-line flags.
 type options struct {
 	daemon      string
@@ -81,6 +93,7 @@ type options struct {
 	gobench     string
 	settle      time.Duration
 	floodRate   int
+	fullRow     bool
 	rawIP       bool
 	daemonLog   string
 	verbose     bool
@@ -102,7 +115,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.family, "family", 4, "IP family of the flood: 4 or 6")
 	fs.UintVar(&o.mss, "mss", 1460, "MSS option of the flood SYNs (0: bare SYNs)")
 	ports := fs.String("ports", "10000-60000", "destination ports of the flood")
-	fs.DurationVar(&o.flood, "flood", 4*time.Second, "length of each full-rate flood")
+	fs.DurationVar(&o.flood, "flood", 4*time.Second, "length of each flood")
 	fs.IntVar(&o.fixedRate, "fixed-rate", 20000, "rate of the CPU/RSS flood, SYN/s")
 	fs.DurationVar(&o.fixedMin, "fixed-min", 10*time.Second, "shortest fixed-rate flood")
 	fs.DurationVar(&o.fixedMax, "fixed-max", 50*time.Second, "longest fixed-rate flood (caps N/rate)")
@@ -110,7 +123,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	dargs := fs.String("daemon-args", "", "extra daemon arguments, space separated (e.g. \"--queues 2\")")
 	fs.BoolVar(&o.kernelOnly, "kernel-only", false, "measure only the kernel-only rates (no daemon)")
 	fs.StringVar(&o.gobench, "gobench", "", "a `go test -bench -benchmem` output file to include in the table and JSON")
-	fs.IntVar(&o.floodRate, "flood-rate", 0, "cap of the \"full-rate\" floods in SYN/s (0: as fast as the sender goes)")
+	fs.IntVar(&o.floodRate, "flood-rate", ReferenceRate, "rate of the floods in SYN/s (the issue's reference; 0: as fast as the sender goes)")
+	fs.BoolVar(&o.fullRow, "full-rate-row", true, "with --flood-rate > 0, also flood the largest source count at the sender's full rate (one more row)")
 	sender := fs.String("sender", "packet", "how the generator sends: packet (AF_PACKET, fastest) or raw (IPPROTO_RAW socket)")
 	fs.StringVar(&o.daemonLog, "daemon-log", "", "append the daemons' stderr to this file")
 	fs.DurationVar(&o.warm, "warm", 300*time.Millisecond, "flood this long before each knock-to-open try")
@@ -167,6 +181,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 // not measured.
 type row struct {
 	Sources int `json:"sources"`
+	// FloodRate is the rate the floods of this row were sent at, SYN/s; 0:
+	// the sender's full rate.
+	FloodRate int `json:"flood_rate_syn_per_s"`
 
 	KernelOnlyRate  float64 `json:"kernel_only_rate_syn_per_s"`
 	KernelOnlySent  uint64  `json:"kernel_only_sent"`
@@ -325,13 +342,21 @@ func bench(ctx context.Context, o *options, stderr io.Writer) (*report, error) {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		r, lat, err := benchSources(ctx, o, n, daemonArgs, seqArgs, n == heaviest)
+		r, lat, err := benchSources(ctx, o, n, o.floodRate, daemonArgs, seqArgs, n == heaviest)
 		rep.Rows = append(rep.Rows, r)
 		if lat != nil {
 			rep.Latency = lat
 		}
 		if err != nil {
 			return rep, fmt.Errorf("%d sources: %w", n, err)
+		}
+	}
+	if o.floodRate > 0 && o.fullRow && !o.kernelOnly && ctx.Err() == nil {
+		logf("%d sources at the sender's full rate", heaviest)
+		r, _, err := benchSources(ctx, o, heaviest, 0, daemonArgs, seqArgs, false)
+		rep.Rows = append(rep.Rows, r)
+		if err != nil {
+			return rep, fmt.Errorf("%d sources at full rate: %w", heaviest, err)
 		}
 	}
 	for _, r := range rep.Rows {
@@ -359,14 +384,14 @@ func secretFile() (string, error) {
 	return path, nil
 }
 
-// floodConfig is the full-rate flood from n sources.
-func (o *options) floodConfig(n int) syngen.Config {
+// floodConfig is the flood from n sources at rate SYN/s (0: full rate).
+func (o *options) floodConfig(n, rate int) syngen.Config {
 	dst := netns.ServerIP4
 	if o.family == 6 {
 		dst = netns.ServerIP6
 	}
 	return syngen.Config{Dst: dst, DstPorts: o.ports, MSS: uint16(o.mss), Sources: n, Duration: o.flood,
-		Rate: o.floodRate, RawIP: o.rawIP}
+		Rate: rate, RawIP: o.rawIP}
 }
 
 // arrivalsRuleset counts, before the knock chain, every SYN it would see.
@@ -395,9 +420,11 @@ var kernelOnlyRuleset = fmt.Sprintf(`table inet nfqknock {
 }
 `, guardPort, knockRange)
 
-// benchSources measures one source count in a fresh namespace pair.
-func benchSources(ctx context.Context, o *options, n int, daemonArgs, seqArgs []string, heaviest bool) (row, *latencyResult, error) {
-	r := row{Sources: n}
+// benchSources measures one source count in a fresh namespace pair, with
+// floods at rate SYN/s (0: full rate). A row at a rate other than
+// --flood-rate only has the floods (a) and (b).
+func benchSources(ctx context.Context, o *options, n, rate int, daemonArgs, seqArgs []string, heaviest bool) (row, *latencyResult, error) {
+	r := row{Sources: n, FloodRate: rate}
 	p, err := newPair()
 	if err != nil {
 		return r, nil, err
@@ -409,7 +436,7 @@ func benchSources(ctx context.Context, o *options, n int, daemonArgs, seqArgs []
 
 	// (a) kernel-only, after a short unmeasured warm-up (neighbour
 	// resolution both ways, first touches of every buffer).
-	warm := o.floodConfig(n)
+	warm := o.floodConfig(n, rate)
 	warm.Duration = 300 * time.Millisecond
 	if _, err := syngen.Run(ctx, p.client, warm); err != nil {
 		return r, nil, err
@@ -420,7 +447,7 @@ func benchSources(ctx context.Context, o *options, n int, daemonArgs, seqArgs []
 		return r, nil, err
 	}
 	logf("%d sources: kernel-only flood for %v", n, o.flood)
-	res, err := syngen.Run(ctx, p.client, o.floodConfig(n))
+	res, err := syngen.Run(ctx, p.client, o.floodConfig(n, rate))
 	if err != nil {
 		return r, nil, err
 	}
@@ -440,12 +467,12 @@ func benchSources(ctx context.Context, o *options, n int, daemonArgs, seqArgs []
 		return r, nil, ctx.Err()
 	}
 
-	// (b) the daemon under the full-rate flood.
-	if err := floodDaemon(ctx, o, p, n, daemonArgs, &r); err != nil {
+	// (b) the daemon under the flood.
+	if err := floodDaemon(ctx, o, p, n, rate, daemonArgs, &r); err != nil {
 		return r, nil, err
 	}
 
-	if err := ctx.Err(); err != nil {
+	if err := ctx.Err(); err != nil || rate != o.floodRate {
 		return r, nil, err
 	}
 
@@ -479,8 +506,8 @@ func benchSources(ctx context.Context, o *options, n int, daemonArgs, seqArgs []
 	return r, lat, nil
 }
 
-// floodDaemon is part (b): H, answered and leaked under the full-rate flood.
-func floodDaemon(ctx context.Context, o *options, p *pair, n int, daemonArgs []string, r *row) error {
+// floodDaemon is part (b): H, answered and leaked under the flood.
+func floodDaemon(ctx context.Context, o *options, p *pair, n, floodRate int, daemonArgs []string, r *row) error {
 	d, err := startDaemon(o.daemon, p.server, daemonArgs)
 	if err != nil {
 		return err
@@ -496,7 +523,7 @@ func floodDaemon(ctx context.Context, o *options, p *pair, n int, daemonArgs []s
 		return err
 	}
 	logf("%d sources: flood with the daemon for %v", n, o.flood)
-	res, peak, err := floodWatchingQueue(ctx, p, d.pid, o.floodConfig(n))
+	res, peak, err := floodWatchingQueue(ctx, p, d.pid, o.floodConfig(n, floodRate))
 	if err != nil {
 		return err
 	}
@@ -638,7 +665,7 @@ func fixedRate(ctx context.Context, o *options, p *pair, d *daemon, n int, r *ro
 	if err != nil {
 		return err
 	}
-	cfg := o.floodConfig(n)
+	cfg := o.floodConfig(n, o.floodRate)
 	cfg.Rate, cfg.Duration = o.fixedRate, dur
 	logf("%d sources: %d SYN/s for %v", n, o.fixedRate, dur)
 	res, err := syngen.Run(ctx, p.client, cfg)
@@ -669,7 +696,7 @@ func fixedRate(ctx context.Context, o *options, p *pair, d *daemon, n int, r *ro
 	return nil
 }
 
-// latencyUnderFlood is part (d): knock-to-open while a full-rate flood runs.
+// latencyUnderFlood is part (d): knock-to-open while the flood runs.
 func latencyUnderFlood(ctx context.Context, o *options, p *pair, n int, seqArgs []string) (latencyResult, error) {
 	open, close, err := sequences(o.daemon, seqArgs)
 	if err != nil {
@@ -698,7 +725,7 @@ func latencyUnderFlood(ctx context.Context, o *options, p *pair, n int, seqArgs 
 		}
 	}()
 
-	cfg := o.floodConfig(n)
+	cfg := o.floodConfig(n, o.floodRate)
 	cfg.Duration = syngen.MaxDuration
 	flood := func() func() (float64, error) {
 		fctx, cancel := context.WithCancel(ctx)
@@ -717,7 +744,7 @@ func latencyUnderFlood(ctx context.Context, o *options, p *pair, n int, seqArgs 
 			return r.res.Rate(), r.err
 		}
 	}
-	logf("%d sources: %d knock-to-open tries, each under a full-rate flood", n, o.tries)
+	logf("%d sources: %d knock-to-open tries, each under the flood", n, o.tries)
 	var lat latencyResult
 	err = netns.Do(p.client, func() error {
 		var tlog func(string, ...any)

@@ -152,8 +152,11 @@ func TestParseOptions(t *testing.T) {
 	}{
 		{name: "defaults", check: func(o *options) bool {
 			return o.daemon == "./bin/nfqknockd" && reflect.DeepEqual(o.sources, []int{1, 1000, 100000, 1000000}) &&
-				o.ports.First == 10000 && o.ports.Last == 60000 && o.fixedRate == 20000 && o.tries == 20 && o.family == 4
+				o.ports.First == 10000 && o.ports.Last == 60000 && o.fixedRate == 20000 && o.tries == 20 && o.family == 4 &&
+				o.floodRate == ReferenceRate && o.fullRow
 		}},
+		{name: "full rate only", args: []string{"--flood-rate", "0", "--full-rate-row=false"},
+			check: func(o *options) bool { return o.floodRate == 0 && !o.fullRow }},
 		{name: "sources and daemon args", args: []string{"--sources", "5, 10", "--daemon-args", "--queues 2"},
 			check: func(o *options) bool {
 				return reflect.DeepEqual(o.sources, []int{5, 10}) && reflect.DeepEqual(o.daemonArgs, []string{"--queues", "2"})
@@ -179,6 +182,23 @@ func TestParseOptions(t *testing.T) {
 				t.Fatalf("options %+v", o)
 			}
 		})
+	}
+}
+
+func TestRowLabel(t *testing.T) {
+	rep := &report{FloodRate: ReferenceRate}
+	tests := []struct {
+		r    row
+		want string
+	}{
+		{row{Sources: 1000, FloodRate: ReferenceRate}, "1000"},
+		{row{Sources: 1000000, FloodRate: 0}, "1000000 at the sender's full rate"},
+		{row{Sources: 5, FloodRate: 100}, "5 at 100 SYN/s"},
+	}
+	for _, tt := range tests {
+		if got := rowLabel(rep, tt.r); got != tt.want {
+			t.Errorf("rowLabel(%+v) = %q, want %q", tt.r, got, tt.want)
+		}
 	}
 }
 

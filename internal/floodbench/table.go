@@ -131,23 +131,26 @@ func printTable(w io.Writer, rep *report) {
 		}
 		tw.Flush()
 	}
-	full := "full rate"
+	full := "at the sender's full rate"
 	if rep.FloodRate > 0 {
-		full = fmt.Sprintf("at most %d SYN/s", rep.FloodRate)
+		full = fmt.Sprintf("at %d SYN/s", rep.FloodRate)
+		if rep.FloodRate == ReferenceRate {
+			full += " (the issue's reference: one sender core at 240-300k SYN/s kernel-only; --flood-rate 0 = the sender's full rate)"
+		}
 	}
-	fmt.Fprintf(w, "\nIPv%d SYN floods (%s sender, MSS %d, ports %s), %s for %.0fs; CPU and RSS at a fixed rate:\n",
+	fmt.Fprintf(w, "\nIPv%d SYN floods (%s sender, MSS %d, ports %s) %s, %.0fs each; CPU and RSS at a fixed rate:\n",
 		rep.Family, rep.Sender, rep.MSS, rep.Ports, full, rep.FloodS)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "sources\tkernel-only SYN/s\tH\tanswered\tanswered/kernel-only\tleaked %\tCPU s/1M SYN\tpeak RSS MiB\tallocs/packet\t")
 	for _, r := range rep.Rows {
-		fmt.Fprintf(tw, "%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Sources, r.KernelOnlyRate,
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", rowLabel(rep, r), r.KernelOnlyRate,
 			fmtPtr(r.Arrivals, "%d"), fmtPtr(r.Answered, "%d"), fmtPtr(r.AnsweredRatio, "%.2f"),
 			fmtPtr(r.LeakedPct, "%.2f"), fmtPtr(r.CPUPerMillion, "%.2f"), fmtPtr(r.PeakRSSMiB, "%.1f"),
 			fmtPtr(r.AllocsPerPkt, "%.3f"))
 	}
 	tw.Flush()
 	if l := rep.Latency; l != nil {
-		fmt.Fprintf(w, "\nknock-to-open under a full-rate flood from %d sources (%.0f SYN/s sent): %d/%d opened, median %s ms, p95 %s ms\n",
+		fmt.Fprintf(w, "\nknock-to-open under the flood from %d sources (%.0f SYN/s sent): %d/%d opened, median %s ms, p95 %s ms\n",
 			l.Sources, l.FloodRate, l.Opened, l.Tries, fmtPtr(l.MedianMS, "%.2f"), fmtPtr(l.P95MS, "%.2f"))
 		if l.Note != "" {
 			fmt.Fprintf(w, "  note: %s\n", l.Note)
@@ -157,6 +160,18 @@ func printTable(w io.Writer, rep *report) {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
 	fmt.Fprintln(w)
+}
+
+// rowLabel names a row by its source count, and says so when its floods
+// ran at another rate than the report's.
+func rowLabel(rep *report, r row) string {
+	switch {
+	case r.FloodRate == rep.FloodRate:
+		return strconv.Itoa(r.Sources)
+	case r.FloodRate == 0:
+		return fmt.Sprintf("%d at the sender's full rate", r.Sources)
+	}
+	return fmt.Sprintf("%d at %d SYN/s", r.Sources, r.FloodRate)
 }
 
 // shortPkg drops the module path.
