@@ -9,11 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 
+	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
 	"github.com/nfqknockd/nfqknockd/knock"
 )
 
@@ -100,65 +99,19 @@ func (c *config) trackerConfig() knock.TrackerConfig {
 	return knock.TrackerConfig{Params: c.Params, Timeout: c.Timeout, MaxSources: c.MaxSources}
 }
 
-// usageError is a bad command line: printed as one line
+// style words the usage errors of nfqknockd: printed as one line
 // "nfqknockd: FLAG VALUE: REASON", exit status 2.
-type usageError struct {
-	flag     string // "--guard", "-z", or a stray argument
-	value    string
-	hasValue bool
-	reason   string
+var style = cli.Style{Safe: cli.ShellSafe}
+
+// duration returns a flag value for a Go duration of at least min; whole
+// seconds when whole is set.
+func duration(d *time.Duration, min time.Duration, whole bool) *cli.DurationValue {
+	return &cli.DurationValue{D: d, Min: min, Whole: whole, Hint: "90s, 10m or 1h"}
 }
 
-func (e *usageError) Error() string {
-	if !e.hasValue {
-		return e.flag + ": " + e.reason
-	}
-	return e.flag + " " + shellQuote(e.value) + ": " + e.reason
-}
-
-// shellQuote quotes s for a shell when it needs it, so that the value in an
-// error message can be copied back.
-func shellQuote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	if !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		// bash's $'...': escapes keep the message on one line.
-		q := strconv.Quote(s)
-		q = strings.ReplaceAll(q[1:len(q)-1], `\"`, `"`)
-		return "$'" + strings.ReplaceAll(q, "'", `\'`) + "'"
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.,:/+=@%", c)) {
-			return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-		}
-	}
-	return s
-}
-
-func badFlag(name, value, reason string) *usageError {
-	return &usageError{flag: "--" + name, value: value, hasValue: true, reason: reason}
-}
-
-// The flag values. Each parses and checks its own text in Set, so that
-// pflag reports the reason; raw keeps the text for later checks that
-// involve several flags.
-
-type portValue struct {
-	p   *uint16
-	raw string
-}
-
-func (v *portValue) Set(s string) error {
-	p, err := knock.ParsePort(s)
-	if err != nil {
-		return err
-	}
-	*v.p, v.raw = p, s
-	return nil
-}
-func (v *portValue) String() string { return strconv.Itoa(int(*v.p)) }
-func (v *portValue) Type() string   { return "port" }
+// The flag values of nfqknockd alone; the shared ones are in package cli.
+// Each parses and checks its own text in Set, so that pflag reports the
+// reason; raw keeps the text for later checks that involve several flags.
 
 // portsValue collects ports from repeated flags and comma lists.
 type portsValue struct{ p *[]uint16 }
@@ -180,49 +133,6 @@ func (v *portsValue) String() string {
 	return strings.Join(s, ",")
 }
 func (v *portsValue) Type() string { return "ports" }
-
-type rangeValue struct {
-	r   *knock.Range
-	raw string
-}
-
-func (v *rangeValue) Set(s string) error {
-	r, err := knock.ParseRange(s)
-	if err != nil {
-		return err
-	}
-	*v.r, v.raw = r, s
-	return nil
-}
-func (v *rangeValue) String() string { return v.r.String() }
-func (v *rangeValue) Type() string   { return "range" }
-
-type digestValue struct{ d *knock.Digest }
-
-func (v *digestValue) Set(s string) error {
-	d, err := knock.ParseDigest(s)
-	if err != nil {
-		return errors.New("unknown digest: want md5, sha256, sha384 or sha512")
-	}
-	*v.d = d
-	return nil
-}
-func (v *digestValue) String() string { return v.d.String() }
-func (v *digestValue) Type() string   { return "digest" }
-
-// secretValue never shows the secret: its String is empty, so the help
-// does not print the default.
-type secretValue struct{ s *string }
-
-func (v *secretValue) Set(s string) error {
-	if s == "" {
-		return errors.New("secret must not be empty")
-	}
-	*v.s = s
-	return nil
-}
-func (v *secretValue) String() string { return "" }
-func (v *secretValue) Type() string   { return "secret" }
 
 // timeoutValue reads whole seconds 1..600, as the C daemon's -t, or a Go
 // duration from 1s to 600s.
@@ -247,32 +157,6 @@ func (v *timeoutValue) Set(s string) error {
 }
 func (v *timeoutValue) String() string { return v.d.String() }
 func (v *timeoutValue) Type() string   { return "seconds" }
-
-// durationValue is a Go duration of at least min; whole seconds when
-// whole is set.
-type durationValue struct {
-	d     *time.Duration
-	min   time.Duration
-	whole bool
-	raw   string
-}
-
-func (v *durationValue) Set(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return errors.New("not a duration: use for example 90s, 10m or 1h")
-	}
-	if d < v.min {
-		return fmt.Errorf("must be at least %v", v.min)
-	}
-	if v.whole && d%time.Second != 0 {
-		return errors.New("must be a whole number of seconds")
-	}
-	*v.d, v.raw = d, s
-	return nil
-}
-func (v *durationValue) String() string { return v.d.String() }
-func (v *durationValue) Type() string   { return "duration" }
 
 // uintValue is an unsigned number min..max.
 type uintValue struct {
@@ -321,55 +205,13 @@ func validTable(s string) error {
 	return nil
 }
 
-// atValue is an instant: RFC 3339 or Unix seconds.
-type atValue struct {
-	t   *time.Time
-	raw string
-}
-
-func (v *atValue) Set(s string) error {
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		*v.t, v.raw = time.Unix(n, 0), s
-		return nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return errors.New("not a time: use RFC 3339 (2025-11-04T12:34:56Z) or Unix seconds")
-	}
-	*v.t, v.raw = t, s
-	return nil
-}
-func (v *atValue) String() string { return "" }
-func (v *atValue) Type() string   { return "time" }
-
-// switchValue is a flag without a value (false by default). pflag's own
-// bool flags print as "--show[=true|false]" in the help; this one as
-// "--show".
-type switchValue struct{ b *bool }
-
-func (v *switchValue) Set(s string) error {
-	b, err := strconv.ParseBool(s)
-	if err != nil {
-		return errors.New("must be true or false, or no value")
-	}
-	*v.b = b
-	return nil
-}
-func (v *switchValue) String() string   { return strconv.FormatBool(*v.b) }
-func (v *switchValue) Type() string     { return "boolfunc" } // no value name in the help
-func (v *switchValue) IsBoolFlag() bool { return true }
-
-func boolFlag(fs *pflag.FlagSet, p *bool, name, short, usage string) {
-	fs.VarPF(&switchValue{b: p}, name, short, usage).NoOptDefVal = "true"
-}
-
 // flagValues are the values that later checks need to look at.
 type flagValues struct {
-	start, end              *portValue
-	rng                     *rangeValue
+	start, end              *cli.PortValue
+	rng                     *cli.RangeValue
 	queue, queues           *uintValue
-	period, grace, openTime *durationValue
-	at                      *atValue
+	period, grace, openTime *cli.DurationValue
+	at                      *cli.AtValue
 	copyBack                func() // stores the numbers parsed into the config
 }
 
@@ -380,13 +222,13 @@ func newFlagSet(c *config) (*pflag.FlagSet, *flagValues) {
 	fs.Usage = func() {}
 	fs.SortFlags = false
 	v := &flagValues{
-		start:    &portValue{p: &c.Params.Range.Start},
-		end:      &portValue{p: &c.Params.Range.End},
-		rng:      &rangeValue{r: &c.Params.Range},
-		period:   &durationValue{d: &c.Params.Period, min: time.Second, whole: true},
-		grace:    &durationValue{d: &c.Params.Grace},
-		openTime: &durationValue{d: &c.OpenTimeout},
-		at:       &atValue{t: &c.At},
+		start:    &cli.PortValue{P: &c.Params.Range.Start},
+		end:      &cli.PortValue{P: &c.Params.Range.End},
+		rng:      &cli.RangeValue{R: &c.Params.Range},
+		period:   duration(&c.Params.Period, time.Second, true),
+		grace:    duration(&c.Params.Grace, 0, false),
+		openTime: duration(&c.OpenTimeout, 0, false),
+		at:       &cli.AtValue{T: &c.At},
 	}
 	queue, queues, maxLen, maxSrc := uint64(c.Queue), uint64(c.Queues), uint64(c.MaxQueueLen), uint64(c.MaxSources)
 	v.queue = &uintValue{n: &queue, min: 0, max: 65535}
@@ -394,9 +236,9 @@ func newFlagSet(c *config) (*pflag.FlagSet, *flagValues) {
 	maxLenV := &uintValue{n: &maxLen, min: 1, max: 1<<32 - 1}
 	maxSrcV := &uintValue{n: &maxSrc, min: 1, max: knock.MaxSourcesLimit}
 
-	boolFlag(fs, &c.Help, "help", "h", "print this help and exit")
-	boolFlag(fs, &c.Version, "version", "", "print the version and exit")
-	boolFlag(fs, &c.Show, "show", "s", "print the current OPEN: and CLOSE: port sequences (for scripts) and exit")
+	cli.BoolFlag(fs, &c.Help, "help", "h", "print this help and exit")
+	cli.BoolFlag(fs, &c.Version, "version", "", "print the version and exit")
+	cli.BoolFlag(fs, &c.Show, "show", "s", "print the current OPEN: and CLOSE: port sequences (for scripts) and exit")
 	fs.Var(v.at, "at", "with -s: show the sequences at `TIME` instead of now: RFC 3339 or Unix seconds (default: now)")
 
 	fs.VarP(&portsValue{p: &c.Guard}, "guard", "p", "guard TCP `PORT`s: only sources that knocked may connect; repeatable, or a comma list such as 22,443 (default: none)")
@@ -404,23 +246,23 @@ func newFlagSet(c *config) (*pflag.FlagSet, *flagValues) {
 	fs.VarP(v.start, "start", "a", "first `PORT` of the knock range")
 	fs.VarP(v.end, "end", "b", "last `PORT` of the knock range")
 	fs.Var(v.rng, "range", "knock range `START-END`, instead of -a and -b")
-	fs.VarP(&digestValue{d: &c.Params.Digest}, "digest", "d", "`DIGEST` of the sequences: md5, sha256, sha384 or sha512 (8, 16, 24 or 32 ports)")
-	fs.VarP(&secretValue{s: &c.Params.OpenSecret}, "open-secret", "o", "open `SECRET` (default: the C daemon's public default)")
-	fs.VarP(&secretValue{s: &c.Params.CloseSecret}, "close-secret", "c", "close `SECRET` (default: the C daemon's public default)")
+	fs.VarP(&cli.DigestValue{D: &c.Params.Digest}, "digest", "d", "`DIGEST` of the sequences: md5, sha256, sha384 or sha512 (8, 16, 24 or 32 ports)")
+	fs.VarP(&cli.SecretValue{S: &c.Params.OpenSecret}, "open-secret", "o", "open `SECRET` (default: the C daemon's public default)")
+	fs.VarP(&cli.SecretValue{S: &c.Params.CloseSecret}, "close-secret", "c", "close `SECRET` (default: the C daemon's public default)")
 	fs.StringVar(&c.SecretFile, "secret-file", "", "read the secrets from `FILE`: lines open=SECRET and close=SECRET, mode 0600; -o/-c win over it. Without it and -o/-c, the systemd credential "+credentialName+" in $CREDENTIALS_DIRECTORY is read when set (default: none)")
 	fs.VarP(&timeoutValue{d: &c.Timeout}, "timeout", "t", "longest gap between two knocks: `SECONDS` 1..600, or a duration such as 10s")
 	fs.Var(v.period, "period", "the sequences change every `DURATION` (whole seconds), at multiples of it since 1970-01-01 UTC")
 	fs.Var(v.grace, "grace", "accept the previous (next) period's sequences this `DURATION` after (before) a change; below half the period")
-	boolFlag(fs, &c.Params.LocalHour, "local-hour", "", "periods are hours of the local time zone, as in the C daemon (differs from UTC in half-hour zones); needs --period 1h")
+	cli.BoolFlag(fs, &c.Params.LocalHour, "local-hour", "", "periods are hours of the local time zone, as in the C daemon (differs from UTC in half-hour zones); needs --period 1h")
 	fs.Var(v.openTime, "open-timeout", "a source that knocked stays allowed for `DURATION`; 0 means until it knocks the close sequence")
 	fs.Var(maxSrcV, "max-sources", fmt.Sprintf("track at most `N` knocking sources (1..%d); the least recently seen is forgotten", knock.MaxSourcesLimit))
 	fs.VarP(v.queue, "queue", "q", "netfilter queue `NUMBER` 0..65535")
 	fs.Var(v.queues, "queues", fmt.Sprintf("use `N` queues (1..%d) from --queue on, one reader each; the kernel sends each source to one of them by address hash", maxQueues))
 	fs.VarP(maxLenV, "max-queue-len", "m", "netfilter queue length in packets (`N` >= 1)")
 	fs.Var(&tableValue{s: &c.Table}, "table", fmt.Sprintf("`NAME` of the nftables inet table (1..%d letters, digits, '_', '-')", maxTableLen))
-	boolFlag(fs, &c.Foreground, "foreground", "f", "accepted for compatibility: nfqknockd always runs in the foreground")
-	boolFlag(fs, &c.IPTables, "iptables", "i", "accepted for compatibility: nfqknockd always manages its own nftables table")
-	boolFlag(fs, &c.Verbose, "verbose", "v", "log every knock")
+	cli.BoolFlag(fs, &c.Foreground, "foreground", "f", "accepted for compatibility: nfqknockd always runs in the foreground")
+	cli.BoolFlag(fs, &c.IPTables, "iptables", "i", "accepted for compatibility: nfqknockd always manages its own nftables table")
+	cli.BoolFlag(fs, &c.Verbose, "verbose", "v", "log every knock")
 
 	// The numbers live in uint64s while parsing: copy them back.
 	v.copyBack = func() {
@@ -457,19 +299,19 @@ Examples:
 	return b.String()
 }
 
-// parseFlags parses the command line. Its errors are *usageError.
+// parseFlags parses the command line. Its errors are *cli.UsageError.
 func parseFlags(args []string) (*config, error) {
 	c := defaultConfig()
 	fs, v := newFlagSet(c)
 	if err := fs.Parse(args); err != nil {
-		return nil, translate(err)
+		return nil, style.Translate(err)
 	}
 	v.copyBack()
 	if c.Help || c.Version {
 		return c, nil
 	}
 	if fs.NArg() > 0 {
-		return nil, &usageError{flag: shellQuote(fs.Arg(0)), reason: "unexpected argument (nfqknockd takes flags only)"}
+		return nil, cli.Usagef("%s: unexpected argument (nfqknockd takes flags only)", style.Quote(fs.Arg(0)))
 	}
 	if err := check(c, fs, v); err != nil {
 		return nil, err
@@ -479,82 +321,45 @@ func parseFlags(args []string) (*config, error) {
 
 // check validates what involves several flags.
 func check(c *config, fs *pflag.FlagSet, v *flagValues) error {
-	r := c.Params.Range
-	switch {
-	case fs.Changed("range") && (fs.Changed("start") || fs.Changed("end")):
-		return badFlag("range", v.rng.raw, "conflicts with --start (-a) and --end (-b): give either")
-	case fs.Changed("range"):
-		// ParseRange checked it.
-	case r.Start == r.End:
-		name, raw := "end", v.end.raw
-		if !fs.Changed("end") {
-			name, raw = "start", v.start.raw
-		}
-		return badFlag(name, raw, "start and end must differ: the sequence formula divides by end-start")
-	case r.Start > r.End && fs.Changed("end"):
-		return badFlag("end", v.end.raw, fmt.Sprintf("end %d is below start %d", r.End, r.Start))
-	case r.Start > r.End:
-		return badFlag("start", v.start.raw, fmt.Sprintf("start %d is above end %d", r.Start, r.End))
+	if err := style.CheckRange(fs, v.start, v.end, v.rng); err != nil {
+		return err
 	}
 	if c.Params.Grace >= c.Params.Period/2 && c.Show && !fs.Changed("grace") {
 		c.Params.Grace = 0 // -s does not use the grace: a short --period alone is fine
 	}
 	if c.Params.Grace >= c.Params.Period/2 {
 		if fs.Changed("grace") {
-			return badFlag("grace", v.grace.raw, fmt.Sprintf("must be below half the period (%v)", c.Params.Period/2))
+			return style.BadFlag("grace", v.grace.Raw, fmt.Sprintf("must be below half the period (%v)", c.Params.Period/2))
 		}
-		return badFlag("period", v.period.raw, fmt.Sprintf("must be more than twice the grace (%v): give a shorter --grace", c.Params.Grace))
+		return style.BadFlag("period", v.period.Raw, fmt.Sprintf("must be more than twice the grace (%v): give a shorter --grace", c.Params.Grace))
 	}
 	if c.Params.LocalHour {
 		if c.Params.Period != time.Hour {
-			return badFlag("period", v.period.raw, "--local-hour needs a period of 1h")
+			return style.BadFlag("period", v.period.Raw, "--local-hour needs a period of 1h")
 		}
 		c.Params.Location = time.Local
 	}
 	if int(c.Queue)+int(c.Queues)-1 > 65535 {
-		return badFlag("queues", v.queues.raw, fmt.Sprintf("queues %d..%d go past 65535", c.Queue, int(c.Queue)+int(c.Queues)-1))
+		return style.BadFlag("queues", v.queues.raw, fmt.Sprintf("queues %d..%d go past 65535", c.Queue, int(c.Queue)+int(c.Queues)-1))
 	}
 	if fs.Changed("at") && !c.Show {
-		return badFlag("at", v.at.raw, "only meaningful with -s (--show)")
+		return style.BadFlag("at", v.at.Raw, "only meaningful with -s (--show)")
 	}
 	if !c.Show && len(c.Guard) == 0 {
-		return &usageError{flag: "--guard", reason: "no port to guard: give at least one, for example -p 22"}
+		return &cli.UsageError{Msg: "--guard: no port to guard: give at least one, for example -p 22"}
 	}
 	slices.Sort(c.Guard)
 	c.Guard = slices.Compact(c.Guard)
 	slices.Sort(c.Opened)
 	c.Opened = slices.Compact(c.Opened)
 	if fs.Changed("secret-file") && c.SecretFile == "" {
-		return badFlag("secret-file", "", "file name is empty")
+		return style.BadFlag("secret-file", "", "file name is empty")
 	}
 	if err := loadSecrets(c, fs, os.Getenv); err != nil {
 		return err
 	}
 	if err := c.Params.Validate(); err != nil { // should not happen after the checks above
-		return &usageError{flag: "command line", reason: err.Error()}
+		return &cli.UsageError{Msg: "command line: " + err.Error()}
 	}
 	return nil
-}
-
-// translate turns an error of pflag into a usageError.
-func translate(err error) *usageError {
-	var inv *pflag.InvalidValueError
-	var missing *pflag.ValueRequiredError
-	var unknown *pflag.NotExistError
-	var syntax *pflag.InvalidSyntaxError
-	switch {
-	case errors.As(err, &inv):
-		return badFlag(inv.GetFlag().Name, inv.GetValue(), errors.Unwrap(inv).Error())
-	case errors.As(err, &missing):
-		return &usageError{flag: "--" + missing.GetFlag().Name, reason: "needs a value"}
-	case errors.As(err, &unknown):
-		name := "--" + unknown.GetSpecifiedName()
-		if unknown.GetSpecifiedShortnames() != "" {
-			name = "-" + unknown.GetSpecifiedName()
-		}
-		return &usageError{flag: shellQuote(name), reason: "unknown flag (see --help)"}
-	case errors.As(err, &syntax):
-		return &usageError{flag: shellQuote(syntax.GetSpecifiedFlag()), reason: "bad flag syntax"}
-	}
-	return &usageError{flag: "command line", reason: err.Error()}
 }

@@ -292,12 +292,3 @@ func TestShowInProcess(t *testing.T) {
 		t.Errorf("-s: exit %d, %q", code, stdout)
 	}
 }
-
-func TestShellQuote(t *testing.T) {
-	for in, want := range map[string]string{"": "''", "abc": "abc", "a b": "'a b'", "it's": `'it'\''s'`, "22,443": "22,443", "-1": "-1",
-		"\r": `$'\r'`, "a\nb'c\"": `$'a\nb\'c"'`, "\xff": `$'\xff'`} {
-		if got := shellQuote(in); got != want {
-			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
-		}
-	}
-}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
 	"github.com/nfqknockd/nfqknockd/knock"
 )
 
@@ -29,9 +30,9 @@ func main() {
 func realMain(args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseFlags(args)
 	if err != nil {
-		var ue *usageError
+		var ue *cli.UsageError
 		if !errors.As(err, &ue) {
-			ue = &usageError{flag: "command line", reason: err.Error()}
+			ue = &cli.UsageError{Msg: "command line: " + err.Error()}
 		}
 		fmt.Fprintf(stderr, "nfqknockd: %v\n", ue)
 		return 2

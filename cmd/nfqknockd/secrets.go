@@ -1,14 +1,11 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 
-	"github.com/nfqknockd/nfqknockd/knock"
 	"github.com/spf13/pflag"
+
+	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
 )
 
 // credentialName is the systemd credential that holds the secrets
@@ -45,19 +42,19 @@ func loadSecrets(c *config, fs *pflag.FlagSet, getenv func(string) string) error
 		}
 		name, flagName, src = filepath.Join(dir, credentialName), "$CREDENTIALS_DIRECTORY", fromCredential
 	}
-	open, close, err := readSecretFile(name)
+	open, close, err := cli.ReadSecretFile(name)
 	if err != nil {
-		return &usageError{flag: flagName, value: name, hasValue: true, reason: err.Error()}
+		return style.Bad(flagName, name, err.Error())
 	}
 	if !openOnArgv {
 		if open == "" {
-			return &usageError{flag: flagName, value: name, hasValue: true, reason: "no open= line (and no -o)"}
+			return style.Bad(flagName, name, "no open= line (and no -o)")
 		}
 		c.Params.OpenSecret = open
 	}
 	if !closeOnArgv {
 		if close == "" {
-			return &usageError{flag: flagName, value: name, hasValue: true, reason: "no close= line (and no -c)"}
+			return style.Bad(flagName, name, "no close= line (and no -c)")
 		}
 		c.Params.CloseSecret = close
 	}
@@ -65,32 +62,4 @@ func loadSecrets(c *config, fs *pflag.FlagSet, getenv func(string) string) error
 		c.SecretsFrom = src
 	}
 	return nil
-}
-
-// readSecretFile reads the secrets from name, refusing a file that group
-// or others may read or write.
-func readSecretFile(name string) (open, close string, err error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return "", "", pathErr(err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", "", pathErr(err)
-	}
-	if err := knock.CheckSecretMode(fi.Mode()); err != nil {
-		return "", "", err
-	}
-	return knock.ParseSecrets(f)
-}
-
-// pathErr drops the operation and path of an *fs.PathError: the message
-// names the file already.
-func pathErr(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return fmt.Errorf("%w", err)
 }
