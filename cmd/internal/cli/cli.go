@@ -49,9 +49,10 @@ type Style struct {
 }
 
 // Quote quotes s for a shell when it needs it, so that the value in an error
-// message can be copied back: '' for the empty string, bash's $'...' for
-// control characters and invalid UTF-8 (so that the message stays on one
-// line), '...' for anything else outside the safe characters.
+// message can be copied back. The empty string becomes a pair of single
+// quotes; a string with control characters or invalid UTF-8 becomes bash's
+// $'...' with escapes, so that the message stays on one line; a string with
+// other characters than the safe ones is put in single quotes.
 func (st Style) Quote(s string) string {
 	if s == "" {
 		return "''"
