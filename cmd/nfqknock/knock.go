@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
 	"github.com/nfqknockd/nfqknockd/knock"
 )
 
@@ -45,7 +46,7 @@ func resolve(ctx context.Context, host, family string) (netip.Addr, error) {
 	if a, err := netip.ParseAddr(host); err == nil {
 		a = a.Unmap()
 		if family != "ip" && (family == "ip4") != a.Is4() {
-			return netip.Addr{}, usagef("HOST %s: not an %s address", shellQuote(host), want)
+			return netip.Addr{}, cli.Usagef("HOST %s: not an %s address", style.Quote(host), want)
 		}
 		return a, nil
 	}
@@ -59,9 +60,9 @@ func resolve(ctx context.Context, host, family string) (netip.Addr, error) {
 			return netip.Addr{}, fmt.Errorf("resolve %s: %w", host, err)
 		}
 		if errors.As(err, new(*net.AddrError)) {
-			return netip.Addr{}, usagef("HOST %s: unknown host (no %s address)", shellQuote(host), want)
+			return netip.Addr{}, cli.Usagef("HOST %s: unknown host (no %s address)", style.Quote(host), want)
 		}
-		return netip.Addr{}, usagef("HOST %s: unknown host (%v)", shellQuote(host), lookupReason(err))
+		return netip.Addr{}, cli.Usagef("HOST %s: unknown host (%v)", style.Quote(host), lookupReason(err))
 	}
 	for _, a := range addrs {
 		a = a.Unmap()
@@ -69,7 +70,7 @@ func resolve(ctx context.Context, host, family string) (netip.Addr, error) {
 			return a, nil
 		}
 	}
-	return netip.Addr{}, usagef("HOST %s: unknown host (no %s address)", shellQuote(host), want)
+	return netip.Addr{}, cli.Usagef("HOST %s: unknown host (no %s address)", style.Quote(host), want)
 }
 
 // lookupReason returns the reason of a failed lookup without the repeated

@@ -20,6 +20,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
 )
 
 func main() {
@@ -62,7 +64,7 @@ func report(err error, stderr io.Writer) int {
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "nfqknock: %v\n", err)
-	if errors.As(err, new(*usageError)) {
+	if errors.As(err, new(*cli.UsageError)) {
 		return exitUsage
 	}
 	return exitFailure

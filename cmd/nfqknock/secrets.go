@@ -1,10 +1,6 @@
 package main
 
-import (
-	"os"
-
-	"github.com/nfqknockd/nfqknockd/knock"
-)
+import "github.com/nfqknockd/nfqknockd/cmd/internal/cli"
 
 // Environment variables that hold the secrets.
 const (
@@ -50,10 +46,10 @@ func (s secrets) require(cmd string) error {
 	needClose := cmd != "open"
 	const how = "give it with %s, %s or %s line in --secret-file (nfqknock has no default secret)"
 	if needOpen && s.open == "" {
-		return usagef("no open secret: "+how, "--open-secret", envOpenSecret, "an open=")
+		return cli.Usagef("no open secret: "+how, "--open-secret", envOpenSecret, "an open=")
 	}
 	if needClose && s.close == "" {
-		return usagef("no close secret: "+how, "--close-secret", envCloseSecret, "a close=")
+		return cli.Usagef("no close secret: "+how, "--close-secret", envCloseSecret, "a close=")
 	}
 	return nil
 }
@@ -62,31 +58,9 @@ func (s secrets) require(cmd string) error {
 // (knock.ParseSecrets); like ssh with a private key, it refuses a file that
 // group or others may read or write (knock.CheckSecretMode).
 func readSecretFile(name string) (secrets, error) {
-	bad := func(err error) error { return usagef("--secret-file %s: %v", shellQuote(name), err) }
-	f, err := os.Open(name)
+	open, close, err := cli.ReadSecretFile(name)
 	if err != nil {
-		return secrets{}, bad(unwrapPathError(err))
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return secrets{}, bad(unwrapPathError(err))
-	}
-	if err := knock.CheckSecretMode(fi.Mode()); err != nil {
-		return secrets{}, bad(err)
-	}
-	open, close, err := knock.ParseSecrets(f)
-	if err != nil {
-		return secrets{}, bad(err)
+		return secrets{}, style.Bad("--secret-file", name, err.Error())
 	}
 	return secrets{open: open, close: close}, nil
-}
-
-// unwrapPathError drops the operation and path of an *os.PathError, which
-// the caller's message already names.
-func unwrapPathError(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
 }
