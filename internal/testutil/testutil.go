@@ -1,0 +1,132 @@
+// Package testutil holds helpers that the tests of several packages share:
+// a buffer that a process's output copier and a test read at once, and the
+// build of a command's binary once per test process.
+package testutil
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// SyncBuffer is a bytes.Buffer safe for concurrent use: the copier of a
+// process's stdout or stderr writes while the test reads. The zero value is
+// an empty buffer ready for use.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p to the buffer.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The builds of this test process: all in one temporary directory.
+var (
+	buildMu  sync.Mutex
+	buildDir string
+	builds   = map[buildKey]buildResult{}
+)
+
+type buildKey struct{ pkg, ldflags string }
+
+type buildResult struct {
+	bin string
+	err error
+}
+
+// Build builds the main package in directory pkg (relative to the test's
+// working directory: "." is the package under test) and returns the path of
+// the binary, named as the directory. It builds as the Makefile does, with
+// CGO_ENABLED=0 (so that capabilities drop on every thread), without VCS
+// stamping, and with -ldflags when ldflags is not empty. Each pkg and ldflags
+// is built once per test process; a failed build fails every test that asks
+// for it. Build is safe for concurrent use.
+//
+// The TestMain of a package that calls Build must run Cleanup after the
+// tests.
+func Build(t testing.TB, pkg, ldflags string) string {
+	t.Helper()
+	bin, err := build(pkg, ldflags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+func build(pkg, ldflags string) (string, error) {
+	abs, err := filepath.Abs(pkg)
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", pkg, err)
+	}
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	key := buildKey{abs, ldflags}
+	if r, ok := builds[key]; ok {
+		return r.bin, r.err
+	}
+	if buildDir == "" {
+		if buildDir, err = os.MkdirTemp("", "nfqknockd-test-"); err != nil {
+			return "", fmt.Errorf("build %s: %w", pkg, err)
+		}
+	}
+	// One directory per build: the same package may be built with other
+	// -ldflags, under the same name.
+	dir := filepath.Join(buildDir, strconv.Itoa(len(builds)))
+	r := buildResult{bin: filepath.Join(dir, filepath.Base(abs))}
+	args := []string{"build", "-buildvcs=false", "-o", r.bin}
+	if ldflags != "" {
+		args = append(args, "-ldflags", ldflags)
+	}
+	cmd := exec.Command("go", append(args, ".")...)
+	cmd.Dir = abs
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		r.err = fmt.Errorf("go build %s: %v: %s", pkg, err, out)
+	}
+	builds[key] = r
+	return r.bin, r.err
+}
+
+// Cleanup removes the binaries that Build made and returns an error naming
+// each process of them that still runs: a test should have stopped it.
+func Cleanup() error {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if buildDir == "" {
+		return nil
+	}
+	var problems []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/exe")
+	for _, p := range procs {
+		if exe, err := os.Readlink(p); err == nil && strings.HasPrefix(exe, buildDir+"/") {
+			problems = append(problems, "process left running: "+p+" "+exe)
+		}
+	}
+	err := os.RemoveAll(buildDir)
+	buildDir, builds = "", map[buildKey]buildResult{}
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "\n"))
+	}
+	return nil
+}
