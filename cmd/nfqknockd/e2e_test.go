@@ -16,12 +16,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
 const (
@@ -36,47 +36,13 @@ const (
 // strangerIP4 is a second client address that never knocks.
 var strangerIP4 = netip.MustParseAddr("10.200.0.3")
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-)
-
-// daemonBin builds cmd/nfqknockd once per test binary and returns its path.
-func daemonBin(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "nfqknockd-e2e-")
-		if buildErr != nil {
-			return
-		}
-		build := exec.Command("go", "build", "-o", filepath.Join(buildDir, "nfqknockd"), ".")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0") // as the Makefile: capabilities drop on every thread
-		out, err := build.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v: %s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(buildDir, "nfqknockd")
-}
-
 // e2eCleanup removes the build and checks that the tests left nothing
 // behind: no namespace of this process, no daemon process, no table of ours
 // in the host's namespace.
 func e2eCleanup() error {
 	var problems []string
-	if buildDir != "" {
-		bin := filepath.Join(buildDir, "nfqknockd")
-		procs, _ := filepath.Glob("/proc/[0-9]*/exe")
-		for _, p := range procs {
-			if exe, err := os.Readlink(p); err == nil && exe == bin {
-				problems = append(problems, "daemon process left running: "+p)
-			}
-		}
-		os.RemoveAll(buildDir)
+	if err := testutil.Cleanup(); err != nil {
+		problems = append(problems, err.Error())
 	}
 	entries, _ := os.ReadDir("/run/netns")
 	mine := fmt.Sprintf("nfqk-%d-", os.Getpid())
@@ -94,24 +60,6 @@ func e2eCleanup() error {
 	return nil
 }
 
-// lockedBuffer is an io.Writer safe for the daemon's stderr copier and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // env is a server namespace with echo listeners on guardPort and freePort
 // (IPv4 and IPv6) and a client namespace, joined by veth.
 type env struct {
@@ -122,7 +70,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	bin := daemonBin(t)
+	bin := testutil.Build(t, ".", "")
 	e := &env{t: t, pair: netns.NewPair(t), bin: bin}
 	if out, err := exec.Command("ip", "-n", e.pair.Client, "addr", "add", strangerIP4.String()+"/24", "dev", "veth0").CombinedOutput(); err != nil {
 		t.Fatalf("add stranger address: %v: %s", err, out)
@@ -241,7 +189,7 @@ func (e *env) nft(args ...string) (string, error) {
 type daemon struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *testutil.SyncBuffer
 	done   chan struct{}
 	err    error
 }
@@ -271,7 +219,7 @@ func (e *env) spawn(environ []string, extra ...string) *daemon {
 		cmd.Path = ip
 		cmd.Env = environ
 	}
-	d := &daemon{t: e.t, cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	d := &daemon{t: e.t, cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {
 		e.t.Fatalf("start daemon: %v", err)

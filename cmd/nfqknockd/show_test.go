@@ -4,27 +4,23 @@ import (
 	"bufio"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
 const testVersion = "v0.0.0-showtest"
 
-// buildNfqknockd builds the command into a temporary directory, with the
-// version set through -ldflags as a release build does.
+// buildNfqknockd builds the command, with the version set through -ldflags
+// as a release build does.
 func buildNfqknockd(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "nfqknockd")
-	out, err := exec.Command("go", "build", "-ldflags", "-X main.version="+testVersion, "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testutil.Build(t, ".", "-X main.version="+testVersion)
 }
 
 // runBin runs the binary with args and environment variables added to the
