@@ -16,12 +16,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
 const (
@@ -30,30 +30,11 @@ const (
 	e2eCloseSecret = "ssh e2e close"
 )
 
-// syncBuffer is a bytes.Buffer safe for a process's output copier and the
-// test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a long-running process of the test (sshd, nfqknockd).
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 	done   chan struct{}
 }
 
@@ -61,7 +42,7 @@ type proc struct {
 // the test, and logs its stderr when the test failed.
 func startProc(t *testing.T, name string, cmd *exec.Cmd) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -218,8 +199,8 @@ func usePAM() string {
 func TestSSHThroughProxy(t *testing.T) {
 	netns.RequireRoot(t)
 	tools := needTools(t)
-	daemonBin := build(t, "../nfqknockd", "nfqknockd")
-	client := clientBin(t)
+	daemonBin := testutil.Build(t, "../nfqknockd", "")
+	client := testutil.Build(t, ".", "")
 	p := netns.NewPair(t)
 	dir := t.TempDir()
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 	"github.com/nfqknockd/nfqknockd/knock"
 )
 
@@ -247,7 +248,7 @@ func TestArgErrors(t *testing.T) {
 // `nfqknockd -s` prints for the same sequence flags (each with --at, so
 // that no rotation falls between the two runs).
 func TestShowMatchesDaemon(t *testing.T) {
-	daemon := build(t, "../nfqknockd", "nfqknockd")
+	daemon := testutil.Build(t, "../nfqknockd", "")
 	for _, flags := range [][]string{
 		{"-o", "123", "-c", "321", "--at", "2025-11-04T12:34:56Z"},
 		{"-d", "sha256", "--range", "1000-2000", "-o", "a", "-c", "b", "--at", "1700000000"},

@@ -13,8 +13,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 	"github.com/nfqknockd/nfqknockd/knock"
 )
 
@@ -400,7 +399,7 @@ func neverEnds(t *testing.T) io.Reader {
 // then still knocks close, and exits 0 without a word.
 func TestProxyHangup(t *testing.T) {
 	netns.RequireRoot(t)
-	bin := clientBin(t)
+	bin := testutil.Build(t, ".", "")
 	const port = 7000
 	p := netns.NewPair(t)
 	accepted := make(chan struct{}, 1)
@@ -445,55 +444,12 @@ func TestProxyHangup(t *testing.T) {
 	}
 }
 
-var (
-	buildMu  sync.Mutex
-	buildDir string
-	built    = map[string]error{}
-)
-
-// build builds the command in directory pkg (relative to this package) as
-// name, once per test binary, and returns the path of the binary.
-func build(t *testing.T, pkg, name string) string {
-	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if buildDir == "" {
-		dir, err := os.MkdirTemp("", "nfqknock-test-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		buildDir = dir
-	}
-	bin := filepath.Join(buildDir, name)
-	err, ok := built[name]
-	if !ok {
-		if out, e := exec.Command("go", "build", "-buildvcs=false", "-o", bin, pkg).CombinedOutput(); e != nil {
-			err = fmt.Errorf("go build %s: %v: %s", pkg, e, out)
-		}
-		built[name] = err
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
-// clientBin returns the built nfqknock.
-func clientBin(t *testing.T) string { return build(t, ".", "nfqknock") }
-
 // leftBehind removes the build and reports a namespace of this process or a
 // process of the built binaries that is still there.
 func leftBehind() error {
 	var problems []string
-	if buildDir != "" {
-		procs, _ := filepath.Glob("/proc/[0-9]*/exe")
-		for _, p := range procs {
-			exe, err := os.Readlink(p)
-			if err == nil && strings.HasPrefix(exe, buildDir+"/") {
-				problems = append(problems, "process left running: "+p+" "+exe)
-			}
-		}
-		os.RemoveAll(buildDir)
+	if err := testutil.Cleanup(); err != nil {
+		problems = append(problems, err.Error())
 	}
 	entries, _ := os.ReadDir("/run/netns")
 	mine := fmt.Sprintf("nfqk-%d-", os.Getpid())
