@@ -14,6 +14,7 @@ import (
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
 	"github.com/nfqknockd/nfqknockd/internal/syngen"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
 // cleanups runs registered undo steps in reverse order, once, on every way
@@ -108,24 +109,6 @@ func (p *pair) nft(stdin string, args ...string) (string, error) {
 	return string(out), nil
 }
 
-// lockedBuffer collects the daemon's stderr.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // daemonLog, when set (--daemon-log), receives the stderr of every daemon.
 var daemonLog io.Writer
 
@@ -133,7 +116,7 @@ var daemonLog io.Writer
 type daemon struct {
 	cmd    *exec.Cmd
 	pid    int
-	stderr *lockedBuffer
+	stderr *testutil.SyncBuffer
 	done   chan struct{}
 	err    error
 	kill   func()
@@ -145,7 +128,7 @@ func startDaemon(bin, ns string, args []string) (*daemon, error) {
 	cmd := netns.Command(ns, bin, args...)
 	// Own process group: a ^C reaches floodbench, which stops the daemon in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	d := &daemon{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	d := &daemon{cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = d.stderr
 	if daemonLog != nil {
 		fmt.Fprintf(daemonLog, "# %s: %s (in %s)\n", time.Now().Format(time.RFC3339Nano), strings.Join(args, " "), ns)
