@@ -1,6 +1,8 @@
 // Package testutil holds helpers that the tests of several packages share:
-// a buffer that a process's output copier and a test read at once, and the
-// build of a command's binary once per test process.
+// a buffer that a process's output copier and a test read at once, the
+// build of a command's binary once per test process, a TestMain that fails
+// the run when the tests left something behind, and the writing of a file
+// with an exact mode.
 package testutil
 
 import (
@@ -14,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/nfqknockd/nfqknockd/internal/netns"
 )
 
 // SyncBuffer is a bytes.Buffer safe for concurrent use: the copier of a
@@ -61,7 +65,7 @@ type buildResult struct {
 // for it. Build is safe for concurrent use.
 //
 // The TestMain of a package that calls Build must run Cleanup after the
-// tests.
+// tests, as Main does.
 func Build(t testing.TB, pkg, ldflags string) string {
 	t.Helper()
 	bin, err := build(pkg, ldflags)
@@ -129,4 +133,62 @@ func Cleanup() error {
 		return errors.New(strings.Join(problems, "\n"))
 	}
 	return nil
+}
+
+// Main is a TestMain: it removes the network namespaces that crashed test
+// runs left (netns.SweepStale), runs the tests of m, and exits with their
+// status. After the tests it runs Cleanup, and the run fails when a test left
+// something behind: a process of a binary of Build, a network namespace of
+// this process, or whatever one of checks reports. What is left goes to
+// stderr.
+func Main(m *testing.M, checks ...func() error) {
+	netns.SweepStale()
+	code := m.Run()
+	if err := leftBehind(checks...); err != nil {
+		fmt.Fprintln(os.Stderr, "left behind by the tests:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// leftBehind runs Cleanup, looks for namespaces of this process (netns names
+// them "nfqk-<pid>-<n>-<role>"), and runs checks; it returns what they found,
+// one line each, or nil.
+func leftBehind(checks ...func() error) error {
+	var problems []string
+	if err := Cleanup(); err != nil {
+		problems = append(problems, err.Error())
+	}
+	entries, _ := os.ReadDir("/run/netns")
+	mine := fmt.Sprintf("nfqk-%d-", os.Getpid())
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), mine) {
+			problems = append(problems, "namespace left behind: "+e.Name())
+		}
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "\n"))
+	}
+	return nil
+}
+
+// WriteFile writes content to the file name in dir with exactly mode (not
+// subject to the umask) and returns its path. It fails the test on an error.
+func WriteFile(t testing.TB, dir, name, content string, mode os.FileMode) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

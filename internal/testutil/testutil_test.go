@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"debug/buildinfo"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,16 +12,7 @@ import (
 	"testing"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := Cleanup(); err != nil {
-		fmt.Fprintln(os.Stderr, "left behind by the tests:", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { Main(m) }
 
 func TestSyncBuffer(t *testing.T) {
 	var b SyncBuffer
@@ -125,5 +117,49 @@ func TestCleanup(t *testing.T) {
 	}
 	if again := Build(t, "testdata/hello", ""); again == bin {
 		t.Errorf("built again at the removed %s", again)
+	}
+}
+
+// TestLeftBehind: the checks' reports and the namespaces of this process
+// are left behind; nothing else is.
+func TestLeftBehind(t *testing.T) {
+	if err := leftBehind(); err != nil {
+		t.Fatalf("leftBehind() = %v", err)
+	}
+	if err := leftBehind(func() error { return nil }); err != nil {
+		t.Fatalf("leftBehind(ok) = %v", err)
+	}
+	err := leftBehind(func() error { return errors.New("a table") }, func() error { return nil }, func() error { return errors.New("a file") })
+	if err == nil || err.Error() != "a table\na file" {
+		t.Fatalf("leftBehind(two problems) = %v", err)
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	ns := fmt.Sprintf("nfqk-%d-testutil", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	err = leftBehind()
+	if out, e := exec.Command("ip", "netns", "delete", ns).CombinedOutput(); e != nil {
+		t.Errorf("ip netns delete: %v: %s", e, out)
+	}
+	if err == nil || err.Error() != "namespace left behind: "+ns {
+		t.Fatalf("leftBehind() with %s = %v", ns, err)
+	}
+}
+
+func TestWriteFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, mode := range []os.FileMode{0o600, 0o644, 0o400, 0o666, 0o604} {
+		name := fmt.Sprintf("f%o", mode)
+		p := WriteFile(t, dir, name, "open=x\n", mode)
+		fi, err := os.Stat(p)
+		if err != nil || p != filepath.Join(dir, name) || fi.Mode().Perm() != mode {
+			t.Errorf("WriteFile %o: %s, %v, %v", mode, p, fi.Mode(), err)
+		}
+		if b, err := os.ReadFile(p); err != nil || string(b) != "open=x\n" {
+			t.Errorf("WriteFile %o: read %q, %v", mode, b, err)
+		}
 	}
 }
