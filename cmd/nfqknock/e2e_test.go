@@ -204,7 +204,7 @@ func TestSSHThroughProxy(t *testing.T) {
 	p := netns.NewPair(t)
 	dir := t.TempDir()
 
-	secretFile := writeFile(t, dir, "secrets", "# nfqknock secrets\nopen="+e2eOpenSecret+"\nclose="+e2eCloseSecret+"\n", 0o600)
+	secretFile := testutil.WriteFile(t, dir, "secrets", "# nfqknock secrets\nopen="+e2eOpenSecret+"\nclose="+e2eCloseSecret+"\n", 0o600)
 	_, userKey := startSSHD(t, tools, p.Server, dir)
 
 	daemon := startProc(t, "nfqknockd", netns.Command(p.Server, daemonBin,

@@ -3,16 +3,13 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nfqknockd/nfqknockd/internal/netns"
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
 	"github.com/nfqknockd/nfqknockd/knock"
 )
@@ -20,17 +17,7 @@ import (
 // TestMain removes namespaces that crashed test runs left, runs the tests,
 // and fails the run if a test left a namespace or a process of the built
 // binaries behind.
-func TestMain(m *testing.M) {
-	netns.SweepStale()
-	code := m.Run()
-	if err := leftBehind(); err != nil {
-		fmt.Fprintln(os.Stderr, "left behind by the tests:", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // runArgs calls run with args and empty stdin and returns the exit status,
 // stdout and stderr.
@@ -39,19 +26,6 @@ func runArgs(t *testing.T, args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer
 	code := run(args, strings.NewReader(""), &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
-}
-
-// writeFile writes a file with the given mode into dir and returns its path.
-func writeFile(t *testing.T, dir, name, content string, mode os.FileMode) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, []byte(content), mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, mode); err != nil { // not subject to the umask
-		t.Fatal(err)
-	}
-	return path
 }
 
 // vector is one row of testdata/c_vectors.tsv, produced by the C daemon.
@@ -176,7 +150,7 @@ func TestHelp(t *testing.T) {
 // on stderr, nothing on stdout, and exits 2.
 func TestArgErrors(t *testing.T) {
 	dir := t.TempDir()
-	open := writeFile(t, dir, "open", "open=x\nclose=y\n", 0o644)
+	open := testutil.WriteFile(t, dir, "open", "open=x\nclose=y\n", 0o644)
 	sec := []string{"-o", "x", "-c", "y"}
 	tests := []struct {
 		args []string

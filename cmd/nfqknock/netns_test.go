@@ -7,12 +7,10 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -442,24 +440,4 @@ func TestProxyHangup(t *testing.T) {
 	if len(got) < n || !oneOf(got[len(got)-n:], closes) {
 		t.Fatalf("SYNs on the wire %v; want the close sequence %v last", got, closes[0])
 	}
-}
-
-// leftBehind removes the build and reports a namespace of this process or a
-// process of the built binaries that is still there.
-func leftBehind() error {
-	var problems []string
-	if err := testutil.Cleanup(); err != nil {
-		problems = append(problems, err.Error())
-	}
-	entries, _ := os.ReadDir("/run/netns")
-	mine := fmt.Sprintf("nfqk-%d-", os.Getpid())
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), mine) {
-			problems = append(problems, "namespace left behind: "+e.Name())
-		}
-	}
-	if len(problems) > 0 {
-		return errors.New(strings.Join(problems, "\n"))
-	}
-	return nil
 }

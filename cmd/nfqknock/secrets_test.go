@@ -5,13 +5,17 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
 // TestSecrets covers where the secrets come from (flag, environment, file),
 // their precedence, and every way a secret file is refused.
 func TestSecrets(t *testing.T) {
 	dir := t.TempDir()
-	file := func(name, content string, mode os.FileMode) string { return writeFile(t, dir, name, content, mode) }
+	file := func(name, content string, mode os.FileMode) string {
+		return testutil.WriteFile(t, dir, name, content, mode)
+	}
 	both := file("both", "# nfqknock secrets\n\nopen=file open\nclose=file close\n", 0o600)
 	readOnly := file("readonly", "open=ro open\nclose=ro close\n", 0o400)
 	spaced := file("spaced", "  # comment\n open = a=b#c \n\tclose\t=\t x y \r\n", 0o600)
@@ -101,7 +105,7 @@ func TestSecrets(t *testing.T) {
 // secrets.
 func TestSecretsThroughRun(t *testing.T) {
 	dir := t.TempDir()
-	f := writeFile(t, dir, "s", "open=123\nclose=nope\n", 0o600)
+	f := testutil.WriteFile(t, dir, "s", "open=123\nclose=nope\n", 0o600)
 	t.Setenv(envOpenSecret, "nope")
 	t.Setenv(envCloseSecret, "321")
 	v := readVectors(t)[0]

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
 // TestBadInputLeavesNoTable runs the built daemon in a network namespace
@@ -21,12 +23,7 @@ func TestBadInputLeavesNoTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := func(name, content string, mode os.FileMode) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
-		os.Chmod(p, mode)
-		return p
+		return testutil.WriteFile(t, dir, name, content, mode)
 	}
 	loose := file("loose", "open=a\nclose=b\n", 0o644)
 	rootOnly := file("root-only", "open=a\nclose=b\n", 0o600)

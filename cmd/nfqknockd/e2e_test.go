@@ -36,26 +36,12 @@ const (
 // strangerIP4 is a second client address that never knocks.
 var strangerIP4 = netip.MustParseAddr("10.200.0.3")
 
-// e2eCleanup removes the build and checks that the tests left nothing
-// behind: no namespace of this process, no daemon process, no table of ours
-// in the host's namespace.
-func e2eCleanup() error {
-	var problems []string
-	if err := testutil.Cleanup(); err != nil {
-		problems = append(problems, err.Error())
-	}
-	entries, _ := os.ReadDir("/run/netns")
-	mine := fmt.Sprintf("nfqk-%d-", os.Getpid())
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), mine) {
-			problems = append(problems, "namespace left behind: "+e.Name())
-		}
-	}
+// tableLeft reports a table of ours in the host's namespace, which no test
+// may leave. TestMain runs it after the tests, and testutil.Main looks for
+// namespaces and daemon processes left.
+func tableLeft() error {
 	if out, err := exec.Command("nft", "list", "tables").Output(); err == nil && bytes.Contains(out, []byte("nfqknock")) {
-		problems = append(problems, "table left in the host namespace: "+string(out))
-	}
-	if len(problems) > 0 {
-		return errors.New(strings.Join(problems, "\n"))
+		return errors.New("table left in the host namespace: " + string(out))
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 	"github.com/nfqknockd/nfqknockd/knock"
 )
 
@@ -14,14 +15,7 @@ import (
 func TestSecrets(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string, mode os.FileMode) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return testutil.WriteFile(t, dir, name, content, mode)
 	}
 	good := write("good", "# secrets\nopen=file-open\nclose=file-close\n", 0o600)
 	open := write("open", "open=file-open\n", 0o600)

@@ -4,19 +4,14 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
 func TestReadSecretFile(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string, mode os.FileMode) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, mode); err != nil { // not subject to the umask
-			t.Fatal(err)
-		}
-		return p
+		return testutil.WriteFile(t, dir, name, content, mode)
 	}
 	tests := []struct {
 		name        string
