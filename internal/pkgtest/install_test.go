@@ -62,8 +62,13 @@ func TestDebInstall(t *testing.T) {
 	}
 
 	t.Run("files", func(t *testing.T) {
+		noMan := dpkgExcludesMan()
 		for _, s := range shipped {
 			fi, err := os.Lstat(s.path)
+			if err != nil && noMan && strings.HasPrefix(s.path, "/usr/share/") {
+				t.Logf("%s not installed: dpkg's path-exclude drops it on this machine", s.path)
+				continue
+			}
 			if err != nil {
 				t.Errorf("%v", err)
 				continue
@@ -76,7 +81,7 @@ func TestDebInstall(t *testing.T) {
 			}
 		}
 		for _, page := range []string{"/usr/share/man/man8/nfqknockd.8.gz", "/usr/share/man/man1/nfqknock.1.gz"} {
-			if err := checkManPage(page); err != nil {
+			if err := checkManPage(page); err != nil && !noMan {
 				t.Error(err)
 			}
 		}
@@ -103,8 +108,14 @@ func TestDebInstall(t *testing.T) {
 
 	t.Run("systemd-analyze", func(t *testing.T) {
 		needCommand(t, "systemd-analyze", "systemd")
-		// With the man page installed, verify also checks Documentation=.
-		out, err := run(t, time.Minute, "/", nil, "systemd-analyze", "verify", installedUnit)
+		// With the man page installed, verify also checks Documentation=
+		// (it runs man).
+		args := []string{"verify", installedUnit}
+		if _, err := exec.LookPath("man"); err != nil || dpkgExcludesMan() {
+			t.Log("no man command, or dpkg drops man pages here: verify --man=no")
+			args = []string{"verify", "--man=no", installedUnit}
+		}
+		out, err := run(t, time.Minute, "/", nil, "systemd-analyze", args...)
 		if err != nil || strings.TrimSpace(string(out)) != "" {
 			t.Errorf("systemd-analyze verify %s: %v\n%s", installedUnit, err, out)
 		}
@@ -130,6 +141,24 @@ func purge(t *testing.T) {
 			t.Errorf("%s left behind by dpkg --purge: %v", s.path, err)
 		}
 	}
+}
+
+// dpkgExcludesMan reports whether dpkg is told not to install man pages
+// (path-exclude in /etc/dpkg/dpkg.cfg.d, as minimal container images do).
+func dpkgExcludesMan() bool {
+	files, _ := filepath.Glob("/etc/dpkg/dpkg.cfg.d/*")
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "path-exclude"); ok {
+				v = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), "="))
+				if m, _ := filepath.Match(v, "/usr/share/man/man8/nfqknockd.8.gz"); m {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // checkManPage checks that page is gzipped roff with a .TH header.
