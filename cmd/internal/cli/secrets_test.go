@@ -10,25 +10,28 @@ import (
 
 func TestReadSecretFile(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, content string, mode os.FileMode) string {
-		return testutil.WriteFile(t, dir, name, content, mode)
-	}
 	tests := []struct {
-		name        string
-		path        string
-		open, close string
-		err         string
+		name    string
+		content string      // written to a file of mode (when not 0) in dir
+		mode    os.FileMode // 0: read path
+		path    string
+		open    string
+		close   string
+		err     string
 	}{
-		{"both", write("both", "# c\nopen=o\nclose=c\n", 0o600), "o", "c", ""},
-		{"read only", write("ro", "open=o\n", 0o400), "o", "", ""},
-		{"too open", write("loose", "open=o\n", 0o644), "", "", "permissions 0644 are too open (want 0600 or stricter)"},
-		{"empty secret", write("empty", "open=\n", 0o600), "", "", "line 1: empty open secret"},
-		{"missing", filepath.Join(dir, "missing"), "", "", "no such file or directory"},
-		{"empty name", "", "", "", "no such file or directory"},
-		{"directory", dir, "", "", "not a regular file"},
+		{name: "both", content: "# c\nopen=o\nclose=c\n", mode: 0o600, open: "o", close: "c"},
+		{name: "read only", content: "open=o\n", mode: 0o400, open: "o"},
+		{name: "too open", content: "open=o\n", mode: 0o644, err: "permissions 0644 are too open (want 0600 or stricter)"},
+		{name: "empty secret", content: "open=\n", mode: 0o600, err: "line 1: empty open secret"},
+		{name: "missing", path: filepath.Join(dir, "missing"), err: "no such file or directory"},
+		{name: "empty name", path: "", err: "no such file or directory"},
+		{name: "directory", path: dir, err: "not a regular file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.mode != 0 {
+				tt.path = testutil.WriteFile(t, dir, tt.name, tt.content, tt.mode)
+			}
 			open, close, err := ReadSecretFile(tt.path)
 			if tt.err != "" {
 				if err == nil || err.Error() != tt.err {
