@@ -14,16 +14,13 @@ import (
 // secret files. No error ever shows a secret.
 func TestSecrets(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, content string, mode os.FileMode) string {
-		return testutil.WriteFile(t, dir, name, content, mode)
-	}
-	good := write("good", "# secrets\nopen=file-open\nclose=file-close\n", 0o600)
-	open := write("open", "open=file-open\n", 0o600)
-	loose := write("loose", "open=file-open\nclose=file-close\n", 0o644)
-	empty := write("empty", "open=\nclose=x\n", 0o600)
+	good := testutil.WriteFile(t, dir, "good", "# secrets\nopen=file-open\nclose=file-close\n", 0o600)
+	open := testutil.WriteFile(t, dir, "open", "open=file-open\n", 0o600)
+	loose := testutil.WriteFile(t, dir, "loose", "open=file-open\nclose=file-close\n", 0o644)
+	empty := testutil.WriteFile(t, dir, "empty", "open=\nclose=x\n", 0o600)
 	credDir := filepath.Join(dir, "cred")
 	os.Mkdir(credDir, 0o700)
-	write("cred/nfqknockd.secrets", "open=cred-open\nclose=cred-close\n", 0o400)
+	testutil.WriteFile(t, dir, "cred/nfqknockd.secrets", "open=cred-open\nclose=cred-close\n", 0o400)
 
 	tests := []struct {
 		name        string
