@@ -18,12 +18,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
 // Where the package puts things.
@@ -342,24 +342,6 @@ func (l *launch) setprivArgs(setpriv string, withCap bool) []string {
 	return append(append(args, "--bounding-set=-all,+net_admin"), l.argv...)
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitFor polls cond until it holds or limit passes.
 func waitFor(limit time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(limit)
@@ -430,7 +412,7 @@ func testInstalledDaemon(t *testing.T, setpriv string) {
 	}
 	cmd := netns.Command(pair.Server, argv[0], argv[1:]...)
 	cmd.Env = l.env
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	cmd.Stderr = &stderr
 	// The daemon holds the pipe too: when strace is killed, Wait must not
 	// wait for it.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
 // The pinned tools, run with `go run` as the Makefile runs them.
@@ -35,16 +36,34 @@ const (
 var work string
 
 func TestMain(m *testing.M) {
-	netns.SweepStale()
 	removeStalePackage()
 	var err error
 	if work, err = os.MkdirTemp("", "nfqk-pkgtest-"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	code := m.Run()
-	os.RemoveAll(work)
-	os.Exit(code)
+	testutil.Main(m, func() error { return os.RemoveAll(work) }, leftInstalled)
+}
+
+// leftInstalled reports a package or a daemon that the tests left: the
+// test's package still installed, or a daemon of it still running.
+func leftInstalled() error {
+	var problems []string
+	if v, ok := installedVersion(); ok && strings.Contains(v, testMarker) {
+		problems = append(problems, "package left installed: "+pkgName+" "+v)
+		removeStalePackage()
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/exe")
+	for _, p := range procs {
+		// After the purge a daemon of the package shows as "(deleted)".
+		if exe, err := os.Readlink(p); err == nil && exe == installedDaemon+" (deleted)" {
+			problems = append(problems, "daemon left running: "+p)
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "\n"))
+	}
+	return nil
 }
 
 // removeStalePackage purges a package that an earlier, killed run of this
