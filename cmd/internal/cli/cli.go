@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/spf13/pflag"
@@ -57,8 +56,9 @@ func (st Style) Quote(s string) string {
 	if s == "" {
 		return "''"
 	}
-	if !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		// bash's $'...': escapes keep the message on one line.
+	if !utf8.ValidString(s) || strings.IndexFunc(s, notPrint) >= 0 {
+		// bash's $'...': escapes keep the message on one line, also for
+		// line and paragraph separators (U+2028, U+2029).
 		q := strconv.Quote(s)
 		q = strings.ReplaceAll(q[1:len(q)-1], `\"`, `"`)
 		return "$'" + strings.ReplaceAll(q, "'", `\'`) + "'"
@@ -131,3 +131,6 @@ func (st Style) CheckRange(fs *pflag.FlagSet, start, end *PortValue, rng *RangeV
 	}
 	return nil
 }
+
+// notPrint reports whether strconv.Quote escapes r.
+func notPrint(r rune) bool { return !strconv.IsPrint(r) }

@@ -34,6 +34,7 @@ func TestQuote(t *testing.T) {
 		{"a\nb'c\"", `$'a\nb\'c"'`, `$'a\nb\'c"'`},
 		{"\xff", `$'\xff'`, `$'\xff'`},
 		{"a\tb", `$'a\tb'`, `$'a\tb'`},
+		{"a\u2028b", `$'a\u2028b'`, `$'a\u2028b'`},
 	}
 	for _, tt := range tests {
 		if got := daemonStyle.Quote(tt.in); got != tt.daemon {
