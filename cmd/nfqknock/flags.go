@@ -153,8 +153,14 @@ Flags:
 	return b.String()
 }
 
-// version returns the module version of the binary, "(devel)" in a checkout.
-func version() string {
+// version is set at build time: go build -ldflags "-X main.version=1.2.3".
+var version = ""
+
+// versionString is the version stamped at build time, else the module's.
+func versionString() string {
+	if version != "" {
+		return version
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		return bi.Main.Version
 	}

@@ -49,7 +49,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	if errors.Is(err, errVersion) {
-		fmt.Fprintf(stdout, "nfqknock %s\n", version())
+		fmt.Fprintf(stdout, "nfqknock %s\n", versionString())
 		return exitOK
 	}
 	if err == nil {
