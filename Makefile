@@ -58,4 +58,62 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/nfqknockd $(DESTDIR)$(PREFIX)/bin/nfqknock
 
 clean:
-	rm -rf $(BIN) bench.json
+	rm -rf $(BIN) bench.json $(DIST)
+
+# ---------------------------------------------------------------------------
+# Packages and release builds (paste into Makefile after the existing
+# targets; uses GO, VERSION, LDFLAGS from the top of the Makefile).
+#
+#   make man        dist/man/nfqknockd.8.gz, dist/man/nfqknock.1.gz
+#   make deb        dist/nfqknockd_<version>-1_<arch>.deb   (also rpm, apk)
+#   make packages   the three
+#   make release    static binaries for linux amd64, arm64, armv7, mips, mipsle
+#
+# Packages are for the machine's GOARCH; another one with PKG_ARCH (a Go
+# GOARCH, or arm7 for ARMv7 hard-float): make deb PKG_ARCH=arm64.
+# The tools are Go modules, pinned, fetched by `go run` from the module proxy.
+NFPM        ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+MD2MAN      ?= $(GO) run github.com/cpuguy83/go-md2man/v2@v2.0.7
+DIST        := dist
+PKG_ARCH    ?= $(shell $(GO) env GOARCH)
+PKG_GOARCH   = $(if $(filter arm7,$(PKG_ARCH)),arm,$(PKG_ARCH))
+PKG_BIN      = $(DIST)/pkg-bin-$(PKG_ARCH)
+# The package version, which deb, rpm and apk all accept: 1.2.3 on the tag
+# v1.2.3, else a pre-release such as 1.2.3-git20251125011000 (see the script).
+PKG_VERSION ?= $(shell sh .ci/packaging/version.sh)
+# Static builds everywhere; GOARM and GOMIPS matter only for arm and mips
+# (ARMv7; soft float, as most MIPS routers have no FPU).
+CROSS_ENV    = CGO_ENABLED=0 GOOS=linux GOARM=7 GOMIPS=softfloat
+
+.PHONY: man pkg-bin deb rpm apk packages release
+
+man:
+	@mkdir -p $(DIST)/man
+	for m in nfqknockd.8 nfqknock.1; do \
+		sed 's/@VERSION@/$(VERSION)/' .ci/packaging/$$m.md | $(MD2MAN) -out $(DIST)/man/$$m || exit 1; \
+		gzip -9nf $(DIST)/man/$$m || exit 1; \
+	done
+
+pkg-bin:
+	$(CROSS_ENV) GOARCH=$(PKG_GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PKG_BIN)/nfqknockd ./cmd/nfqknockd
+	$(CROSS_ENV) GOARCH=$(PKG_GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PKG_BIN)/nfqknock ./cmd/nfqknock
+
+# One nfpm config for the three formats: .ci/packaging/nfpm.yaml.
+deb rpm apk: man pkg-bin
+	VERSION='$(PKG_VERSION)' ARCH=$(PKG_ARCH) BINDIR=$(PKG_BIN) MANDIR=$(DIST)/man \
+		$(NFPM) pkg --packager $@ --config .ci/packaging/nfpm.yaml --target $(DIST)/
+
+packages: deb rpm apk
+
+# dist/nfqknockd_<VERSION>_linux_<arch> and nfqknock_..., static, stripped,
+# with SHA256SUMS.
+release:
+	@mkdir -p $(DIST)
+	set -e; for t in amd64:amd64 arm64:arm64 arm:armv7 mips:mips mipsle:mipsle; do \
+		goarch=$${t%%:*}; name=$${t#*:}; \
+		for cmd in nfqknockd nfqknock; do \
+			$(CROSS_ENV) GOARCH=$$goarch $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
+				-o $(DIST)/$${cmd}_$(VERSION)_linux_$$name ./cmd/$$cmd; \
+		done; \
+	done
+	cd $(DIST) && sha256sum nfqknockd_$(VERSION)_linux_* nfqknock_$(VERSION)_linux_* > SHA256SUMS_$(VERSION)
