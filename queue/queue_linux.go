@@ -2,11 +2,12 @@ package queue
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -41,6 +42,23 @@ const (
 	batchLen = 64
 	bufLen   = 4096
 )
+
+// coalesceWait is how long Run waits, after a read that found only a few
+// packets, before it reads again, so that packets arriving one by one are
+// read and answered several at a time: one wake-up of the reader for many
+// packets instead of one each. It bounds the delay it adds to any packet.
+// A wait that finds nothing stops the waits until packets trickle again (see
+// Run).
+const coalesceWait = 250 * time.Microsecond
+
+// trickle is the most packets a read right after a wake-up may find for
+// the arrivals to count as a trickle, which Run coalesces with coalesceWait.
+// More means they come in bursts, already coalesced.
+const trickle = 4
+
+// yieldEvery is how often Run passes through the Go scheduler (see Run):
+// well under the 10ms after which the runtime preempts a goroutine.
+const yieldEvery = 4 * time.Millisecond
 
 // exchangeTimeout bounds the wait for the kernel's answer to a configuration
 // message.
@@ -118,6 +136,18 @@ type Queue struct {
 	con        *netlink.Conn
 	rc         syscall.RawConn
 
+	// fd is a duplicate of the socket's descriptor that Run reads, waits on
+	// (ppoll) and writes verdicts to with plain system calls, outside Go's
+	// network poller: the reader's thread sleeps in the kernel and wakes
+	// up itself when packets come, without the poller's hand-offs between
+	// threads (several context switches per wake-up). efd is an eventfd
+	// that wakes it for Do, Close and the end of the context. Both are
+	// closed by Close once Run has ended; wakeMu guards efd against that.
+	fd     int
+	efd    int
+	wakeMu sync.Mutex
+	pfds   [2]unix.PollFd
+
 	// Read and verdict state, owned by the goroutine in Run (or Close,
 	// once Run has ended).
 	msgs    []mmsghdr
@@ -126,20 +156,16 @@ type Queue struct {
 	dgrams  [][]byte // the datagrams of the current batch, into bufs
 	pkt     Packet
 	vbuf    [verdictLen]byte
-	readFn  func(fd uintptr) bool
-	writeFn func(fd uintptr) bool
-	nread   int
-	rerr    unix.Errno
-	werr    unix.Errno
 	lastID  uint32
 	readLog time.Time // when a read error was last logged
 	vLog    time.Time // when a verdict error was last logged
 
 	received, parseErrs, readErrs, verdictErrs, batches atomic.Uint64
 
-	runMu     sync.Mutex // held by Run
-	tasksMu   sync.Mutex // guards tasks
-	tasks     []func()   // run by Run between batches (see Do)
+	runMu     sync.Mutex  // held by Run
+	tasksMu   sync.Mutex  // guards tasks
+	tasks     []func()    // run by Run between batches (see Do)
+	hasTasks  atomic.Bool // tasks is not empty
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -178,8 +204,9 @@ func Open(cfg Config) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue %d: open netfilter netlink socket: %w", cfg.Num, err)
 	}
-	q := &Queue{num: cfg.Num, total: cfg.Total, log: log, nfq: nfq, con: nfq.Con}
+	q := &Queue{num: cfg.Num, total: cfg.Total, log: log, nfq: nfq, con: nfq.Con, fd: -1, efd: -1}
 	if err := q.setup(cfg); err != nil {
+		q.closeFds()
 		nfq.Close() // closing the socket also unbinds the queue, if bound
 		return nil, err
 	}
@@ -200,6 +227,19 @@ func (q *Queue) setup(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	var derr error
+	if err := q.rc.Control(func(fd uintptr) { q.fd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err == nil {
+		err = derr
+	}
+	if err != nil {
+		q.fd = -1
+		return fmt.Errorf("queue %d: duplicate the socket: %w", q.num, err)
+	}
+	if q.efd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		q.efd = -1
+		return fmt.Errorf("queue %d: eventfd: %w", q.num, err)
+	}
+	q.pfds = [2]unix.PollFd{{Fd: int32(q.efd), Events: unix.POLLIN}, {Fd: int32(q.fd), Events: unix.POLLIN}}
 
 	q.allocate()
 
@@ -282,8 +322,18 @@ func (q *Queue) allocate() {
 		q.msgs[i].hdr.SetIovlen(1)
 	}
 	putVerdict(&q.vbuf, q.num, 0)
-	q.readFn = q.recv
-	q.writeFn = q.send
+}
+
+// closeFds closes the duplicate descriptor and the eventfd.
+func (q *Queue) closeFds() {
+	q.wakeMu.Lock()
+	defer q.wakeMu.Unlock()
+	for _, fd := range []*int{&q.fd, &q.efd} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
 }
 
 // Run reads the queue in batches until ctx ends (it then returns nil) or
@@ -294,6 +344,14 @@ func (q *Queue) allocate() {
 // source to an allow set) is done before the packet goes on. Packets that do
 // not parse are accepted and counted. Read errors (ENOBUFS ...) are counted,
 // logged at most once a second, and the loop goes on.
+//
+// Run reads up to batchLen packets at a time. After a read that found
+// fewer, the socket was empty: it waits for packets in ppoll(2) without
+// reading again. When packets come one by one (a wake-up finds fewer than
+// trickle), it rather waits coalesceWait before each read, so that one
+// read and one verdict serve several packets, until such a wait finds
+// nothing. A packet is delayed by at most coalesceWait beyond the time it
+// takes to handle the batch before it.
 //
 // Only one Run may be active on a Queue at a time. A nil handle only counts.
 func (q *Queue) Run(ctx context.Context, handle func(p *Packet)) error {
@@ -307,35 +365,120 @@ func (q *Queue) Run(ctx context.Context, handle func(p *Packet)) error {
 		return fmt.Errorf("queue %d: Run is already running", q.num)
 	}
 	defer q.runMu.Unlock()
-	if err := q.con.SetReadDeadline(time.Time{}); err != nil {
-		return fmt.Errorf("queue %d: clear read deadline: %w", q.num, err)
-	}
-	// Close sets closed before it sets the deadline that wakes Run: seen
-	// here, or the deadline is still ahead and will wake the read below.
+	// Close sets closed before it wakes Run: seen here, or the wake-up is
+	// still ahead and ends the wait below.
 	if q.closed.Load() {
 		return q.errClosed()
 	}
 	stop := context.AfterFunc(ctx, q.wake)
 	defer stop()
+	pace := pacer{woken: true}
+	wait := coalesceTimespec
+	var yielded time.Time
+	var waited time.Duration // how long the last wait for packets took
 	for {
-		if err := q.step(handle); err != nil {
-			switch {
-			case ctx.Err() != nil:
-				return nil
-			case q.closed.Load():
-				return q.errClosed()
-			case errors.Is(err, os.ErrDeadlineExceeded):
-				// Woken by Do: clear the deadline, then run what it
-				// queued (a task queued after the swap wakes us again).
-				if err := q.con.SetReadDeadline(time.Time{}); err != nil {
-					return fmt.Errorf("queue %d: clear read deadline: %w", q.num, err)
-				}
-				q.runTasks()
-				continue
-			}
+		// The reader never parks: pass through the scheduler every few
+		// milliseconds. A goroutine that the scheduler has not seen for
+		// 10ms gets preemption signals, and its thread has its P taken
+		// away while it waits in ppoll, every 20µs, which keeps the
+		// runtime's monitor thread waking up. Not more often: each pass
+		// also wakes an idle thread of the runtime for nothing.
+		if now := time.Now(); now.Sub(yielded) >= yieldEvery {
+			runtime.Gosched()
+			yielded = now
+		}
+		if q.hasTasks.Load() {
+			q.runTasks()
+		}
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case q.closed.Load():
+			return q.errClosed()
+		}
+		n, err := q.step(handle)
+		if err != nil {
+			return err
+		}
+		switch pace.after(n, waited) {
+		case gather:
+			// Only the eventfd: let packets gather for coalesceWait.
+			err = q.poll(1, &wait)
+		case waitPackets:
+			t0 := time.Now()
+			err = q.poll(2, nil)
+			waited = time.Since(t0)
+		}
+		if err != nil {
 			return err
 		}
 	}
+}
+
+// pacer decides, after each read, how Run waits before the next one.
+type pacer struct {
+	coalesce bool // packets trickle: wait coalesceWait before a read
+	woken    bool // the last read followed a wait for packets
+}
+
+// pace is what Run does before its next read.
+type pace uint8
+
+const (
+	readNow     pace = iota // the batch was full: more may be waiting
+	gather                  // wait coalesceWait, then read
+	waitPackets             // the socket was empty: wait until packets come
+)
+
+// after returns what to do after a read of n datagrams (0: none there);
+// waited is how long the last wait for packets took. The socket is empty
+// after any read of fewer than batchLen. A wake-up within coalesceWait that
+// finds fewer than trickle packets says they come one by one, close
+// together: from then on each read waits coalesceWait before it, until such
+// a wait finds nothing (the packets come in bursts, already coalesced, or
+// not at all). Packets further apart than coalesceWait are read as they
+// come: gathering would only add a wake-up that finds nothing.
+func (p *pacer) after(n int, waited time.Duration) pace {
+	switch {
+	case n >= batchLen:
+		p.woken = false
+		return readNow
+	case n == 0 && p.coalesce && !p.woken:
+		p.coalesce = false
+	case n > 0 && p.woken:
+		p.coalesce = n < trickle && waited < coalesceWait
+	}
+	if p.coalesce && n > 0 {
+		p.woken = false
+		return gather
+	}
+	p.woken = true
+	return waitPackets
+}
+
+// coalesceTimespec is coalesceWait for ppoll.
+var coalesceTimespec = unix.NsecToTimespec(int64(coalesceWait))
+
+// poll waits in ppoll(2) on the first n of the eventfd and the socket, for
+// at most timeout (nil: no limit), and empties the eventfd when it was
+// written. It returns an error only when waiting cannot go on.
+func (q *Queue) poll(n int, timeout *unix.Timespec) error {
+	q.pfds[0].Revents, q.pfds[1].Revents = 0, 0
+	_, _, e := unix.Syscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&q.pfds[0])), uintptr(n),
+		uintptr(unsafe.Pointer(timeout)), 0, 0, 0)
+	switch e {
+	case 0, unix.EINTR:
+	default:
+		return fmt.Errorf("queue %d: ppoll: %w", q.num, e)
+	}
+	if q.pfds[0].Revents&unix.POLLIN != 0 {
+		var b [8]byte
+		unix.Syscall(unix.SYS_READ, uintptr(q.efd), uintptr(unsafe.Pointer(&b[0])), 8)
+	}
+	if q.pfds[1].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
+		return fmt.Errorf("queue %d: ppoll: socket error (events %#x)", q.num, q.pfds[1].Revents)
+	}
+	return nil
 }
 
 // Do runs fn on the goroutine of Run, between two batches, so that fn may
@@ -345,6 +488,7 @@ func (q *Queue) Run(ctx context.Context, handle func(p *Packet)) error {
 func (q *Queue) Do(fn func()) {
 	q.tasksMu.Lock()
 	q.tasks = append(q.tasks, fn)
+	q.hasTasks.Store(true)
 	q.tasksMu.Unlock()
 	q.wake()
 }
@@ -354,39 +498,50 @@ func (q *Queue) runTasks() {
 	q.tasksMu.Lock()
 	tasks := q.tasks
 	q.tasks = nil
+	q.hasTasks.Store(false)
 	q.tasksMu.Unlock()
 	for _, fn := range tasks {
 		fn()
 	}
 }
 
-// wake interrupts a read in progress by setting the read deadline in the
-// past, as go-nfqueue does.
-func (q *Queue) wake() { _ = q.con.SetReadDeadline(time.Unix(1, 0)) }
+// wake ends a wait of Run in progress, or the next one, by writing to the
+// eventfd.
+func (q *Queue) wake() {
+	q.wakeMu.Lock()
+	defer q.wakeMu.Unlock()
+	if q.efd < 0 {
+		return
+	}
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	unix.Write(q.efd, one[:])
+}
 
 func (q *Queue) errClosed() error { return fmt.Errorf("queue %d: %w", q.num, net.ErrClosed) }
 
-// step reads one batch, hands its packets to handle and answers it. It
-// returns an error only when reading cannot go on.
-func (q *Queue) step(handle func(*Packet)) error {
-	q.nread, q.rerr = 0, 0
-	if err := q.rc.Read(q.readFn); err != nil {
-		return fmt.Errorf("queue %d: read: %w", q.num, err)
-	}
-	if q.rerr != 0 {
-		switch q.rerr {
-		case unix.EBADF, unix.ENOTSOCK, unix.EFAULT, unix.EINVAL:
-			return fmt.Errorf("queue %d: recvmmsg: %w", q.num, q.rerr)
-		}
-		n := q.readErrs.Add(1)
+// step reads one batch without waiting, hands its packets to handle and
+// answers it. It returns how many datagrams it read (0: the socket was
+// empty, or the read failed and was counted), and an error only when
+// reading cannot go on.
+func (q *Queue) step(handle func(*Packet)) (int, error) {
+	n, e := q.recv()
+	switch e {
+	case 0:
+	case unix.EAGAIN:
+		return 0, nil
+	case unix.EBADF, unix.ENOTSOCK, unix.EFAULT, unix.EINVAL:
+		return 0, fmt.Errorf("queue %d: recvmmsg: %w", q.num, e)
+	default:
+		c := q.readErrs.Add(1)
 		if now := time.Now(); now.Sub(q.readLog) >= time.Second {
 			q.readLog = now
-			q.log.Warn("queue read error", "queue", q.num, "err", q.rerr, "read_errors", n)
+			q.log.Warn("queue read error", "queue", q.num, "err", e, "read_errors", c)
 		}
-		return nil
+		return 0, nil
 	}
 	q.dgrams = q.dgrams[:0]
-	for i := range q.nread {
+	for i := range n {
 		q.dgrams = append(q.dgrams, q.bufs[i][:min(int(q.msgs[i].len), bufLen)])
 	}
 	var r walkResult
@@ -396,7 +551,7 @@ func (q *Queue) step(handle func(*Packet)) error {
 		q.lastID = r.maxID
 		q.verdict(r.maxID)
 	}
-	return nil
+	return n, nil
 }
 
 // account adds the counts of a batch to the Stats and logs refused
@@ -423,17 +578,21 @@ func (q *Queue) verdict(id uint32) {
 	q.batches.Add(1)
 }
 
-// writeVerdict sends the message that accepts every queued packet up to id.
+// writeVerdict sends the message that accepts every queued packet up to
+// id (an unconnected netlink socket sends to the kernel, port 0). A netlink
+// message to the kernel is handled within the call: it never blocks.
 func (q *Queue) writeVerdict(id uint32) error {
 	be32(q.vbuf[28:32], id)
-	q.werr = 0
-	if err := q.rc.Write(q.writeFn); err != nil {
-		return err
+	for {
+		_, _, e := unix.Syscall(unix.SYS_WRITE, uintptr(q.fd), uintptr(unsafe.Pointer(&q.vbuf[0])), uintptr(len(q.vbuf)))
+		switch e {
+		case 0:
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		return e
 	}
-	if q.werr != 0 {
-		return q.werr
-	}
-	return nil
 }
 
 // verdictError counts n failed verdicts and logs at most once a second.
@@ -445,41 +604,14 @@ func (q *Queue) verdictError(n uint64, err error) {
 	}
 }
 
-// recv is the read function of the raw socket: one recvmmsg(2) of up to
-// batchLen datagrams without blocking. It returns false when nothing is
-// there, so that the Go poller waits for the socket.
-func (q *Queue) recv(fd uintptr) bool {
+// recv is one recvmmsg(2) of up to batchLen datagrams without waiting. It
+// returns how many it read, or the error (EAGAIN: none there).
+func (q *Queue) recv() (int, unix.Errno) {
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&q.msgs[0])), uintptr(len(q.msgs)),
+		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(q.fd), uintptr(unsafe.Pointer(&q.msgs[0])), uintptr(len(q.msgs)),
 			unix.MSG_DONTWAIT, 0, 0)
-		switch e {
-		case 0:
-			q.nread = int(n)
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		default:
-			q.rerr = e
-			return true
-		}
-	}
-}
-
-// send is the write function of the raw socket: it writes the verdict
-// message to the kernel (an unconnected netlink socket sends to port 0).
-func (q *Queue) send(fd uintptr) bool {
-	for {
-		_, _, e := unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&q.vbuf[0])), uintptr(len(q.vbuf)))
-		switch e {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		default:
-			q.werr = e
-			return true
+		if e != unix.EINTR {
+			return int(n), e
 		}
 	}
 }
@@ -527,6 +659,7 @@ func (q *Queue) shutdown() error {
 	if err := q.exchange([]netlink.Attribute{{Type: nfqaCfgCmd, Data: []byte{cfgCmdUnbind, 0, 0, 0}}}, true); err != nil {
 		errs = append(errs, fmt.Errorf("unbind queue %d: %w", q.num, err))
 	}
+	q.closeFds()
 	if err := q.nfq.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("queue %d: close socket: %w", q.num, err))
 	}
