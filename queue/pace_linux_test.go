@@ -19,20 +19,22 @@ func TestPacer(t *testing.T) {
 		want   []pace
 	}{
 		{"idle: wait for packets", []int{0, 0}, long, []pace{waitPackets, waitPackets}},
-		{"full batches: read again at once", []int{batchLen, batchLen, 10}, short,
+		{"full batches: read again at once", []int{batchLen, batchLen, 10}, long,
 			[]pace{readNow, readNow, waitPackets}},
-		{"burst after a wake-up: no gathering", []int{20, 30, 0}, short,
+		{"bursts far apart: no gathering", []int{20, 30, 0}, long,
 			[]pace{waitPackets, waitPackets, waitPackets}},
-		{"trickle: gather while gathering finds packets", []int{1, 5, 6, 0, 0}, short,
-			[]pace{gather, gather, gather, waitPackets, waitPackets}},
 		{"sparse packets: no gathering", []int{1, 1, 2}, long,
 			[]pace{waitPackets, waitPackets, waitPackets}},
-		{"trickle after bursts", []int{20, 1, 3}, short,
-			[]pace{waitPackets, gather, gather}},
+		{"close together: gather while gathering finds packets", []int{1, 5, 6, 0, 0}, short,
+			[]pace{gather, gather, gather, waitPackets, waitPackets}},
+		{"flood after a wake-up: gather", []int{30, batchLen, 10, 0}, short,
+			[]pace{gather, readNow, gather, waitPackets}},
+		{"flood: a full batch after a wake-up", []int{batchLen, 20, batchLen, 10}, short,
+			[]pace{readNow, gather, readNow, gather}},
 		{"gathering fills a batch", []int{2, batchLen, 40, 0}, short,
 			[]pace{gather, readNow, gather, waitPackets}},
-		{"read error after a wake-up keeps gathering off", []int{0, 30}, short,
-			[]pace{waitPackets, waitPackets}},
+		{"a sleep that finds nothing stops gathering", []int{3, 0, 4}, short,
+			[]pace{gather, waitPackets, gather}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -43,18 +43,13 @@ const (
 	bufLen   = 4096
 )
 
-// coalesceWait is how long Run waits, after a read that found only a few
-// packets, before it reads again, so that packets arriving one by one are
-// read and answered several at a time: one wake-up of the reader for many
-// packets instead of one each. It bounds the delay it adds to any packet.
-// A wait that finds nothing stops the waits until packets trickle again (see
-// Run).
+// coalesceWait is how long Run sleeps, after a read that emptied the
+// socket, before it reads again while packets come closer together than
+// that: one wake-up of the reader, one read and one verdict for all the
+// packets of the interval instead of one each. It bounds the delay it adds
+// to any packet. A sleep that finds nothing stops the sleeps until packets
+// come close together again (see pacer).
 const coalesceWait = 250 * time.Microsecond
-
-// trickle is the most packets a read right after a wake-up may find for
-// the arrivals to count as a trickle, which Run coalesces with coalesceWait.
-// More means they come in bursts, already coalesced.
-const trickle = 4
 
 // yieldEvery is how often Run passes through the Go scheduler (see Run):
 // well under the 10ms after which the runtime preempts a goroutine.
@@ -373,7 +368,7 @@ func (q *Queue) Run(ctx context.Context, handle func(p *Packet)) error {
 	stop := context.AfterFunc(ctx, q.wake)
 	defer stop()
 	pace := pacer{woken: true}
-	wait := coalesceTimespec
+	var wait unix.Timespec
 	var yielded time.Time
 	var waited time.Duration // how long the last wait for packets took
 	for {
@@ -403,6 +398,10 @@ func (q *Queue) Run(ctx context.Context, handle func(p *Packet)) error {
 		switch pace.after(n, waited) {
 		case gather:
 			// Only the eventfd: let packets gather for coalesceWait.
+			// A timer wake-up keeps the reader on its CPU (the socket's
+			// wake-ups come from the CPU that queued the packet, and
+			// may pull the reader there).
+			wait = coalesceTimespec // ppoll writes back what is left
 			err = q.poll(1, &wait)
 		case waitPackets:
 			t0 := time.Now()
@@ -432,21 +431,22 @@ const (
 
 // after returns what to do after a read of n datagrams (0: none there);
 // waited is how long the last wait for packets took. The socket is empty
-// after any read of fewer than batchLen. A wake-up within coalesceWait that
-// finds fewer than trickle packets says they come one by one, close
-// together: from then on each read waits coalesceWait before it, until such
-// a wait finds nothing (the packets come in bursts, already coalesced, or
-// not at all). Packets further apart than coalesceWait are read as they
-// come: gathering would only add a wake-up that finds nothing.
+// after any read of fewer than batchLen. Packets that came within
+// coalesceWait of the previous read come close together: from then on
+// each read sleeps coalesceWait before it, until such a sleep finds nothing
+// (the packets come in bursts, already coalesced, or not at all). Packets
+// further apart than coalesceWait are read as they come: a sleep would only
+// add a wake-up that finds nothing.
 func (p *pacer) after(n int, waited time.Duration) pace {
 	switch {
-	case n >= batchLen:
+	case n > 0 && p.woken:
+		p.coalesce = waited < coalesceWait
+	case n == 0 && !p.woken:
+		p.coalesce = false
+	}
+	if n >= batchLen {
 		p.woken = false
 		return readNow
-	case n == 0 && p.coalesce && !p.woken:
-		p.coalesce = false
-	case n > 0 && p.woken:
-		p.coalesce = n < trickle && waited < coalesceWait
 	}
 	if p.coalesce && n > 0 {
 		p.woken = false
