@@ -660,6 +660,10 @@ func fixedRate(ctx context.Context, o *options, p *pair, d *daemon, n int, r *ro
 		dur, r.FixedCapped = o.fixedMax, true
 	}
 	time.Sleep(200 * time.Millisecond)
+	// Two rounds before the flood: the second tells what a round itself
+	// allocates (the daemon lists the opened sources and logs), which
+	// the round after the flood also costs.
+	pre, _ := readAllocs(d)
 	a0, _ := readAllocs(d)
 	t0, err := cpuTicks(d.pid)
 	if err != nil {
@@ -687,10 +691,8 @@ func fixedRate(ctx context.Context, o *options, p *pair, d *daemon, n int, r *ro
 	r.FixedRate, r.FixedS, r.FixedSent = o.fixedRate, &secs, &res.Sent
 	r.CPUPerMillion, r.PeakRSSMiB = &cpu, &mib
 	if a0 != nil {
-		if a1, _ := readAllocs(d); a1 != nil && a1.packets > a0.packets {
-			v := float64(a1.allocs-a0.allocs) / float64(a1.packets-a0.packets)
-			r.AllocsPerPkt = &v
-		}
+		a1, _ := readAllocs(d)
+		r.AllocsPerPkt = allocsPerPacket(pre, a0, a1)
 	}
 	logf("%d sources: CPU %.2f s per 1M SYN, peak RSS %.1f MiB, allocs/packet %s", n, cpu, mib, fmtPtr(r.AllocsPerPkt, "%.3f"))
 	return nil

@@ -185,6 +185,32 @@ func TestParseOptions(t *testing.T) {
 	}
 }
 
+func TestAllocsPerPacket(t *testing.T) {
+	st := func(allocs, packets uint64) *allocStats { return &allocStats{allocs: allocs, packets: packets} }
+	tests := []struct {
+		name        string
+		pre, a0, a1 *allocStats
+		want        float64
+		wantNil     bool
+	}{
+		{"round cost subtracted", st(1000, 0), st(1400, 0), st(1800, 1000), 0, false},
+		{"allocations beyond the round", st(1000, 0), st(1400, 0), st(3400, 1000), 1.6, false},
+		{"no calibration", nil, st(1400, 0), st(1900, 1000), 0.5, false},
+		{"packets between the calibration rounds: not used", st(1000, 0), st(1400, 10), st(1900, 1010), 0.5, false},
+		{"counter not yet moved", st(1000, 0), st(1000, 0), st(1000, 1000), 0, false},
+		{"no packet", st(1000, 0), st(1400, 0), st(1800, 0), 0, true},
+		{"daemon reports nothing", nil, nil, nil, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := allocsPerPacket(tt.pre, tt.a0, tt.a1)
+			if (got == nil) != tt.wantNil || got != nil && *got != tt.want {
+				t.Fatalf("allocsPerPacket = %v, want %v (nil %v)", fmtPtr(got, "%v"), tt.want, tt.wantNil)
+			}
+		})
+	}
+}
+
 func TestRowLabel(t *testing.T) {
 	rep := &report{FloodRate: ReferenceRate}
 	tests := []struct {

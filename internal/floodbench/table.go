@@ -47,6 +47,21 @@ func readAllocs(d *daemon) (*allocStats, error) {
 	return nil, nil
 }
 
+// allocsPerPacket is the daemon's heap allocations per packet between a0
+// and a1, less what one statistics round costs itself (a0 - pre, with no
+// packet in between); nil when the daemon reports nothing or no packet came.
+func allocsPerPacket(pre, a0, a1 *allocStats) *float64 {
+	if a0 == nil || a1 == nil || a1.packets <= a0.packets || a1.allocs < a0.allocs {
+		return nil
+	}
+	d := a1.allocs - a0.allocs
+	if pre != nil && pre.packets == a0.packets && a0.allocs >= pre.allocs {
+		d -= min(d, a0.allocs-pre.allocs)
+	}
+	v := float64(d) / float64(a1.packets-a0.packets)
+	return &v
+}
+
 // goBench is one line of `go test -bench -benchmem` output.
 type goBench struct {
 	Pkg       string   `json:"pkg"`
