@@ -342,11 +342,11 @@ func (q *Queue) closeFds() {
 //
 // Run reads up to batchLen packets at a time. After a read that found
 // fewer, the socket was empty: it waits for packets in ppoll(2) without
-// reading again. When packets come one by one (a wake-up finds fewer than
-// trickle), it rather waits coalesceWait before each read, so that one
-// read and one verdict serve several packets, until such a wait finds
-// nothing. A packet is delayed by at most coalesceWait beyond the time it
-// takes to handle the batch before it.
+// reading again. While packets come closer together than coalesceWait, it
+// rather sleeps coalesceWait before each read, so that one wake-up, one read
+// and one verdict serve all the packets of the interval (see pacer). A
+// packet is delayed by at most coalesceWait beyond the time it takes to
+// handle the batch before it.
 //
 // Only one Run may be active on a Queue at a time. A nil handle only counts.
 func (q *Queue) Run(ctx context.Context, handle func(p *Packet)) error {
@@ -416,7 +416,7 @@ func (q *Queue) Run(ctx context.Context, handle func(p *Packet)) error {
 
 // pacer decides, after each read, how Run waits before the next one.
 type pacer struct {
-	coalesce bool // packets trickle: wait coalesceWait before a read
+	coalesce bool // packets come close together: sleep coalesceWait before a read
 	woken    bool // the last read followed a wait for packets
 }
 
