@@ -126,8 +126,11 @@ type daemon struct {
 // so the pid is the daemon's) and waits until it logs "started".
 func startDaemon(bin, ns string, args []string) (*daemon, error) {
 	cmd := netns.Command(ns, bin, args...)
-	// Own process group: a ^C reaches floodbench, which stops the daemon in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own session, as a service manager starts it: the scheduler gives the
+	// daemon its own share of the CPUs (autogroup), not a part of the
+	// sender's. Also its own process group: a ^C reaches floodbench, which
+	// stops the daemon in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	d := &daemon{cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = d.stderr
 	if daemonLog != nil {
