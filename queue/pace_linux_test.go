@@ -5,43 +5,49 @@ import (
 	"time"
 )
 
-// TestPacer: sequences of reads (packets found by each) and how the reader
-// waits after each.
+// TestPacer: sequences of reads (packets found, and how long the wait for
+// packets before took) and how the reader waits after each.
 func TestPacer(t *testing.T) {
 	const (
 		short = coalesceWait / 5 // a wait for packets shorter than coalesceWait
 		long  = coalesceWait * 4
 	)
+	type read struct {
+		n      int
+		waited time.Duration // of the last wait for packets
+		want   pace
+	}
 	tests := []struct {
-		name   string
-		reads  []int
-		waited time.Duration // of every wait for packets
-		want   []pace
+		name  string
+		reads []read
 	}{
-		{"idle: wait for packets", []int{0, 0}, long, []pace{waitPackets, waitPackets}},
-		{"full batches: read again at once", []int{batchLen, batchLen, 10}, long,
-			[]pace{readNow, readNow, waitPackets}},
-		{"bursts far apart: no gathering", []int{20, 30, 0}, long,
-			[]pace{waitPackets, waitPackets, waitPackets}},
-		{"sparse packets: no gathering", []int{1, 1, 2}, long,
-			[]pace{waitPackets, waitPackets, waitPackets}},
-		{"close together: gather while gathering finds packets", []int{1, 5, 6, 0, 0}, short,
-			[]pace{gather, gather, gather, waitPackets, waitPackets}},
-		{"flood after a wake-up: gather", []int{30, batchLen, 10, 0}, short,
-			[]pace{gather, readNow, gather, waitPackets}},
-		{"flood: a full batch after a wake-up", []int{batchLen, 20, batchLen, 10}, short,
-			[]pace{readNow, gather, readNow, gather}},
-		{"gathering fills a batch", []int{2, batchLen, 40, 0}, short,
-			[]pace{gather, readNow, gather, waitPackets}},
-		{"a sleep that finds nothing stops gathering", []int{3, 0, 4}, short,
-			[]pace{gather, waitPackets, gather}},
+		{"idle: wait for packets", []read{{0, long, waitPackets}, {0, long, waitPackets}}},
+		{"full batches: read again at once", []read{
+			{batchLen, long, readNow}, {batchLen, long, readNow}, {10, long, waitPackets}}},
+		{"sparse packets: no gathering", []read{
+			{1, long, waitPackets}, {1, long, waitPackets}, {2, long, waitPackets}}},
+		{"bursts far apart, woken in the middle of one: no gathering", []read{
+			{3, long, waitPackets}, {17, short, waitPackets}, {2, long, waitPackets}, {20, short, waitPackets}}},
+		{"close together: gather from the second wake-up while gathering finds packets", []read{
+			{1, short, waitPackets}, {1, short, gather}, {5, short, gather}, {6, short, gather},
+			{0, short, waitPackets}, {0, short, waitPackets}, {1, short, waitPackets}, {1, short, gather}}},
+		{"flood: gather after wake-ups", []read{
+			{30, short, waitPackets}, {30, short, gather}, {batchLen, short, readNow}, {10, short, gather},
+			{0, short, waitPackets}}},
+		{"flood: full batches after wake-ups", []read{
+			{batchLen, short, readNow}, {20, short, waitPackets}, {batchLen, short, readNow}, {10, short, gather}}},
+		{"a long wait stops gathering", []read{
+			{2, short, waitPackets}, {2, short, gather}, {0, short, waitPackets}, {2, long, waitPackets},
+			{2, short, waitPackets}}},
+		{"a wake-up without packets (Do) changes nothing", []read{
+			{2, short, waitPackets}, {0, short, waitPackets}, {2, short, gather}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := pacer{woken: true}
-			for i, n := range tt.reads {
-				if got := p.after(n, tt.waited); got != tt.want[i] {
-					t.Fatalf("read %d (%d packets): got %d, want %d", i, n, got, tt.want[i])
+			for i, r := range tt.reads {
+				if got := p.after(r.n, r.waited); got != r.want {
+					t.Fatalf("read %d (%d packets after %v): got %d, want %d", i, r.n, r.waited, got, r.want)
 				}
 			}
 		})

@@ -49,7 +49,7 @@ const (
 // packets of the interval instead of one each. It bounds the delay it adds
 // to any packet. A sleep that finds nothing stops the sleeps until packets
 // come close together again (see pacer).
-const coalesceWait = 250 * time.Microsecond
+const coalesceWait = 500 * time.Microsecond
 
 // yieldEvery is how often Run passes through the Go scheduler (see Run):
 // well under the 10ms after which the runtime preempts a goroutine.
@@ -418,6 +418,7 @@ func (q *Queue) Run(ctx context.Context, handle func(p *Packet)) error {
 type pacer struct {
 	coalesce bool // packets come close together: sleep coalesceWait before a read
 	woken    bool // the last read followed a wait for packets
+	short    int  // waits for packets in a row that took less than coalesceWait
 }
 
 // pace is what Run does before its next read.
@@ -431,18 +432,23 @@ const (
 
 // after returns what to do after a read of n datagrams (0: none there);
 // waited is how long the last wait for packets took. The socket is empty
-// after any read of fewer than batchLen. Packets that came within
-// coalesceWait of the previous read come close together: from then on
-// each read sleeps coalesceWait before it, until such a sleep finds nothing
-// (the packets come in bursts, already coalesced, or not at all). Packets
-// further apart than coalesceWait are read as they come: a sleep would only
-// add a wake-up that finds nothing.
+// after any read of fewer than batchLen. When packets came twice in a row
+// within coalesceWait of the previous read, they come close together: from
+// then on each read sleeps coalesceWait before it, until such a sleep finds
+// nothing. Packets further apart are read as they come: a sleep would only
+// add a wake-up that finds nothing; so are bursts (one wait within
+// coalesceWait, in the middle of a burst, after a long one).
 func (p *pacer) after(n int, waited time.Duration) pace {
 	switch {
 	case n > 0 && p.woken:
-		p.coalesce = waited < coalesceWait
+		if waited < coalesceWait {
+			p.short++
+		} else {
+			p.short = 0
+		}
+		p.coalesce = p.short >= 2
 	case n == 0 && !p.woken:
-		p.coalesce = false
+		p.coalesce, p.short = false, 0
 	}
 	if n >= batchLen {
 		p.woken = false
