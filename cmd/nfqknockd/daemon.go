@@ -7,7 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"runtime/metrics"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -263,7 +263,7 @@ loop:
 }
 
 // logStats logs the counters of all queues together and the heap
-// allocations of the process so far (runtime/metrics), which tell the
+// allocations of the process so far, which tell the
 // allocations per packet over an interval.
 func logStats(log *slog.Logger, shards []*shard) {
 	var sum queue.Stats
@@ -275,12 +275,11 @@ func logStats(log *slog.Logger, shards []*shard) {
 		sum.VerdictErrors += st.VerdictErrors
 		sum.Batches += st.Batches
 	}
-	m := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
-	metrics.Read(m)
-	var allocs uint64
-	if m[0].Value.Kind() == metrics.KindUint64 {
-		allocs = m[0].Value.Uint64()
-	}
+	// ReadMemStats flushes the per-thread caches, so Mallocs is exact;
+	// runtime/metrics counts in whole spans, late.
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	allocs := ms.Mallocs
 	log.Info("stats", "received", sum.Received, "batches", sum.Batches, "parse_errors", sum.ParseErrors,
 		"read_errors", sum.ReadErrors, "verdict_errors", sum.VerdictErrors, "heap_allocs", allocs)
 }
