@@ -81,13 +81,23 @@ type Tracker struct {
 	ents  []entry  // slab, len = used
 	links []link   // LRU list: links[i] belongs to ents[i]
 	ports []uint16 // ring of the last n knocked ports of ents[i] at [i*n, i*n+n)
-	slots []uint32 // hash index: 0 = empty, else slotUsed | tag<<24 | entry index
-	mask  uint32
-	k0    uint64 // hash keys
-	k1    uint64
-	max   int
-	head  int32 // most recently seen, -1 if none
-	tail  int32 // least recently seen, -1 if none
+	slots []uint32 // hash index: 0 = empty, else slotUsed | tag | distance | entry index
+	mask  uint32   // len(slots) - 1
+	// Layout of a slot: the entry's index in the low idxBits bits, then
+	// distBits bits of its distance from its home slot (distFar: further,
+	// or not known), then a tag of the hash's top bits up to bit 30. Moving
+	// entries back after a removal needs their home slots: the distance
+	// gives it without touching the entry. A probe touches an entry only
+	// when the tag matches.
+	idxBits  uint8
+	tagShift uint8
+	idxMask  uint32
+	tagMask  uint32
+	k0       uint64 // hash keys
+	k1       uint64
+	max      int
+	head     int32 // most recently seen, -1 if none
+	tail     int32 // least recently seen, -1 if none
 
 	// Sequences of the current period and of its neighbours, valid while
 	// fromNs <= now < untilNs. seqs holds, n ports each: previous open,
@@ -119,7 +129,8 @@ const (
 	metaOpened = 0x80 // the last sequence recognised was an open one
 
 	slotUsed = 1 << 31
-	slotIdx  = 1<<24 - 1
+	distBits = 4
+	distFar  = 1<<distBits - 1
 )
 
 const (
@@ -155,23 +166,28 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	for size < 2*cfg.MaxSources {
 		size <<= 1
 	}
+	idxBits := uint8(max(bits.Len(uint(cfg.MaxSources-1)), 1))
 	t := &Tracker{
-		params:  cfg.Params,
-		n:       n,
-		timeout: int64(cfg.Timeout),
-		grace:   int64(cfg.Params.Grace),
-		ents:    make([]entry, 0, cfg.MaxSources),
-		links:   make([]link, cfg.MaxSources),
-		ports:   make([]uint16, cfg.MaxSources*n),
-		slots:   make([]uint32, size),
-		mask:    uint32(size - 1),
-		k0:      rand.Uint64(),
-		k1:      rand.Uint64(),
-		max:     cfg.MaxSources,
-		head:    -1,
-		tail:    -1,
-		seqs:    make([]uint16, numSeqs*n),
-		buf:     make([]byte, 0, max(len(cfg.Params.OpenSecret), len(cfg.Params.CloseSecret))+24),
+		params:   cfg.Params,
+		n:        n,
+		timeout:  int64(cfg.Timeout),
+		grace:    int64(cfg.Params.Grace),
+		ents:     make([]entry, 0, cfg.MaxSources),
+		links:    make([]link, cfg.MaxSources),
+		ports:    make([]uint16, cfg.MaxSources*n),
+		slots:    make([]uint32, size),
+		mask:     uint32(size - 1),
+		idxBits:  idxBits,
+		idxMask:  1<<idxBits - 1,
+		tagShift: idxBits + distBits,
+		tagMask:  (slotUsed - 1) &^ (1<<(idxBits+distBits) - 1),
+		k0:       rand.Uint64(),
+		k1:       rand.Uint64(),
+		max:      cfg.MaxSources,
+		head:     -1,
+		tail:     -1,
+		seqs:     make([]uint16, numSeqs*n),
+		buf:      make([]byte, 0, max(len(cfg.Params.OpenSecret), len(cfg.Params.CloseSecret))+24),
 		// fromNs == untilNs: the first knock computes the sequences.
 	}
 	return t, nil
@@ -332,22 +348,31 @@ func (t *Tracker) hash(hi, lo uint64) uint64 {
 	return h ^ l
 }
 
-func tagOf(h uint64) uint32 { return uint32(h>>57) << 24 }
+// tagOf is the tag bits of a slot for hash h.
+func (t *Tracker) tagOf(h uint64) uint32 {
+	return uint32(h>>(64-31+t.tagShift)) << t.tagShift
+}
+
+// slotOf is the slot of entry idx, hashed to h, placed dist slots after
+// its home.
+func (t *Tracker) slotOf(h uint64, idx, dist uint32) uint32 {
+	return slotUsed | t.tagOf(h) | min(dist, distFar)<<t.idxBits | idx
+}
 
 // find returns the index of the entry of the address, or -1 and the empty
 // slot where it would be inserted.
 func (t *Tracker) find(h, hi, lo uint64, v4 uint8) (int32, uint32) {
-	tag := tagOf(h)
+	tag := t.tagOf(h)
 	i := uint32(h) & t.mask
 	for {
 		s := t.slots[i]
 		if s == 0 {
 			return -1, i
 		}
-		if s&^(slotUsed|slotIdx) == tag {
-			e := &t.ents[s&slotIdx]
+		if s&t.tagMask == tag {
+			e := &t.ents[s&t.idxMask]
 			if e.lo == lo && e.hi == hi && e.meta&metaV4 == v4 {
-				return int32(s & slotIdx), i
+				return int32(s & t.idxMask), i
 			}
 		}
 		i = (i + 1) & t.mask
@@ -369,7 +394,7 @@ func (t *Tracker) insert(h uint64, slot uint32, hi, lo uint64, v4 uint8, k *Knoc
 		// Removing shifted the index: find the free slot again.
 		_, slot = t.find(h, hi, lo, v4)
 	}
-	t.slots[slot] = slotUsed | tagOf(h) | uint32(idx)
+	t.slots[slot] = t.slotOf(h, uint32(idx), (slot-uint32(h))&t.mask)
 	t.ents[idx] = entry{hi: hi, lo: lo, last: ns, sport: k.SrcPort, seq: k.Seq, pos: 1, meta: v4 | 1}
 	t.ports[int(idx)*t.n] = k.DstPort
 	t.pushFront(idx)
@@ -379,21 +404,25 @@ func (t *Tracker) insert(h uint64, slot uint32, hi, lo uint64, v4 uint8, k *Knoc
 // entries that follow it in their probe sequence (no tombstones).
 func (t *Tracker) unindex(h uint64, idx uint32) {
 	i := uint32(h) & t.mask
-	for t.slots[i]&slotIdx != idx || t.slots[i] == 0 {
+	for t.slots[i]&t.idxMask != idx || t.slots[i] == 0 {
 		i = (i + 1) & t.mask
 	}
+	distMask := uint32(distFar) << t.idxBits
 	for j := i; ; {
 		j = (j + 1) & t.mask
 		s := t.slots[j]
 		if s == 0 {
 			break
 		}
-		e := &t.ents[s&slotIdx]
-		home := uint32(t.hash(e.hi, e.lo)) & t.mask
+		d := (s & distMask) >> t.idxBits
+		if d == distFar {
+			e := &t.ents[s&t.idxMask]
+			d = (j - uint32(t.hash(e.hi, e.lo))) & t.mask
+		}
 		// Move the entry at j to the hole at i unless its home lies
 		// cyclically in (i, j].
-		if (j-home)&t.mask >= (j-i)&t.mask {
-			t.slots[i] = s
+		if gap := (j - i) & t.mask; d >= gap {
+			t.slots[i] = s&^distMask | min(d-gap, distFar)<<t.idxBits
 			i = j
 		}
 	}

@@ -622,3 +622,77 @@ func hiLo(a netip.Addr) (uint64, uint64) {
 		uint64(b[8])<<56 | uint64(b[9])<<48 | uint64(b[10])<<40 | uint64(b[11])<<32 |
 			uint64(b[12])<<24 | uint64(b[13])<<16 | uint64(b[14])<<8 | uint64(b[15])
 }
+
+// checkIndex verifies the hash index against the slab: every entry has
+// exactly one slot, reached from its home without crossing an empty slot,
+// and the slot records its distance from home (distFar from distFar on).
+func checkIndex(t *testing.T, tr *Tracker) {
+	t.Helper()
+	seen := make([]bool, len(tr.ents))
+	for i, s := range tr.slots {
+		if s == 0 {
+			continue
+		}
+		idx := s & tr.idxMask
+		if int(idx) >= len(tr.ents) || seen[idx] {
+			t.Fatalf("slot %d: entry %d out of range or indexed twice", i, idx)
+		}
+		seen[idx] = true
+		e := &tr.ents[idx]
+		h := tr.hash(e.hi, e.lo)
+		home := uint32(h) & tr.mask
+		dist := (uint32(i) - home) & tr.mask
+		for j := home; j != uint32(i); j = (j + 1) & tr.mask {
+			if tr.slots[j] == 0 {
+				t.Fatalf("slot %d: empty slot %d between it and its home %d", i, j, home)
+			}
+		}
+		if got, want := s, tr.slotOf(h, idx, dist); got != want {
+			t.Fatalf("slot %d: %#x, want %#x (distance %d)", i, got, want, dist)
+		}
+	}
+	for idx, ok := range seen {
+		if !ok {
+			t.Fatalf("entry %d has no slot", idx)
+		}
+	}
+}
+
+// TestTrackerIndexClusters fills the index with long runs of sources that
+// share a home slot, so that distances pass distFar, and evicts through
+// them: the index stays consistent and finds exactly the sources kept.
+func TestTrackerIndexClusters(t *testing.T) {
+	const maxSources = 48
+	tr := newTestTracker(t, testParams(), maxSources)
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+	home := func(a netip.Addr) uint32 {
+		hi, lo := hiLo(netip.AddrFrom16(a.As16()))
+		return uint32(tr.hash(hi, lo)) & tr.mask
+	}
+	// Sources homed on slot 5 or 6 (long runs), then some anywhere.
+	var srcs []netip.Addr
+	for i := 0; len(srcs) < 120; i++ {
+		if h := home(addr(i)); h == 5 || h == 6 || i%97 == 0 {
+			srcs = append(srcs, addr(i))
+		}
+	}
+	now := t0.Add(time.Minute)
+	far := false
+	for n, src := range srcs {
+		tr.Knock(&Knock{Src: src, DstPort: 5, SrcPort: 1, Seq: uint32(n)}, now)
+		checkIndex(t, tr)
+		for _, s := range tr.slots {
+			far = far || s != 0 && (s>>tr.idxBits)&distFar == distFar
+		}
+	}
+	if !far {
+		t.Fatal("no slot reached distFar: the test does not exercise it")
+	}
+	for n, src := range srcs {
+		hi, lo := hiLo(netip.AddrFrom16(src.As16()))
+		idx, _ := tr.find(tr.hash(hi, lo), hi, lo, metaV4)
+		if want := n >= len(srcs)-maxSources; (idx >= 0) != want {
+			t.Fatalf("source %d (%v): found %v, want %v", n, src, idx >= 0, want)
+		}
+	}
+}
