@@ -152,6 +152,7 @@ type Queue struct {
 	pkt     Packet
 	vbuf    [verdictLen]byte
 	lastID  uint32
+	readAt  time.Time // when the current batch was read
 	readLog time.Time // when a read error was last logged
 	vLog    time.Time // when a verdict error was last logged
 
@@ -487,6 +488,11 @@ func (q *Queue) poll(n int, timeout *unix.Timespec) error {
 	return nil
 }
 
+// ReadAt returns when the batch whose packets Run is handing to its handler
+// was read: one clock reading serves the whole batch. It may only be called
+// from the handler.
+func (q *Queue) ReadAt() time.Time { return q.readAt }
+
 // Do runs fn on the goroutine of Run, between two batches, so that fn may
 // use whatever the packet handler uses without a lock. It wakes a Run
 // waiting for packets; fn runs when Run next gets to it, or never if Run has
@@ -546,6 +552,7 @@ func (q *Queue) step(handle func(*Packet)) (int, error) {
 		}
 		return 0, nil
 	}
+	q.readAt = time.Now()
 	q.dgrams = q.dgrams[:0]
 	for i := range n {
 		q.dgrams = append(q.dgrams, q.bufs[i][:min(int(q.msgs[i].len), bufLen)])

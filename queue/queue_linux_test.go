@@ -82,29 +82,38 @@ func (w testWriter) Write(b []byte) (int, error) {
 
 // collector records the packets a Run hands over.
 type collector struct {
+	q    *Queue
 	mu   sync.Mutex
 	pkts []Packet
+	ats  []time.Time // q.ReadAt() of each packet
 }
 
 func (c *collector) handle(p *Packet) {
 	c.mu.Lock()
 	c.pkts = append(c.pkts, *p)
+	c.ats = append(c.ats, c.q.ReadAt())
 	c.mu.Unlock()
 }
 
 // find waits up to 3 s for a packet that match accepts.
 func (c *collector) find(match func(Packet) bool) (Packet, bool) {
+	p, _, ok := c.findAt(match)
+	return p, ok
+}
+
+// findAt is find, and also returns when the packet's batch was read.
+func (c *collector) findAt(match func(Packet) bool) (Packet, time.Time, bool) {
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		c.mu.Lock()
-		for _, p := range c.pkts {
+		for i, p := range c.pkts {
 			if match(p) {
 				c.mu.Unlock()
-				return p, true
+				return p, c.ats[i], true
 			}
 		}
 		c.mu.Unlock()
 	}
-	return Packet{}, false
+	return Packet{}, time.Time{}, false
 }
 
 func (c *collector) count(match func(Packet) bool) int {
@@ -123,7 +132,7 @@ func (c *collector) count(match func(Packet) bool) int {
 // checks that Run ended cleanly.
 func run(t *testing.T, q *Queue) (*collector, func()) {
 	t.Helper()
-	c := &collector{}
+	c := &collector{q: q}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- q.Run(ctx, c.handle) }()
@@ -329,11 +338,17 @@ func TestQueueSeesAndAccepts(t *testing.T) {
 				t.Errorf("SYN of the connect = %+v, want source %v, a bare SYN", p, tc.cli)
 			}
 			// A raw SYN whose sequence number the test knows.
+			sent := time.Now()
 			e.sendSYNs(t, tc.cli, tc.srv, tc.rawSource, port, tc.rawSeq, 1)
-			p, ok = c.find(func(p Packet) bool { return p.SrcPort == tc.rawSource })
+			p, at, ok := c.findAt(func(p Packet) bool { return p.SrcPort == tc.rawSource })
 			want := Packet{Src: tc.cli, SrcPort: tc.rawSource, DstPort: port, Seq: tc.rawSeq, Flags: FlagSYN}
 			if !ok || p != want {
 				t.Errorf("raw SYN seen as %+v (found %v), want %+v", p, ok, want)
+			}
+			// The handler's clock: when the batch was read, so after
+			// the SYN was sent and before it was found.
+			if found := time.Now(); ok && (at.Before(sent) || at.After(found)) {
+				t.Errorf("ReadAt = %v, want between the send at %v and the find at %v", at, sent, found)
 			}
 		})
 	}

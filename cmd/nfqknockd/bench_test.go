@@ -45,7 +45,9 @@ func BenchmarkParseTrack(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			s := &shard{tracker: tr, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			// The clock is read once per batch (queue.Queue.ReadAt), not per packet.
+			readAt := time.Now()
+			s := &shard{tracker: tr, log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: func() time.Time { return readAt }}
 			pkts := make([][]byte, sources)
 			for i := range pkts {
 				src := netip.AddrFrom4([4]byte{10, 64 + byte(i>>16), byte(i >> 8), byte(i)})

@@ -28,8 +28,9 @@ type shard struct {
 	rules   *nft.Conn
 	log     *slog.Logger
 	ttl     time.Duration
-	verbose bool   // -v: log every knock
-	onLost  func() // the table is gone: put it back
+	verbose bool             // -v: log every knock
+	onLost  func()           // the table is gone: put it back
+	now     func() time.Time // the time of the packet's batch (queue.Queue.ReadAt)
 	k       knock.Knock
 }
 
@@ -44,7 +45,7 @@ func (s *shard) handle(p *queue.Packet) {
 		s.log.Debug("knock", "source", p.Src, "port", p.DstPort)
 	}
 	s.k = knock.Knock{Src: p.Src, SrcPort: p.SrcPort, DstPort: p.DstPort, Seq: p.Seq}
-	switch s.tracker.Knock(&s.k, time.Now()) {
+	switch s.tracker.Knock(&s.k, s.now()) {
 	case knock.Open:
 		s.open(p.Src)
 	case knock.Close:
@@ -145,7 +146,7 @@ func runDaemon(cfg *config) int {
 			fmt.Fprintf(os.Stderr, "nfqknockd: %v\n", err)
 			return 2
 		}
-		shards = append(shards, &shard{q: q, tracker: tr, log: log, ttl: cfg.OpenTimeout, verbose: cfg.Verbose})
+		shards = append(shards, &shard{q: q, tracker: tr, log: log, ttl: cfg.OpenTimeout, verbose: cfg.Verbose, now: q.ReadAt})
 	}
 
 	spec := nft.Spec{Table: cfg.Table, Start: cfg.Params.Range.Start, End: cfg.Params.Range.End, Guard: guard, QueueNum: cfg.Queue, QueueTotal: cfg.Queues}
