@@ -93,8 +93,27 @@ func newPair() (*pair, error) {
 		p.close()
 		return nil, err
 	}
+	// The replies to spoofed sources die in the client namespace before
+	// routing (see the package comment).
+	sink := netns.Command(p.client, "nft", "-f", "-")
+	sink.Stdin = strings.NewReader(replySink)
+	if out, err := sink.CombinedOutput(); err != nil {
+		p.close()
+		return nil, fmt.Errorf("reply sink in %s: %w: %s", p.client, err, bytes.TrimSpace(out))
+	}
 	return p, nil
 }
+
+// replySink is the client namespace's ruleset: replies to the spoofed
+// sources are dropped as they arrive.
+var replySink = fmt.Sprintf(`table inet floodbench_sink {
+	chain replies {
+		type filter hook prerouting priority raw; policy accept;
+		ip daddr %s drop
+		ip6 daddr %s drop
+	}
+}
+`, syngen.SpoofNet4, syngen.SpoofNet6)
 
 // nft runs nft in the server namespace, with stdin when it is not empty.
 func (p *pair) nft(stdin string, args ...string) (string, error) {

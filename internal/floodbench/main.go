@@ -6,9 +6,8 @@
 // For each number of sources N it makes a fresh namespace pair and:
 //
 //   - kernel-only: loads the daemon's ruleset shape with the queue rule
-//     replaced by a counter, floods at --flood-rate (default ReferenceRate,
-//     the issue's reference; 0: the sender's full rate) and reads the rate
-//     the kernel took;
+//     replaced by a counter, floods at --flood-rate (default 0: the
+//     sender's full rate) and reads the rate the kernel took;
 //   - with the daemon: runs nfqknockd in the server namespace and floods
 //     again; arrivals H come from a counter in a chain at priority -20
 //     (before the knock chain), answered from the queue's id sequence in
@@ -22,9 +21,18 @@
 // address knocks the open sequence and times its first accepted connect to
 // the guarded port (median and 95th percentile).
 //
-// With a --flood-rate, one more row floods the largest source count at the
-// sender's full rate (kernel-only and with the daemon), so that what the
-// reference rate leaves out is shown too.
+// The floods come from an IPPROTO_RAW socket (--sender raw, the issue's
+// "raw sockets"; about 1.5 times the issue's reference of 240-300k SYN/s
+// kernel-only on these machines). One more row floods the largest source
+// count with the other sender (AF_PACKET past the qdisc, about 2.5 times
+// the reference) at its full rate, kernel-only and with the daemon, so that
+// what a faster flood does is shown too (--other-sender-row=false: not).
+//
+// The server's replies (RSTs to the spoofed sources) go back into the
+// client namespace, where a drop rule before routing ends them: they cost
+// the testbed as little as the replies of a real flood cost the host that
+// sends them (their reception is the attacker's work, but veth runs it on
+// the core that sent them, which is the daemon's when it accepts a SYN).
 //
 // Everything it makes (namespaces, processes) is removed on every way out,
 // including SIGINT and SIGTERM.
@@ -68,13 +76,6 @@ const (
 	clkTck      = 100 // USER_HZ: /proc/PID/stat ticks per second on Linux
 )
 
-// ReferenceRate is the default flood rate: the issue's reference, one
-// sender core at 240-300k SYN/s kernel-only. The generator here (AF_PACKET,
-// past the qdisc) goes about twice as fast, a flood whose reinjection work
-// alone fills the daemon's core; --flood-rate 0 and the extra full-rate row
-// show it.
-const ReferenceRate = 270000
-
 // options are the command-line flags.
 type options struct {
 	daemon      string
@@ -93,7 +94,7 @@ type options struct {
 	gobench     string
 	settle      time.Duration
 	floodRate   int
-	fullRow     bool
+	otherRow    bool
 	rawIP       bool
 	daemonLog   string
 	verbose     bool
@@ -123,9 +124,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	dargs := fs.String("daemon-args", "", "extra daemon arguments, space separated (e.g. \"--queues 2\")")
 	fs.BoolVar(&o.kernelOnly, "kernel-only", false, "measure only the kernel-only rates (no daemon)")
 	fs.StringVar(&o.gobench, "gobench", "", "a `go test -bench -benchmem` output file to include in the table and JSON")
-	fs.IntVar(&o.floodRate, "flood-rate", ReferenceRate, "rate of the floods in SYN/s (the issue's reference; 0: as fast as the sender goes)")
-	fs.BoolVar(&o.fullRow, "full-rate-row", true, "with --flood-rate > 0, also flood the largest source count at the sender's full rate (one more row)")
-	sender := fs.String("sender", "packet", "how the generator sends: packet (AF_PACKET, fastest) or raw (IPPROTO_RAW socket)")
+	fs.IntVar(&o.floodRate, "flood-rate", 0, "rate of the floods in SYN/s (0: as fast as the sender goes)")
+	fs.BoolVar(&o.otherRow, "other-sender-row", true, "also flood the largest source count with the other sender at its full rate (one more row)")
+	sender := fs.String("sender", "raw", "how the generator sends: raw (IPPROTO_RAW socket) or packet (AF_PACKET past the qdisc, faster)")
 	fs.StringVar(&o.daemonLog, "daemon-log", "", "append the daemons' stderr to this file")
 	fs.DurationVar(&o.warm, "warm", 300*time.Millisecond, "flood this long before each knock-to-open try")
 	fs.BoolVar(&o.argvSecrets, "argv-secrets", false, "give the daemon its secrets with -o/-c instead of --secret-file")
@@ -184,6 +185,8 @@ type row struct {
 	// FloodRate is the rate the floods of this row were sent at, SYN/s; 0:
 	// the sender's full rate.
 	FloodRate int `json:"flood_rate_syn_per_s"`
+	// Sender is the generator's socket: IPPROTO_RAW or AF_PACKET.
+	Sender string `json:"sender"`
 
 	KernelOnlyRate  float64 `json:"kernel_only_rate_syn_per_s"`
 	KernelOnlySent  uint64  `json:"kernel_only_sent"`
@@ -299,7 +302,7 @@ func bench(ctx context.Context, o *options, stderr io.Writer) (*report, error) {
 	netns.SweepStale()
 	rep := &report{Date: time.Now().UTC().Format(time.RFC3339), Machine: describeMachine(),
 		Family: o.family, MSS: o.mss, Ports: fmt.Sprintf("%d-%d", o.ports.First, o.ports.Last), FloodS: o.flood.Seconds(),
-		FloodRate: o.floodRate, Sender: map[bool]string{false: "AF_PACKET", true: "IPPROTO_RAW"}[o.rawIP]}
+		FloodRate: o.floodRate, Sender: senderName(o.rawIP)}
 	if o.daemonLog != "" {
 		f, err := os.OpenFile(o.daemonLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
@@ -342,7 +345,7 @@ func bench(ctx context.Context, o *options, stderr io.Writer) (*report, error) {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		r, lat, err := benchSources(ctx, o, n, o.floodRate, daemonArgs, seqArgs, n == heaviest)
+		r, lat, err := benchSources(ctx, o, flood{n, o.floodRate, o.rawIP}, daemonArgs, seqArgs, n == heaviest)
 		rep.Rows = append(rep.Rows, r)
 		if lat != nil {
 			rep.Latency = lat
@@ -351,12 +354,13 @@ func bench(ctx context.Context, o *options, stderr io.Writer) (*report, error) {
 			return rep, fmt.Errorf("%d sources: %w", n, err)
 		}
 	}
-	if o.floodRate > 0 && o.fullRow && !o.kernelOnly && ctx.Err() == nil {
-		logf("%d sources at the sender's full rate", heaviest)
-		r, _, err := benchSources(ctx, o, heaviest, 0, daemonArgs, seqArgs, false)
+	if o.otherRow && ctx.Err() == nil {
+		other := flood{heaviest, 0, !o.rawIP}
+		logf("%d sources, %s sender at its full rate", heaviest, senderName(other.rawIP))
+		r, _, err := benchSources(ctx, o, other, daemonArgs, seqArgs, false)
 		rep.Rows = append(rep.Rows, r)
 		if err != nil {
-			return rep, fmt.Errorf("%d sources at full rate: %w", heaviest, err)
+			return rep, fmt.Errorf("%d sources, %s sender: %w", heaviest, senderName(other.rawIP), err)
 		}
 	}
 	for _, r := range rep.Rows {
@@ -384,14 +388,29 @@ func secretFile() (string, error) {
 	return path, nil
 }
 
-// floodConfig is the flood from n sources at rate SYN/s (0: full rate).
-func (o *options) floodConfig(n, rate int) syngen.Config {
+// flood is what the floods of one row are: from n sources, at rate SYN/s
+// (0: the sender's full rate), through an IPPROTO_RAW socket or AF_PACKET.
+type flood struct {
+	n, rate int
+	rawIP   bool
+}
+
+// senderName names the generator's socket.
+func senderName(rawIP bool) string {
+	if rawIP {
+		return "IPPROTO_RAW"
+	}
+	return "AF_PACKET"
+}
+
+// config is the generator's configuration for f.
+func (o *options) config(f flood) syngen.Config {
 	dst := netns.ServerIP4
 	if o.family == 6 {
 		dst = netns.ServerIP6
 	}
-	return syngen.Config{Dst: dst, DstPorts: o.ports, MSS: uint16(o.mss), Sources: n, Duration: o.flood,
-		Rate: rate, RawIP: o.rawIP}
+	return syngen.Config{Dst: dst, DstPorts: o.ports, MSS: uint16(o.mss), Sources: f.n, Duration: o.flood,
+		Rate: f.rate, RawIP: f.rawIP}
 }
 
 // arrivalsRuleset counts, before the knock chain, every SYN it would see.
@@ -421,10 +440,11 @@ var kernelOnlyRuleset = fmt.Sprintf(`table inet nfqknock {
 `, guardPort, knockRange)
 
 // benchSources measures one source count in a fresh namespace pair, with
-// floods at rate SYN/s (0: full rate). A row at a rate other than
-// --flood-rate only has the floods (a) and (b).
-func benchSources(ctx context.Context, o *options, n, rate int, daemonArgs, seqArgs []string, heaviest bool) (row, *latencyResult, error) {
-	r := row{Sources: n, FloodRate: rate}
+// the floods f. A row whose floods are not the main ones (--flood-rate,
+// --sender) only has the floods (a) and (b).
+func benchSources(ctx context.Context, o *options, f flood, daemonArgs, seqArgs []string, heaviest bool) (row, *latencyResult, error) {
+	n := f.n
+	r := row{Sources: n, FloodRate: f.rate, Sender: senderName(f.rawIP)}
 	p, err := newPair()
 	if err != nil {
 		return r, nil, err
@@ -436,7 +456,7 @@ func benchSources(ctx context.Context, o *options, n, rate int, daemonArgs, seqA
 
 	// (a) kernel-only, after a short unmeasured warm-up (neighbour
 	// resolution both ways, first touches of every buffer).
-	warm := o.floodConfig(n, rate)
+	warm := o.config(f)
 	warm.Duration = 300 * time.Millisecond
 	if _, err := syngen.Run(ctx, p.client, warm); err != nil {
 		return r, nil, err
@@ -447,7 +467,7 @@ func benchSources(ctx context.Context, o *options, n, rate int, daemonArgs, seqA
 		return r, nil, err
 	}
 	logf("%d sources: kernel-only flood for %v", n, o.flood)
-	res, err := syngen.Run(ctx, p.client, o.floodConfig(n, rate))
+	res, err := syngen.Run(ctx, p.client, o.config(f))
 	if err != nil {
 		return r, nil, err
 	}
@@ -468,11 +488,11 @@ func benchSources(ctx context.Context, o *options, n, rate int, daemonArgs, seqA
 	}
 
 	// (b) the daemon under the flood.
-	if err := floodDaemon(ctx, o, p, n, rate, daemonArgs, &r); err != nil {
+	if err := floodDaemon(ctx, o, p, f, daemonArgs, &r); err != nil {
 		return r, nil, err
 	}
 
-	if err := ctx.Err(); err != nil || rate != o.floodRate {
+	if err := ctx.Err(); err != nil || f.rate != o.floodRate || f.rawIP != o.rawIP {
 		return r, nil, err
 	}
 
@@ -507,7 +527,8 @@ func benchSources(ctx context.Context, o *options, n, rate int, daemonArgs, seqA
 }
 
 // floodDaemon is part (b): H, answered and leaked under the flood.
-func floodDaemon(ctx context.Context, o *options, p *pair, n, floodRate int, daemonArgs []string, r *row) error {
+func floodDaemon(ctx context.Context, o *options, p *pair, f flood, daemonArgs []string, r *row) error {
+	n := f.n
 	d, err := startDaemon(o.daemon, p.server, daemonArgs)
 	if err != nil {
 		return err
@@ -523,7 +544,7 @@ func floodDaemon(ctx context.Context, o *options, p *pair, n, floodRate int, dae
 		return err
 	}
 	logf("%d sources: flood with the daemon for %v", n, o.flood)
-	res, peak, err := floodWatchingQueue(ctx, p, d.pid, o.floodConfig(n, floodRate))
+	res, peak, err := floodWatchingQueue(ctx, p, d.pid, o.config(f))
 	if err != nil {
 		return err
 	}
@@ -669,8 +690,8 @@ func fixedRate(ctx context.Context, o *options, p *pair, d *daemon, n int, r *ro
 	if err != nil {
 		return err
 	}
-	cfg := o.floodConfig(n, o.floodRate)
-	cfg.Rate, cfg.Duration = o.fixedRate, dur
+	cfg := o.config(flood{n, o.fixedRate, o.rawIP})
+	cfg.Duration = dur
 	logf("%d sources: %d SYN/s for %v", n, o.fixedRate, dur)
 	res, err := syngen.Run(ctx, p.client, cfg)
 	if err != nil {
@@ -727,7 +748,7 @@ func latencyUnderFlood(ctx context.Context, o *options, p *pair, n int, seqArgs 
 		}
 	}()
 
-	cfg := o.floodConfig(n, o.floodRate)
+	cfg := o.config(flood{n, o.floodRate, o.rawIP})
 	cfg.Duration = syngen.MaxDuration
 	flood := func() func() (float64, error) {
 		fctx, cancel := context.WithCancel(ctx)

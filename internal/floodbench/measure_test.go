@@ -153,10 +153,11 @@ func TestParseOptions(t *testing.T) {
 		{name: "defaults", check: func(o *options) bool {
 			return o.daemon == "./bin/nfqknockd" && reflect.DeepEqual(o.sources, []int{1, 1000, 100000, 1000000}) &&
 				o.ports.First == 10000 && o.ports.Last == 60000 && o.fixedRate == 20000 && o.tries == 20 && o.family == 4 &&
-				o.floodRate == ReferenceRate && o.fullRow
+				o.floodRate == 0 && o.rawIP && o.otherRow
 		}},
-		{name: "full rate only", args: []string{"--flood-rate", "0", "--full-rate-row=false"},
-			check: func(o *options) bool { return o.floodRate == 0 && !o.fullRow }},
+		{name: "one sender only", args: []string{"--other-sender-row=false"},
+			check: func(o *options) bool { return o.floodRate == 0 && !o.otherRow }},
+		{name: "packet sender", args: []string{"--sender", "packet"}, check: func(o *options) bool { return !o.rawIP }},
 		{name: "sources and daemon args", args: []string{"--sources", "5, 10", "--daemon-args", "--queues 2"},
 			check: func(o *options) bool {
 				return reflect.DeepEqual(o.sources, []int{5, 10}) && reflect.DeepEqual(o.daemonArgs, []string{"--queues", "2"})
@@ -212,14 +213,19 @@ func TestAllocsPerPacket(t *testing.T) {
 }
 
 func TestRowLabel(t *testing.T) {
-	rep := &report{FloodRate: ReferenceRate}
+	rep := &report{Sender: "IPPROTO_RAW"}
 	tests := []struct {
 		r    row
 		want string
 	}{
-		{row{Sources: 1000, FloodRate: ReferenceRate}, "1000"},
-		{row{Sources: 1000000, FloodRate: 0}, "1000000 at the sender's full rate"},
-		{row{Sources: 5, FloodRate: 100}, "5 at 100 SYN/s"},
+		{row{Sources: 1000, Sender: "IPPROTO_RAW"}, "1000"},
+		{row{Sources: 1000000, Sender: "AF_PACKET"}, "1000000, AF_PACKET sender"},
+		{row{Sources: 5, FloodRate: 100, Sender: "IPPROTO_RAW"}, "5 at 100 SYN/s"},
+		{row{Sources: 5, FloodRate: 100, Sender: "AF_PACKET"}, "5, AF_PACKET sender at 100 SYN/s"},
+	}
+	capped := &report{Sender: "AF_PACKET", FloodRate: 250000}
+	if got, want := rowLabel(capped, row{Sources: 7, Sender: "IPPROTO_RAW"}), "7, IPPROTO_RAW sender at its full rate"; got != want {
+		t.Errorf("rowLabel at full rate = %q, want %q", got, want)
 	}
 	for _, tt := range tests {
 		if got := rowLabel(rep, tt.r); got != tt.want {

@@ -149,9 +149,6 @@ func printTable(w io.Writer, rep *report) {
 	full := "at the sender's full rate"
 	if rep.FloodRate > 0 {
 		full = fmt.Sprintf("at %d SYN/s", rep.FloodRate)
-		if rep.FloodRate == ReferenceRate {
-			full += " (the issue's reference: one sender core at 240-300k SYN/s kernel-only; --flood-rate 0 = the sender's full rate)"
-		}
 	}
 	fmt.Fprintf(w, "\nIPv%d SYN floods (%s sender, MSS %d, ports %s) %s, %.0fs each; CPU and RSS at a fixed rate:\n",
 		rep.Family, rep.Sender, rep.MSS, rep.Ports, full, rep.FloodS)
@@ -178,15 +175,20 @@ func printTable(w io.Writer, rep *report) {
 }
 
 // rowLabel names a row by its source count, and says so when its floods
-// ran at another rate than the report's.
+// came from another sender or at another rate than the report's.
 func rowLabel(rep *report, r row) string {
+	label := strconv.Itoa(r.Sources)
+	if r.Sender != rep.Sender {
+		label += ", " + r.Sender + " sender"
+	}
 	switch {
 	case r.FloodRate == rep.FloodRate:
-		return strconv.Itoa(r.Sources)
 	case r.FloodRate == 0:
-		return fmt.Sprintf("%d at the sender's full rate", r.Sources)
+		label += " at its full rate"
+	default:
+		label += fmt.Sprintf(" at %d SYN/s", r.FloodRate)
 	}
-	return fmt.Sprintf("%d at %d SYN/s", r.Sources, r.FloodRate)
+	return label
 }
 
 // shortPkg drops the module path.
