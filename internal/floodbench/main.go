@@ -22,11 +22,11 @@
 // the guarded port (median and 95th percentile).
 //
 // The floods come from an IPPROTO_RAW socket (--sender raw, the issue's
-// "raw sockets"; about 1.5 times the reference of 240-300k SYN/s
-// kernel-only on these machines). One more row floods the largest source
-// count with the other sender (AF_PACKET past the qdisc, about 2.5 times
-// the reference) at its full rate, kernel-only and with the daemon, so that
-// what a faster flood does is shown too (--other-sender-row=false: not).
+// "raw sockets": 470-490k SYN/s kernel-only on these machines, 1.6 to 2
+// times the reference of 240-300k). One more row floods the largest
+// source count with the other sender (AF_PACKET past the qdisc, about 650k
+// SYN/s kernel-only) at its full rate, kernel-only and with the daemon, so
+// that what a faster flood does is shown too (--other-sender-row=false: not).
 //
 // The server's replies (RSTs to the spoofed sources) go back into the
 // client namespace, where a drop rule before routing ends them: they cost
