@@ -14,6 +14,7 @@ import (
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
 	"github.com/nfqknockd/nfqknockd/knock"
+	"github.com/nfqknockd/nfqknockd/queue"
 )
 
 // config is the parsed command line.
@@ -77,7 +78,7 @@ func defaultConfig() *config {
 		MaxSources:  knock.DefaultMaxSources,
 		Queue:       100,
 		Queues:      1,
-		MaxQueueLen: 10000,
+		MaxQueueLen: queue.DefaultMaxLen,
 		Table:       "nfqknock",
 	}
 }

@@ -34,7 +34,7 @@ func TestParseFlags(t *testing.T) {
 			}
 			if c.Params.Digest != knock.MD5 || c.Params.Range != knock.FullRange || c.Timeout != 10*time.Second ||
 				c.OpenTimeout != time.Hour || c.MaxSources != 65536 || c.Queue != 100 || c.Queues != 1 ||
-				c.MaxQueueLen != 10000 || c.Table != "nfqknock" || c.Params.Period != time.Hour ||
+				c.MaxQueueLen != 2048 || c.Table != "nfqknock" || c.Params.Period != time.Hour ||
 				c.Params.Grace != time.Minute || c.Params.OpenSecret != knock.DefaultOpenSecret ||
 				c.Params.CloseSecret != knock.DefaultCloseSecret {
 				return fmt.Errorf("defaults: %+v", c)
@@ -261,7 +261,7 @@ func TestHelp(t *testing.T) {
 				t.Errorf("%s: no default in %q", arg, lines[i])
 			}
 		})
-		for _, s := range []string{"(default 100)", "(default 10000)", "(default md5)", "(default 1-65535)",
+		for _, s := range []string{"(default 100)", "(default 2048)", "(default md5)", "(default 1-65535)",
 			"(default 1h0m0s)", "(default 1m0s)", "(default 10s)", "(default 65536)", "(default nfqknock)",
 			"(default 1)", "(default 65535)", "(default: the C daemon's public default)"} {
 			if !strings.Contains(stdout, s) {
