@@ -386,6 +386,43 @@ func TestProxy(t *testing.T) {
 	}
 }
 
+// TestProxyKnocksAgain: a knock may pass unseen (a flooded daemon's full
+// queue lets SYNs through while the guard still drops the connect), so after
+// every connect attempt that timed out the proxy knocks the open sequence
+// again before the next one. Here the port drops every SYN: the wire shows
+// open, connect, open, connect, ..., close.
+func TestProxyKnocksAgain(t *testing.T) {
+	const port = 7010
+	p := netns.NewPair(t)
+	nftDrop(t, p.Server, []uint16{port})
+	c := startCapture(t, p.Server)
+	before := time.Now()
+	code, stdout, stderr := runIn(t, p.Client, strings.NewReader(""),
+		append([]string{"proxy", "--connect-timeout", "1500ms", netns.ServerIP4.String(), strconv.Itoa(port)}, testSecrets...)...)
+	after := time.Now()
+	if want := "nfqknock: connect 10.200.0.1:7010: i/o timeout\n"; code != 1 || stdout != "" || stderr != want {
+		t.Errorf("proxy = %d, %q, %q; want 1, no output, %q", code, stdout, stderr, want)
+	}
+	time.Sleep(settle)
+	got := dports(t, c.stopAndGet(), netns.ClientIP4)
+	opens, closes := sequencesAround(before, after)
+	n := len(opens[0])
+	// Rounds of an open sequence and one connect, then the close sequence.
+	rounds := 0
+	rest := got
+	for len(rest) >= n+1 && oneOf(rest[:n], opens) && rest[n] == port {
+		rounds++
+		rest = rest[n+1:]
+	}
+	// Attempts of 300 ms and 600 ms time out within 1.5 s, each after an
+	// open sequence; a third may start if the knocks were quick.
+	if rounds < 2 || !oneOf(rest, closes) {
+		t.Fatalf("SYNs on the wire %v; want at least 2 rounds of the open sequence %v and one SYN to %d, then the close sequence %v",
+			got, opens[0], port, closes[0])
+	}
+	t.Logf("%d rounds of knock open + connect before the close sequence", rounds)
+}
+
 // neverEnds returns a stdin that blocks until the test ends.
 func neverEnds(t *testing.T) io.Reader {
 	r, w := io.Pipe()

@@ -29,10 +29,11 @@ const (
 // sequence, whatever happened before: the open knock may have opened the
 // host even when the connection failed.
 func (o *options) proxy(ctx context.Context, k *knocker, stdin io.Reader, stdout io.Writer) error {
-	if err := k.knock(ctx, o.openSequence(time.Now())); err != nil {
+	knockOpen := func() error { return k.knock(ctx, o.openSequence(time.Now())) }
+	if err := knockOpen(); err != nil {
 		return err
 	}
-	conn, err := dialRetry(ctx, netip.AddrPortFrom(k.addr, o.port), o.connectTimeout)
+	conn, err := dialRetry(ctx, netip.AddrPortFrom(k.addr, o.port), o.connectTimeout, knockOpen)
 	if err == nil {
 		err = splice(ctx, conn, stdin, stdout)
 	}
@@ -49,15 +50,27 @@ func (o *options) proxy(ctx context.Context, k *knocker, stdin io.Reader, stdout
 }
 
 // dialRetry connects to ap, trying again until total has passed: the daemon
-// may open the host a little after the last knock left.
-func dialRetry(ctx context.Context, ap netip.AddrPort, total time.Duration) (*net.TCPConn, error) {
+// may open the host a little after the last knock left. Before an attempt
+// that follows one that timed out, it calls knockAgain: a knock may have
+// passed unseen (a flooded daemon's full queue lets SYNs through, and the
+// guard still drops the connect), and the same sequence knocked again opens.
+func dialRetry(ctx context.Context, ap netip.AddrPort, total time.Duration, knockAgain func() error) (*net.TCPConn, error) {
 	deadline := time.Now().Add(total)
 	attempt := firstAttempt
 	var last error
+	timedOut := false
 	for {
 		remaining := time.Until(deadline)
 		if remaining <= 0 {
 			return nil, fmt.Errorf("connect %s: %w", ap, dialReason(last))
+		}
+		if timedOut {
+			if err := knockAgain(); err != nil {
+				return nil, err
+			}
+			if remaining = time.Until(deadline); remaining <= 0 {
+				return nil, fmt.Errorf("connect %s: %w", ap, dialReason(last))
+			}
 		}
 		d := net.Dialer{Timeout: min(attempt, remaining)}
 		c, err := d.DialContext(ctx, "tcp", ap.String())
@@ -69,7 +82,7 @@ func dialRetry(ctx context.Context, ap netip.AddrPort, total time.Duration) (*ne
 		}
 		last = err
 		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+		if timedOut = errors.As(err, &ne) && ne.Timeout(); timedOut {
 			attempt *= 2
 			continue
 		}
