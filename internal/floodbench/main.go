@@ -22,9 +22,9 @@
 // the guarded port (median and 95th percentile).
 //
 // The floods come from an IPPROTO_RAW socket (--sender raw, the issue's
-// "raw sockets": 470-490k SYN/s kernel-only on these machines, 1.6 to 2
+// "raw sockets": 470-530k SYN/s kernel-only on these machines, 1.6 to 2.2
 // times the reference of 240-300k). One more row floods the largest
-// source count with the other sender (AF_PACKET past the qdisc, about 650k
+// source count with the other sender (AF_PACKET past the qdisc, 650-730k
 // SYN/s kernel-only) at its full rate, kernel-only and with the daemon, so
 // that what a faster flood does is shown too (--other-sender-row=false: not).
 //
