@@ -44,6 +44,7 @@ var families = []struct {
 type syn struct {
 	src          netip.Addr
 	sport, dport uint16
+	seq          uint32
 }
 
 // capture records the SYNs (SYN set, ACK clear) that arrive on veth0 of a
@@ -149,30 +150,33 @@ func parseSYN(b []byte) (syn, bool) {
 	}
 	s.sport = binary.BigEndian.Uint16(tcp[0:2])
 	s.dport = binary.BigEndian.Uint16(tcp[2:4])
+	s.seq = binary.BigEndian.Uint32(tcp[4:8])
 	return s, true
 }
 
 // dports returns the destination ports of the knocks from src, in order:
-// one per connect attempt (source port). A second SYN from one source port
-// is a retransmission by the kernel, which the daemon ignores and the client
-// avoids by abandoning each attempt long before the kernel's 1s timer. It
-// is left out; the test fails when there are two or more. One is tolerated:
-// only one attempt is in flight at a time, so a stall of a whole second of
-// the test process on a loaded machine can let the kernel retransmit one,
-// while a client that waits past 1s has every dropped knock retransmitted.
+// one per connect attempt. A second SYN of one attempt (same ports and
+// sequence number: the kernel may give connects to different ports the same
+// source port) is a retransmission by the kernel, which the daemon ignores
+// and the client avoids by abandoning each attempt long before the kernel's
+// 1s timer. It is left out; the test fails when there are two or more. One
+// is tolerated: only one attempt is in flight at a time, so a stall of a
+// whole second of the test process on a loaded machine can let the kernel
+// retransmit one, while a client that waits past 1s has every dropped knock
+// retransmitted.
 func dports(t *testing.T, syns []syn, src netip.Addr) []uint16 {
 	t.Helper()
 	var ports, again []uint16
-	seen := map[uint16]bool{}
+	seen := map[syn]bool{}
 	for _, s := range syns {
 		if s.src != src {
 			continue
 		}
-		if seen[s.sport] {
+		if seen[s] {
 			again = append(again, s.dport)
 			continue
 		}
-		seen[s.sport] = true
+		seen[s] = true
 		ports = append(ports, s.dport)
 	}
 	switch {
