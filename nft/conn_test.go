@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/nft")
@@ -498,15 +499,7 @@ func TestGuardTraffic(t *testing.T) {
 			t.Fatalf("listen on %d in the server namespace: %v", port, err)
 		}
 		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+		testutil.AcceptAndClose(ln)
 	}
 	connect := func(server netip.Addr, port int, timeout time.Duration) error {
 		return netns.Do(e.pair.Client, func() error {

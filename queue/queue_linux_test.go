@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 	"github.com/nfqknockd/nfqknockd/nft"
 	"golang.org/x/sys/unix"
 )
@@ -167,15 +168,7 @@ func (e *env) listen(t *testing.T, ip netip.Addr) uint16 {
 		t.Fatalf("listen in the server namespace: %v", err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	testutil.AcceptAndClose(ln)
 	return uint16(ln.Addr().(*net.TCPAddr).Port)
 }
 

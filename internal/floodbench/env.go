@@ -95,11 +95,9 @@ func newPair() (*pair, error) {
 	}
 	// The replies to spoofed sources die in the client namespace before
 	// routing (see the package comment).
-	sink := netns.Command(p.client, "nft", "-f", "-")
-	sink.Stdin = strings.NewReader(replySink)
-	if out, err := sink.CombinedOutput(); err != nil {
+	if _, err := nftIn(p.client, replySink, "-f", "-"); err != nil {
 		p.close()
-		return nil, fmt.Errorf("reply sink in %s: %w: %s", p.client, err, bytes.TrimSpace(out))
+		return nil, fmt.Errorf("reply sink in %s: %w", p.client, err)
 	}
 	return p, nil
 }
@@ -117,7 +115,12 @@ var replySink = fmt.Sprintf(`table inet floodbench_sink {
 
 // nft runs nft in the server namespace, with stdin when it is not empty.
 func (p *pair) nft(stdin string, args ...string) (string, error) {
-	cmd := netns.Command(p.server, "nft", args...)
+	return nftIn(p.server, stdin, args...)
+}
+
+// nftIn runs nft in namespace ns, with stdin when it is not empty.
+func nftIn(ns, stdin string, args ...string) (string, error) {
+	cmd := netns.Command(ns, "nft", args...)
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
 	}

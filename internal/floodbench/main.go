@@ -64,6 +64,7 @@ import (
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
 	"github.com/nfqknockd/nfqknockd/internal/syngen"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
 // Fixed parts of the benchmark.
@@ -738,15 +739,7 @@ func latencyUnderFlood(ctx context.Context, o *options, p *pair, n int, seqArgs 
 		return latencyResult{}, fmt.Errorf("listen on the guarded port: %w", err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	testutil.AcceptAndClose(ln)
 
 	cfg := o.config(flood{n, o.floodRate, o.rawIP})
 	cfg.Duration = syngen.MaxDuration

@@ -389,15 +389,7 @@ func testInstalledDaemon(t *testing.T, setpriv string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	testutil.AcceptAndClose(ln)
 
 	// Start the daemon: ip netns exec NS [strace -f -o LOG] setpriv ... ExecStart.
 	argv := l.setprivArgs(setpriv, true)

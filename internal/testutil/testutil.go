@@ -1,14 +1,15 @@
 // Package testutil holds helpers that the tests of several packages share:
 // a buffer that a process's output copier and a test read at once, the
 // build of a command's binary once per test process, a TestMain that fails
-// the run when the tests left something behind, and the writing of a file
-// with an exact mode.
+// the run when the tests left something behind, the writing of a file
+// with an exact mode, and a TCP server that only completes handshakes.
 package testutil
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -191,4 +192,19 @@ func WriteFile(t testing.TB, dir, name, content string, mode os.FileMode) string
 		t.Fatal(err)
 	}
 	return path
+}
+
+// AcceptAndClose accepts connections on ln in a goroutine of its own and
+// closes each at once, until ln is closed: a server whose port answers a
+// connect and nothing more.
+func AcceptAndClose(ln net.Listener) {
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
 }
