@@ -3,6 +3,7 @@ package nft
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/google/nftables"
@@ -17,97 +18,186 @@ import (
 // as `comment "..."`), so our rules are recognizable as ours by people and by
 // code (IsOurRule).
 const (
-	commentPrefix = "nfqknockd "
-	CommentKnock  = commentPrefix + "knock"
-	CommentGuard4 = commentPrefix + "guard ipv4"
-	CommentGuard6 = commentPrefix + "guard ipv6"
+	commentPrefix   = "nfqknockd "
+	CommentKnock    = commentPrefix + "knock"
+	CommentGuard    = commentPrefix + "guard: a new connection to a guarded port of this host"
+	CommentFragment = commentPrefix + "guard: an IPv4 first fragment of TCP to a guarded port"
+	CommentDrop     = commentPrefix + "guard: not opened, not --allow"
 )
 
 // Set IDs inside one transaction. The rules refer to the sets by name and by
 // these IDs; fixed values keep the builders pure and their output
 // comparable. They only need to be unique inside one batch.
 const (
-	guardSetID  = 1
-	allow4SetID = 2
-	allow6SetID = 3
+	guardSetID = iota + 1
+	allow4SetID
+	allow6SetID
+	static4SetID
+	static6SetID
 )
 
-// Ruleset is every object of our table, as Build makes it from a Spec and
-// Apply adds it to a batch, in this order: Table, the sets (GuardSet with
-// GuardElements, Allow4, Allow6), KnockChain, GuardChain, Rules.
+// Ruleset is every object of our table but the table itself (which Conn
+// writes by hand, see tableMessage), as Build makes it from a Spec and Apply
+// adds it to a batch in this order: Sets with their Elements, Chains, Rules.
 type Ruleset struct {
-	Table                    *nftables.Table
-	GuardSet, Allow4, Allow6 *nftables.Set
-	GuardElements            []nftables.SetElement
-	KnockChain, GuardChain   *nftables.Chain
-	Rules                    []*nftables.Rule // the knock rule, then the guard rules (IPv4, IPv6)
+	Table *nftables.Table
+	// Sets are guard, allow4, allow6, static4, static6; Elements[i] are the
+	// elements Sets[i] starts with (the opened sources are added by Apply).
+	Sets     []*nftables.Set
+	Elements [][]nftables.SetElement
+	// Chains are knock, guard (base chains) and guarded (a regular chain).
+	Chains []*nftables.Chain
+	// Rules in the order they are added.
+	Rules []*nftables.Rule
+}
+
+// Set returns the set called name, or nil.
+func (rs *Ruleset) Set(name string) *nftables.Set {
+	for _, s := range rs.Sets {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
 }
 
 // Build makes the ruleset of s with queue variant v. It talks to no kernel.
-// `nft list table inet nfqknock` shows it so (Compat; nft 1.0.6 prints
-// nothing for the xtables target in an inet table, hence the comment; with
-// Native the statement reads "queue ... 100 ... bypass" and the comment is
-// just "nfqknockd knock"):
+// `nft list table inet nfqknock` shows it so (testdata/nft/ruleset.nft has
+// the whole listing):
 //
-//	table inet nfqknock {
-//		set guard {
-//			type inet_service
-//			elements = { 22 }
-//		}
-//		set allow4 {
-//			type ipv4_addr
-//			flags timeout
-//		}
-//		set allow6 {
-//			type ipv6_addr
-//			flags timeout
-//		}
-//		chain knock {
-//			type filter hook input priority filter - 10; policy accept;
-//			tcp flags syn / fin,syn,rst,ack tcp dport 1-65535 counter packets 0 bytes 0  comment "nfqknockd knock: queue num 100 bypass (xt NFQUEUE)"
-//		}
-//		chain guard {
-//			type filter hook input priority filter - 5; policy accept;
-//			tcp flags syn / fin,syn,rst,ack tcp dport @guard ip saddr != @allow4 counter packets 0 bytes 0 drop comment "nfqknockd guard ipv4"
-//			tcp flags syn / fin,syn,rst,ack tcp dport @guard ip6 saddr != @allow6 counter packets 0 bytes 0 drop comment "nfqknockd guard ipv6"
-//		}
+//	chain knock {
+//		type filter hook prerouting priority mangle; policy accept;
+//		iif "lo" accept
+//		tcp flags syn / fin,syn,rst,ack tcp dport 1-65535 fib daddr type local counter queue ... bypass
 //	}
+//	chain guard {
+//		type filter hook prerouting priority mangle + 5; policy accept;
+//		iif "lo" accept
+//		tcp flags syn / fin,syn,rst,ack tcp dport @guard fib daddr type local jump guarded
+//		ip frag-off & 0x3fff == 0x2000 meta l4proto tcp tcp dport @guard fib daddr type local jump guarded
+//	}
+//	chain guarded {
+//		ip saddr @allow4 accept
+//		ip6 saddr @allow6 accept
+//		ip saddr @static4 accept
+//		ip6 saddr @static6 accept
+//		counter drop
+//	}
+//
+// Both base chains hook prerouting before DNAT (priority dstnat, -100), and
+// only for packets to an address of this host (fib daddr type local): a
+// port published by DNAT (Docker, a router's port forward) is guarded by the
+// port the client used, and packets routed through the host are never
+// touched.
 func Build(s Spec, v QueueVariant) (*Ruleset, error) {
 	s, err := s.normalize()
 	if err != nil {
 		return nil, err
 	}
 	t := &nftables.Table{Name: s.Table, Family: nftables.TableFamilyINet}
+	guard := &nftables.Set{Table: t, ID: guardSetID, Name: SetGuard, KeyType: nftables.TypeInetService, KeyByteOrder: binaryutil.BigEndian}
+	allow4 := &nftables.Set{Table: t, ID: allow4SetID, Name: SetAllow4, KeyType: nftables.TypeIPAddr, KeyByteOrder: binaryutil.BigEndian, HasTimeout: true, Size: s.MaxOpen}
+	allow6 := &nftables.Set{Table: t, ID: allow6SetID, Name: SetAllow6, KeyType: nftables.TypeIP6Addr, KeyByteOrder: binaryutil.BigEndian, HasTimeout: true, Size: s.MaxOpen}
+	static4 := &nftables.Set{Table: t, ID: static4SetID, Name: SetStatic4, KeyType: nftables.TypeIPAddr, KeyByteOrder: binaryutil.BigEndian, Interval: true}
+	static6 := &nftables.Set{Table: t, ID: static6SetID, Name: SetStatic6, KeyType: nftables.TypeIP6Addr, KeyByteOrder: binaryutil.BigEndian, Interval: true}
+	var guardElems []nftables.SetElement
+	for _, p := range s.Guard {
+		guardElems = append(guardElems, nftables.SetElement{Key: binary.BigEndian.AppendUint16(nil, p)})
+	}
+	e4, e6 := intervalElements(s.Allow)
 	rs := &Ruleset{
 		Table:    t,
-		GuardSet: &nftables.Set{Table: t, ID: guardSetID, Name: SetGuard, KeyType: nftables.TypeInetService, KeyByteOrder: binaryutil.BigEndian},
-		Allow4:   &nftables.Set{Table: t, ID: allow4SetID, Name: SetAllow4, KeyType: nftables.TypeIPAddr, KeyByteOrder: binaryutil.BigEndian, HasTimeout: true},
-		Allow6:   &nftables.Set{Table: t, ID: allow6SetID, Name: SetAllow6, KeyType: nftables.TypeIP6Addr, KeyByteOrder: binaryutil.BigEndian, HasTimeout: true},
-	}
-	for _, p := range s.Guard {
-		rs.GuardElements = append(rs.GuardElements, nftables.SetElement{Key: binary.BigEndian.AppendUint16(nil, p)})
+		Sets:     []*nftables.Set{guard, allow4, allow6, static4, static6},
+		Elements: [][]nftables.SetElement{guardElems, nil, nil, e4, e6},
 	}
 	accept := nftables.ChainPolicyAccept
-	rs.KnockChain = &nftables.Chain{
+	knock := &nftables.Chain{
 		Name: ChainKnock, Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRef(KnockPriority), Policy: &accept,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(KnockPriority), Policy: &accept,
 	}
-	rs.GuardChain = &nftables.Chain{
+	guardChain := &nftables.Chain{
 		Name: ChainGuard, Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRef(GuardPriority), Policy: &accept,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(GuardPriority), Policy: &accept,
 	}
+	guarded := &nftables.Chain{Name: ChainGuarded, Table: t}
+	rs.Chains = []*nftables.Chain{knock, guardChain, guarded}
+	rule := func(c *nftables.Chain, note string, e ...expr.Any) *nftables.Rule {
+		r := &nftables.Rule{Table: t, Chain: c, Exprs: e}
+		if note != "" {
+			r.UserData = comment(note)
+		}
+		return r
+	}
+	jump := &expr.Verdict{Kind: expr.VerdictJump, Chain: ChainGuarded}
 	rs.Rules = []*nftables.Rule{
-		{Table: t, Chain: rs.KnockChain, Exprs: knockExprs(s, v), UserData: comment(knockComment(s, v))},
-		{Table: t, Chain: rs.GuardChain, Exprs: guardExprs(rs.GuardSet, unix.NFPROTO_IPV4, rs.Allow4), UserData: comment(CommentGuard4)},
-		{Table: t, Chain: rs.GuardChain, Exprs: guardExprs(rs.GuardSet, unix.NFPROTO_IPV6, rs.Allow6), UserData: comment(CommentGuard6)},
+		rule(knock, "", loopback()...),
+		rule(knock, knockComment(s, v), knockExprs(s, v)...),
+		rule(guardChain, "", loopback()...),
+		rule(guardChain, CommentGuard, concat(bareSYN(), toGuard(guard), []expr.Any{jump})...),
+		rule(guardChain, CommentFragment, concat(firstFragment4(), toGuard(guard), []expr.Any{jump})...),
+		rule(guarded, "", acceptFrom(unix.NFPROTO_IPV4, allow4)...),
+		rule(guarded, "", acceptFrom(unix.NFPROTO_IPV6, allow6)...),
+		rule(guarded, "", acceptFrom(unix.NFPROTO_IPV4, static4)...),
+		rule(guarded, "", acceptFrom(unix.NFPROTO_IPV6, static6)...),
+		rule(guarded, CommentDrop, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}),
 	}
 	return rs, nil
 }
 
+func concat(parts ...[]expr.Any) []expr.Any {
+	var out []expr.Any
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// intervalElements turns prefixes (masked, sorted, IPv4 and IPv6 apart, see
+// Spec.normalize) into the elements of the interval sets static4 and
+// static6: a start element and an end element (the address after the last,
+// flagged IntervalEnd) per range. Overlapping or adjacent prefixes are
+// merged first: the kernel refuses overlapping intervals.
+func intervalElements(prefixes []netip.Prefix) (e4, e6 []nftables.SetElement) {
+	type span struct{ from, to netip.Addr } // to is the first address after
+	var spans []span
+	for _, p := range prefixes {
+		from := p.Masked().Addr()
+		last := lastAddr(p)
+		to := last.Next() // normalize refused prefixes that end at the last address
+		if n := len(spans); n > 0 && spans[n-1].from.Is4() == from.Is4() && spans[n-1].to.Compare(from) >= 0 {
+			if spans[n-1].to.Less(to) {
+				spans[n-1].to = to
+			}
+			continue
+		}
+		spans = append(spans, span{from, to})
+	}
+	for _, s := range spans {
+		pair := []nftables.SetElement{{Key: s.from.AsSlice()}, {Key: s.to.AsSlice(), IntervalEnd: true}}
+		if s.from.Is4() {
+			e4 = append(e4, pair...)
+		} else {
+			e6 = append(e6, pair...)
+		}
+	}
+	return e4, e6
+}
+
+// lastAddr returns the last address of prefix p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
 // knockComment is the comment of the knock rule. `nft list` cannot print
-// the xtables NFQUEUE target in an inet table (nft 1.0.6 shows nothing where
-// the statement is, and says "XT target NFQUEUE not found" on stderr), so for
-// Compat the comment says what the rule does.
+// the xtables NFQUEUE target in an inet table unless iptables' libxtables
+// is installed (nft 1.0.6 without it shows nothing where the statement is,
+// and says "XT target NFQUEUE not found" on stderr), so for Compat the
+// comment says what the rule does.
 func knockComment(s Spec, v QueueVariant) string {
 	if v != Compat {
 		return CommentKnock
@@ -119,7 +209,7 @@ func knockComment(s Spec, v QueueVariant) string {
 	return fmt.Sprintf("%s: queue num %s bypass (xt NFQUEUE)", CommentKnock, q)
 }
 
-// comment encodes c as the rule comment nft prints.
+// comment encodes c as the comment nft prints for a rule or a table.
 func comment(c string) []byte {
 	return userdata.AppendString(nil, userdata.TypeComment, c)
 }
@@ -128,6 +218,16 @@ func comment(c string) []byte {
 func IsOurRule(r *nftables.Rule) bool {
 	c, ok := userdata.GetString(r.UserData, userdata.TypeComment)
 	return ok && strings.HasPrefix(c, commentPrefix)
+}
+
+// loopback is `iif "lo" accept`: the host's own connections are never
+// queued nor guarded (lo is interface 1 in every network namespace).
+func loopback() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIF, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint32(nil, 1)},
+		&expr.Verdict{Kind: expr.VerdictAccept},
+	}
 }
 
 // bareSYN matches a TCP segment with SYN set and FIN, RST and ACK clear:
@@ -146,13 +246,49 @@ func bareSYN() []expr.Any {
 	}
 }
 
+// firstFragment4 matches the first fragment of a fragmented IPv4 TCP
+// segment: `ip frag-off & 0x3fff == 0x2000 meta l4proto tcp` (more
+// fragments, offset 0). Without conntrack the kernel reassembles IPv4 only
+// after prerouting, and a first fragment that holds just the ports (8
+// bytes of TCP) hides its flags from bareSYN: so any first fragment to a
+// guarded port goes through the guard. (IPv6: the kernel itself drops a
+// first fragment without the whole TCP header, RFC 7112.)
+func firstFragment4() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 6, Len: 2},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 2, Mask: []byte{0x3f, 0xff}, Xor: []byte{0, 0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x20, 0x00}},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+	}
+}
+
+// toGuard is `tcp dport @guard fib daddr type local`: a guarded port of an
+// address of this host, before any DNAT.
+func toGuard(guard *nftables.Set) []expr.Any {
+	return append([]expr.Any{
+		tcpDport(),
+		&expr.Lookup{SourceRegister: 1, SetName: guard.Name, SetID: guard.ID},
+	}, localDest()...)
+}
+
+// localDest is `fib daddr type local`.
+func localDest() []expr.Any {
+	return []expr.Any{
+		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.NativeEndian.AppendUint32(nil, unix.RTN_LOCAL)},
+	}
+}
+
 // tcpDport loads the TCP destination port into register 1.
 func tcpDport() expr.Any {
 	return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}
 }
 
 // knockExprs is the knock rule: `tcp flags & (fin|syn|rst|ack) == syn
-// tcp dport Start-End counter queue num N[-M] bypass`.
+// tcp dport Start-End fib daddr type local counter queue num N[-M] bypass`.
 func knockExprs(s Spec, v QueueVariant) []expr.Any {
 	e := append(bareSYN(), tcpDport())
 	if s.Start == s.End {
@@ -164,6 +300,7 @@ func knockExprs(s Spec, v QueueVariant) []expr.Any {
 			&expr.Cmp{Op: expr.CmpOpLte, Register: 1, Data: binary.BigEndian.AppendUint16(nil, s.End)},
 		)
 	}
+	e = append(e, localDest()...)
 	return append(e, &expr.Counter{}, queueExpr(s.QueueNum, s.QueueTotal, v))
 }
 
@@ -195,22 +332,17 @@ func compatQueueInfo(num, total uint16) *xt.Unknown {
 	return &u
 }
 
-// guardExprs is a guard rule: `tcp flags & (fin|syn|rst|ack) == syn
-// tcp dport @guard ip saddr != @allow4 counter drop` (ip6 and allow6 for
-// nfproto IPv6).
-func guardExprs(guard *nftables.Set, nfproto byte, allow *nftables.Set) []expr.Any {
+// acceptFrom is `ip saddr @set accept` (ip6 for nfproto IPv6).
+func acceptFrom(nfproto byte, set *nftables.Set) []expr.Any {
 	saddr := &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}
 	if nfproto == unix.NFPROTO_IPV6 {
 		saddr = &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16}
 	}
-	return append(bareSYN(),
-		tcpDport(),
-		&expr.Lookup{SourceRegister: 1, SetName: guard.Name, SetID: guard.ID},
+	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto}},
 		saddr,
-		&expr.Lookup{SourceRegister: 1, SetName: allow.Name, SetID: allow.ID, Invert: true},
-		&expr.Counter{},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	)
+		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+		&expr.Verdict{Kind: expr.VerdictAccept},
+	}
 }

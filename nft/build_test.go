@@ -3,6 +3,7 @@ package nft
 import (
 	"bytes"
 	"encoding/binary"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -84,6 +85,7 @@ func TestBuildKnockRule(t *testing.T) {
 				}
 				want := append(bareSYNWant(), dport)
 				want = append(want, tt.portMatch...)
+				want = append(want, localDestWant()...)
 				want = append(want, &expr.Counter{})
 				if v == Native {
 					want = append(want, tt.native)
@@ -91,9 +93,12 @@ func TestBuildKnockRule(t *testing.T) {
 					info := xt.Unknown(tt.compatInfo)
 					want = append(want, &expr.Target{Name: "NFQUEUE", Rev: 3, Info: &info})
 				}
-				r := rs.Rules[0]
-				if r.Chain != rs.KnockChain || r.Table != rs.Table {
-					t.Errorf("knock rule is in chain %q, want %q", r.Chain.Name, rs.KnockChain.Name)
+				r := rs.Rules[1]
+				if r.Chain != rs.Chains[0] || r.Table != rs.Table || r.Chain.Name != ChainKnock {
+					t.Errorf("knock rule is in chain %q, want %q", r.Chain.Name, ChainKnock)
+				}
+				if diff := cmp.Diff(loopbackWant(), rs.Rules[0].Exprs); diff != "" {
+					t.Errorf("first knock chain rule (-want iif lo accept +got):\n%s", diff)
 				}
 				if diff := cmp.Diff(want, r.Exprs); diff != "" {
 					t.Errorf("knock rule expressions (-want +got):\n%s", diff)
@@ -113,44 +118,86 @@ func TestBuildKnockRule(t *testing.T) {
 	}
 }
 
+// localDestWant is `fib daddr type local` as nft encodes it.
+func localDestWant() []expr.Any {
+	return []expr.Any{
+		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{2, 0, 0, 0}}, // RTN_LOCAL, host order
+	}
+}
+
+// loopbackWant is `iif "lo" accept`.
+func loopbackWant() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIF, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{1, 0, 0, 0}},
+		&expr.Verdict{Kind: expr.VerdictAccept},
+	}
+}
+
 func TestBuildGuardRules(t *testing.T) {
+	if !littleEndian() {
+		t.Skip("the literals are written for a little-endian host")
+	}
 	for _, v := range []QueueVariant{Native, Compat} {
 		rs, err := Build(Spec{Start: 1, End: 65535, Guard: []uint16{443, 22, 22}, QueueNum: 100}, v)
 		if err != nil {
 			t.Fatalf("Build: %v", err)
 		}
-		tail := func(nfproto byte, off, n uint32, set *nftables.Set) []expr.Any {
+		guard := rs.Set(SetGuard)
+		toGuard := append([]expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Lookup{SourceRegister: 1, SetName: "guard", SetID: guard.ID},
+		}, localDestWant()...)
+		jump := &expr.Verdict{Kind: expr.VerdictJump, Chain: "guarded"}
+		fragment := []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 6, Len: 2},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 2, Mask: []byte{0x3f, 0xff}, Xor: []byte{0, 0}},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x20, 0x00}},
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{6}},
+		}
+		from := func(nfproto byte, off, n uint32, set string) []expr.Any {
 			return []expr.Any{
-				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-				&expr.Lookup{SourceRegister: 1, SetName: "guard", SetID: rs.GuardSet.ID},
 				&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto}},
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
-				&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID, Invert: true},
-				&expr.Counter{},
-				&expr.Verdict{Kind: expr.VerdictDrop},
+				&expr.Lookup{SourceRegister: 1, SetName: set, SetID: rs.Set(set).ID},
+				&expr.Verdict{Kind: expr.VerdictAccept},
 			}
 		}
-		want := [][]expr.Any{
-			append(bareSYNWant(), tail(unix.NFPROTO_IPV4, 12, 4, rs.Allow4)...),
-			append(bareSYNWant(), tail(unix.NFPROTO_IPV6, 8, 16, rs.Allow6)...),
+		want := []struct {
+			chain string
+			exprs []expr.Any
+			ours  bool
+		}{
+			{"guard", loopbackWant(), false},
+			{"guard", append(append(bareSYNWant(), toGuard...), jump), true},
+			{"guard", append(append(fragment, toGuard...), jump), true},
+			{"guarded", from(unix.NFPROTO_IPV4, 12, 4, "allow4"), false},
+			{"guarded", from(unix.NFPROTO_IPV6, 8, 16, "allow6"), false},
+			{"guarded", from(unix.NFPROTO_IPV4, 12, 4, "static4"), false},
+			{"guarded", from(unix.NFPROTO_IPV6, 8, 16, "static6"), false},
+			{"guarded", []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}}, true},
 		}
-		if len(rs.Rules) != 3 {
-			t.Fatalf("%d rules, want 3", len(rs.Rules))
+		if len(rs.Rules) != 2+len(want) {
+			t.Fatalf("%d rules, want %d", len(rs.Rules), 2+len(want))
 		}
-		for i, r := range rs.Rules[1:] {
-			if r.Chain != rs.GuardChain {
-				t.Errorf("%s: guard rule %d in chain %q", v, i, r.Chain.Name)
+		for i, r := range rs.Rules[2:] {
+			if r.Chain.Name != want[i].chain {
+				t.Errorf("%s: guard rule %d in chain %q, want %q", v, i, r.Chain.Name, want[i].chain)
 			}
-			if diff := cmp.Diff(want[i], r.Exprs); diff != "" {
+			if diff := cmp.Diff(want[i].exprs, r.Exprs); diff != "" {
 				t.Errorf("%s: guard rule %d (-want +got):\n%s", v, i, diff)
 			}
-			if !IsOurRule(r) {
-				t.Errorf("%s: guard rule %d has no nfqknockd comment", v, i)
+			if IsOurRule(r) != want[i].ours {
+				t.Errorf("%s: guard rule %d: IsOurRule %v", v, i, !want[i].ours)
 			}
 		}
 		var ports [][]byte
-		for _, e := range rs.GuardElements {
+		for _, e := range rs.Elements[0] {
 			ports = append(ports, e.Key)
 		}
 		if diff := cmp.Diff([][]byte{{0, 22}, {0x01, 0xbb}}, ports); diff != "" {
@@ -168,36 +215,101 @@ func TestBuildObjects(t *testing.T) {
 		t.Errorf("table %v %q, want inet %q", rs.Table.Family, rs.Table.Name, DefaultTable)
 	}
 	sets := []struct {
-		set        *nftables.Set
 		name       string
 		key        nftables.SetDatatype
 		hasTimeout bool
+		interval   bool
+		size       uint32
 	}{
-		{rs.GuardSet, "guard", nftables.TypeInetService, false},
-		{rs.Allow4, "allow4", nftables.TypeIPAddr, true},
-		{rs.Allow6, "allow6", nftables.TypeIP6Addr, true},
+		{"guard", nftables.TypeInetService, false, false, 0},
+		{"allow4", nftables.TypeIPAddr, true, false, DefaultMaxOpen},
+		{"allow6", nftables.TypeIP6Addr, true, false, DefaultMaxOpen},
+		{"static4", nftables.TypeIPAddr, false, true, 0},
+		{"static6", nftables.TypeIP6Addr, false, true, 0},
+	}
+	if len(rs.Sets) != len(sets) {
+		t.Fatalf("%d sets, want %d", len(rs.Sets), len(sets))
 	}
 	ids := map[uint32]bool{}
-	for _, s := range sets {
-		if s.set.Name != s.name || s.set.KeyType != s.key || s.set.HasTimeout != s.hasTimeout || s.set.Table != rs.Table {
-			t.Errorf("set %q: key %s, timeout %v; want %q, %s, %v", s.set.Name, s.set.KeyType.Name, s.set.HasTimeout, s.name, s.key.Name, s.hasTimeout)
+	for i, s := range sets {
+		got := rs.Sets[i]
+		if got.Name != s.name || got.KeyType != s.key || got.HasTimeout != s.hasTimeout || got.Interval != s.interval || got.Size != s.size || got.Table != rs.Table {
+			t.Errorf("set %q: key %s, timeout %v, interval %v, size %d; want %q, %s, %v, %v, %d", got.Name, got.KeyType.Name, got.HasTimeout, got.Interval, got.Size, s.name, s.key.Name, s.hasTimeout, s.interval, s.size)
 		}
-		if s.set.ID == 0 || ids[s.set.ID] {
-			t.Errorf("set %q: ID %d is zero or not unique", s.set.Name, s.set.ID)
+		if got.ID == 0 || ids[got.ID] {
+			t.Errorf("set %q: ID %d is zero or not unique", got.Name, got.ID)
 		}
-		ids[s.set.ID] = true
+		ids[got.ID] = true
 	}
 	chains := []struct {
-		c    *nftables.Chain
 		name string
+		base bool
 		prio nftables.ChainPriority
-	}{{rs.KnockChain, "knock", -10}, {rs.GuardChain, "guard", -5}}
-	for _, c := range chains {
-		if c.c.Name != c.name || c.c.Type != nftables.ChainTypeFilter || *c.c.Hooknum != *nftables.ChainHookInput ||
-			*c.c.Priority != c.prio || *c.c.Policy != nftables.ChainPolicyAccept {
-			t.Errorf("chain %q: type %s hook %d priority %d policy %d; want %q filter input %d accept",
-				c.c.Name, c.c.Type, *c.c.Hooknum, *c.c.Priority, *c.c.Policy, c.name, c.prio)
+	}{{"knock", true, -150}, {"guard", true, -145}, {"guarded", false, 0}}
+	for i, c := range chains {
+		got := rs.Chains[i]
+		if got.Name != c.name {
+			t.Errorf("chain %d is %q, want %q", i, got.Name, c.name)
 		}
+		if !c.base {
+			if got.Hooknum != nil || got.Type != "" {
+				t.Errorf("chain %q: a regular chain has no hook", got.Name)
+			}
+			continue
+		}
+		if got.Type != nftables.ChainTypeFilter || *got.Hooknum != *nftables.ChainHookPrerouting ||
+			*got.Priority != c.prio || *got.Policy != nftables.ChainPolicyAccept {
+			t.Errorf("chain %q: type %s hook %d priority %d policy %d; want filter prerouting %d accept",
+				got.Name, got.Type, *got.Hooknum, *got.Priority, *got.Policy, c.prio)
+		}
+	}
+}
+
+func TestIntervalElements(t *testing.T) {
+	p := func(s ...string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, x := range s {
+			out = append(out, netip.MustParsePrefix(x))
+		}
+		return out
+	}
+	key := func(e []nftables.SetElement) []string {
+		var out []string
+		for _, x := range e {
+			a, _ := netip.AddrFromSlice(x.Key)
+			s := a.String()
+			if x.IntervalEnd {
+				s = "<" + s
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		in     []netip.Prefix
+		w4, w6 []string
+	}{
+		{"one v4", p("10.8.0.0/16"), []string{"10.8.0.0", "<10.9.0.0"}, nil},
+		{"host v6", p("fd00::1/128"), nil, []string{"fd00::1", "<fd00::2"}},
+		{"nested merged", p("10.0.0.0/8", "10.1.0.0/16"), []string{"10.0.0.0", "<11.0.0.0"}, nil},
+		{"adjacent merged", p("10.0.0.0/9", "10.128.0.0/9"), []string{"10.0.0.0", "<11.0.0.0"}, nil},
+		{"apart", p("10.0.0.0/24", "10.0.2.0/24", "fd00::/64"), []string{"10.0.0.0", "<10.0.1.0", "10.0.2.0", "<10.0.3.0"}, []string{"fd00::", "<fd00:0:0:1::"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Spec{Start: 1, End: 2, Guard: []uint16{22}, Allow: tt.in}.normalize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			e4, e6 := intervalElements(s.Allow)
+			if diff := cmp.Diff(tt.w4, key(e4)); diff != "" {
+				t.Errorf("static4 (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.w6, key(e6)); diff != "" {
+				t.Errorf("static6 (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -261,6 +373,9 @@ func TestSpecErrors(t *testing.T) {
 		{"queues past 65535", Spec{Start: 1, End: 2, QueueNum: 65535, QueueTotal: 2}, "queues 65535-65536"},
 		{"guard port 0", Spec{Start: 1, End: 2, Guard: []uint16{0, 22}}, "guard port 0"},
 		{"bad table", Spec{Table: "a b", Start: 1, End: 2}, `table name "a b"`},
+		{"allow /0", Spec{Start: 1, End: 2, Allow: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}, "would never guard anyone"},
+		{"allow mapped", Spec{Start: 1, End: 2, Allow: []netip.Prefix{netip.MustParsePrefix("::ffff:10.0.0.0/104")}}, "IPv4-mapped"},
+		{"allow to the end", Spec{Start: 1, End: 2, Allow: []netip.Prefix{netip.MustParsePrefix("ff00::/8")}}, "last address"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

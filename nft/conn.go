@@ -1,10 +1,8 @@
 package nft
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -15,15 +13,30 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Conn programs our table in one network namespace. Every method opens its
-// own netlink socket for the duration of the call, so a Conn holds no socket
-// between calls and needs no Close. Its methods are safe for concurrent use
-// (they run one after another).
+// Conn programs our table in one network namespace. It writes through one
+// netlink socket that lasts as long as the Conn: where the kernel has the
+// table flags owner and persist, that socket owns the table, so that no
+// other process can change or delete it (`nft flush ruleset` skips it) and
+// it stays guarding after the daemon exits. Reads use short-lived sockets.
+// Its methods are safe for concurrent use (they run one after another).
+//
+// A Conn keeps its own record of the sources it opened and when they
+// expire: Apply puts them back with the table, so a table deleted behind
+// its back (on a kernel without ownership) comes back with them.
 type Conn struct {
-	opts    []nftables.ConnOption
-	rawDial func() (*netlink.Conn, error) // a socket for the batches Conn writes itself
+	netnsFd int
+	opts    []nftables.ConnOption         // for the reading connections
+	rawDial func() (*netlink.Conn, error) // the writing socket and table reads
+	now     func() time.Time
+
 	mu      sync.Mutex
+	nl      *netlink.Conn // the writing (owning) socket; nil until first used
 	table   string
+	spec    Spec // the last spec applied, normalized
+	applied bool
+	flags   uint32 // the table flags we write: owner|persist, or 0
+	probed  bool   // flags is known
+	opened  map[netip.Addr]time.Time
 }
 
 // maxAttempts bounds how often one operation is sent again after its answer
@@ -43,7 +56,8 @@ const sendBuffer = 8 << 20
 // netnsFd (0: the namespace of the calling process). The caller keeps the
 // descriptor open while it uses the Conn. Dial checks that nf_tables answers
 // (IsPermission tells a missing CAP_NET_ADMIN apart). The table is
-// DefaultTable until Apply or SetTable names another one.
+// DefaultTable until Apply or SetTable names another one. Close releases
+// the writing socket.
 func Dial(netnsFd int) (*Conn, error) {
 	if netnsFd < 0 {
 		return nil, fmt.Errorf("dial nftables: bad namespace descriptor %d", netnsFd)
@@ -53,6 +67,7 @@ func Dial(netnsFd int) (*Conn, error) {
 		opts = append(opts, nftables.WithNetNSFd(netnsFd))
 	}
 	c := dial(opts...)
+	c.netnsFd = netnsFd
 	c.rawDial = func() (*netlink.Conn, error) {
 		return netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: netnsFd})
 	}
@@ -71,9 +86,23 @@ func Dial(netnsFd int) (*Conn, error) {
 }
 
 // dial returns a Conn that makes its nftables connections with opts (tests
-// pass nftables.WithTestDial).
+// pass nftables.WithTestDial and set rawDial).
 func dial(opts ...nftables.ConnOption) *Conn {
-	return &Conn{opts: opts, table: DefaultTable}
+	return &Conn{opts: opts, table: DefaultTable, now: time.Now, opened: map[netip.Addr]time.Time{}}
+}
+
+// Close closes the writing socket. An owned table stays as it is, without
+// an owner (persist): the next daemon takes it over. Close does not delete
+// the table; Destroy does.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nl == nil {
+		return nil
+	}
+	err := c.nl.Close()
+	c.nl = nil
+	return err
 }
 
 // bigSendBuffer raises the socket's send buffer, best effort: without the
@@ -91,14 +120,21 @@ func bigSendBuffer(c *netlink.Conn) error {
 	return nil
 }
 
-// newConn returns a fresh nftables connection: each operation starts from
-// an empty batch.
+// newConn returns a fresh nftables connection for reads.
 func (c *Conn) newConn() (*nftables.Conn, error) {
 	nc, err := nftables.New(c.opts...)
 	if err != nil {
 		return nil, fmt.Errorf("nftables connection: %w", err)
 	}
 	return nc, nil
+}
+
+// probeID returns a number that tells this Conn's scratch objects apart.
+func (c *Conn) probeID() uint32 {
+	if c.nl != nil {
+		return c.nl.PID()
+	}
+	return 0
 }
 
 // Table returns the name of the table the Conn works on.
@@ -120,83 +156,82 @@ func (c *Conn) SetTable(name string) error {
 	return nil
 }
 
-// run builds a batch with fill on a fresh connection and flushes it. When
-// the kernel's answer is lost (ENOBUFS) it builds and flushes it again, up to
-// maxAttempts times: every batch we send is idempotent.
-func (c *Conn) run(fill func(nc *nftables.Conn) error) error {
-	var err error
-	for range maxAttempts {
-		var nc *nftables.Conn
-		if nc, err = c.newConn(); err != nil {
-			return err
-		}
-		if err = fill(nc); err != nil {
-			return err
-		}
-		if err = nc.Flush(); err == nil || !isLostAnswer(err) {
-			return err
-		}
-	}
-	return err
+// Result says how Apply programmed the table.
+type Result struct {
+	// Queue is the queue variant of the knock rule.
+	Queue QueueVariant
+	// Owned is true when the table carries the flags owner and persist:
+	// the kernel itself keeps others from changing it. When false, the
+	// caller runs Watch to put the table back when it vanishes.
+	Owned bool
+	// TookOver is true when a table of ours was there (left by an earlier
+	// daemon) and was replaced; Carried is the number of opened sources
+	// it carried over.
+	TookOver bool
+	Carried  int
 }
 
 // Apply replaces our table with the ruleset of s in one transaction: add the
-// table, delete it (whatever it held), add it again with its sets, chains and
-// rules. The sources allowed in an existing allow4/allow6 are carried over
-// with their remaining timeouts (sources without timeout stay without), so a
-// daemon restarted after a crash locks nobody out. It tries the native queue
-// expression first and, when the kernel lacks it (ENOENT, EOPNOTSUPP), the
-// xtables NFQUEUE target; it returns the variant in use. A failed
-// transaction changes nothing.
-func (c *Conn) Apply(s Spec) (QueueVariant, error) {
+// table, delete it (whatever it held), add it again, owned where the kernel
+// allows it, with its sets, chains and rules. The sources opened in an
+// existing allow4/allow6 and those of the Conn's own record are carried over
+// with their remaining timeouts (sources without timeout stay without), so
+// a daemon restarted after a crash or a restart locks nobody out.
+//
+// A table of the name that is not ours gives ErrNotOurs, one owned by
+// another process a *HeldError; neither is touched. Apply tries the native
+// queue expression first and, when the kernel lacks it (ENOENT,
+// EOPNOTSUPP), the xtables NFQUEUE target. A failed transaction changes
+// nothing.
+func (c *Conn) Apply(s Spec) (Result, error) {
 	s, err := s.normalize()
 	if err != nil {
-		return Native, fmt.Errorf("apply: %w", err)
+		return Result{}, fmt.Errorf("apply: %w", err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var v QueueVariant
+	var res Result
 	for range maxAttempts {
-		if v, err = c.applyOnce(s); err == nil || !isLostAnswer(err) {
+		if res, err = c.applyOnce(s); err == nil || !isLostAnswer(err) {
 			break
 		}
 	}
 	if err != nil {
-		return v, err
+		return res, err
 	}
-	c.table = s.Table
-	return v, nil
+	c.table, c.spec, c.applied = s.Table, s, true
+	return res, nil
 }
 
-// applyOnce reads the allowed sources and sends the replacing batch, native
-// queue first.
-func (c *Conn) applyOnce(s Spec) (QueueVariant, error) {
-	t := &nftables.Table{Name: s.Table, Family: nftables.TableFamilyINet}
-	carried := map[string][]nftables.SetElement{}
-	for _, name := range []string{SetAllow4, SetAllow6} {
-		elems, err := c.readSet(t, name)
-		if err != nil && !IsNotFound(err) {
-			return Native, fmt.Errorf("apply table inet %s: read the allowed sources to keep: %w", s.Table, err)
-		}
-		carried[name] = carryOver(elems)
+// applyOnce checks whose the table is, reads the sources to carry over and
+// sends the replacing batch, native queue first. The caller holds c.mu.
+func (c *Conn) applyOnce(s Spec) (Result, error) {
+	var res Result
+	if err := c.decideFlags(s); err != nil {
+		return res, err
 	}
+	res.Owned = c.flags != 0
+	exists, err := c.checkOurs(s.Table)
+	if err != nil {
+		return res, err
+	}
+	res.TookOver = exists && !c.applied
+	carried, err := c.carried(s.Table, exists)
+	if err != nil {
+		return res, err
+	}
+	res.Carried = len(carried[0]) + len(carried[1])
 	var nativeErr error
 	for _, v := range []QueueVariant{Native, Compat} {
-		rs, err := Build(s, v)
+		res.Queue = v
+		msgs, err := c.rulesetBatch(s, v, carried)
 		if err != nil {
-			return v, fmt.Errorf("apply table inet %s: %w", s.Table, err)
+			return res, fmt.Errorf("apply table inet %s with %s: %w", s.Table, v, err)
 		}
-		nc, err := c.newConn()
-		if err != nil {
-			return v, err
-		}
-		if err := addRuleset(nc, rs, carried[SetAllow4], carried[SetAllow6]); err != nil {
-			return v, fmt.Errorf("apply table inet %s with %s: %w", s.Table, v, err)
-		}
-		err = nc.Flush()
+		err = c.sendBatch(msgs)
 		switch {
 		case err == nil:
-			return v, nil
+			return res, nil
 		case v == Native && isUnsupported(err):
 			nativeErr = err
 			continue
@@ -205,11 +240,159 @@ func (c *Conn) applyOnce(s Spec) (QueueVariant, error) {
 			if isUnsupported(err) {
 				hint = " (the kernel has neither nft_queue nor nft_compat with xt_NFQUEUE)"
 			}
-			return v, fmt.Errorf("apply table inet %s with %s (after %s failed: %v): %w%s", s.Table, v, Native, nativeErr, err, hint)
+			return res, fmt.Errorf("apply table inet %s with %s (after %s failed: %v): %w%s", s.Table, v, Native, nativeErr, err, hint)
 		}
-		return v, fmt.Errorf("apply table inet %s with %s: %w", s.Table, v, err)
+		return res, fmt.Errorf("apply table inet %s with %s: %w", s.Table, v, err)
 	}
 	panic("unreachable")
+}
+
+// decideFlags finds out once whether the table gets the flags owner and
+// persist. The caller holds c.mu.
+func (c *Conn) decideFlags(s Spec) error {
+	if c.probed {
+		return nil
+	}
+	ok := false
+	if !s.NoOwner {
+		var err error
+		if ok, err = c.probeOwnerFlags(); err != nil {
+			return err
+		}
+	}
+	if ok {
+		c.flags = TableFlagOwner | TableFlagPersist
+	}
+	c.probed = true
+	return nil
+}
+
+// checkOurs reports whether the table name exists, and refuses one that is
+// not ours or that another process owns.
+func (c *Conn) checkOurs(name string) (bool, error) {
+	t, err := c.readTable(name)
+	if IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	ours, err := c.isOurs(t)
+	if err != nil {
+		return true, err
+	}
+	if !ours {
+		return true, fmt.Errorf("table inet %s: %w", name, ErrNotOurs)
+	}
+	if t.Owned() && (c.nl == nil || t.Owner != c.nl.PID()) {
+		return true, &HeldError{Table: name, Port: t.Owner}
+	}
+	return true, nil
+}
+
+// carried returns the opened sources to put back in allow4 and allow6: the
+// kernel's (when the table exists) and the Conn's record, each with its
+// remaining life.
+func (c *Conn) carried(table string, exists bool) ([2][]nftables.SetElement, error) {
+	var out [2][]nftables.SetElement
+	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
+	seen := map[netip.Addr]bool{}
+	if exists {
+		for i, name := range []string{SetAllow4, SetAllow6} {
+			elems, err := c.readSet(t, name)
+			if err != nil && !IsNotFound(err) {
+				return out, fmt.Errorf("apply table inet %s: read the opened sources to keep: %w", table, err)
+			}
+			for _, e := range carryOver(elems) {
+				a, _ := netip.AddrFromSlice(e.Key)
+				seen[a] = true
+				out[i] = append(out[i], e)
+				if _, ok := c.opened[a]; !ok {
+					c.record(a, e.Timeout)
+				}
+			}
+		}
+	}
+	now := c.now()
+	for a, until := range c.opened {
+		if seen[a] {
+			continue
+		}
+		e := nftables.SetElement{Key: a.AsSlice()}
+		if !until.IsZero() {
+			left := until.Sub(now)
+			if left < time.Millisecond {
+				delete(c.opened, a)
+				continue
+			}
+			e.Timeout = left
+		}
+		i := 0
+		if a.Is6() {
+			i = 1
+		}
+		out[i] = append(out[i], e)
+	}
+	return out, nil
+}
+
+// record notes that a was opened for ttl (0: until closed).
+func (c *Conn) record(a netip.Addr, ttl time.Duration) {
+	var until time.Time
+	if ttl > 0 {
+		until = c.now().Add(ttl)
+	}
+	c.opened[a] = until
+}
+
+// rulesetBatch returns the messages of the replacing transaction.
+func (c *Conn) rulesetBatch(s Spec, v QueueVariant, carried [2][]nftables.SetElement) ([]netlink.Message, error) {
+	rs, err := Build(s, v)
+	if err != nil {
+		return nil, err
+	}
+	return c.replaceBatch(rs, carried)
+}
+
+// replaceBatch returns the messages of the transaction that replaces the
+// table with rs, allow4 and allow6 holding carried.
+func (c *Conn) replaceBatch(rs *Ruleset, carried [2][]nftables.SetElement) ([]netlink.Message, error) {
+	name := rs.Table.Name
+	// Add then delete: the delete never meets an absent table, and the add
+	// takes over an orphaned table of ours (the owner's socket has closed).
+	msgs := []netlink.Message{
+		tableMessage(unix.NFT_MSG_NEWTABLE, name, c.flags, false),
+		tableMessage(unix.NFT_MSG_DELTABLE, name, 0, false),
+		tableMessage(unix.NFT_MSG_NEWTABLE, name, c.flags, true),
+	}
+	body, err := encode(func(nc *nftables.Conn) error {
+		for i, set := range rs.Sets {
+			elems := rs.Elements[i]
+			switch set.Name {
+			case SetAllow4:
+				elems = carried[0]
+			case SetAllow6:
+				elems = carried[1]
+			}
+			if err := nc.AddSet(set, nil); err != nil {
+				return fmt.Errorf("add set %s: %w", set.Name, err)
+			}
+			if err := addElements(nc, set, elems); err != nil {
+				return err
+			}
+		}
+		for _, ch := range rs.Chains {
+			nc.AddChain(ch)
+		}
+		for _, r := range rs.Rules {
+			nc.AddRule(r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append(msgs, body...), nil
 }
 
 // carryOver turns elements read from the kernel into elements to add again:
@@ -231,31 +414,6 @@ func carryOver(elems []nftables.SetElement) []nftables.SetElement {
 	return out
 }
 
-// addRuleset adds the replacing batch for rs to nc, with allow4 and allow6
-// holding the elements e4 and e6.
-func addRuleset(nc *nftables.Conn, rs *Ruleset, e4, e6 []nftables.SetElement) error {
-	nc.AddTable(rs.Table)
-	nc.DelTable(rs.Table)
-	nc.AddTable(rs.Table)
-	for _, x := range []struct {
-		set   *nftables.Set
-		elems []nftables.SetElement
-	}{{rs.GuardSet, rs.GuardElements}, {rs.Allow4, e4}, {rs.Allow6, e6}} {
-		if err := nc.AddSet(x.set, nil); err != nil {
-			return fmt.Errorf("add set %s: %w", x.set.Name, err)
-		}
-		if err := addElements(nc, x.set, x.elems); err != nil {
-			return err
-		}
-	}
-	nc.AddChain(rs.KnockChain)
-	nc.AddChain(rs.GuardChain)
-	for _, r := range rs.Rules {
-		nc.AddRule(r)
-	}
-	return nil
-}
-
 // addElements adds elems to set, in messages of at most maxElemsPerMsg
 // elements.
 func addElements(nc *nftables.Conn, set *nftables.Set, elems []nftables.SetElement) error {
@@ -267,292 +425,28 @@ func addElements(nc *nftables.Conn, set *nftables.Set, elems []nftables.SetEleme
 	return nil
 }
 
-// maxDumps bounds how many times readSet dumps one set.
-const maxDumps = 8
-
-// readSet returns the elements of set name in table t. An absent table or
-// set gives an error for which IsNotFound is true.
-//
-// One dump of a large set is not to be trusted: the kernel sends a hash set
-// in several messages, each time skipping as many elements as it already
-// sent, and a resize of the hash table in between (right after many
-// elements were added) reorders it, so that a dump repeats some elements
-// and misses others (measured: 18,003 different ones among 20,000). So
-// readSet dumps again, a little later each time, until a dump without
-// repeats holds the same addresses as the dump before it. If that never
-// happens within maxDumps, it returns every address any dump held, with the
-// newest copy of each: a source that expired meanwhile is carried a moment
-// longer rather than an allowed one lost.
-func (c *Conn) readSet(t *nftables.Table, name string) ([]nftables.SetElement, error) {
-	nc, err := c.newConn()
-	if err != nil {
-		return nil, err
-	}
-	// GetSetByName keeps the errno (ENOENT for a missing table or set);
-	// GetSetElements does not, so it only runs on a set that exists.
-	set, err := nc.GetSetByName(t, name)
-	if err != nil {
-		return nil, fmt.Errorf("get set %s: %w", name, err)
-	}
-	want := uint32(4)
-	if name == SetAllow6 {
-		want = 16
-	}
-	all := map[string]nftables.SetElement{}
-	var prev map[string]bool // the addresses of the last dump without repeats
-	for i := range maxDumps {
-		if i > 0 {
-			time.Sleep(time.Duration(i) * 5 * time.Millisecond)
-		}
-		elems, err := nc.GetSetElements(set)
-		if err != nil {
-			return nil, fmt.Errorf("get elements of set %s: %w", name, err)
-		}
-		var out []nftables.SetElement
-		keys := make(map[string]bool, len(elems))
-		repeats := false
-		for _, e := range elems {
-			// A set of another shape, left by someone else, carries nothing.
-			if uint32(len(e.Key)) != want || e.IntervalEnd {
-				continue
-			}
-			k := string(e.Key)
-			repeats = repeats || keys[k]
-			keys[k] = true
-			all[k] = e
-			out = append(out, e)
-		}
-		switch {
-		case repeats:
-			prev = nil
-		case prev != nil && maps.Equal(keys, prev):
-			return out, nil
-		default:
-			prev = keys
-		}
-	}
-	out := make([]nftables.SetElement, 0, len(all))
-	for _, e := range all {
-		out = append(out, e)
-	}
-	return out, nil
-}
-
-// allowSet returns the set that holds a (allow4 or allow6) and the key of a
-// in it. An IPv4-mapped IPv6 address counts as IPv4.
-func allowSet(table string, a netip.Addr) (*nftables.Set, []byte, error) {
-	if !a.IsValid() {
-		return nil, nil, fmt.Errorf("invalid address")
-	}
-	a = a.Unmap().WithZone("")
-	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
-	if a.Is4() {
-		k := a.As4()
-		return &nftables.Set{Table: t, Name: SetAllow4, KeyType: nftables.TypeIPAddr, HasTimeout: true}, k[:], nil
-	}
-	k := a.As16()
-	return &nftables.Set{Table: t, Name: SetAllow6, KeyType: nftables.TypeIP6Addr, HasTimeout: true}, k[:], nil
-}
-
-// Allow adds source a to allow4 or allow6 with timeout ttl (0: no timeout).
-// A source already there gets the new timeout. An IPv4-mapped IPv6 address
-// goes to allow4.
-//
-// It is on the path of every open, so it costs one transaction that only
-// adds: a transaction that deletes an element waits for the kernel's RCU
-// grace period on commit (and a failing one on abort), several milliseconds
-// on a busy host, against a fraction of one for an add. The add carries
-// NLM_F_EXCL, so a source already there makes it fail with EEXIST; only
-// then a second transaction adds, deletes and adds it again, so that it
-// takes the new timeout on every kernel (adding alone keeps the old one
-// before 6.12). That transaction never fails on an absent element.
-func (c *Conn) Allow(a netip.Addr, ttl time.Duration) error {
-	if ttl < 0 {
-		return fmt.Errorf("add element %s: negative timeout %s", a, ttl)
-	}
-	if ttl > 0 && ttl < time.Millisecond {
-		ttl = time.Millisecond // the kernel counts in milliseconds; 0 would mean none
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	set, key, err := allowSet(c.table, a)
-	if err != nil {
-		return fmt.Errorf("add element %s: %w", a, err)
-	}
-	add := elemOp{typ: unix.NFT_MSG_NEWSETELEM, timeout: ttl}
-	excl := add
-	excl.excl = true
-	err = c.elems(set, key, excl)
-	if errors.Is(err, unix.EEXIST) {
-		err = c.elems(set, key, add, elemOp{typ: unix.NFT_MSG_DELSETELEM}, add)
-	}
-	if err != nil {
-		return fmt.Errorf("add element %s to %s of table inet %s: %w", a.Unmap(), set.Name, c.table, err)
-	}
-	return nil
-}
-
-// elemOp is one set element message of a transaction sent by elems.
-type elemOp struct {
-	typ     int           // NFT_MSG_NEWSETELEM or NFT_MSG_DELSETELEM
-	excl    bool          // NLM_F_EXCL: an add fails with EEXIST on an element already there
-	timeout time.Duration // of an add; 0: none
-}
-
-// elems sends one transaction of ops on the element key of set, on a fresh
-// socket, and waits for the kernel's answer to each message. It writes the
-// messages itself because nftables.Conn cannot set NLM_F_EXCL on an element.
-// A lost answer (ENOBUFS) sends the transaction again, up to maxAttempts
-// times: an exclusive add that went through the first time then says
-// EEXIST, which Allow handles.
-func (c *Conn) elems(set *nftables.Set, key []byte, ops ...elemOp) error {
-	msgs := make([]netlink.Message, 0, len(ops)+2)
-	msgs = append(msgs, batchMessage(unix.NFNL_MSG_BATCH_BEGIN))
-	for _, op := range ops {
-		m, err := elemMessage(set, key, op)
-		if err != nil {
-			return err
-		}
-		msgs = append(msgs, m)
-	}
-	msgs = append(msgs, batchMessage(unix.NFNL_MSG_BATCH_END))
-	var err error
-	for range maxAttempts {
-		if err = c.sendBatch(msgs, len(ops)); err == nil || !isLostAnswer(err) {
-			return err
-		}
-	}
-	return err
-}
-
-// sendBatch sends msgs (a whole batch) on a fresh socket and reads acks
-// answers: the first error the kernel reports, or nil.
-func (c *Conn) sendBatch(msgs []netlink.Message, acks int) error {
-	nl, err := c.rawDial()
-	if err != nil {
-		return fmt.Errorf("netlink socket: %w", err)
-	}
-	defer nl.Close()
-	if _, err := nl.SendMessages(msgs); err != nil {
-		return fmt.Errorf("send batch: %w", err)
-	}
-	for acks > 0 {
-		// Receive turns an error message into an error; the kernel sends
-		// one answer (an ack or an error) per message of the batch.
-		got, err := nl.Receive()
-		if err != nil {
-			return err
-		}
-		for _, m := range got {
-			if m.Header.Type == netlink.Error {
-				acks--
-			}
-		}
-	}
-	return nil
-}
-
-// batchMessage returns NFNL_MSG_BATCH_BEGIN or _END for nf_tables.
-func batchMessage(typ int) netlink.Message {
-	return netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(typ), Flags: netlink.Request},
-		// struct nfgenmsg: AF_UNSPEC, NFNETLINK_V0, res_id (big endian)
-		Data: []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES},
-	}
-}
-
-// elemMessage returns the message of op on the element key of set.
-func elemMessage(set *nftables.Set, key []byte, op elemOp) (netlink.Message, error) {
-	ae := netlink.NewAttributeEncoder()
-	ae.ByteOrder = binary.BigEndian
-	ae.String(unix.NFTA_SET_ELEM_LIST_TABLE, set.Table.Name)
-	ae.String(unix.NFTA_SET_ELEM_LIST_SET, set.Name)
-	ae.Nested(unix.NFTA_SET_ELEM_LIST_ELEMENTS, func(ae *netlink.AttributeEncoder) error {
-		ae.Nested(unix.NFTA_LIST_ELEM, func(ae *netlink.AttributeEncoder) error {
-			ae.Nested(unix.NFTA_SET_ELEM_KEY, func(ae *netlink.AttributeEncoder) error {
-				ae.Bytes(unix.NFTA_DATA_VALUE, key)
-				return nil
-			})
-			if op.typ == unix.NFT_MSG_NEWSETELEM && op.timeout > 0 {
-				ae.Uint64(unix.NFTA_SET_ELEM_TIMEOUT, uint64(op.timeout.Milliseconds()))
-			}
-			return nil
-		})
-		return nil
-	})
-	attrs, err := ae.Encode()
-	if err != nil {
-		return netlink.Message{}, fmt.Errorf("encode element of %s: %w", set.Name, err)
-	}
-	flags := netlink.Request | netlink.Acknowledge
-	if op.typ == unix.NFT_MSG_NEWSETELEM {
-		flags |= netlink.Create
-		if op.excl {
-			flags |= netlink.Excl
-		}
-	}
-	return netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | op.typ), Flags: flags},
-		// struct nfgenmsg: the table's family, NFNETLINK_V0, res_id 0
-		Data: append([]byte{byte(set.Table.Family), unix.NFNETLINK_V0, 0, 0}, attrs...),
-	}, nil
-}
-
-// Revoke removes source a from allow4 or allow6. A source that is not there
-// (never added, expired, or the table is gone) is not an error.
-func (c *Conn) Revoke(a netip.Addr) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	set, key, err := allowSet(c.table, a)
-	if err != nil {
-		return fmt.Errorf("delete element %s: %w", a, err)
-	}
-	err = c.run(func(nc *nftables.Conn) error {
-		return nc.SetDeleteElements(set, []nftables.SetElement{{Key: key}})
-	})
-	if err != nil && !IsNotFound(err) {
-		return fmt.Errorf("delete element %s from %s of table inet %s: %w", a.Unmap(), set.Name, c.table, err)
-	}
-	return nil
-}
-
-// Allowed returns the sources in allow4 and allow6, IPv4 first, each family
-// in address order. An absent table gives an error for which IsNotFound is
-// true.
-func (c *Conn) Allowed() ([]Element, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &nftables.Table{Name: c.table, Family: nftables.TableFamilyINet}
-	var out []Element
-	for _, name := range []string{SetAllow4, SetAllow6} {
-		elems, err := c.readSet(t, name)
-		if err != nil {
-			return nil, fmt.Errorf("list allowed sources of table inet %s: %w", c.table, err)
-		}
-		for _, e := range elems {
-			a, _ := netip.AddrFromSlice(e.Key)
-			out = append(out, Element{Addr: a, Expires: e.Expires, Timeout: e.Timeout})
-		}
-	}
-	slices.SortFunc(out, func(x, y Element) int { return x.Addr.Compare(y.Addr) })
-	return out, nil
-}
-
 // Destroy deletes our table, with everything in it, in one transaction. An
-// absent table is not an error.
+// absent table is not an error; a table that is not ours, or that another
+// process owns, is left alone with an error.
 func (c *Conn) Destroy() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &nftables.Table{Name: c.table, Family: nftables.TableFamilyINet}
+	if _, err := c.checkOurs(c.table); err != nil {
+		return fmt.Errorf("delete table inet %s: %w", c.table, err)
+	}
 	// Add then delete: the delete never meets an absent table, and the
-	// kernels before 6.3 have no NFT_MSG_DESTROYTABLE.
-	err := c.run(func(nc *nftables.Conn) error {
-		nc.AddTable(t)
-		nc.DelTable(t)
-		return nil
+	// kernels before 6.3 have no NFT_MSG_DESTROYTABLE. The add carries the
+	// flags the table has: an owned table refuses losing its owner flag.
+	err := c.sendRetry([]netlink.Message{
+		tableMessage(unix.NFT_MSG_NEWTABLE, c.table, c.flags, false),
+		tableMessage(unix.NFT_MSG_DELTABLE, c.table, 0, false),
 	})
 	if err != nil {
 		return fmt.Errorf("delete table inet %s: %w", c.table, err)
 	}
+	clear(c.opened)
 	return nil
 }
+
+// errNoAddr is the error for an invalid address.
+var errNoAddr = errors.New("invalid address")

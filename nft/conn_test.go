@@ -154,7 +154,8 @@ func TestApplyGolden(t *testing.T) {
 	if native {
 		want = Native
 	}
-	v, err := e.c.Apply(goldenSpec)
+	res, err := e.c.Apply(goldenSpec)
+	v := res.Queue
 	if err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
@@ -210,7 +211,8 @@ func TestApplyReplace(t *testing.T) {
 		t.Fatalf("first Apply: %v", err)
 	}
 	second := Spec{Start: 1000, End: 2000, Guard: []uint16{443, 22}, QueueNum: 200, QueueTotal: 4}
-	v, err := e.c.Apply(second)
+	res, err := e.c.Apply(second)
+	v := res.Queue
 	if err != nil {
 		t.Fatalf("second Apply: %v", err)
 	}
@@ -439,17 +441,19 @@ func TestFailedBatchLeavesNothing(t *testing.T) {
 		}
 		if native {
 			// The kernel takes the native queue: break the batch otherwise.
-			rs.Rules[0].Exprs = append(rs.Rules[0].Exprs[:len(rs.Rules[0].Exprs)-1],
+			rs.Rules[1].Exprs = append(rs.Rules[1].Exprs[:len(rs.Rules[1].Exprs)-1],
 				&expr.Lookup{SourceRegister: 1, SetName: "missing"}, &expr.Verdict{Kind: expr.VerdictAccept})
 		}
-		nc, err := nftables.New(nftables.WithNetNSFd(e.fd))
+		e.c.mu.Lock()
+		defer e.c.mu.Unlock()
+		if err := e.c.decideFlags(goldenSpec); err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := e.c.replaceBatch(rs, [2][]nftables.SetElement{{{Key: []byte{10, 9, 9, 9}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := addRuleset(nc, rs, []nftables.SetElement{{Key: []byte{10, 9, 9, 9}}}, nil); err != nil {
-			t.Fatal(err)
-		}
-		return nc.Flush()
+		return e.c.sendBatch(msgs)
 	}
 	t.Run("no table before", func(t *testing.T) {
 		if err := failing(t); !IsNotFound(err) {

@@ -1,14 +1,17 @@
 // Package nft programs the kernel ruleset of nfqknockd through netlink
 // (github.com/google/nftables): one private table, `inet nfqknock` by
-// default, with the sets guard, allow4 and allow6 and the chains knock and
-// guard (see DESIGN.md, "The kernel ruleset").
+// default, with the sets guard, allow4, allow6, static4 and static6 and the
+// chains knock, guard and guarded (see DESIGN.md, "The kernel ruleset").
 //
 // The package has two halves. Build is pure: it turns a Spec into the
-// table, sets, chains and rules, and is tested without a kernel. Conn is the
-// thin applier: it sends those objects in one transaction (Apply), adds and
-// removes allowed sources (Allow, Revoke), lists them (Allowed) and deletes
-// the table (Destroy). A Conn is bound to one network namespace, so tests run
-// against a real kernel without touching the host's ruleset.
+// sets, chains and rules, and is tested without a kernel. Conn is the
+// applier: it owns the table through one netlink socket (NFT_TABLE_F_OWNER
+// and NFT_TABLE_F_PERSIST where the kernel has them, else a monitor that
+// puts the table back), sends the ruleset in one transaction (Apply), adds
+// and removes opened sources (Allow, Revoke), lists them (Allowed), and
+// deletes the table (Destroy) or leaves it guarding for the next daemon
+// (Close). A Conn is bound to one network namespace, so tests run against a
+// real kernel without touching the host's ruleset.
 //
 // No program is ever executed: everything goes through netlink.
 package nft
@@ -28,20 +31,34 @@ const DefaultTable = "nfqknock"
 // Names of the objects inside the table. They are fixed: an admin reads them
 // in `nft list table inet nfqknock`, and the README documents them.
 const (
-	SetGuard   = "guard"  // inet_service: the guarded ports
-	SetAllow4  = "allow4" // ipv4_addr, flags timeout: opened IPv4 sources
-	SetAllow6  = "allow6" // ipv6_addr, flags timeout: opened IPv6 sources
-	ChainKnock = "knock"  // bare SYNs to the knock range go to the queue
-	ChainGuard = "guard"  // bare SYNs to guarded ports from unknown sources are dropped
+	SetGuard     = "guard"   // inet_service: the guarded ports
+	SetAllow4    = "allow4"  // ipv4_addr, flags timeout: opened IPv4 sources
+	SetAllow6    = "allow6"  // ipv6_addr, flags timeout: opened IPv6 sources
+	SetStatic4   = "static4" // ipv4_addr, flags interval: --allow IPv4 ranges
+	SetStatic6   = "static6" // ipv6_addr, flags interval: --allow IPv6 ranges
+	ChainKnock   = "knock"   // bare SYNs to the knock range go to the queue
+	ChainGuard   = "guard"   // new connections to guarded ports jump to guarded
+	ChainGuarded = "guarded" // accept opened and --allow sources, drop the rest
 )
 
-// Chain priorities: knock runs before guard, so a knock that completes a
-// sequence on a guarded port is still seen, and both run before the usual
-// filter chains (priority 0) of the host.
+// TableComment is the comment our table carries (NFTA_TABLE_USERDATA): it
+// tells our table apart from a table of the same name that is not ours,
+// which is never touched.
+const TableComment = "nfqknockd: port knocking; managed by the daemon, do not edit"
+
+// Chain priorities: both hook prerouting before DNAT (priority dstnat,
+// -100), so that a port published by DNAT is guarded by the port the
+// client used; knock (mangle, -150) runs before guard (mangle + 5), so a
+// knock that completes a sequence on a guarded port is still seen.
 const (
-	KnockPriority = -10
-	GuardPriority = -5
+	KnockPriority = -150
+	GuardPriority = -145
 )
+
+// DefaultMaxOpen is the size of allow4 and allow6 when Spec.MaxOpen is 0.
+// When a set is full the kernel refuses the next add (ENFILE): that open
+// fails and is logged, and the opened sources stay as they are.
+const DefaultMaxOpen = 65536
 
 // QueueVariant is how the knock rule hands packets to user space.
 type QueueVariant int
@@ -82,6 +99,14 @@ type Spec struct {
 	// QueueNum..QueueNum+QueueTotal-1 by a hash of the addresses, so one
 	// source always lands on the same queue.
 	QueueNum, QueueTotal uint16
+	// Allow are the --allow ranges, never guarded (static4, static6).
+	// Neither /0 nor a range that reaches the last address is accepted.
+	Allow []netip.Prefix
+	// MaxOpen is the size of allow4 and allow6 (0: DefaultMaxOpen).
+	MaxOpen uint32
+	// NoOwner makes Conn.Apply leave out the table ownership flags, as on a
+	// kernel without them: the monitor then puts the table back (tests).
+	NoOwner bool
 }
 
 // normalize returns s with defaults filled in and the guard ports sorted and
@@ -103,6 +128,12 @@ func (s Spec) normalize() (Spec, error) {
 		return s, fmt.Errorf("queues %d-%d: the last queue number is above 65535",
 			s.QueueNum, int(s.QueueNum)+int(s.QueueTotal)-1)
 	}
+	if s.MaxOpen == 0 {
+		s.MaxOpen = DefaultMaxOpen
+	}
+	if err := s.normalizeAllow(); err != nil {
+		return s, err
+	}
 	g := slices.Clone(s.Guard)
 	slices.SortFunc(g, cmp.Compare)
 	s.Guard = slices.Compact(g)
@@ -110,6 +141,33 @@ func (s Spec) normalize() (Spec, error) {
 		return s, errors.New("guard port 0: ports are 1..65535")
 	}
 	return s, nil
+}
+
+// normalizeAllow masks and sorts Allow, IPv4 first, or returns an error
+// naming the first prefix that cannot be used.
+func (s *Spec) normalizeAllow() error {
+	a := make([]netip.Prefix, 0, len(s.Allow))
+	for _, p := range s.Allow {
+		switch {
+		case !p.IsValid() || p.Addr().Zone() != "":
+			return fmt.Errorf("allow %s: not a prefix", p)
+		case p.Addr().Is4In6():
+			return fmt.Errorf("allow %s: an IPv4-mapped IPv6 prefix; give the IPv4 prefix", p)
+		case p.Bits() == 0:
+			return fmt.Errorf("allow %s: would never guard anyone", p)
+		case !lastAddr(p).Next().IsValid():
+			return fmt.Errorf("allow %s: reaches the last address, which an interval set cannot end after", p)
+		}
+		a = append(a, p.Masked())
+	}
+	slices.SortFunc(a, func(x, y netip.Prefix) int {
+		if c := x.Addr().Compare(y.Addr()); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.Bits(), y.Bits())
+	})
+	s.Allow = slices.Compact(a)
+	return nil
 }
 
 // maxTableName is NFT_NAME_MAXLEN (256) less the terminating NUL.
