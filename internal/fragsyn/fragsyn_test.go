@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -91,6 +92,27 @@ func nft(t *testing.T, ns, ruleset string) {
 	}
 }
 
+// drops returns how many packets the guard of ns (see guard) has dropped.
+func drops(t *testing.T, ns string) int {
+	t.Helper()
+	out, err := netns.Command(ns, "nft", "list", "chain", "inet", "fragsyn_test", "guard").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list chain in %s: %v: %s", ns, err, out)
+	}
+	f := strings.Fields(string(out))
+	for i := range f[:len(f)-1] {
+		if f[i] == "packets" {
+			n, err := strconv.Atoi(f[i+1])
+			if err != nil {
+				t.Fatalf("guard counter: %v in %s", err, out)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no counter in the guard: %s", out)
+	return 0
+}
+
 // guard is a table that drops bare SYNs to openPort at hook.
 func guard(hook string) string {
 	prio := "filter"
@@ -176,6 +198,11 @@ func TestFragmentedSyn(t *testing.T) {
 		if ok, err := v4.SynAck(wait); err != nil || ok {
 			t.Errorf("SynAck past the input guard = %v, %v; want false", ok, err)
 		}
+		// Nothing came back because the guard dropped each SYN, once
+		// reassembled.
+		if n := drops(t, p.Server); n != 7 {
+			t.Errorf("the input guard dropped %d packets, want 7 (one per probe)", n)
+		}
 	})
 }
 
@@ -196,6 +223,10 @@ func TestPreroutingGuardWithoutConntrack(t *testing.T) {
 	expect(t, v6, 0, Nothing)
 	expect(t, v6, 8, ICMP)
 	expect(t, v6, 24, Nothing)
+	// Dropped: the 4 whole SYNs and first fragments with the flags.
+	if n := drops(t, p.Server); n != 4 {
+		t.Errorf("the prerouting guard dropped %d packets, want 4", n)
+	}
 }
 
 // TestValidate checks that a probe refuses addresses outside the test
