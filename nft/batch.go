@@ -3,7 +3,6 @@ package nft
 import (
 	"encoding/binary"
 	"fmt"
-	"time"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
@@ -133,18 +132,24 @@ func (c *Conn) sendBatch(msgs []netlink.Message) error {
 	return nil
 }
 
-// drain reads and drops what is waiting on nl, without blocking. A socket
-// without deadlines (a test socket) is left alone.
+// drain reads and drops what is waiting on nl, without blocking: the
+// answers to the rest of a batch that failed (the kernel answers every
+// message of a batch, and sendBatch stops at the first error). A socket
+// without a file descriptor (a test socket) is left alone.
 func drain(nl *netlink.Conn) {
-	if nl.SetReadDeadline(time.Now()) != nil {
+	rc, err := nl.SyscallConn()
+	if err != nil {
 		return
 	}
-	defer nl.SetReadDeadline(time.Time{})
-	for range 1 << 16 {
-		if _, err := nl.Receive(); err != nil && !isLostAnswer(err) {
-			return
+	buf := make([]byte, 8192)
+	_ = rc.Read(func(fd uintptr) bool {
+		for {
+			_, _, err := unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+			if err == unix.EAGAIN || err == unix.EBADF {
+				return true
+			}
 		}
-	}
+	})
 }
 
 // writer returns the Conn's writing socket, dialled on first use. The

@@ -1,14 +1,35 @@
 package nft
 
 import (
-	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"context"
+	"errors"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nfqknockd/nfqknockd/internal/netns"
 )
 
+// nft runs nft with args in the server namespace.
+func (e *env) nft(args ...string) (string, error) {
+	out, err := netns.Command(e.pair.Server, "nft", args...).CombinedOutput()
+	return string(out), err
+}
+
+// outsideChanges are what an admin or another program does to our table:
+// nftables.service's reload, a delete, a flush, an edit.
+var outsideChanges = [][]string{
+	{"flush", "ruleset"},
+	{"delete", "table", "inet", DefaultTable},
+	{"flush", "table", "inet", DefaultTable},
+	{"flush", "chain", "inet", DefaultTable, ChainGuard},
+}
+
 // TestOwnership: on a kernel with the table flags owner and persist, the
-// table is ours alone while the Conn lives, survives `nft flush ruleset`,
-// outlives the Conn, and the next Conn takes it over.
+// table is the Conn's alone while it lives (`nft flush ruleset` skips it,
+// other changes get EPERM), outlives the Conn without an owner, and the
+// next Conn takes it over with the opened sources.
 func TestOwnership(t *testing.T) {
 	e := newEnv(t)
 	res, err := e.c.Apply(goldenSpec)
@@ -16,53 +37,150 @@ func TestOwnership(t *testing.T) {
 		t.Fatalf("Apply: %v", err)
 	}
 	if !res.Owned {
-		t.Skip("this kernel lacks the table flags owner and persist")
+		t.Fatalf("Apply did not own the table; this kernel (6.18) has the flags owner and persist")
 	}
-	out := e.mustList(t, DefaultTable)
-	t.Logf("listing:\n%s", out)
-	for _, want := range []string{"flags owner,persist", `comment "` + TableComment + `"`} {
-		if !strings.Contains(out, want) {
-			t.Errorf("listing lacks %q", want)
-		}
-	}
-	for _, args := range [][]string{
-		{"flush", "ruleset"},
-		{"delete", "table", "inet", DefaultTable},
-		{"flush", "table", "inet", DefaultTable},
-		{"add", "chain", "inet", DefaultTable, "x"},
-	} {
-		o, err := e.nft(args...)
-		t.Logf("nft %s: err %v: %s", strings.Join(args, " "), err, o)
-	}
-	if got := e.mustList(t, DefaultTable); normalize(got) != normalize(out) {
-		t.Errorf("table changed by others:\n%s", got)
-	}
-	if err := e.c.Allow(client4, 0); err != nil {
+	if err := e.c.Allow(client4, time.Hour); err != nil {
 		t.Fatalf("Allow: %v", err)
 	}
-	// A second Conn is refused while the first lives.
-	second := e.dial(t)
-	if _, err := second.Apply(goldenSpec); err == nil {
-		t.Fatalf("second Apply while the first Conn owns the table: no error")
-	} else {
-		t.Logf("second Apply: %v", err)
+	before := e.mustList(t, DefaultTable)
+	for _, want := range []string{"flags owner", `comment "` + TableComment + `"`} {
+		if !strings.Contains(before, want) {
+			t.Errorf("listing lacks %q:\n%s", want, before)
+		}
 	}
+	for _, args := range outsideChanges {
+		out, err := e.nft(args...)
+		refused := err != nil && strings.Contains(out, "Operation not permitted")
+		if args[0] == "flush" && args[1] == "ruleset" {
+			if err != nil {
+				t.Errorf("nft flush ruleset failed: %v: %s", err, out)
+			}
+		} else if !refused {
+			t.Errorf("nft %s: %v %s; want Operation not permitted", strings.Join(args, " "), err, out)
+		}
+	}
+	if after := e.mustList(t, DefaultTable); normalizeExpiry(normalize(after)) != normalizeExpiry(normalize(before)) {
+		t.Errorf("the table changed under outside changes:\n%s", after)
+	}
+	second := e.dial(t)
+	var held *HeldError
+	if _, err := second.Apply(goldenSpec); !errors.As(err, &held) {
+		t.Fatalf("second Apply while the first Conn owns the table: %v, want a HeldError", err)
+	}
+	if err := second.Destroy(); !errors.As(err, &held) {
+		t.Fatalf("second Destroy: %v, want a HeldError", err)
+	}
+
 	if err := e.c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("after Close:\n%s", e.mustList(t, DefaultTable))
+	orphan := e.mustList(t, DefaultTable)
+	if strings.Contains(orphan, "flags owner") || !strings.Contains(orphan, "10.200.0.2 timeout 1h") {
+		t.Errorf("after the owner closed, want the table without owner and with the opened source:\n%s", orphan)
+	}
 	res, err = second.Apply(goldenSpec)
 	if err != nil {
 		t.Fatalf("takeover: %v", err)
 	}
-	t.Logf("takeover: %+v\n%s", res, e.mustList(t, DefaultTable))
+	if !res.TookOver || res.Carried != 1 || !res.Owned {
+		t.Errorf("takeover result %+v, want TookOver, Carried 1, Owned", res)
+	}
+	got, err := second.Allowed()
+	if err != nil || len(got) != 1 || got[0].Addr != client4 || got[0].Timeout <= 0 || got[0].Timeout > time.Hour {
+		t.Errorf("after the takeover the opened sources are %v (%v), want %s with its life left", got, err, client4)
+	}
+	if !strings.Contains(e.mustList(t, DefaultTable), "flags owner") {
+		t.Errorf("the new Conn does not own the table")
+	}
 	if err := second.Destroy(); err != nil {
 		t.Fatalf("Destroy: %v", err)
 	}
+	if got := e.tables(t); len(got) != 0 {
+		t.Errorf("after Destroy the inet tables are %v", got)
+	}
 }
 
-// nft runs nft with args in the server namespace.
-func (e *env) nft(args ...string) (string, error) {
-	out, err := netns.Command(e.pair.Server, "nft", args...).CombinedOutput()
-	return string(out), err
+// TestNotOurs: a table of our name that someone else made is neither
+// replaced nor deleted.
+func TestNotOurs(t *testing.T) {
+	e := newEnv(t)
+	host := "table inet nfqknock {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t\ttcp dport 22 accept\n\t}\n}\n"
+	if out, err := netns.Command(e.pair.Server, "sh", "-c", "printf '%s' \"$0\" | nft -f -", host).CombinedOutput(); err != nil {
+		t.Fatalf("nft -f: %v: %s", err, out)
+	}
+	before := e.mustList(t, DefaultTable)
+	if _, err := e.c.Apply(goldenSpec); !errors.Is(err, ErrNotOurs) {
+		t.Errorf("Apply over the host's table: %v, want ErrNotOurs", err)
+	}
+	if err := e.c.Destroy(); !errors.Is(err, ErrNotOurs) {
+		t.Errorf("Destroy of the host's table: %v, want ErrNotOurs", err)
+	}
+	if after := e.mustList(t, DefaultTable); after != before {
+		t.Errorf("the host's table changed:\n%s\nwas:\n%s", after, before)
+	}
 }
+
+// TestWatchRepairs: without ownership (as on kernels before 6.9), Watch
+// puts the table back with its opened sources after each outside change.
+func TestWatchRepairs(t *testing.T) {
+	e := newEnv(t)
+	spec := goldenSpec
+	spec.NoOwner = true
+	res, err := e.c.Apply(spec)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if res.Owned {
+		t.Fatalf("NoOwner: the table is owned")
+	}
+	if err := e.c.Allow(client4, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	repairs := make(chan Repair, 16)
+	done := make(chan error, 1)
+	go func() { done <- e.c.Watch(ctx, func(r Repair) { repairs <- r }) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // Watch has joined the group
+	want := normalize(e.mustList(t, DefaultTable))
+	for _, args := range outsideChanges {
+		if out, err := e.nft(args...); err != nil {
+			t.Fatalf("nft %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		select {
+		case r := <-repairs:
+			if r.Err != nil {
+				t.Fatalf("after nft %s: repair failed: %v", strings.Join(args, " "), r.Err)
+			}
+			t.Logf("nft %s: repaired, vanished: %s", strings.Join(args, " "), r.Vanished)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("after nft %s: no repair", strings.Join(args, " "))
+		}
+		got := normalize(e.mustList(t, DefaultTable))
+		if normalizeExpiry(got) != normalizeExpiry(want) {
+			t.Errorf("after nft %s the table is:\n%s\nwant:\n%s", strings.Join(args, " "), got, want)
+		}
+	}
+	// Our own changes are no outside changes.
+	if err := e.c.Revoke(client4); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.c.Apply(spec); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-repairs:
+		t.Errorf("a repair after our own changes: %+v", r)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+var expiryRE = regexp.MustCompile(`timeout [0-9hms]+ expires [0-9hms]+`)
+
+// normalizeExpiry hides the timeouts and expiries of a listing.
+func normalizeExpiry(s string) string { return expiryRE.ReplaceAllString(s, "timeout X expires X") }

@@ -22,13 +22,15 @@ type Repair struct {
 // Attributes of the nf_tables notifications Watch reads: the table name is
 // attribute 1 of table, chain, rule and set messages (NFTA_TABLE_NAME,
 // NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE); the chain name is
-// attribute 2 of chain and rule messages (NFTA_CHAIN_NAME, NFTA_RULE_CHAIN)
-// and the set name attribute 2 of set messages (NFTA_SET_NAME).
+// given by nameAttr.
 const (
 	attrObjTable  = 1
-	attrObjName   = 2
 	attrGenProcID = 2 // NFTA_GEN_PROC_PID
 )
+
+// watchBuffer is the receive buffer of Watch's socket: a flush of a large
+// ruleset sends a notification for every rule and set.
+const watchBuffer = 4 << 20
 
 // Watch is the guard's fallback where the kernel lacks table ownership
 // (Result.Owned is false). It listens to nf_tables' notifications and, when
@@ -43,6 +45,7 @@ func (c *Conn) Watch(ctx context.Context, report func(Repair)) error {
 		return fmt.Errorf("watch nf_tables: %w", err)
 	}
 	defer nl.Close()
+	_ = nl.SetReadBuffer(watchBuffer)
 	if err := nl.JoinGroup(unix.NFNLGRP_NFTABLES); err != nil {
 		return fmt.Errorf("watch nf_tables: join the notification group: %w", err)
 	}
@@ -69,7 +72,7 @@ func (c *Conn) Watch(ctx context.Context, report func(Repair)) error {
 			case what != "":
 				vanished = append(vanished, what)
 			case gen && len(vanished) > 0:
-				if pid != uint32(os.Getpid()) {
+				if !ownThread(pid) {
 					report(c.repair(strings.Join(dedupe(vanished), ", ")))
 				}
 				vanished = nil
@@ -98,7 +101,7 @@ func (c *Conn) notification(m netlink.Message) (what string, gen bool, pid uint3
 			pid = ad.Uint32()
 		case ad.Type() == attrObjTable:
 			table = ad.String()
-		case ad.Type() == attrObjName && typ != unix.NFT_MSG_NEWGEN:
+		case ad.Type() == nameAttr(typ):
 			name = ad.String()
 		}
 	}
@@ -121,6 +124,30 @@ func (c *Conn) notification(m netlink.Message) (what string, gen bool, pid uint3
 	return "", false, 0
 }
 
+// ownThread reports whether tid, the ID that nf_tables gives as the
+// process of a transaction (the sending thread's), is a thread of this
+// process: its transactions are no outside changes.
+func ownThread(tid uint32) bool {
+	if tid == uint32(os.Getpid()) {
+		return true
+	}
+	_, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", tid))
+	return err == nil
+}
+
+// nameAttr is the attribute that names the object of a notification:
+// NFTA_CHAIN_NAME (3) for a chain, NFTA_RULE_CHAIN (2) for a rule (its
+// chain), NFTA_SET_NAME (2) for a set.
+func nameAttr(typ int) uint16 {
+	switch typ {
+	case unix.NFT_MSG_DELCHAIN:
+		return 3
+	case unix.NFT_MSG_DELRULE, unix.NFT_MSG_DELSET:
+		return 2
+	}
+	return 0
+}
+
 // repair puts the table back with the last spec applied.
 func (c *Conn) repair(vanished string) Repair {
 	c.mu.Lock()
@@ -129,7 +156,14 @@ func (c *Conn) repair(vanished string) Repair {
 	if !ok {
 		return Repair{Vanished: vanished, Err: fmt.Errorf("no ruleset applied yet")}
 	}
-	_, err := c.Apply(s)
+	var err error
+	for range maxAttempts {
+		// Another outside change while the table is read fails the read
+		// with ENOENT: read again.
+		if _, err = c.Apply(s); err == nil || !IsNotFound(err) {
+			break
+		}
+	}
 	return Repair{Vanished: vanished, Err: err}
 }
 
