@@ -1,0 +1,56 @@
+package knock
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// TestSetSecrets: after a reload the old sequence no longer opens, the new
+// one does, and knocks made before the reload do not count.
+func TestSetSecrets(t *testing.T) {
+	p := DefaultParams()
+	p.OpenSecret, p.CloseSecret = "old open secret", "old close secret"
+	tr, err := NewTracker(TrackerConfig{Params: p, MaxSources: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	src := netip.MustParseAddr("10.0.0.1")
+	seq := uint32(0)
+	knock := func(ports []uint16) Action {
+		var last Action
+		for _, port := range ports {
+			seq++
+			now = now.Add(10 * time.Millisecond)
+			last = tr.Knock(&Knock{Src: src, SrcPort: 40000, DstPort: port, Seq: seq}, now)
+		}
+		return last
+	}
+	oldOpen, _ := p.Sequences(now)
+	if got := knock(oldOpen[:len(oldOpen)-1]); got != None {
+		t.Fatalf("half the old sequence: %v", got)
+	}
+	if err := tr.SetSecrets("a much longer new open secret than before", "new close secret"); err != nil {
+		t.Fatal(err)
+	}
+	// The last port of the old sequence completes nothing: the window was reset.
+	if got := knock(oldOpen[len(oldOpen)-1:]); got != None {
+		t.Errorf("the old sequence's last knock after the reload: %v", got)
+	}
+	if got := knock(oldOpen); got != None {
+		t.Errorf("the whole old sequence after the reload: %v, want None", got)
+	}
+	np := p
+	np.OpenSecret, np.CloseSecret = "a much longer new open secret than before", "new close secret"
+	newOpen, newClose := np.Sequences(now)
+	if got := knock(newOpen); got != Open {
+		t.Errorf("the new open sequence: %v, want Open", got)
+	}
+	if got := knock(newClose); got != Close {
+		t.Errorf("the new close sequence: %v, want Close", got)
+	}
+	if err := tr.SetSecrets("", "x"); err == nil {
+		t.Errorf("SetSecrets with an empty secret: no error")
+	}
+}
