@@ -2,9 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"os/signal"
 	"runtime"
@@ -12,263 +13,364 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/nfqknockd/nfqknockd/knock"
 	"github.com/nfqknockd/nfqknockd/nft"
 	"github.com/nfqknockd/nfqknockd/queue"
 )
 
-// shard is one queue with its own tracker and its own netlink socket to
-// nf_tables. The kernel hashes a source to one queue, so shards share no
-// state and the per-packet path takes no lock.
-type shard struct {
-	q       *queue.Queue
-	tracker *knock.Tracker
-	rules   *nft.Conn
-	log     *slog.Logger
-	ttl     time.Duration
-	verbose bool             // -v: log every knock
-	onLost  func()           // the table is gone: put it back
-	now     func() time.Time // the time of the packet's batch (queue.Queue.ReadAt)
-	k       knock.Knock
+// restartSignal makes the daemon exit 0 and leave its table guarding, with
+// the opened sources, for the next daemon to take over (the unit's
+// RestartKillSignal=): a restart or an upgrade leaves no gap in the guard.
+const restartSignal = syscall.SIGQUIT
+
+// noOwnerEnv, set to 1, keeps the table without the ownership flags, as on
+// a kernel without them: the daemon then watches the table and puts it back
+// (a test hook).
+const noOwnerEnv = "NFQKNOCKD_TEST_NO_OWNER"
+
+// service is a running nfqknockd: its table, its queues and what it was
+// started with.
+type service struct {
+	cfg    *config
+	log    *slog.Logger
+	stderr io.Writer // the one-line errors of a failed start
+	rules  ruleset
+	spec   nft.Spec
+	shards []*shard
+	lock   *tableLock
+	owned  bool // the kernel keeps others off the table; else Watch does
 }
 
-// handle is called by the queue reader for every packet, before the verdict
-// of its batch is sent: a source opened here is in the allow set before the
-// knock that completed its sequence is accepted.
-func (s *shard) handle(p *queue.Packet) {
-	if !p.BareSYN() {
-		return
-	}
-	if s.verbose {
-		s.log.Debug("knock", "source", p.Src, "port", p.DstPort)
-	}
-	s.k = knock.Knock{Src: p.Src, SrcPort: p.SrcPort, DstPort: p.DstPort, Seq: p.Seq}
-	switch s.tracker.Knock(&s.k, s.now()) {
-	case knock.Open:
-		s.open(p.Src)
-	case knock.Close:
-		s.close(p.Src)
-	}
+// exitError is a failed start: the line to print and the exit status.
+type exitError struct {
+	code int
+	msg  string
 }
 
-func (s *shard) open(src netip.Addr) {
-	err := s.rules.Allow(src, s.ttl)
-	if err != nil && nft.IsNotFound(err) && s.onLost != nil {
-		s.onLost()
-		err = s.rules.Allow(src, s.ttl)
-	}
-	if err != nil {
-		s.log.Error("open failed", "source", src, "err", err)
-		return
-	}
-	s.log.Info("open", "source", src, "timeout", ttlString(s.ttl))
+func (e *exitError) Error() string { return e.msg }
+
+func fail(code int, format string, a ...any) *exitError {
+	return &exitError{code: code, msg: fmt.Sprintf(format, a...)}
 }
 
-func (s *shard) close(src netip.Addr) {
-	if err := s.rules.Revoke(src); err != nil {
-		s.log.Error("close failed", "source", src, "err", err)
-		return
-	}
-	s.log.Info("close", "source", src)
-}
-
-func (s *shard) dumpSources() {
-	n := 0
-	s.tracker.Each(func(src netip.Addr, last time.Time, knocks int) {
-		n++
-		s.log.Info("knocking", "source", src, "last", last.UTC().Format(time.RFC3339), "knocks", knocks)
-	})
-	s.log.Info("knocking sources", "count", n)
-}
-
-func ttlString(d time.Duration) string {
-	if d == 0 {
-		return "until closed"
-	}
-	return d.String()
-}
-
-// runDaemon binds the queues, programs the table, serves knocks until
-// SIGINT/SIGTERM, then deletes the table. It returns the exit status.
+// runDaemon starts the daemon, serves knocks until a signal ends it, and
+// returns the exit status.
 func runDaemon(cfg *config) int {
 	level := slog.LevelInfo
 	if cfg.Verbose {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-
+	d := &service{
+		cfg:    cfg,
+		log:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		stderr: os.Stderr,
+	}
 	// Signals are caught from the very start: a SIGTERM while starting
 	// still ends with the table deleted.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2)
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, restartSignal)
 	defer signal.Stop(sigs)
-
-	guard := cfg.guardPorts()
-	if len(guard) == 0 {
-		fmt.Fprintf(os.Stderr, "nfqknockd: --guard %s: no port to guard: every one is also given with -P/--open-port, which wins\n", portList(cfg.Guard))
-		return 2
+	if err := d.start(); err != nil {
+		var ee *exitError
+		if !errors.As(err, &ee) {
+			ee = fail(1, "%v", err)
+		}
+		fmt.Fprintf(d.stderr, "nfqknockd: %s\n", ee.msg)
+		return ee.code
 	}
-	if ok, err := hasCapNetAdmin(); err != nil {
-		fmt.Fprintf(os.Stderr, "nfqknockd: %v\n", err)
-		return 1
-	} else if !ok {
-		fmt.Fprintln(os.Stderr, "nfqknockd: CAP_NET_ADMIN is missing: run as root or grant the capability (it binds NFQUEUE and programs nf_tables)")
-		return 1
+	return d.serve(sigs)
+}
+
+// start checks the privileges, takes the table's lock, binds the queues and
+// programs the table, in that order: whatever fails leaves nothing behind.
+func (d *service) start() error {
+	guard := d.cfg.guardPorts()
+	if len(guard) == 0 {
+		return fail(2, "--guard %s: no port to guard: every one is also given with -P/--open-port, which wins", portList(d.cfg.Guard))
+	}
+	if err := dropPrivileges(); err != nil {
+		return err
+	}
+	lock, err := lockTable(d.cfg.Table)
+	if err != nil {
+		return fail(1, "--table %s: %v", d.cfg.Table, err)
+	}
+	d.lock = lock
+	if err := d.openQueues(); err != nil {
+		d.release()
+		return err
+	}
+	rules, err := nft.Dial(0)
+	if err != nil {
+		d.release()
+		return err
+	}
+	d.rules = rules
+	d.spec = nft.Spec{
+		Table: d.cfg.Table, Start: d.cfg.Params.Range.Start, End: d.cfg.Params.Range.End, Guard: guard,
+		QueueNum: d.cfg.Queue, QueueTotal: d.cfg.Queues, Allow: d.cfg.Allow, NoOwner: os.Getenv(noOwnerEnv) == "1",
+	}
+	if err := d.program(); err != nil {
+		d.release()
+		return err
+	}
+	return nil
+}
+
+// dropPrivileges checks for CAP_NET_ADMIN and keeps it alone: a daemon
+// that cannot drop root's other capabilities refuses to run.
+func dropPrivileges() error {
+	ok, err := hasCapNetAdmin()
+	if err != nil {
+		return fail(1, "%v", err)
+	}
+	if !ok {
+		return fail(1, "CAP_NET_ADMIN is missing: run as root or grant the capability (it binds NFQUEUE and programs nf_tables)")
 	}
 	if err := dropCapabilities(); err != nil {
-		log.Warn("could not drop the capabilities the daemon does not need", "err", err)
+		return fail(1, "refusing to run with capabilities it does not need: %v", err)
 	}
-	// Bind the queues first: a second instance fails here, touching nothing.
-	var shards []*shard
-	closeQueues := func() {
-		for _, s := range shards {
-			if err := s.q.Close(); err != nil {
-				log.Error("close queue", "err", err)
-			}
-		}
-	}
-	for i := uint16(0); i < cfg.Queues; i++ {
-		num := cfg.Queue + i
-		q, err := queue.Open(queue.Config{Num: num, Total: cfg.Queues, MaxLen: cfg.MaxQueueLen, Logger: log})
+	return nil
+}
+
+// openQueues binds the queues, one shard each. A queue bound by another
+// process fails here.
+func (d *service) openQueues() error {
+	for i := uint16(0); i < d.cfg.Queues; i++ {
+		num := d.cfg.Queue + i
+		q, err := queue.Open(queue.Config{Num: num, Total: d.cfg.Queues, MaxLen: d.cfg.MaxQueueLen, Logger: d.log})
 		if err != nil {
-			closeQueues()
-			fmt.Fprintf(os.Stderr, "nfqknockd: -q %d: %v\n", num, err)
-			return 1
+			return fail(1, "-q %d: %v", num, err)
 		}
-		tc := cfg.trackerConfig()
-		tc.MaxSources = maxPerShard(cfg.MaxSources, int(cfg.Queues))
+		tc := d.cfg.trackerConfig()
+		tc.MaxSources = maxPerShard(d.cfg.MaxSources, int(d.cfg.Queues))
 		tr, err := knock.NewTracker(tc)
 		if err != nil {
 			q.Close()
-			closeQueues()
-			fmt.Fprintf(os.Stderr, "nfqknockd: %v\n", err)
-			return 2
+			return fail(2, "%v", err)
 		}
-		shards = append(shards, &shard{q: q, tracker: tr, log: log, ttl: cfg.OpenTimeout, verbose: cfg.Verbose, now: q.ReadAt})
+		d.shards = append(d.shards, d.newShard(q, tr))
 	}
+	return nil
+}
 
-	spec := nft.Spec{Table: cfg.Table, Start: cfg.Params.Range.Start, End: cfg.Params.Range.End, Guard: guard, QueueNum: cfg.Queue, QueueTotal: cfg.Queues}
-	admin, err := nft.Dial(0)
-	if err != nil {
-		closeQueues()
-		fmt.Fprintf(os.Stderr, "nfqknockd: %v\n", err)
-		return 1
+// newShard returns a shard of the daemon reading q (nil in unit tests).
+func (d *service) newShard(q *queue.Queue, tr *knock.Tracker) *shard {
+	s := &shard{q: q, tracker: tr, log: d.log, ttl: d.cfg.OpenTimeout, verbose: d.cfg.Verbose}
+	if q != nil {
+		s.now = q.ReadAt
 	}
-	variant, err := admin.Apply(spec)
-	if err != nil {
-		closeQueues()
-		fmt.Fprintf(os.Stderr, "nfqknockd: program table inet %s: %v\n", cfg.Table, err)
-		return 1
+	return s
+}
+
+// program applies the table (or takes over ours, left by the daemon before)
+// and logs how it started.
+func (d *service) program() error {
+	res, err := d.rules.Apply(d.spec)
+	var held *nft.HeldError
+	switch {
+	case errors.Is(err, nft.ErrNotOurs):
+		return fail(1, "--table %s: table inet %s exists and is not nfqknockd's: it is left untouched; give another --table", d.cfg.Table, d.cfg.Table)
+	case errors.As(err, &held):
+		return fail(1, "--table %s: %v", d.cfg.Table, held)
+	case err != nil:
+		return fail(1, "program table inet %s: %v", d.cfg.Table, err)
 	}
-	var reapply sync.Mutex
-	onLost := func() {
-		reapply.Lock()
-		defer reapply.Unlock()
-		if _, err := admin.Apply(spec); err != nil {
-			log.Error("table vanished and could not be put back", "table", cfg.Table, "err", err)
-			return
-		}
-		log.Warn("table vanished (nft flush ruleset?) and was put back", "table", cfg.Table)
+	d.owned = res.Owned
+	for _, s := range d.shards {
+		s.rules = d.rules
 	}
-	for _, s := range shards {
-		if s.rules, err = nft.Dial(0); err != nil {
-			closeQueues()
-			destroy(log, admin, cfg.Table)
-			fmt.Fprintf(os.Stderr, "nfqknockd: %v\n", err)
-			return 1
-		}
-		s.onLost = onLost
+	guardedBy := "the kernel (table flags owner, persist)"
+	if !res.Owned {
+		guardedBy = "a watch that puts the table back (this kernel lacks the table flags owner and persist)"
 	}
-	log.Info("started",
-		"table", "inet "+cfg.Table,
-		"queue", fmt.Sprintf("num %d total %d", cfg.Queue, cfg.Queues),
-		"queue_variant", variant.String(),
-		"range", fmt.Sprintf("%d-%d", cfg.Params.Range.Start, cfg.Params.Range.End),
-		"guard", portList(guard),
-		"digest", cfg.Params.Digest.String(),
-		"period", cfg.Params.Period,
-		"open_timeout", ttlString(cfg.OpenTimeout),
-		"max_sources", cfg.MaxSources,
-		"secrets_from", string(cfg.SecretsFrom),
+	d.log.Info("started",
+		"table", "inet "+d.cfg.Table,
+		"took_over", res.TookOver, "opened_kept", res.Carried,
+		"kept_by", guardedBy,
+		"queue", fmt.Sprintf("num %d total %d", d.cfg.Queue, d.cfg.Queues),
+		"queue_variant", res.Queue.String(),
+		"range", fmt.Sprintf("%d-%d", d.cfg.Params.Range.Start, d.cfg.Params.Range.End),
+		"guard", portList(d.spec.Guard),
+		"allow", prefixList(d.cfg),
+		"digest", d.cfg.Params.Digest.String(),
+		"period", d.cfg.Params.Period,
+		"open_timeout", ttlString(d.cfg.OpenTimeout),
+		"max_sources", d.cfg.MaxSources,
+		"secrets", d.cfg.secretsFrom(),
 	)
-
-	switch cfg.SecretsFrom {
-	case fromDefault:
-		log.Warn("the secrets are the C daemon's public defaults: anyone can compute the sequences; give --secret-file")
-	case fromArgv:
-		log.Warn("secrets on the command line can be read by every local user (/proc/PID/cmdline); prefer --secret-file or the systemd credential " + credentialName)
+	for _, w := range d.cfg.startWarnings() {
+		d.log.Warn(w)
 	}
-	for _, p := range cfg.Opened {
-		for _, g := range cfg.Guard {
+	for _, p := range d.cfg.Opened {
+		for _, g := range d.cfg.Guard {
 			if p == g {
-				log.Warn("port given with both --guard and --open-port is not guarded", "port", p)
+				d.log.Warn("port given with both --guard and --open-port is not guarded", "port", p)
 			}
 		}
 	}
+	return nil
+}
 
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	var wg sync.WaitGroup
-	for _, s := range shards {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.q.Run(ctx, s.handle); err != nil && ctx.Err() == nil {
-				log.Error("queue reader stopped", "err", err)
-				stop()
-			}
-		}()
+// release lets go of what start took, leaving the table as it is.
+func (d *service) release() {
+	for _, s := range d.shards {
+		if err := s.q.Close(); err != nil {
+			d.log.Error("close queue", "err", err)
+		}
 	}
+	d.shards = nil
+	if d.rules != nil {
+		if err := d.rules.Close(); err != nil {
+			d.log.Error("close the nftables socket", "err", err)
+		}
+	}
+	if d.lock != nil {
+		d.lock.unlock()
+		d.lock = nil
+	}
+}
 
-	status := 0
+// ending is how the daemon ends: stop (delete the table), restart (leave
+// it guarding), or a failure (leave it guarding).
+type ending int
+
+const (
+	endStop ending = iota
+	endRestart
+	endFailure
+)
+
+// serve runs the queue readers (and the watch) until a signal or a reader
+// failure ends the daemon, and returns the exit status.
+func (d *service) serve(sigs <-chan os.Signal) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	failed := make(chan struct{}, len(d.shards)+1)
+	for _, s := range d.shards {
+		wg.Go(func() {
+			if err := s.q.Run(ctx, s.handle); err != nil && ctx.Err() == nil {
+				d.log.Error("queue reader stopped", "err", err)
+				failed <- struct{}{}
+			}
+		})
+	}
+	if !d.owned {
+		wg.Go(func() {
+			if err := d.rules.Watch(ctx, d.repaired); err != nil && ctx.Err() == nil {
+				d.log.Error("cannot watch the table: it is not put back if deleted", "err", err)
+			}
+		})
+	}
+	end := endFailure
 loop:
 	for {
 		select {
-		case <-ctx.Done():
-			status = 1
+		case <-failed:
 			break loop
 		case sig := <-sigs:
-			switch sig {
-			case syscall.SIGUSR1:
-				dumpOpened(log, admin)
-				logStats(log, shards)
-			case syscall.SIGUSR2:
-				for _, s := range shards {
-					s.q.Do(s.dumpSources) // on the reader's goroutine: no lock
-				}
-			default:
-				log.Info("stopping", "signal", sig.String())
+			if e, done := d.signal(sig); done {
+				end = e
 				break loop
 			}
 		}
 	}
-	stop()
+	cancel()
 	wg.Wait()
-	switch {
-	case status != 0:
-		// A reader failed: leave the table, as a crash would, so the guard
-		// stays enforced until a restart replaces it.
-		log.Error("exiting on a queue failure; the table stays and keeps guarding", "table", "inet "+cfg.Table)
-	case !destroy(log, admin, cfg.Table):
+	return d.finish(end)
+}
+
+// signal acts on one signal; done says the daemon ends, and how.
+func (d *service) signal(sig os.Signal) (ending, bool) {
+	switch sig {
+	case syscall.SIGUSR1:
+		d.dumpOpened()
+		d.logStats()
+	case syscall.SIGUSR2:
+		for _, s := range d.shards {
+			s.do(s.dumpSources)
+		}
+	case syscall.SIGHUP:
+		d.reload()
+	case restartSignal:
+		d.log.Info("restarting: the table stays and keeps guarding, with the opened sources", "signal", sig.String())
+		return endRestart, true
+	default:
+		d.log.Info("stopping", "signal", sig.String())
+		return endStop, true
+	}
+	return 0, false
+}
+
+// repaired logs a repair of the table by Watch.
+func (d *service) repaired(r nft.Repair) {
+	if r.Err != nil {
+		d.log.Error("table changed by another program and could not be put back", "table", "inet "+d.cfg.Table, "vanished", r.Vanished, "err", r.Err)
+		return
+	}
+	d.log.Warn("table changed by another program and put back", "table", "inet "+d.cfg.Table, "vanished", r.Vanished)
+}
+
+// reload re-reads the secrets (SIGHUP) and gives them to every tracker; a
+// bad file changes nothing. The table and the opened sources stay.
+func (d *service) reload() {
+	open, close, err := d.cfg.reloadSecrets(os.Getenv)
+	if err != nil {
+		d.log.Error("reload refused: the secrets in force stay", "err", err)
+		return
+	}
+	for _, s := range d.shards {
+		if err := s.setSecrets(open, close); err != nil {
+			d.log.Error("reload refused: the secrets in force stay", "err", err)
+			return
+		}
+	}
+	d.cfg.Params.OpenSecret, d.cfg.Params.CloseSecret = open, close
+	d.log.Info("reloaded", "secrets", d.cfg.secretsFrom())
+	for _, w := range d.cfg.startWarnings() {
+		d.log.Warn(w)
+	}
+}
+
+// finish ends the daemon: the table is deleted on stop, left guarding on a
+// restart or a failure. It returns the exit status.
+func (d *service) finish(end ending) int {
+	status := 0
+	switch end {
+	case endFailure:
+		d.log.Error("exiting on a queue failure; the table stays and keeps guarding", "table", "inet "+d.cfg.Table)
 		status = 1
+	case endStop:
+		if err := d.rules.Destroy(); err != nil {
+			d.log.Error("delete table", "table", "inet "+d.cfg.Table, "err", err)
+			status = 1
+		} else {
+			d.log.Info("table deleted", "table", "inet "+d.cfg.Table)
+		}
 	}
-	closeQueues()
-	for _, s := range shards {
+	for _, s := range d.shards {
+		if s.q == nil {
+			continue
+		}
 		st := s.q.Stats()
-		log.Info("queue stats", "received", st.Received, "parse_errors", st.ParseErrors, "read_errors", st.ReadErrors, "verdict_errors", st.VerdictErrors)
+		d.log.Info("queue stats", "received", st.Received, "parse_errors", st.ParseErrors, "read_errors", st.ReadErrors, "verdict_errors", st.VerdictErrors)
 	}
-	log.Info("stopped")
+	d.release()
+	d.log.Info("stopped")
 	return status
 }
 
 // logStats logs the counters of all queues together and the heap
-// allocations of the process so far, which tell the
-// allocations per packet over an interval.
-func logStats(log *slog.Logger, shards []*shard) {
+// allocations of the process so far, which tell the allocations per packet
+// over an interval.
+func (d *service) logStats() {
 	var sum queue.Stats
-	for _, s := range shards {
+	for _, s := range d.shards {
+		if s.q == nil {
+			continue
+		}
 		st := s.q.Stats()
 		sum.Received += st.Received
 		sum.ParseErrors += st.ParseErrors
@@ -280,39 +382,26 @@ func logStats(log *slog.Logger, shards []*shard) {
 	// runtime/metrics counts in whole spans, late.
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	allocs := ms.Mallocs
-	log.Info("stats", "received", sum.Received, "batches", sum.Batches, "parse_errors", sum.ParseErrors,
-		"read_errors", sum.ReadErrors, "verdict_errors", sum.VerdictErrors, "heap_allocs", allocs)
+	d.log.Info("stats", "received", sum.Received, "batches", sum.Batches, "parse_errors", sum.ParseErrors,
+		"read_errors", sum.ReadErrors, "verdict_errors", sum.VerdictErrors, "heap_allocs", ms.Mallocs)
 }
 
-// maxPerShard splits --max-sources between the queues.
-func maxPerShard(max, shards int) int {
-	n := (max + shards - 1) / shards
-	if n < 1 {
-		n = 1
-	}
-	return n
-}
-
-func destroy(log *slog.Logger, c *nft.Conn, table string) bool {
-	if err := c.Destroy(); err != nil {
-		log.Error("delete table", "table", "inet "+table, "err", err)
-		return false
-	}
-	log.Info("table deleted", "table", "inet "+table)
-	return true
-}
-
-func dumpOpened(log *slog.Logger, c *nft.Conn) {
-	els, err := c.Allowed()
+// dumpOpened logs the opened sources (SIGUSR1), as the kernel holds them.
+func (d *service) dumpOpened() {
+	els, err := d.rules.Allowed()
 	if err != nil {
-		log.Error("list opened sources", "err", err)
+		d.log.Error("list opened sources", "err", err)
 		return
 	}
 	for _, e := range els {
-		log.Info("opened", "source", e.Addr, "expires", ttlString(e.Expires))
+		d.log.Info("opened", "source", e.Addr, "expires", ttlString(e.Expires))
 	}
-	log.Info("opened sources", "count", len(els))
+	d.log.Info("opened sources", "count", len(els))
+}
+
+// maxPerShard splits --max-sources between the queues.
+func maxPerShard(total, shards int) int {
+	return max(1, (total+shards-1)/shards)
 }
 
 func portList(ports []uint16) string {
@@ -324,4 +413,16 @@ func portList(ports []uint16) string {
 		b.WriteString(strconv.Itoa(int(p)))
 	}
 	return b.String()
+}
+
+// prefixList renders --allow for the start line.
+func prefixList(c *config) string {
+	if len(c.Allow) == 0 {
+		return "none"
+	}
+	s := make([]string, len(c.Allow))
+	for i, p := range c.Allow {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
 }

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/nfqknockd/nfqknockd/nft"
+	"golang.org/x/sys/unix"
+)
+
+// ruleset is what the daemon asks of its nftables table: nft.Conn, or a
+// fake in the unit tests.
+type ruleset interface {
+	// Apply programs (or takes over) the table in one transaction.
+	Apply(nft.Spec) (nft.Result, error)
+	// Allow opens the guard for a source for ttl (0: until revoked).
+	Allow(src netip.Addr, ttl time.Duration) error
+	// Revoke closes it again.
+	Revoke(src netip.Addr) error
+	// Allowed lists the opened sources.
+	Allowed() ([]nft.Element, error)
+	// Destroy deletes the table (stop).
+	Destroy() error
+	// Close lets go of the table and leaves it guarding (restart).
+	Close() error
+	// Watch puts the table back when others delete parts of it, where the
+	// kernel cannot keep them out; it returns when ctx is done.
+	Watch(ctx context.Context, report func(nft.Repair)) error
+}
+
+// tableLock is held while a daemon uses a table name: an abstract unix
+// socket "@nfqknockd/table/NAME", which belongs to the network namespace
+// and vanishes with the process, so a crash never leaves it behind. A
+// second daemon for the same table fails to bind it and touches nothing,
+// whatever its queue.
+type tableLock struct{ fd int }
+
+// errTableInUse is the error of lockTable for a table another daemon uses.
+var errTableInUse = errors.New("another nfqknockd is running with this table")
+
+// lockTable takes the lock of table name.
+func lockTable(name string) (*tableLock, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("lock table %s: %w", name, err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: "@nfqknockd/table/" + name}); err != nil {
+		unix.Close(fd)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, errTableInUse
+		}
+		return nil, fmt.Errorf("lock table %s: %w", name, err)
+	}
+	return &tableLock{fd: fd}, nil
+}
+
+// unlock lets the lock go.
+func (l *tableLock) unlock() { unix.Close(l.fd) }
