@@ -28,6 +28,16 @@ func TestBadInputLeavesNoTable(t *testing.T) {
 	loose := file("loose", "open=a\nclose=b\n", 0o644)
 	rootOnly := file("root-only", "open=a\nclose=b\n", 0o600)
 	emptySecret := file("empty", "open=a\nclose=\n", 0o600)
+	openOnly := file("open-only", "open=file-open-secret\n", 0o600)
+	closeOnly := file("close-only", "close=file-close-secret\n", 0o600)
+	noSecret := file("no-secret", "# nothing yet\n", 0o600)
+	twins := file("twins", "open=twin-secret\nclose=twin-secret\n", 0o600)
+	credDir := filepath.Join(dir, "cred")
+	if err := os.Mkdir(credDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file("cred/"+credentialName, "open=cred-open-secret\n", 0o400)
+	withCred := []string{"env", "CREDENTIALS_DIRECTORY=" + credDir}
 	missing := filepath.Join(dir, "missing")
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
@@ -55,8 +65,24 @@ func TestBadInputLeavesNoTable(t *testing.T) {
 			want: "--secret-file " + rootOnly + ": permission denied"},
 		tcase{name: "empty secret in file", argv: []string{"-p", "22", "--secret-file", emptySecret}, code: 2,
 			want: "--secret-file " + emptySecret + ": line 2: empty close secret"},
-		tcase{name: "invalid table name", argv: []string{"-p", "22", "--table", "no/slash"}, code: 2,
-			want: "--table no/slash: table name must be 1..64 letters, digits, '_' or '-', starting with a letter"},
+		tcase{name: "secret file with open only", argv: []string{"-p", "22", "--secret-file", openOnly}, code: 2,
+			want: "--secret-file " + openOnly + ": no close= line and no --close-secret: " + wantWhyClose},
+		tcase{name: "secret file with open only, -o", argv: []string{"-p", "22", "-o", "argv-open-secret", "--secret-file", openOnly}, code: 2,
+			want: "--secret-file " + openOnly + ": no close= line and no --close-secret: " + wantWhyClose},
+		tcase{name: "secret file with close only", argv: []string{"-p", "22", "--secret-file", closeOnly}, code: 2,
+			want: "--secret-file " + closeOnly + ": no open= line and no --open-secret: " + wantWhyOpen},
+		tcase{name: "secret file without secrets", argv: []string{"-p", "22", "--secret-file", noSecret}, code: 2,
+			want: "--secret-file " + noSecret + ": no open= and no close= line: give both secrets"},
+		tcase{name: "secret file with equal secrets", argv: []string{"-p", "22", "--secret-file", twins}, code: 2,
+			want: "--secret-file " + twins + ": open= and close= hold the same secret: " + wantWhyEqual},
+		tcase{name: "secret file close equal to -o", argv: []string{"-p", "22", "-o", "file-close-secret", "--secret-file", closeOnly}, code: 2,
+			want: "--secret-file " + closeOnly + ": close= holds the same secret as --open-secret: " + wantWhyEqual},
+		tcase{name: "secret file open equal to -c", argv: []string{"-p", "22", "-c", "file-open-secret", "--secret-file", openOnly}, code: 2,
+			want: "--secret-file " + openOnly + ": open= holds the same secret as --close-secret: " + wantWhyEqual},
+		tcase{name: "credential with open only", pre: withCred, argv: []string{"-p", "22"}, code: 2,
+			want: "$CREDENTIALS_DIRECTORY " + filepath.Join(credDir, credentialName) + ": no close= line and no --close-secret: " + wantWhyClose},
+		tcase{name: "credential with open only, -o", pre: withCred, argv: []string{"-p", "22", "-o", "argv-open-secret"}, code: 2,
+			want: "$CREDENTIALS_DIRECTORY " + filepath.Join(credDir, credentialName) + ": no close= line and no --close-secret: " + wantWhyClose},
 		tcase{name: "no CAP_NET_ADMIN", pre: asNobody, argv: []string{"-p", "22", "-o", "a", "-c", "b"}, code: 1,
 			want: "CAP_NET_ADMIN is missing: run as root or grant the capability (it binds NFQUEUE and programs nf_tables)"},
 	)
@@ -64,6 +90,11 @@ func TestBadInputLeavesNoTable(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			argv := append(append(append([]string{}, c.pre...), e.bin), c.argv...)
 			code, stdout, stderr := e.runServer(t, argv)
+			for _, secret := range []string{"file-open-secret", "file-close-secret", "twin-secret", "cred-open-secret", "argv-open-secret"} {
+				if strings.Contains(stderr, secret) {
+					t.Errorf("stderr shows a secret: %q", stderr)
+				}
+			}
 			if code != c.code || stdout != "" || stderr != "nfqknockd: "+c.want+"\n" {
 				t.Errorf("exit %d, stdout %q, stderr %q\nwant exit %d, no stdout, stderr %q", code, stdout, stderr, c.code, "nfqknockd: "+c.want+"\n")
 			}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
 	"github.com/nfqknockd/nfqknockd/knock"
+	"github.com/nfqknockd/nfqknockd/nft"
 	"github.com/nfqknockd/nfqknockd/queue"
 )
 
@@ -35,6 +37,10 @@ type config struct {
 	// Opened (-P/--open-port) are ports never guarded, sorted, without
 	// duplicates (the C daemon's "opened" ports).
 	Opened []uint16
+	// Allow (--allow) are the source prefixes never guarded (a management
+	// network, a VPN): masked, sorted (IPv4 first), without duplicates
+	// and without a prefix inside another (normalizeAllow).
+	Allow []netip.Prefix
 	// Queue (-q) is the first NFQUEUE number, Queues (--queues) how many
 	// consecutive queues are used, MaxQueueLen (-m) the kernel queue length.
 	Queue       uint16
@@ -49,10 +55,12 @@ type config struct {
 	IPTables   bool
 	// Verbose (-v) logs every knock.
 	Verbose bool
-	// SecretFile (--secret-file) holds open= and close= lines; SecretsFrom
-	// says where the secrets came from (see loadSecrets).
-	SecretFile  string
-	SecretsFrom secretSource
+	// SecretFile (--secret-file) holds open= and close= lines. OpenFrom
+	// and CloseFrom say where each secret came from (see loadSecrets);
+	// secretsFrom() renders them for the start line.
+	SecretFile string
+	OpenFrom   secretSource
+	CloseFrom  secretSource
 	// Show (-s) prints the sequences at At (--at), or now when At is zero,
 	// and exits.
 	Show bool
@@ -64,9 +72,8 @@ type config struct {
 
 // Limits of the flags.
 const (
-	maxTimeout  = 600 * time.Second // -t, as the C daemon
-	maxQueues   = 64                // --queues
-	maxTableLen = 64                // --table
+	maxTimeout = 600 * time.Second // -t, as the C daemon
+	maxQueues  = 64                // --queues
 )
 
 // defaultConfig returns the configuration of a command line without flags.
@@ -177,10 +184,12 @@ func (v *uintValue) Set(s string) error {
 func (v *uintValue) String() string { return strconv.FormatUint(*v.n, 10) }
 func (v *uintValue) Type() string   { return "number" }
 
+// tableValue is a table name that nft.ValidTableName accepts, the one
+// check of table names; its error is the reason.
 type tableValue struct{ s *string }
 
 func (v *tableValue) Set(s string) error {
-	if err := validTable(s); err != nil {
+	if err := nft.ValidTableName(s); err != nil {
 		return err
 	}
 	*v.s = s
@@ -188,23 +197,6 @@ func (v *tableValue) Set(s string) error {
 }
 func (v *tableValue) String() string { return *v.s }
 func (v *tableValue) Type() string   { return "name" }
-
-// validTable checks a table name: 1..64 letters, digits, '_' and '-',
-// starting with a letter.
-func validTable(s string) error {
-	bad := fmt.Errorf("table name must be 1..%d letters, digits, '_' or '-', starting with a letter", maxTableLen)
-	if s == "" || len(s) > maxTableLen {
-		return bad
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-		if i == 0 && !letter || !letter && !(c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return bad
-		}
-	}
-	return nil
-}
 
 // flagValues are the values that later checks need to look at.
 type flagValues struct {
@@ -244,6 +236,7 @@ func newFlagSet(c *config) (*pflag.FlagSet, *flagValues) {
 
 	fs.VarP(&portsValue{p: &c.Guard}, "guard", "p", "guard TCP `PORT`s: only sources that knocked may connect; repeatable, or a comma list such as 22,443 (default: none)")
 	fs.VarP(&portsValue{p: &c.Opened}, "open-port", "P", "never guard TCP `PORT`s, even when given with --guard; repeatable, or a comma list (default: none)")
+	fs.Var(&allowValue{p: &c.Allow}, "allow", "never guard sources in `CIDR` (repeatable, or a comma list), e.g. a management network or VPN: 10.8.0.0/16,fd00:8::/48 (default: none)")
 	fs.VarP(v.start, "start", "a", "first `PORT` of the knock range")
 	fs.VarP(v.end, "end", "b", "last `PORT` of the knock range")
 	fs.Var(v.rng, "range", "knock range `START-END`, instead of -a and -b")
@@ -260,7 +253,7 @@ func newFlagSet(c *config) (*pflag.FlagSet, *flagValues) {
 	fs.VarP(v.queue, "queue", "q", "netfilter queue `NUMBER` 0..65535")
 	fs.Var(v.queues, "queues", fmt.Sprintf("use `N` queues (1..%d) from --queue on, one reader each; the kernel sends each source to one of them by address hash", maxQueues))
 	fs.VarP(maxLenV, "max-queue-len", "m", "netfilter queue length in packets (`N` >= 1)")
-	fs.Var(&tableValue{s: &c.Table}, "table", fmt.Sprintf("`NAME` of the nftables inet table (1..%d letters, digits, '_', '-')", maxTableLen))
+	fs.Var(&tableValue{s: &c.Table}, "table", "`NAME` of the nftables inet table: 1..255 letters, digits, '_', '-' and '.', starting with a letter or '_'")
 	cli.BoolFlag(fs, &c.Foreground, "foreground", "f", "accepted for compatibility: nfqknockd always runs in the foreground")
 	cli.BoolFlag(fs, &c.IPTables, "iptables", "i", "accepted for compatibility: nfqknockd always manages its own nftables table")
 	cli.BoolFlag(fs, &c.Verbose, "verbose", "v", "log every knock")
@@ -353,6 +346,7 @@ func check(c *config, fs *pflag.FlagSet, v *flagValues) error {
 	c.Guard = slices.Compact(c.Guard)
 	slices.Sort(c.Opened)
 	c.Opened = slices.Compact(c.Opened)
+	c.Allow = normalizeAllow(c.Allow)
 	if fs.Changed("secret-file") && c.SecretFile == "" {
 		return style.BadFlag("secret-file", "", "file name is empty")
 	}

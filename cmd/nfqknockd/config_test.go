@@ -28,7 +28,7 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-p", "22"}, func(c *config) error {
 			d := defaultConfig()
 			d.Guard = []uint16{22}
-			d.SecretsFrom = fromDefault
+			d.OpenFrom, d.CloseFrom = fromDefault, fromDefault
 			if fmt.Sprint(c) != fmt.Sprint(d) {
 				return fmt.Errorf("got %+v, want the defaults %+v", c, d)
 			}
@@ -70,6 +70,18 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--max-sources", "1", "-s"}, want(func(c *config) bool { return c.MaxSources == 1 })},
 		{[]string{"--table", "My-table_1", "-s"}, want(func(c *config) bool { return c.Table == "My-table_1" })},
 		{[]string{"--table", strings.Repeat("t", 64), "-s"}, want(func(c *config) bool { return len(c.Table) == 64 })},
+		{[]string{"--table", strings.Repeat("t", 255), "-s"}, want(func(c *config) bool { return len(c.Table) == 255 })},
+		{[]string{"--table", "a.b", "-s"}, want(func(c *config) bool { return c.Table == "a.b" })},
+		{[]string{"--table", "_t-1.x", "-s"}, want(func(c *config) bool { return c.Table == "_t-1.x" })},
+		{[]string{"-p", "22", "--allow", "10.8.0.0/16,fd00:8::/48", "--allow", "192.0.2.7", "--allow=10.8.1.0/24,2001:db8::1",
+			"--allow", "10.8.0.0/16", "--allow", "fd00:8::/48"}, func(c *config) error {
+			want := "[10.8.0.0/16 192.0.2.7/32 2001:db8::1/128 fd00:8::/48]"
+			if got := fmt.Sprint(c.Allow); got != want {
+				return fmt.Errorf("Allow = %s, want %s", got, want)
+			}
+			return nil
+		}},
+		{[]string{"-p", "22"}, want(func(c *config) bool { return c.Allow == nil })},
 		{[]string{"--period", "10s", "--grace", "3s", "-s"}, want(func(c *config) bool {
 			return c.Params.Period == 10*time.Second && c.Params.Grace == 3*time.Second
 		})},
@@ -111,6 +123,13 @@ func want(ok func(c *config) bool) func(c *config) error {
 	}
 }
 
+// The reasons of the secret errors, spelt out.
+const (
+	wantWhyOpen  = "give both (with the C daemon's public default open secret, anyone could open the guarded ports)"
+	wantWhyClose = "give both (with the C daemon's public default close secret, anyone could close the sources you open)"
+	wantWhyEqual = "give two different secrets (the open and close sequences would be the same)"
+)
+
 // badFlagCase is a bad command line and the one line it must print.
 type badFlagCase struct {
 	args []string
@@ -125,7 +144,11 @@ func badFlagCases() []badFlagCase {
 		outside   = "port must be 1..65535"
 		differ    = "start and end must differ: the sequence formula divides by end-start"
 		timeout   = "timeout must be 1..600 seconds, or a duration from 1s to 600s"
-		table     = "table name must be 1..64 letters, digits, '_' or '-', starting with a letter"
+		table     = "use letters, digits, '_', '-' and '.', starting with a letter or '_'"
+		notPrefix = "not an address or CIDR prefix: want for example 10.8.0.0/16, fd00:8::/48 or 192.0.2.7"
+		mapped    = "an IPv4-mapped IPv6 prefix never matches: the kernel sees IPv4 sources as IPv4"
+		slash0    = "a /0 prefix is every source: it would switch the guard off for everyone"
+		zone      = "an address with a zone (%...) cannot be allowed: give it without the zone"
 	)
 	return []badFlagCase{
 		// Ports.
@@ -164,6 +187,11 @@ func badFlagCases() []badFlagCase {
 		{[]string{"--digest", ""}, "--digest '': unknown digest: want md5, sha256, sha384 or sha512"},
 		{[]string{"-o", ""}, "--open-secret '': secret must not be empty"},
 		{[]string{"--close-secret="}, "--close-secret '': secret must not be empty"},
+		{[]string{"-p", "22", "-o", "only-the-open-secret"}, "--open-secret: given without --close-secret: " + wantWhyClose},
+		{[]string{"-p", "22", "--close-secret", "only-the-close-secret"}, "--close-secret: given without --open-secret: " + wantWhyOpen},
+		{[]string{"-s", "-c", "only-the-close-secret"}, "--close-secret: given without --open-secret: " + wantWhyOpen},
+		{[]string{"-p", "22", "-o", "twin-secret", "-c", "twin-secret"},
+			"--close-secret: same as --open-secret: " + wantWhyEqual},
 		{[]string{"-t", "0"}, "--timeout 0: " + timeout},
 		{[]string{"-t", "601"}, "--timeout 601: " + timeout},
 		{[]string{"-t", "-5"}, "--timeout -5: " + timeout},
@@ -195,11 +223,38 @@ func badFlagCases() []badFlagCase {
 		{[]string{"--queues", "0"}, "--queues 0: must be a number 1..64"},
 		{[]string{"--queues", "65"}, "--queues 65: must be a number 1..64"},
 		{[]string{"-q", "65535", "--queues", "2"}, "--queues 2: queues 65535..65536 go past 65535"},
-		{[]string{"--table", ""}, "--table '': " + table},
-		{[]string{"--table", "1table"}, "--table 1table: " + table},
-		{[]string{"--table", "a.b"}, "--table a.b: " + table},
-		{[]string{"--table", "a b"}, "--table 'a b': " + table},
-		{[]string{"--table", strings.Repeat("t", 65)}, "--table " + strings.Repeat("t", 65) + ": " + table},
+		{[]string{"--table", ""}, "--table '': table name is empty"},
+		{[]string{"--table", "1table"}, `--table 1table: table name "1table": ` + table},
+		{[]string{"--table", ".t"}, `--table .t: table name ".t": ` + table},
+		{[]string{"--table", "-t"}, `--table -t: table name "-t": ` + table},
+		{[]string{"--table", "a b"}, `--table 'a b': table name "a b": ` + table},
+		{[]string{"--table", "no/slash"}, `--table no/slash: table name "no/slash": ` + table},
+		{[]string{"--table", `t\n`}, `--table 't\n': table name "t\\n": ` + table},
+		{[]string{"--table", "t\nx"}, `--table $'t\nx': table name "t\nx": ` + table},
+		{[]string{"--table", strings.Repeat("t", 256)},
+			"--table " + strings.Repeat("t", 256) + `: table name "tttttttttttttttttttt"...: longer than 255 bytes`},
+		// Allowed sources.
+		{[]string{"--allow", "x"}, "--allow x: " + notPrefix},
+		{[]string{"--allow", ""}, "--allow '': " + notPrefix},
+		{[]string{"--allow", "10.0.0.256"}, "--allow 10.0.0.256: " + notPrefix},
+		{[]string{"--allow", "/8"}, "--allow /8: " + notPrefix},
+		{[]string{"--allow", "10.0.0.0/"}, "--allow 10.0.0.0/: " + notPrefix},
+		{[]string{"--allow", "10.0.0.0/33"}, "--allow 10.0.0.0/33: the prefix length of an IPv4 address must be 0..32"},
+		{[]string{"--allow", "fd00::/129"}, "--allow fd00::/129: the prefix length of an IPv6 address must be 0..128"},
+		{[]string{"--allow", "10.0.0.0/x"}, "--allow 10.0.0.0/x: the prefix length of an IPv4 address must be 0..32"},
+		{[]string{"--allow", "fe80::1%eth0"}, "--allow fe80::1%eth0: " + zone},
+		{[]string{"--allow", "fe80::%eth0/64"}, "--allow fe80::%eth0/64: " + zone},
+		{[]string{"--allow", "::ffff:10.0.0.0/104"}, "--allow ::ffff:10.0.0.0/104: " + mapped + "; give 10.0.0.0/8"},
+		{[]string{"--allow", "::ffff:192.0.2.7"}, "--allow ::ffff:192.0.2.7: " + mapped + "; give 192.0.2.7"},
+		{[]string{"--allow", "::ffff:0:0/96"}, "--allow ::ffff:0:0/96: " + mapped},
+		{[]string{"--allow", "0.0.0.0/0"}, "--allow 0.0.0.0/0: " + slash0},
+		{[]string{"--allow", "::/0"}, "--allow ::/0: " + slash0},
+		{[]string{"--allow", "10.1.2.3/0"}, "--allow 10.1.2.3/0: " + slash0},
+		{[]string{"--allow", "10.1.2.3/8"}, "--allow 10.1.2.3/8: host bits are set after /8: give 10.0.0.0/8 for the network, or 10.1.2.3 for the one address"},
+		{[]string{"--allow", "fd00:8::1/48"}, "--allow fd00:8::1/48: host bits are set after /48: give fd00:8::/48 for the network, or fd00:8::1 for the one address"},
+		{[]string{"--allow", "10.8.0.0/16,,fd00::/8"}, `--allow 10.8.0.0/16,,fd00::/8: "": ` + notPrefix},
+		{[]string{"-p", "22", "--allow", "10.8.0.0/16", "--allow", "10.8.0.0/16,::/0"}, `--allow 10.8.0.0/16,::/0: "::/0": ` + slash0},
+		{[]string{"--allow"}, "--allow: needs a value"},
 		// The command line itself.
 		{[]string{"--bogus"}, "--bogus: unknown flag (see --help)"},
 		{[]string{"--bogus=1"}, "--bogus: unknown flag (see --help)"},
@@ -223,6 +278,12 @@ func TestBadFlags(t *testing.T) {
 	for _, tt := range badFlagCases() {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			code, stdout, stderr := run(tt.args...)
+			for i, a := range tt.args[:max(len(tt.args)-1, 0)] {
+				if secret := tt.args[i+1]; (a == "-o" || a == "-c" || a == "--open-secret" || a == "--close-secret") &&
+					len(secret) >= 6 && strings.Contains(stderr, secret) {
+					t.Errorf("stderr shows the secret %q: %q", secret, stderr)
+				}
+			}
 			if code != 2 || stdout != "" || stderr != "nfqknockd: "+tt.want+"\n" {
 				t.Errorf("exit %d, stdout %q, stderr:\n%q\nwant exit 2, no stdout, stderr:\n%q", code, stdout, stderr, "nfqknockd: "+tt.want+"\n")
 			}
