@@ -216,6 +216,9 @@ func (d *service) program() error {
 // release lets go of what start took, leaving the table as it is.
 func (d *service) release() {
 	for _, s := range d.shards {
+		if s.q == nil {
+			continue
+		}
 		if err := s.q.Close(); err != nil {
 			d.log.Error("close queue", "err", err)
 		}

@@ -314,7 +314,11 @@ func TestGuardOpenClose(t *testing.T) {
 			}
 			t.Logf("nft list table inet nfqknock:\n%s", list)
 			for _, want := range []string{
-				"tcp dport 1-65535 counter",
+				"flags owner",
+				`comment "nfqknockd: port knocking; managed by the daemon, do not edit"`,
+				"hook prerouting priority mangle;",
+				"tcp dport 1-65535 fib daddr type local counter",
+				"tcp dport @guard fib daddr type local jump guarded",
 				"queue",
 				"bypass",
 				"set guard",
@@ -497,13 +501,13 @@ func TestSignalsAndCrash(t *testing.T) {
 	}
 }
 
-// TestSecondInstance: a second daemon on the same queue fails clearly and
-// touches nothing; the first keeps working.
+// TestSecondInstance: a second daemon on the same queue (with another
+// table) fails clearly and touches nothing; the first keeps working.
 func TestSecondInstance(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	first := e.start()
-	second := e.spawn(nil)
+	second := e.spawn(nil, "--table", "other")
 	code := second.wait(10 * time.Second)
 	if code == 0 {
 		t.Fatalf("second daemon on the same queue exited 0")
@@ -511,6 +515,9 @@ func TestSecondInstance(t *testing.T) {
 	msg := strings.TrimSpace(second.stderr.String())
 	if !strings.Contains(msg, "already bound") || strings.Count(msg, "\n") != 0 {
 		t.Errorf("second daemon's stderr is not one clear line: %q", msg)
+	}
+	if out, err := e.nft("list", "tables"); err != nil || strings.Contains(out, "other") {
+		t.Errorf("the second daemon left a table: %v: %s", err, out)
 	}
 	open, _ := e.sequences()
 	e.knock(netip.Addr{}, netns.ServerIP4, open)

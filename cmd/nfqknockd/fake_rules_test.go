@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nfqknockd/nfqknockd/nft"
+)
+
+// fakeTable is the state of the fake kernel's table.
+type fakeTable struct {
+	spec    nft.Spec
+	allowed map[netip.Addr]time.Duration // source -> timeout (0: none)
+}
+
+func (t *fakeTable) clone() *fakeTable {
+	if t == nil {
+		return nil
+	}
+	return &fakeTable{spec: t.spec, allowed: maps.Clone(t.allowed)}
+}
+
+// fakeRules is a ruleset without a kernel, with the semantics the daemon
+// relies on: every operation is a transaction that changes all or nothing
+// (it works on a copy and commits it on success), Apply carries the opened
+// sources over, like nft.Conn it keeps its own record of what it opened
+// and puts it back, and Watch repairs what the test deletes behind its
+// back (vanish).
+type fakeRules struct {
+	mu      sync.Mutex
+	table   *fakeTable // nil: no table
+	fail    error      // the next operation fails with it, changing nothing
+	record  map[netip.Addr]time.Duration
+	applied *nft.Spec
+	closed  bool
+	notOurs bool // the table of the name is someone else's
+	vanish  chan string
+	ops     []string
+}
+
+func newFakeRules() *fakeRules {
+	return &fakeRules{record: map[netip.Addr]time.Duration{}, vanish: make(chan string)}
+}
+
+// txn runs fn on a copy of the table and commits it when fn and the
+// injected failure allow.
+func (f *fakeRules) txn(op string, fn func(t **fakeTable) error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ops = append(f.ops, op)
+	if err := f.fail; err != nil {
+		f.fail = nil
+		return err
+	}
+	t := f.table.clone()
+	if err := fn(&t); err != nil {
+		return err
+	}
+	f.table = t
+	return nil
+}
+
+func (f *fakeRules) Apply(s nft.Spec) (nft.Result, error) {
+	var res nft.Result
+	err := f.txn("apply", func(t **fakeTable) error {
+		if f.notOurs {
+			return nft.ErrNotOurs
+		}
+		res = nft.Result{Owned: !s.NoOwner, TookOver: *t != nil && f.applied == nil}
+		allowed := maps.Clone(f.record)
+		if *t != nil {
+			maps.Copy(allowed, (*t).allowed)
+		}
+		res.Carried = len(allowed)
+		*t = &fakeTable{spec: s, allowed: allowed}
+		return nil
+	})
+	if err == nil {
+		f.mu.Lock()
+		f.applied = &s
+		f.mu.Unlock()
+	}
+	return res, err
+}
+
+func (f *fakeRules) Allow(src netip.Addr, ttl time.Duration) error {
+	return f.txn("allow "+src.String(), func(t **fakeTable) error {
+		if *t == nil {
+			return unix.ENOENT
+		}
+		(*t).allowed[src] = ttl
+		f.record[src] = ttl
+		return nil
+	})
+}
+
+func (f *fakeRules) Revoke(src netip.Addr) error {
+	return f.txn("revoke "+src.String(), func(t **fakeTable) error {
+		delete(f.record, src)
+		if *t != nil {
+			delete((*t).allowed, src)
+		}
+		return nil
+	})
+}
+
+func (f *fakeRules) Allowed() ([]nft.Element, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.table == nil {
+		return nil, unix.ENOENT
+	}
+	var out []nft.Element
+	for a, ttl := range f.table.allowed {
+		out = append(out, nft.Element{Addr: a, Timeout: ttl, Expires: ttl})
+	}
+	slices.SortFunc(out, func(x, y nft.Element) int { return x.Addr.Compare(y.Addr) })
+	return out, nil
+}
+
+func (f *fakeRules) Destroy() error {
+	return f.txn("destroy", func(t **fakeTable) error {
+		*t = nil
+		clear(f.record)
+		return nil
+	})
+}
+
+func (f *fakeRules) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return nil
+}
+
+// Watch deletes the table when the test sends on vanish (an outside `nft
+// delete table`) and puts it back as nft.Conn.Watch does.
+func (f *fakeRules) Watch(ctx context.Context, report func(nft.Repair)) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case what := <-f.vanish:
+			f.mu.Lock()
+			f.table = nil
+			s := *f.applied
+			f.mu.Unlock()
+			_, err := f.Apply(s)
+			report(nft.Repair{Vanished: what, Err: err})
+		}
+	}
+}
+
+// state returns a copy of the table (nil: none) and the opened sources.
+func (f *fakeRules) state() (*fakeTable, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.table.clone(), f.closed
+}
