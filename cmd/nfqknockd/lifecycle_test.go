@@ -1,0 +1,705 @@
+package main
+
+// Life-cycle tests (DESIGN.md, "Life cycle"): a table of another name, a
+// table of the configured name that is not ours, a restart (SIGQUIT) that
+// leaves no gap in the guard, a reload of the secrets (SIGHUP), and the
+// sources never guarded (loopback, --allow). Like e2e_test.go they run the
+// built binary in a server namespace and knock with real TCP from a client
+// namespace; they need root.
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
+)
+
+// strangerIP6 is a second IPv6 address of the client (lcAddStranger6).
+var strangerIP6 = netip.MustParseAddr("fd00:200::3")
+
+// lcAddStranger6 adds strangerIP6 to the client's veth0.
+func lcAddStranger6(e *env) {
+	e.t.Helper()
+	if out, err := exec.Command("ip", "-n", e.pair.Client, "addr", "add", strangerIP6.String()+"/64", "dev", "veth0", "nodad").CombinedOutput(); err != nil {
+		e.t.Fatalf("add IPv6 stranger address: %v: %s", err, out)
+	}
+}
+
+// lcSpawn starts the daemon in the server namespace with exactly args (no
+// flag added), without waiting.
+func lcSpawn(e *env, args ...string) *daemon {
+	e.t.Helper()
+	cmd := netns.Command(e.pair.Server, e.bin, args...)
+	d := &daemon{t: e.t, cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = d.stderr
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("start daemon: %v", err)
+	}
+	go func() { d.err = cmd.Wait(); close(d.done) }()
+	e.t.Cleanup(func() {
+		select {
+		case <-d.done:
+		default:
+			cmd.Process.Kill()
+			<-d.done
+		}
+		if e.t.Failed() {
+			e.t.Logf("daemon %s stderr:\n%s", strings.Join(args, " "), d.stderr)
+		}
+	})
+	return d
+}
+
+// lcStart is lcSpawn that waits until the daemon logged that it started.
+func lcStart(e *env, args ...string) *daemon {
+	e.t.Helper()
+	d := lcSpawn(e, args...)
+	if !d.waitLog("msg=started", 10*time.Second) {
+		e.t.Fatalf("daemon %s did not start; stderr:\n%s", strings.Join(args, " "), d.stderr)
+	}
+	return d
+}
+
+// lcSequences runs `nfqknockd -s` with the secrets open and close.
+func lcSequences(e *env, open, close string) (openSeq, closeSeq []uint16) {
+	e.t.Helper()
+	out, err := exec.Command(e.bin, "-s", "-o", open, "-c", close).Output()
+	if err != nil {
+		e.t.Fatalf("nfqknockd -s: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		name, list, _ := strings.Cut(line, ":")
+		var ports []uint16
+		for _, f := range strings.Fields(list) {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				e.t.Fatalf("nfqknockd -s printed %q", line)
+			}
+			ports = append(ports, uint16(n))
+		}
+		switch name {
+		case "OPEN":
+			openSeq = ports
+		case "CLOSE":
+			closeSeq = ports
+		}
+	}
+	if len(openSeq) == 0 || len(closeSeq) == 0 {
+		e.t.Fatalf("nfqknockd -s printed %q", out)
+	}
+	return openSeq, closeSeq
+}
+
+// lcCount waits until the daemon's stderr holds s at least n times.
+func lcCount(d *daemon, s string, n int, max time.Duration) bool {
+	deadline := time.Now().Add(max)
+	for {
+		if strings.Count(d.stderr.String(), s) >= n {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-d.done:
+			return strings.Count(d.stderr.String(), s) >= n
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// lcTables returns `nft list tables` of the server namespace.
+func lcTables(e *env) string {
+	e.t.Helper()
+	out, err := e.nft("list", "tables")
+	if err != nil {
+		e.t.Fatalf("nft list tables: %v: %s", err, out)
+	}
+	return out
+}
+
+// lcNoDefaultTable fails the test when the server namespace has a table
+// inet nfqknock.
+func lcNoDefaultTable(e *env, when string) {
+	e.t.Helper()
+	if out := lcTables(e); strings.Contains(out, "table inet nfqknock\n") || strings.HasSuffix(strings.TrimSpace(out), "table inet nfqknock") {
+		e.t.Errorf("%s: a table inet nfqknock exists:\n%s", when, out)
+	}
+}
+
+// lcList returns `nft list table inet name`, failing the test when it
+// does not exist.
+func lcList(e *env, name string) string {
+	e.t.Helper()
+	out, err := e.nft("list", "table", "inet", name)
+	if err != nil {
+		e.t.Fatalf("nft list table inet %s: %v: %s", name, err, out)
+	}
+	return out
+}
+
+// lcGone fails the test when table inet name still exists.
+func lcGone(e *env, name string) {
+	e.t.Helper()
+	if out, err := e.nft("list", "table", "inet", name); err == nil {
+		e.t.Errorf("table inet %s still there:\n%s", name, out)
+	}
+}
+
+var (
+	counterRE = regexp.MustCompile(`counter packets \d+ bytes \d+`)
+	expiresRE = regexp.MustCompile(` expires [0-9dhms.]+`)
+)
+
+// lcStable returns an nft listing without what traffic and time change:
+// the counters' values and the elements' remaining lives.
+func lcStable(list string) string {
+	return expiresRE.ReplaceAllString(counterRE.ReplaceAllString(list, "counter"), "")
+}
+
+// lcOpen knocks the open sequence from src and waits until the guarded
+// port answers src.
+func lcOpen(e *env, d *daemon, src, dst netip.Addr, port int, seq []uint16) {
+	e.t.Helper()
+	e.knock(src, dst, seq)
+	if !d.waitLog("msg=open source="+src.String()+" ", 3*time.Second) {
+		e.t.Fatalf("no open of %s logged after the open sequence", src)
+	}
+	if !e.reachable(src, dst, port) {
+		e.t.Fatalf("port %d dropped %s after its open sequence", port, src)
+	}
+}
+
+// lcOneLine checks that the failed daemon d exited 1 with exactly the line
+// want on stderr.
+func lcOneLine(t *testing.T, d *daemon, want string) {
+	t.Helper()
+	if code := d.wait(10 * time.Second); code != 1 {
+		t.Errorf("exit status = %d, want 1", code)
+	}
+	if got := d.stderr.String(); got != want+"\n" {
+		t.Errorf("stderr = %q, want the one line %q", got, want)
+	}
+}
+
+// TestCustomTable: with --table custom everything happens in table inet
+// custom (open, close, SIGUSR1, restart), and no table inet nfqknock is
+// made. Two daemons with two tables, queues, secrets and guarded ports each
+// open their own port only. A second daemon for a table in use fails with
+// one line and the first keeps guarding, its table unchanged.
+func TestCustomTable(t *testing.T) {
+	t.Run("one", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		d := e.start("--table", "custom")
+		if !strings.Contains(d.stderr.String(), `table="inet custom"`) {
+			t.Errorf("start line does not name table inet custom:\n%s", d.stderr)
+		}
+		lcNoDefaultTable(e, "after the start")
+		open, close := e.sequences()
+
+		for _, fam := range families {
+			if e.reachable(fam.client, fam.server, guardPort) {
+				t.Fatalf("%s: guarded port answered before any knock", fam.name)
+			}
+			lcOpen(e, d, fam.client, fam.server, guardPort, open)
+			if list := lcList(e, "custom"); !strings.Contains(list, fam.client.String()+" timeout 1h") {
+				t.Errorf("%s: table inet custom lacks the opened client:\n%s", fam.name, list)
+			}
+		}
+		// Close the IPv6 client; the IPv4 one stays open.
+		e.knock(netns.ClientIP6, netns.ServerIP6, close)
+		if !d.waitLog("msg=close source="+netns.ClientIP6.String(), 3*time.Second) {
+			t.Fatalf("no close logged after the close sequence")
+		}
+		if e.reachable(netns.ClientIP6, netns.ServerIP6, guardPort) {
+			t.Errorf("guarded port answered the IPv6 client after its close sequence")
+		}
+		if list := lcList(e, "custom"); strings.Contains(list, netns.ClientIP6.String()) {
+			t.Errorf("table inet custom still holds the closed IPv6 client:\n%s", list)
+		}
+
+		d.cmd.Process.Signal(syscall.SIGUSR1)
+		if !d.waitLog(`msg="opened sources" count=1`, 5*time.Second) {
+			t.Errorf("SIGUSR1 did not log count=1")
+		}
+		if !strings.Contains(d.stderr.String(), "msg=opened source="+netns.ClientIP4.String()+" ") {
+			t.Errorf("SIGUSR1 did not list the opened client %s", netns.ClientIP4)
+		}
+
+		// Restart: SIGQUIT leaves table inet custom guarding; the next
+		// daemon takes it over with the opened client.
+		if code := d.stop(syscall.SIGQUIT); code != 0 {
+			t.Errorf("exit status after SIGQUIT = %d, want 0", code)
+		}
+		if !strings.Contains(d.stderr.String(), "msg=\"restarting: ") {
+			t.Errorf("no restarting logged after SIGQUIT")
+		}
+		if list := lcList(e, "custom"); !strings.Contains(list, netns.ClientIP4.String()+" timeout 1h") {
+			t.Errorf("table inet custom lost the opened client over SIGQUIT:\n%s", list)
+		}
+		lcNoDefaultTable(e, "after SIGQUIT")
+		d = e.start("--table", "custom")
+		for _, want := range []string{`table="inet custom"`, "took_over=true", "opened_kept=1"} {
+			if !strings.Contains(d.stderr.String(), want) {
+				t.Errorf("start line after the restart lacks %s:\n%s", want, d.stderr)
+			}
+		}
+		if !e.reachable(netns.ClientIP4, netns.ServerIP4, guardPort) {
+			t.Errorf("opened client lost its access over the restart")
+		}
+		if e.reachable(strangerIP4, netns.ServerIP4, guardPort) {
+			t.Errorf("guarded port answered a stranger after the restart")
+		}
+		if e.reachable(netns.ClientIP6, netns.ServerIP6, guardPort) {
+			t.Errorf("the closed IPv6 client answered after the restart")
+		}
+		lcNoDefaultTable(e, "after the restart")
+		if code := d.stop(syscall.SIGTERM); code != 0 {
+			t.Errorf("exit status after SIGTERM = %d, want 0", code)
+		}
+		lcGone(e, "custom")
+		lcNoDefaultTable(e, "after SIGTERM")
+	})
+
+	t.Run("two", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		lcAddStranger6(e)
+		const portB = 2224
+		for _, a := range []netip.Addr{netns.ServerIP4, netns.ServerIP6} {
+			e.listen(netip.AddrPortFrom(a, portB))
+		}
+		const (
+			openA, closeA = "table a open secret", "table a close secret"
+			openB, closeB = "table b open secret", "table b close secret"
+		)
+		argsA := []string{"--range", "1-65535", "--guard", strconv.Itoa(guardPort), "-o", openA, "-c", closeA, "--table", "a", "-q", "100"}
+		argsB := []string{"--range", "1-65535", "--guard", strconv.Itoa(portB), "-o", openB, "-c", closeB, "--table", "b", "-q", "101"}
+		da := lcStart(e, argsA...)
+		db := lcStart(e, argsB...)
+		seqA, _ := lcSequences(e, openA, closeA)
+		seqB, _ := lcSequences(e, openB, closeB)
+		lcNoDefaultTable(e, "with daemons a and b")
+
+		// Per family: the client knocks a's secret, the stranger b's.
+		for _, fam := range []struct {
+			name                     string
+			server, client, stranger netip.Addr
+		}{
+			{"ipv4", netns.ServerIP4, netns.ClientIP4, strangerIP4},
+			{"ipv6", netns.ServerIP6, netns.ClientIP6, strangerIP6},
+		} {
+			for _, port := range []int{guardPort, portB} {
+				for _, src := range []netip.Addr{fam.client, fam.stranger} {
+					if e.reachable(src, fam.server, port) {
+						t.Fatalf("%s: port %d answered %s before any knock", fam.name, port, src)
+					}
+				}
+			}
+			lcOpen(e, da, fam.client, fam.server, guardPort, seqA)
+			if e.reachable(fam.client, fam.server, portB) {
+				t.Errorf("%s: a's secret opened b's port %d", fam.name, portB)
+			}
+			lcOpen(e, db, fam.stranger, fam.server, portB, seqB)
+			if e.reachable(fam.stranger, fam.server, guardPort) {
+				t.Errorf("%s: b's secret opened a's port %d", fam.name, guardPort)
+			}
+			if strings.Contains(db.stderr.String(), "msg=open source="+fam.client.String()+" ") {
+				t.Errorf("%s: daemon b opened %s, which knocked a's secret", fam.name, fam.client)
+			}
+			if strings.Contains(da.stderr.String(), "msg=open source="+fam.stranger.String()+" ") {
+				t.Errorf("%s: daemon a opened %s, which knocked b's secret", fam.name, fam.stranger)
+			}
+		}
+		listA, listB := lcList(e, "a"), lcList(e, "b")
+		if !strings.Contains(listA, "elements = { "+strconv.Itoa(guardPort)+" }") || !strings.Contains(listB, "elements = { "+strconv.Itoa(portB)+" }") {
+			t.Errorf("guard sets are not a {%d} and b {%d}:\n%s\n%s", guardPort, portB, listA, listB)
+		}
+
+		// A second daemon for table a, on another queue: one line, exit 1,
+		// nothing touched.
+		before := lcStable(lcList(e, "a"))
+		beforeB := lcStable(lcList(e, "b"))
+		second := lcSpawn(e, "--range", "1-65535", "--guard", strconv.Itoa(guardPort), "-o", openA, "-c", closeA, "--table", "a", "-q", "102")
+		lcOneLine(t, second, "nfqknockd: --table a: another nfqknockd is running with this table")
+		if after := lcStable(lcList(e, "a")); after != before {
+			t.Errorf("table inet a changed by the second daemon:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		if after := lcStable(lcList(e, "b")); after != beforeB {
+			t.Errorf("table inet b changed by the second daemon for a:\nbefore:\n%s\nafter:\n%s", beforeB, after)
+		}
+		// The first keeps guarding: the stranger (opened for b only) is
+		// refused on a's port, and a knock of a's secret still opens.
+		if e.reachable(strangerIP4, netns.ServerIP4, guardPort) {
+			t.Errorf("daemon a's port answered a stranger after the second daemon failed")
+		}
+		lcOpen(e, da, strangerIP4, netns.ServerIP4, guardPort, seqA)
+
+		for name, d := range map[string]*daemon{"a": da, "b": db} {
+			if code := d.stop(syscall.SIGTERM); code != 0 {
+				t.Errorf("daemon %s: exit status after SIGTERM = %d, want 0", name, code)
+			}
+			lcGone(e, name)
+		}
+		lcNoDefaultTable(e, "after both stopped")
+	})
+}
+
+// hostFilter is a host's own table, loaded with nft -f: it has no
+// counter, so listing it twice gives the same bytes.
+const hostFilter = `table inet filter {
+	set admins {
+		type ipv4_addr
+		elements = { 192.0.2.7 }
+	}
+	chain input {
+		type filter hook input priority filter; policy accept;
+		ip saddr @admins tcp dport 9999 accept comment "host rule"
+		tcp dport 9998 drop
+	}
+}
+`
+
+// TestHostTableNotOurs: nfqknockd --table filter, where the host has its
+// own table inet filter, exits 1 with one line and leaves it byte for byte;
+// a daemon of the default table, stopped by SIGTERM, deletes only its own.
+func TestHostTableNotOurs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	load := netns.Command(e.pair.Server, "nft", "-f", "-")
+	load.Stdin = strings.NewReader(hostFilter)
+	if out, err := load.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f: %v: %s", err, out)
+	}
+	before := lcList(e, "filter")
+	t.Logf("host table:\n%s", before)
+
+	d := e.spawn(nil, "--table", "filter")
+	lcOneLine(t, d, "nfqknockd: --table filter: table inet filter exists and is not nfqknockd's: it is left untouched; give another --table")
+	if after := lcList(e, "filter"); after != before {
+		t.Errorf("table inet filter changed by nfqknockd --table filter:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if tables := lcTables(e); strings.TrimSpace(tables) != "table inet filter" {
+		t.Errorf("tables after the refused start:\n%s", tables)
+	}
+
+	// A daemon of the default table beside it; SIGTERM deletes only ours.
+	d = e.start()
+	if e.reachable(strangerIP4, netns.ServerIP4, guardPort) {
+		t.Errorf("guarded port answered a stranger")
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status after SIGTERM = %d, want 0", code)
+	}
+	lcGone(e, "nfqknock")
+	if after := lcList(e, "filter"); after != before {
+		t.Errorf("table inet filter changed by a daemon of the default table:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// prober connects from src to dst:guardPort every 50 ms, each attempt
+// abandoned after 200 ms (a drop), until stopped.
+type prober struct {
+	attempts, successes, errs atomic.Int64
+	firstErr                  atomic.Value
+	stop                      chan struct{}
+	once                      sync.Once
+	wg                        sync.WaitGroup
+}
+
+func startProber(e *env, src, dst netip.Addr) *prober {
+	p := &prober{stop: make(chan struct{})}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-tick.C:
+			}
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				c, err := e.dial(src, dst, guardPort, 200*time.Millisecond)
+				p.attempts.Add(1)
+				var ne net.Error
+				switch {
+				case err == nil:
+					c.Close()
+					p.successes.Add(1)
+				case errors.As(err, &ne) && ne.Timeout():
+					// dropped: refused
+				default:
+					p.errs.Add(1)
+					p.firstErr.CompareAndSwap(nil, err.Error())
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+// waitMore waits until the prober made n more attempts than now.
+func (p *prober) waitMore(t *testing.T, n int64, what string) {
+	t.Helper()
+	want := p.attempts.Load() + n
+	deadline := time.Now().Add(20 * time.Second)
+	for p.attempts.Load() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("prober made %d attempts, not %d, %s", p.attempts.Load(), want, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// halt stops the prober and waits for its attempts under way.
+func (p *prober) halt() {
+	p.once.Do(func() { close(p.stop) })
+	p.wg.Wait()
+}
+
+// TestRestartKeepsGuard: a stranger tries to connect every 50 ms through a
+// restart (SIGQUIT, a gap without a daemon, a new daemon that takes the
+// table over) and never gets through; the opened client stays open. SIGTERM
+// then deletes the table.
+func TestRestartKeepsGuard(t *testing.T) {
+	for _, fam := range []struct {
+		name                     string
+		server, client, stranger netip.Addr
+	}{
+		{"ipv4", netns.ServerIP4, netns.ClientIP4, strangerIP4},
+		{"ipv6", netns.ServerIP6, netns.ClientIP6, strangerIP6},
+	} {
+		t.Run(fam.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			lcAddStranger6(e)
+			d := e.start()
+			open, _ := e.sequences()
+			lcOpen(e, d, fam.client, fam.server, guardPort, open)
+
+			p := startProber(e, fam.stranger, fam.server)
+			defer p.halt()
+			p.waitMore(t, 5, "before the restart")
+			atRestart := p.attempts.Load()
+
+			if code := d.stop(syscall.SIGQUIT); code != 0 {
+				t.Fatalf("exit status after SIGQUIT = %d, want 0", code)
+			}
+			if !strings.Contains(d.stderr.String(), "msg=\"restarting: ") {
+				t.Errorf("no restarting logged after SIGQUIT:\n%s", d.stderr)
+			}
+			list := lcList(e, "nfqknock")
+			if !strings.Contains(list, fam.client.String()+" timeout 1h") {
+				t.Errorf("table after SIGQUIT lacks the opened client:\n%s", list)
+			}
+			// The gap: no daemon runs.
+			p.waitMore(t, 5, "with no daemon")
+			if !e.reachable(fam.client, fam.server, guardPort) {
+				t.Errorf("opened client refused with no daemon running")
+			}
+			inGap := p.attempts.Load() - atRestart
+
+			d = e.start()
+			for _, want := range []string{"took_over=true", "opened_kept=1"} {
+				if !strings.Contains(d.stderr.String(), want) {
+					t.Errorf("start line of the new daemon lacks %s:\n%s", want, d.stderr)
+				}
+			}
+			if !e.reachable(fam.client, fam.server, guardPort) {
+				t.Errorf("opened client lost its access over the restart")
+			}
+			p.waitMore(t, 5, "after the new daemon started")
+			p.halt()
+			t.Logf("prober %s -> [%s]:%d: %d attempts (%d from SIGQUIT to the new daemon's start), %d succeeded, %d other errors",
+				fam.stranger, fam.server, guardPort, p.attempts.Load(), inGap, p.successes.Load(), p.errs.Load())
+			if n := p.successes.Load(); n != 0 {
+				t.Errorf("the stranger connected %d times of %d through the restart", n, p.attempts.Load())
+			}
+			if n := p.errs.Load(); n != 0 {
+				t.Errorf("%d probe attempts failed otherwise than by a drop, first: %v", n, p.firstErr.Load())
+			}
+
+			if code := d.stop(syscall.SIGTERM); code != 0 {
+				t.Errorf("exit status after SIGTERM = %d, want 0", code)
+			}
+			lcGone(e, "nfqknock")
+		})
+	}
+}
+
+// TestReloadSecretsE2E: SIGHUP re-reads --secret-file: the old sequence no
+// longer opens, the new one does, a source opened before stays open; a
+// broken file is refused and the secrets in force stay. (TestReloadSecrets
+// is the unit test of reloadSecrets, in secrets_test.go.)
+func TestReloadSecretsE2E(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	lcAddStranger6(e)
+	const (
+		oldOpen, oldClose = "reload old open secret", "reload old close secret"
+		newOpen, newClose = "reload new open secret", "reload new close secret"
+		brokenOpen        = "reload broken open secret"
+	)
+	dir := t.TempDir()
+	file := testutil.WriteFile(t, dir, "secrets", fmt.Sprintf("# test\nopen=%s\nclose=%s\n", oldOpen, oldClose), 0o600)
+	d := lcStart(e, "--range", "1-65535", "--guard", strconv.Itoa(guardPort), "--secret-file", file)
+	if !strings.Contains(d.stderr.String(), "--secret-file") {
+		t.Errorf("start line does not say the secrets come from --secret-file:\n%s", d.stderr)
+	}
+	oldOpenSeq, oldCloseSeq := lcSequences(e, oldOpen, oldClose)
+	newOpenSeq, newCloseSeq := lcSequences(e, newOpen, newClose)
+
+	// The old secrets work: open and close the IPv4 client.
+	lcOpen(e, d, netns.ClientIP4, netns.ServerIP4, guardPort, oldOpenSeq)
+	e.knock(netns.ClientIP4, netns.ServerIP4, oldCloseSeq)
+	if !d.waitLog("msg=close source="+netns.ClientIP4.String(), 3*time.Second) {
+		t.Fatalf("no close logged after the old close sequence")
+	}
+	if e.reachable(netns.ClientIP4, netns.ServerIP4, guardPort) {
+		t.Fatalf("guarded port answered after the old close sequence")
+	}
+	// The IPv6 client is opened before the reload and must stay open.
+	lcOpen(e, d, netns.ClientIP6, netns.ServerIP6, guardPort, oldOpenSeq)
+
+	testutil.WriteFile(t, dir, "secrets", fmt.Sprintf("open=%s\nclose=%s\n", newOpen, newClose), 0o600)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	if !d.waitLog("msg=reloaded", 5*time.Second) {
+		t.Fatalf("no reloaded logged after SIGHUP")
+	}
+	// The old sequence from the stranger, then the new one from the client:
+	// the queue is read in order, so once the client's open is logged the
+	// stranger's knocks were seen.
+	e.knock(strangerIP4, netns.ServerIP4, oldOpenSeq)
+	e.knock(netns.ClientIP4, netns.ServerIP4, newOpenSeq)
+	if !lcCount(d, "msg=open source="+netns.ClientIP4.String()+" ", 2, 3*time.Second) {
+		t.Fatalf("the new open sequence did not open after the reload")
+	}
+	if !e.reachable(netns.ClientIP4, netns.ServerIP4, guardPort) {
+		t.Errorf("guarded port dropped the client after the new open sequence")
+	}
+	if strings.Contains(d.stderr.String(), "msg=open source="+strangerIP4.String()) || e.reachable(strangerIP4, netns.ServerIP4, guardPort) {
+		t.Errorf("the old open sequence still opened after the reload")
+	}
+	if !e.reachable(netns.ClientIP6, netns.ServerIP6, guardPort) {
+		t.Errorf("a source opened before the reload lost its access")
+	}
+
+	// Broken files: one secret only, then both but mode 0644.
+	for i, broken := range []struct {
+		what, content string
+		mode          os.FileMode
+	}{
+		{"only an open= line", "open=" + brokenOpen + "\n", 0o600},
+		{"mode 0644", fmt.Sprintf("open=%s\nclose=%s\n", brokenOpen, oldClose), 0o644},
+	} {
+		testutil.WriteFile(t, dir, "secrets", broken.content, broken.mode)
+		d.cmd.Process.Signal(syscall.SIGHUP)
+		if !lcCount(d, `msg="reload refused: the secrets in force stay"`, i+1, 5*time.Second) {
+			t.Fatalf("%s: no reload refused logged after SIGHUP:\n%s", broken.what, d.stderr)
+		}
+		if n := strings.Count(d.stderr.String(), "msg=reloaded"); n != 1 {
+			t.Errorf("%s: reloaded logged %d times, want once", broken.what, n)
+		}
+	}
+	// The secrets in force are still the new ones: the new open sequence
+	// opens the IPv6 stranger, the new close sequence closes the client.
+	lcOpen(e, d, strangerIP6, netns.ServerIP6, guardPort, newOpenSeq)
+	e.knock(netns.ClientIP4, netns.ServerIP4, newCloseSeq)
+	if !lcCount(d, "msg=close source="+netns.ClientIP4.String(), 2, 3*time.Second) {
+		t.Fatalf("the new close sequence did not close after the refused reloads")
+	}
+	if e.reachable(netns.ClientIP4, netns.ServerIP4, guardPort) {
+		t.Errorf("guarded port answered after the new close sequence")
+	}
+	if !e.reachable(netns.ClientIP6, netns.ServerIP6, guardPort) {
+		t.Errorf("a source opened before the reloads lost its access")
+	}
+	log := d.stderr.String()
+	for _, s := range []string{oldOpen, oldClose, newOpen, newClose, brokenOpen} {
+		if strings.Contains(log, s) {
+			t.Errorf("the log shows a secret (%q)", s)
+		}
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status after SIGTERM = %d, want 0", code)
+	}
+	lcGone(e, "nfqknock")
+}
+
+// TestLoopbackAndAllow: connects over loopback, from inside the server
+// namespace to its own address, are never guarded; --allow sources reach
+// the guarded port without a knock, the others do not, and nft list shows
+// the ranges in static4 and static6.
+func TestLoopbackAndAllow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	lcAddStranger6(e)
+
+	d := e.start()
+	for _, fam := range families {
+		if e.reachable(fam.client, fam.server, guardPort) {
+			t.Errorf("%s: guarded port answered the client before any knock", fam.name)
+		}
+		var c net.Conn
+		err := netns.Do(e.pair.Server, func() (err error) {
+			c, err = (&net.Dialer{Timeout: dropTimeout}).Dial("tcp", netip.AddrPortFrom(fam.server, guardPort).String())
+			return err
+		})
+		if err != nil {
+			t.Errorf("%s: connect to the server's own [%s]:%d from inside it: %v", fam.name, fam.server, guardPort, err)
+			continue
+		}
+		echo(t, c, "over loopback")
+		c.Close()
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status after SIGTERM = %d, want 0", code)
+	}
+
+	d = e.start("--allow", strangerIP4.String()+"/32,"+strangerIP6.String()+"/128")
+	for _, fam := range []struct {
+		name                     string
+		server, client, stranger netip.Addr
+		set                      string
+	}{
+		{"ipv4", netns.ServerIP4, netns.ClientIP4, strangerIP4, "static4"},
+		{"ipv6", netns.ServerIP6, netns.ClientIP6, strangerIP6, "static6"},
+	} {
+		if !e.reachable(fam.stranger, fam.server, guardPort) {
+			t.Errorf("%s: --allow source %s refused", fam.name, fam.stranger)
+		}
+		if e.reachable(fam.client, fam.server, guardPort) {
+			t.Errorf("%s: %s, not in --allow, reached the guarded port without a knock", fam.name, fam.client)
+		}
+		set, err := e.nft("list", "set", "inet", "nfqknock", fam.set)
+		if err != nil {
+			t.Fatalf("nft list set %s: %v: %s", fam.set, err, set)
+		}
+		if !strings.Contains(set, "flags interval") || !strings.Contains(set, "elements = { "+fam.stranger.String()+" }") {
+			t.Errorf("set %s does not hold %s alone:\n%s", fam.set, fam.stranger, set)
+		}
+	}
+	t.Logf("nft list table inet nfqknock:\n%s", lcList(e, "nfqknock"))
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status after SIGTERM = %d, want 0", code)
+	}
+	lcGone(e, "nfqknock")
+}
