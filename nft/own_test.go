@@ -3,6 +3,8 @@ package nft
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -184,3 +186,42 @@ var expiryRE = regexp.MustCompile(`timeout [0-9hms]+ expires [0-9hms]+`)
 
 // normalizeExpiry hides the timeouts and expiries of a listing.
 func normalizeExpiry(s string) string { return expiryRE.ReplaceAllString(s, "timeout X expires X") }
+
+// TestCompatRenderings: nft prints the xtables NFQUEUE target of the knock
+// rule as `queue num 100 bypass` where iptables' libxtables has the NFQUEUE
+// extension, and prints nothing for it where it has not (XTABLES_LIBDIR
+// pointing at an empty directory stands for a host without iptables). The
+// rule's comment says what it does either way.
+func TestCompatRenderings(t *testing.T) {
+	e := newEnv(t)
+	res, err := e.c.Apply(goldenSpec)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if res.Queue != Compat {
+		t.Skip("the kernel has the native queue: no compat target to render")
+	}
+	list := func(env ...string) string {
+		cmd := netns.Command(e.pair.Server, "nft", "list", "chain", "inet", DefaultTable, ChainKnock)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("nft list chain: %v", err)
+		}
+		return string(out)
+	}
+	const note = `comment "nfqknockd knock: queue num 100 bypass (xt NFQUEUE)"`
+	without := list("XTABLES_LIBDIR=" + t.TempDir())
+	if !regexp.MustCompile(`fib daddr type local counter packets \d+ bytes \d+  ` + regexp.QuoteMeta(note)).MatchString(without) {
+		t.Errorf("without libxtables' NFQUEUE, want no statement before the comment:\n%s", without)
+	}
+	ext, _ := filepath.Glob("/usr/lib/*/xtables/libxt_NFQUEUE.so")
+	if len(ext) == 0 {
+		t.Logf("iptables' NFQUEUE extension is not installed: only the rendering without it was checked")
+		return
+	}
+	with := list()
+	if !regexp.MustCompile(`counter packets \d+ bytes \d+ queue num 100 bypass ` + regexp.QuoteMeta(note)).MatchString(with) {
+		t.Errorf("with libxtables' NFQUEUE (%s), want `queue num 100 bypass`:\n%s", ext[0], with)
+	}
+}
