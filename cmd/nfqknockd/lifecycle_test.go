@@ -184,14 +184,22 @@ func lcOpen(e *env, d *daemon, src, dst netip.Addr, port int, seq []uint16) {
 }
 
 // lcOneLine checks that the failed daemon d exited 1 with exactly the line
-// want on stderr.
+// want on stderr, and nothing else.
 func lcOneLine(t *testing.T, d *daemon, want string) {
 	t.Helper()
 	if code := d.wait(10 * time.Second); code != 1 {
 		t.Errorf("exit status = %d, want 1", code)
 	}
-	if got := d.stderr.String(); got != want+"\n" {
-		t.Errorf("stderr = %q, want the one line %q", got, want)
+	got := d.stderr.String()
+	if !strings.HasSuffix(got, "\n") {
+		t.Errorf("stderr does not end in a newline: %q", got)
+	}
+	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+	if last := lines[len(lines)-1]; last != want {
+		t.Errorf("error line = %q, want %q", last, want)
+	}
+	if len(lines) > 1 {
+		t.Errorf("stderr has %d lines before the error line, want none (one line in all):\n%s", len(lines)-1, strings.Join(lines[:len(lines)-1], "\n"))
 	}
 }
 
@@ -497,12 +505,12 @@ func TestRestartKeepsGuard(t *testing.T) {
 
 			p := startProber(e, fam.stranger, fam.server)
 			defer p.halt()
-			p.waitMore(t, 5, "before the restart")
-			atRestart := p.attempts.Load()
+			p.waitMore(t, 10, "before the restart")
 
 			if code := d.stop(syscall.SIGQUIT); code != 0 {
 				t.Fatalf("exit status after SIGQUIT = %d, want 0", code)
 			}
+			atExit := p.attempts.Load()
 			if !strings.Contains(d.stderr.String(), "msg=\"restarting: ") {
 				t.Errorf("no restarting logged after SIGQUIT:\n%s", d.stderr)
 			}
@@ -511,13 +519,13 @@ func TestRestartKeepsGuard(t *testing.T) {
 				t.Errorf("table after SIGQUIT lacks the opened client:\n%s", list)
 			}
 			// The gap: no daemon runs.
-			p.waitMore(t, 5, "with no daemon")
+			p.waitMore(t, 10, "with no daemon")
 			if !e.reachable(fam.client, fam.server, guardPort) {
 				t.Errorf("opened client refused with no daemon running")
 			}
-			inGap := p.attempts.Load() - atRestart
 
 			d = e.start()
+			inGap := p.attempts.Load() - atExit
 			for _, want := range []string{"took_over=true", "opened_kept=1"} {
 				if !strings.Contains(d.stderr.String(), want) {
 					t.Errorf("start line of the new daemon lacks %s:\n%s", want, d.stderr)
@@ -526,9 +534,9 @@ func TestRestartKeepsGuard(t *testing.T) {
 			if !e.reachable(fam.client, fam.server, guardPort) {
 				t.Errorf("opened client lost its access over the restart")
 			}
-			p.waitMore(t, 5, "after the new daemon started")
+			p.waitMore(t, 10, "after the new daemon started")
 			p.halt()
-			t.Logf("prober %s -> [%s]:%d: %d attempts (%d from SIGQUIT to the new daemon's start), %d succeeded, %d other errors",
+			t.Logf("prober %s -> [%s]:%d: %d attempts (%d between the first daemon's exit and the second's start), %d succeeded, %d other errors",
 				fam.stranger, fam.server, guardPort, p.attempts.Load(), inGap, p.successes.Load(), p.errs.Load())
 			if n := p.successes.Load(); n != 0 {
 				t.Errorf("the stranger connected %d times of %d through the restart", n, p.attempts.Load())
