@@ -27,13 +27,13 @@ import (
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
-// strangerIP6 is a second IPv6 address of the client (lcAddStranger6).
-var strangerIP6 = netip.MustParseAddr("fd00:200::3")
+// lcStranger6 is a second IPv6 address of the client (lcAddStranger6).
+var lcStranger6 = netip.MustParseAddr("fd00:200::3")
 
-// lcAddStranger6 adds strangerIP6 to the client's veth0.
+// lcAddStranger6 adds lcStranger6 to the client's veth0.
 func lcAddStranger6(e *env) {
 	e.t.Helper()
-	if out, err := exec.Command("ip", "-n", e.pair.Client, "addr", "add", strangerIP6.String()+"/64", "dev", "veth0", "nodad").CombinedOutput(); err != nil {
+	if out, err := exec.Command("ip", "-n", e.pair.Client, "addr", "add", lcStranger6.String()+"/64", "dev", "veth0", "nodad").CombinedOutput(); err != nil {
 		e.t.Fatalf("add IPv6 stranger address: %v: %s", err, out)
 	}
 }
@@ -160,14 +160,14 @@ func lcGone(e *env, name string) {
 }
 
 var (
-	counterRE = regexp.MustCompile(`counter packets \d+ bytes \d+`)
-	expiresRE = regexp.MustCompile(` expires [0-9dhms.]+`)
+	lcCounterRE = regexp.MustCompile(`counter packets \d+ bytes \d+`)
+	lcExpiresRE = regexp.MustCompile(` expires [0-9dhms.]+`)
 )
 
 // lcStable returns an nft listing without what traffic and time change:
 // the counters' values and the elements' remaining lives.
 func lcStable(list string) string {
-	return expiresRE.ReplaceAllString(counterRE.ReplaceAllString(list, "counter"), "")
+	return lcExpiresRE.ReplaceAllString(lcCounterRE.ReplaceAllString(list, "counter"), "")
 }
 
 // lcOpen knocks the open sequence from src and waits until the guarded
@@ -309,7 +309,7 @@ func TestCustomTable(t *testing.T) {
 			server, client, stranger netip.Addr
 		}{
 			{"ipv4", netns.ServerIP4, netns.ClientIP4, strangerIP4},
-			{"ipv6", netns.ServerIP6, netns.ClientIP6, strangerIP6},
+			{"ipv6", netns.ServerIP6, netns.ClientIP6, lcStranger6},
 		} {
 			for _, port := range []int{guardPort, portB} {
 				for _, src := range []netip.Addr{fam.client, fam.stranger} {
@@ -367,9 +367,9 @@ func TestCustomTable(t *testing.T) {
 	})
 }
 
-// hostFilter is a host's own table, loaded with nft -f: it has no
+// lcHostFilter is a host's own table, loaded with nft -f: it has no
 // counter, so listing it twice gives the same bytes.
-const hostFilter = `table inet filter {
+const lcHostFilter = `table inet filter {
 	set admins {
 		type ipv4_addr
 		elements = { 192.0.2.7 }
@@ -389,7 +389,7 @@ func TestHostTableNotOurs(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	load := netns.Command(e.pair.Server, "nft", "-f", "-")
-	load.Stdin = strings.NewReader(hostFilter)
+	load.Stdin = strings.NewReader(lcHostFilter)
 	if out, err := load.CombinedOutput(); err != nil {
 		t.Fatalf("nft -f: %v: %s", err, out)
 	}
@@ -419,9 +419,9 @@ func TestHostTableNotOurs(t *testing.T) {
 	}
 }
 
-// prober connects from src to dst:guardPort every 50 ms, each attempt
+// lcProber connects from src to dst:guardPort every 50 ms, each attempt
 // abandoned after 200 ms (a drop), until stopped.
-type prober struct {
+type lcProber struct {
 	attempts, successes, errs atomic.Int64
 	firstErr                  atomic.Value
 	stop                      chan struct{}
@@ -429,8 +429,8 @@ type prober struct {
 	wg                        sync.WaitGroup
 }
 
-func startProber(e *env, src, dst netip.Addr) *prober {
-	p := &prober{stop: make(chan struct{})}
+func lcStartProber(e *env, src, dst netip.Addr) *lcProber {
+	p := &lcProber{stop: make(chan struct{})}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -465,7 +465,7 @@ func startProber(e *env, src, dst netip.Addr) *prober {
 }
 
 // waitMore waits until the prober made n more attempts than now.
-func (p *prober) waitMore(t *testing.T, n int64, what string) {
+func (p *lcProber) waitMore(t *testing.T, n int64, what string) {
 	t.Helper()
 	want := p.attempts.Load() + n
 	deadline := time.Now().Add(20 * time.Second)
@@ -478,7 +478,7 @@ func (p *prober) waitMore(t *testing.T, n int64, what string) {
 }
 
 // halt stops the prober and waits for its attempts under way.
-func (p *prober) halt() {
+func (p *lcProber) halt() {
 	p.once.Do(func() { close(p.stop) })
 	p.wg.Wait()
 }
@@ -493,7 +493,7 @@ func TestRestartKeepsGuard(t *testing.T) {
 		server, client, stranger netip.Addr
 	}{
 		{"ipv4", netns.ServerIP4, netns.ClientIP4, strangerIP4},
-		{"ipv6", netns.ServerIP6, netns.ClientIP6, strangerIP6},
+		{"ipv6", netns.ServerIP6, netns.ClientIP6, lcStranger6},
 	} {
 		t.Run(fam.name, func(t *testing.T) {
 			t.Parallel()
@@ -503,7 +503,7 @@ func TestRestartKeepsGuard(t *testing.T) {
 			open, _ := e.sequences()
 			lcOpen(e, d, fam.client, fam.server, guardPort, open)
 
-			p := startProber(e, fam.stranger, fam.server)
+			p := lcStartProber(e, fam.stranger, fam.server)
 			defer p.halt()
 			p.waitMore(t, 10, "before the restart")
 
@@ -629,7 +629,7 @@ func TestReloadSecretsE2E(t *testing.T) {
 	}
 	// The secrets in force are still the new ones: the new open sequence
 	// opens the IPv6 stranger, the new close sequence closes the client.
-	lcOpen(e, d, strangerIP6, netns.ServerIP6, guardPort, newOpenSeq)
+	lcOpen(e, d, lcStranger6, netns.ServerIP6, guardPort, newOpenSeq)
 	e.knock(netns.ClientIP4, netns.ServerIP4, newCloseSeq)
 	if !lcCount(d, "msg=close source="+netns.ClientIP4.String(), 2, 3*time.Second) {
 		t.Fatalf("the new close sequence did not close after the refused reloads")
@@ -682,14 +682,14 @@ func TestLoopbackAndAllow(t *testing.T) {
 		t.Errorf("exit status after SIGTERM = %d, want 0", code)
 	}
 
-	d = e.start("--allow", strangerIP4.String()+"/32,"+strangerIP6.String()+"/128")
+	d = e.start("--allow", strangerIP4.String()+"/32,"+lcStranger6.String()+"/128")
 	for _, fam := range []struct {
 		name                     string
 		server, client, stranger netip.Addr
 		set                      string
 	}{
 		{"ipv4", netns.ServerIP4, netns.ClientIP4, strangerIP4, "static4"},
-		{"ipv6", netns.ServerIP6, netns.ClientIP6, strangerIP6, "static6"},
+		{"ipv6", netns.ServerIP6, netns.ClientIP6, lcStranger6, "static6"},
 	} {
 		if !e.reachable(fam.stranger, fam.server, guardPort) {
 			t.Errorf("%s: --allow source %s refused", fam.name, fam.stranger)
