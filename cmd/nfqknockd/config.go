@@ -256,7 +256,7 @@ func newFlagSet(c *config) (*pflag.FlagSet, *flagValues) {
 	fs.Var(&tableValue{s: &c.Table}, "table", "`NAME` of the nftables inet table: 1..255 letters, digits, '_', '-' and '.', starting with a letter or '_'")
 	cli.BoolFlag(fs, &c.Foreground, "foreground", "f", "accepted for compatibility: nfqknockd always runs in the foreground")
 	cli.BoolFlag(fs, &c.IPTables, "iptables", "i", "accepted for compatibility: nfqknockd always manages its own nftables table")
-	cli.BoolFlag(fs, &c.Verbose, "verbose", "v", "log every knock")
+	cli.BoolFlag(fs, &c.Verbose, "verbose", "v", "log the source of every knock (never its port: the ports are the sequence)")
 
 	// The numbers live in uint64s while parsing: copy them back.
 	v.copyBack = func() {
@@ -280,7 +280,11 @@ Flags:
 	b.WriteString(fs.FlagUsagesWrapped(0))
 	b.WriteString(`
 Signals:
-  SIGINT, SIGTERM  remove the nftables table and exit
+  SIGINT, SIGTERM  stop: delete the nftables table and exit
+  SIGQUIT          restart: exit 0 and leave the table guarding, with the
+                   opened sources, for the next daemon to take over
+  SIGHUP           reload: re-read the secrets (--secret-file or the
+                   systemd credential); a bad file changes nothing
   SIGUSR1          log the opened sources
   SIGUSR2          log the knocking sources
 

@@ -254,6 +254,8 @@ func badFlagCases() []badFlagCase {
 		{[]string{"--allow", "fd00:8::1/48"}, "--allow fd00:8::1/48: host bits are set after /48: give fd00:8::/48 for the network, or fd00:8::1 for the one address"},
 		{[]string{"--allow", "10.8.0.0/16,,fd00::/8"}, `--allow 10.8.0.0/16,,fd00::/8: "": ` + notPrefix},
 		{[]string{"-p", "22", "--allow", "10.8.0.0/16", "--allow", "10.8.0.0/16,::/0"}, `--allow 10.8.0.0/16,::/0: "::/0": ` + slash0},
+		{[]string{"--allow", "240.0.0.0/4"}, "--allow 240.0.0.0/4: reaches the last address 255.255.255.255, which the kernel's interval set cannot end after; no source sends from there (reserved or multicast)"},
+		{[]string{"--allow", "ff00::/8"}, "--allow ff00::/8: reaches the last address ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff, which the kernel's interval set cannot end after; no source sends from there (reserved or multicast)"},
 		{[]string{"--allow"}, "--allow: needs a value"},
 		// The command line itself.
 		{[]string{"--bogus"}, "--bogus: unknown flag (see --help)"},
