@@ -267,6 +267,16 @@ func (c *Conn) decideFlags(s Spec) error {
 	return nil
 }
 
+// Check reports, without changing anything, whether Apply may program the
+// table name: nil when it is absent or ours, ErrNotOurs (wrapped) when it
+// is someone else's, a *HeldError when another process owns it.
+func (c *Conn) Check(name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.checkOurs(name)
+	return err
+}
+
 // checkOurs reports whether the table name exists, and refuses one that is
 // not ours or that another process owns.
 func (c *Conn) checkOurs(name string) (bool, error) {

@@ -97,16 +97,21 @@ func (d *service) start() error {
 		return fail(1, "--table %s: %v", d.cfg.Table, err)
 	}
 	d.lock = lock
-	if err := d.openQueues(); err != nil {
-		d.release()
-		return err
-	}
 	rules, err := nft.Dial(0)
 	if err != nil {
 		d.release()
 		return err
 	}
 	d.rules = rules
+	// A table that is not ours stops the start here, before any queue.
+	if err := d.tableError(d.rules.Check(d.cfg.Table)); err != nil {
+		d.release()
+		return err
+	}
+	if err := d.openQueues(); err != nil {
+		d.release()
+		return err
+	}
 	d.spec = nft.Spec{
 		Table: d.cfg.Table, Start: d.cfg.Params.Range.Start, End: d.cfg.Params.Range.End, Guard: guard,
 		QueueNum: d.cfg.Queue, QueueTotal: d.cfg.Queues, Allow: d.cfg.Allow, NoOwner: os.Getenv(noOwnerEnv) == "1",
@@ -168,14 +173,8 @@ func (d *service) newShard(q *queue.Queue, tr *knock.Tracker) *shard {
 // and logs how it started.
 func (d *service) program() error {
 	res, err := d.rules.Apply(d.spec)
-	var held *nft.HeldError
-	switch {
-	case errors.Is(err, nft.ErrNotOurs):
-		return fail(1, "--table %s: table inet %s exists and is not nfqknockd's: it is left untouched; give another --table", d.cfg.Table, d.cfg.Table)
-	case errors.As(err, &held):
-		return fail(1, "--table %s: %v", d.cfg.Table, held)
-	case err != nil:
-		return fail(1, "program table inet %s: %v", d.cfg.Table, err)
+	if err := d.tableError(err); err != nil {
+		return err
 	}
 	d.owned = res.Owned
 	for _, s := range d.shards {
@@ -211,6 +210,20 @@ func (d *service) program() error {
 		}
 	}
 	return nil
+}
+
+// tableError turns an error of Check or Apply into the line to print.
+func (d *service) tableError(err error) error {
+	var held *nft.HeldError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, nft.ErrNotOurs):
+		return fail(1, "--table %s: table inet %s exists and is not nfqknockd's: it is left untouched; give another --table", d.cfg.Table, d.cfg.Table)
+	case errors.As(err, &held):
+		return fail(1, "--table %s: %v", d.cfg.Table, held)
+	}
+	return fail(1, "program table inet %s: %v", d.cfg.Table, err)
 }
 
 // release lets go of what start took, leaving the table as it is.

@@ -66,6 +66,15 @@ func (f *fakeRules) txn(op string, fn func(t **fakeTable) error) error {
 	return nil
 }
 
+func (f *fakeRules) Check(string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.notOurs {
+		return nft.ErrNotOurs
+	}
+	return nil
+}
+
 func (f *fakeRules) Apply(s nft.Spec) (nft.Result, error) {
 	var res nft.Result
 	err := f.txn("apply", func(t **fakeTable) error {

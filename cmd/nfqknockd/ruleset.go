@@ -15,6 +15,9 @@ import (
 // ruleset is what the daemon asks of its nftables table: nft.Conn, or a
 // fake in the unit tests.
 type ruleset interface {
+	// Check says whether the table may be programmed: nil, or
+	// nft.ErrNotOurs or *nft.HeldError, changing nothing.
+	Check(table string) error
 	// Apply programs (or takes over) the table in one transaction.
 	Apply(nft.Spec) (nft.Result, error)
 	// Allow opens the guard for a source for ttl (0: until revoked).
