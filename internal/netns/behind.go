@@ -32,9 +32,10 @@ type Behind struct {
 
 // NewBehind makes a namespace joined to pair's server by a second veth link:
 // GatewayIP4/GatewayIP6 on the server end (BehindLink), BehindIP4/BehindIP6
-// on the other, loopback up, default routes of the new namespace via the
-// server, and forwarding turned on in the server namespace (inside it
-// only: the host's sysctls are untouched). The namespace is named as
+// on the other (no duplicate address detection on that link), loopback up,
+// default routes of the new namespace via the server, and forwarding
+// turned on in the server namespace (inside it only: the host's sysctls are
+// untouched). The namespace is named as
 // NewPair names its own ("nfqk-<pid>-<n>-b"), so the leak checks find it;
 // the test's cleanup kills its processes and deletes it.
 func NewBehind(t testing.TB, pair *Pair) *Behind {
@@ -55,6 +56,13 @@ func NewBehind(t testing.TB, pair *Pair) *Behind {
 		{"ip", "-n", b.NS, "addr", "add", BehindIP4.String() + "/24", "dev", "veth0"},
 		{"ip", "-n", pair.Server, "addr", "add", GatewayIP6.String() + "/64", "dev", BehindLink, "nodad"},
 		{"ip", "-n", b.NS, "addr", "add", BehindIP6.String() + "/64", "dev", "veth0", "nodad"},
+		// No duplicate address detection on the new link, for the
+		// link-local addresses too: until a link-local address is out of
+		// DAD, the kernel sends no neighbour solicitation for a packet it
+		// forwards (it solicits from a link-local source then), so the
+		// first connections through the server would wait a second or two.
+		{"ip", "netns", "exec", pair.Server, "sysctl", "-q", "-w", "net.ipv6.conf." + BehindLink + ".accept_dad=0"},
+		{"ip", "netns", "exec", b.NS, "sysctl", "-q", "-w", "net.ipv6.conf.veth0.accept_dad=0"},
 		{"ip", "-n", pair.Server, "link", "set", BehindLink, "up"},
 		{"ip", "-n", b.NS, "link", "set", "veth0", "up"},
 		{"ip", "-n", b.NS, "route", "add", "default", "via", GatewayIP4.String()},

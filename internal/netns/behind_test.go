@@ -24,6 +24,15 @@ func TestBehind(t *testing.T) {
 		if !strings.HasPrefix(b.NS, prefix) || !strings.HasSuffix(b.NS, "-b") {
 			t.Errorf("namespace name %q: want %s<pid>-<n>-b", b.NS, prefix)
 		}
+		// No address of the link is in duplicate address detection
+		// (tentative), link-local ones included: the server solicits its
+		// neighbour at once for the packets it forwards.
+		for _, end := range [][2]string{{p.Server, BehindLink}, {b.NS, "veth0"}} {
+			out, err := exec.Command("ip", "-n", end[0], "-6", "addr", "show", "dev", end[1], "tentative").CombinedOutput()
+			if err != nil || strings.TrimSpace(string(out)) != "" {
+				t.Errorf("tentative addresses on %s in %s: %v %s", end[1], end[0], err, out)
+			}
+		}
 		if got := sysctls(t, p.Server); got != "1 1" {
 			t.Errorf("forwarding in the server namespace (ipv4, ipv6) = %s, want 1 1", got)
 		}
@@ -58,8 +67,9 @@ func TestBehind(t *testing.T) {
 				ns         string
 				src4, src6 netip.Addr
 			}{
-				{p.Server, GatewayIP4, GatewayIP6},
+				// The client first: its connection is forwarded.
 				{p.Client, ClientIP4, ClientIP6},
+				{p.Server, GatewayIP4, GatewayIP6},
 			} {
 				want := from.src4
 				if dst.Is6() {
