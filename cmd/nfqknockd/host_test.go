@@ -1,0 +1,602 @@
+package main
+
+// Tests of the daemon on a host that others share: other programs that
+// change the ruleset (an admin's nft, nftables.service's reload), SYNs split
+// into IP fragments, and ports published by DNAT (as Docker publishes a
+// container's port, or a router forwards one). Real kernel, real TCP, in
+// the e2e harness's namespaces (e2e_test.go); they need root.
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nfqknockd/nfqknockd/internal/fragsyn"
+	"github.com/nfqknockd/nfqknockd/internal/netns"
+)
+
+// stranger6 is the IPv6 twin of strangerIP4: a client address that never
+// knocks (addStranger6 adds it).
+var stranger6 = netip.MustParseAddr("fd00:200::3")
+
+// publishedPort is the server's port that DNAT publishes to port 22 of the
+// namespace behind the server (see publish).
+const publishedPort = 2223
+
+// stranger returns the address of the client that never knocks in the
+// family of server.
+func stranger(server netip.Addr) netip.Addr {
+	if server.Is4() {
+		return strangerIP4
+	}
+	return stranger6
+}
+
+// addStranger6 adds stranger6 to the client's link (no duplicate address
+// detection, so it can be used at once).
+func (e *env) addStranger6() {
+	e.t.Helper()
+	if out, err := exec.Command("ip", "-n", e.pair.Client, "addr", "add", stranger6.String()+"/64", "dev", "veth0", "nodad").CombinedOutput(); err != nil {
+		e.t.Fatalf("add stranger IPv6 address: %v: %s", err, out)
+	}
+}
+
+// isTimeout reports whether err is a connect that got no answer.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// attempt is how long one connect attempt of a poll waits for an answer.
+// Answers come in well under a millisecond in the namespaces: a connect
+// with no answer in this time was dropped.
+const attempt = 200 * time.Millisecond
+
+// droppedBy polls until a connect from src to dst:port gets no answer, with
+// attempts of attempt each, until deadline. It returns whether one was
+// dropped before the deadline, and how many connected before (answered by
+// a port the guard did not hold).
+func (e *env) droppedBy(src, dst netip.Addr, port int, deadline time.Time) (dropped bool, answered int) {
+	e.t.Helper()
+	for {
+		c, err := e.dial(src, dst, port, attempt)
+		switch {
+		case err == nil:
+			c.Close()
+			answered++
+		case isTimeout(err):
+			return true, answered
+		default:
+			e.t.Fatalf("connect %s -> [%s]:%d: unexpected error %v", src, dst, port, err)
+		}
+		if time.Now().After(deadline) {
+			return false, answered
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// connectsBy polls until a connect from src to dst:port succeeds, with
+// attempts of attempt each, until deadline.
+func (e *env) connectsBy(src, dst netip.Addr, port int, deadline time.Time) bool {
+	e.t.Helper()
+	for {
+		c, err := e.dial(src, dst, port, attempt)
+		if err == nil {
+			c.Close()
+			return true
+		}
+		if !isTimeout(err) {
+			e.t.Fatalf("connect %s -> [%s]:%d: unexpected error %v", src, dst, port, err)
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+// listTable returns `nft list table inet nfqknock` in the server namespace.
+func (e *env) listTable() (string, error) {
+	return e.nft("list", "table", "inet", "nfqknock")
+}
+
+// hostChanges are what an admin or another program does to the ruleset:
+// nftables.service's reload (flush ruleset), a delete, a flush.
+var hostChanges = [][]string{
+	{"flush", "ruleset"},
+	{"delete", "table", "inet", "nfqknock"},
+	{"flush", "table", "inet", "nfqknock"},
+}
+
+// vanishedRE finds the vanished attribute of the daemon's repair warning.
+var vanishedRE = regexp.MustCompile(`msg="table changed by another program and put back".* vanished=("(?:[^"\\]|\\.)*"|\S+)`)
+
+// TestOutsideChanges: while the daemon runs and two clients (IPv4, IPv6)
+// have knocked open, another program runs `nft flush ruleset`, `nft delete
+// table inet nfqknock` or `nft flush table inet nfqknock` in the server
+// namespace. Within a second, clients that never knocked are dropped on the
+// guarded port, and the opened clients still connect.
+//
+// owner: the table is the daemon's (flags owner, persist): the delete and
+// the flush of the table fail with EPERM, `flush ruleset` succeeds and
+// skips the table; nothing changes, so a stranger is never let in.
+//
+// monitor (NFQKNOCKD_TEST_NO_OWNER=1, as on a kernel without those flags):
+// every change succeeds and the daemon puts the whole table back, opened
+// sources included, and logs a warning naming what vanished. A stranger may
+// get in during the moment between the change and the repair; from a second
+// after the change on it never does, and a new knock opens again.
+func TestOutsideChanges(t *testing.T) {
+	for _, mode := range []string{"owner", "monitor"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			for _, change := range hostChanges {
+				t.Run(strings.Join(change, "_"), func(t *testing.T) {
+					t.Parallel()
+					outsideChange(t, mode == "monitor", change)
+				})
+			}
+		})
+	}
+}
+
+// outsideChange runs one case of TestOutsideChanges.
+func outsideChange(t *testing.T, monitor bool, change []string) {
+	e := newEnv(t)
+	e.addStranger6()
+	var d *daemon
+	if monitor {
+		d = e.spawn(append(os.Environ(), noOwnerEnv+"=1"))
+		if !d.waitLog("started", 10*time.Second) {
+			t.Fatalf("daemon did not start; stderr:\n%s", d.stderr)
+		}
+	} else {
+		d = e.start()
+	}
+	list, err := e.listTable()
+	if err != nil {
+		t.Fatalf("nft list table: %v: %s", err, list)
+	}
+	if owned := strings.Contains(list, "flags owner"); owned == monitor {
+		t.Fatalf("table flags owner shown: %v, want %v:\n%s", owned, !monitor, list)
+	}
+
+	open, _ := e.sequences()
+	for _, fam := range families {
+		e.knock(fam.client, fam.server, open)
+	}
+	for _, fam := range families {
+		if !e.reachable(fam.client, fam.server, guardPort) {
+			t.Fatalf("%s: not open after the open sequence; stderr:\n%s", fam.name, d.stderr)
+		}
+	}
+
+	cmd := "nft " + strings.Join(change, " ")
+	out, err := e.nft(change...)
+	changed := time.Now()
+	t.Logf("%s: %v %s", cmd, err, strings.TrimSpace(out))
+	switch {
+	case monitor && err != nil:
+		t.Fatalf("%s failed on a table without owner: %v: %s", cmd, err, out)
+	case !monitor && change[1] == "ruleset" && err != nil:
+		t.Errorf("%s failed: %v: %s; want it to succeed and skip the owned table", cmd, err, out)
+	case !monitor && change[1] != "ruleset" && (err == nil || !strings.Contains(out, "Operation not permitted")):
+		t.Errorf("%s on the owned table: %v: %s; want Operation not permitted", cmd, err, out)
+	}
+
+	// Within a second of the change, the guard holds again (owner: it
+	// never stopped) and the opened clients are still open.
+	deadline := changed.Add(time.Second)
+	for _, fam := range families {
+		s := stranger(fam.server)
+		dropped, answered := e.droppedBy(s, fam.server, guardPort, deadline)
+		if !dropped {
+			t.Errorf("%s: %s still connects to the guarded port %v after %s (%d connects)", fam.name, s, time.Since(changed).Round(time.Millisecond), cmd, answered)
+		} else if answered > 0 {
+			if !monitor {
+				t.Errorf("%s: %s, which never knocked, connected %d times to the guarded port after %s", fam.name, s, answered, cmd)
+			} else {
+				t.Logf("%s: %s connected %d times before the repair (dropped %v after the change)", fam.name, s, answered, time.Since(changed).Round(time.Millisecond))
+			}
+		}
+		if !e.connectsBy(fam.client, fam.server, guardPort, deadline) {
+			t.Errorf("%s: opened client %s lost its access after %s", fam.name, fam.client, cmd)
+		}
+	}
+	// And for good: a full connect attempt of the harness.
+	for _, fam := range families {
+		if s := stranger(fam.server); e.reachable(s, fam.server, guardPort) {
+			t.Errorf("%s: %s, which never knocked, connects to the guarded port after %s", fam.name, s, cmd)
+		}
+		if !e.reachable(fam.client, fam.server, guardPort) {
+			t.Errorf("%s: opened client %s cannot connect after %s", fam.name, fam.client, cmd)
+		}
+	}
+
+	list, err = e.listTable()
+	if err != nil {
+		t.Fatalf("after %s: nft list table: %v: %s", cmd, err, list)
+	}
+	wants := []string{"chain knock", "chain guard", "chain guarded", knockComment, "jump guarded", "drop",
+		netns.ClientIP4.String() + " timeout", netns.ClientIP6.String() + " timeout"}
+	if !monitor {
+		wants = append(wants, "flags owner")
+	}
+	for _, want := range wants {
+		if !strings.Contains(list, want) {
+			t.Errorf("after %s the table lacks %q:\n%s", cmd, want, list)
+		}
+	}
+	if !monitor {
+		if strings.Contains(d.stderr.String(), "put back") {
+			t.Errorf("owned table: the daemon logged a repair:\n%s", d.stderr)
+		}
+		return
+	}
+
+	const warning = `msg="table changed by another program and put back"`
+	if !d.waitLog(warning, 2*time.Second) {
+		t.Fatalf("no repair warning logged after %s; stderr:\n%s", cmd, d.stderr)
+	}
+	if strings.Contains(d.stderr.String(), "could not be put back") {
+		t.Errorf("a repair failed:\n%s", d.stderr)
+	}
+	m := vanishedRE.FindStringSubmatch(d.stderr.String())
+	if m == nil {
+		t.Fatalf("the repair warning names nothing vanished:\n%s", d.stderr)
+	}
+	vanished, err := strconv.Unquote(m[1])
+	if err != nil {
+		vanished = m[1]
+	}
+	t.Logf("%s: the daemon logged vanished=%q", cmd, vanished)
+	want := "table"
+	if change[0] == "flush" && change[1] == "table" {
+		want = "rules of chain"
+	}
+	if !strings.Contains(vanished, want) {
+		t.Errorf("after %s the repair warning says vanished=%q, want it to name %q", cmd, vanished, want)
+	}
+
+	// The knock rule is back: a new knock opens.
+	for _, fam := range families {
+		s := stranger(fam.server)
+		e.knock(s, fam.server, open)
+		if !e.reachable(s, fam.server, guardPort) {
+			t.Errorf("%s: a knock from %s after the repair did not open; stderr:\n%s", fam.name, s, d.stderr)
+		}
+	}
+}
+
+// knockComment is how the knock rule shows in `nft list`.
+const knockComment = `comment "nfqknockd knock`
+
+// probeWait is how long a fragsyn probe waits for an answer. Answers come in
+// well under a millisecond; only probes that get nothing wait this long.
+const probeWait = 1500 * time.Millisecond
+
+// probePort gives each probe a source port of its own.
+var probePort atomic.Uint32
+
+// probe sends pr from a fresh source port, whole (first 0) or as two
+// fragments with first bytes of TCP in the first, and returns the answer.
+func probe(t *testing.T, pr fragsyn.Probe, first int) fragsyn.Reply {
+	t.Helper()
+	pr.SrcPort = uint16(40000 + probePort.Add(1)%20000)
+	pr.FirstTCPBytes = first
+	var r fragsyn.Reply
+	var err error
+	how := "whole"
+	if first == 0 {
+		r, err = pr.Whole(probeWait)
+	} else {
+		how = strconv.Itoa(first) + " TCP bytes in the first fragment"
+		r, err = pr.Fragmented(probeWait)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s -> [%s]:%d, SYN %s: %v", pr.Src, pr.Dst, pr.DstPort, how, r)
+	return r
+}
+
+// guardedDrops returns the packets counted by the drop rule of the chain
+// guarded.
+func (e *env) guardedDrops() int {
+	e.t.Helper()
+	out, err := e.nft("list", "chain", "inet", "nfqknock", "guarded")
+	if err != nil {
+		e.t.Fatalf("nft list chain guarded: %v: %s", err, out)
+	}
+	m := regexp.MustCompile(`counter packets (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		e.t.Fatalf("no counter in the chain guarded:\n%s", out)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// TestFragmentedSYN: a SYN split into two IP fragments, the first holding
+// only 8 (or 16) bytes of TCP, from a source that never knocked, gets no
+// SYN-ACK from a guarded port, local or published by DNAT; the same SYNs to
+// an unguarded port, or from an opened source, get one (so the probe would
+// see a SYN-ACK if the guard let it by).
+func TestFragmentedSYN(t *testing.T) {
+	t.Run("local", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		e.addStranger6()
+		e.start()
+		// The server namespace has no table but the daemon's: no
+		// conntrack, so no defragmentation at prerouting. The guard sees
+		// the fragments one by one, before the kernel reassembles them
+		// for local delivery (DESIGN.md, "The kernel ruleset"): it must
+		// drop the IPv4 first fragment, whose 8 TCP bytes have the ports
+		// but no flags.
+		if out, err := e.nft("list", "tables"); err != nil || strings.TrimSpace(out) != "table inet nfqknock" {
+			t.Fatalf("the server namespace's tables: %v %q; want the daemon's alone", err, out)
+		}
+		for _, fam := range families {
+			pr := fragsyn.Probe{NS: e.pair.Client, Src: stranger(fam.server), Dst: fam.server, DstPort: freePort}
+			// Controls: the unguarded port answers every form of SYN
+			// that reaches it. On IPv6 the kernel itself drops a first
+			// fragment without the whole TCP header (RFC 7112), so only
+			// the split at 24 bytes reaches it.
+			splits := []int{0, 8, 16}
+			if fam.server.Is6() {
+				splits = []int{0, 24}
+			}
+			for _, first := range splits {
+				if r := probe(t, pr, first); r.Kind != fragsyn.SynAck {
+					t.Errorf("%s: unguarded port %d, first TCP bytes %d (0: whole): %v, want a SYN-ACK", fam.name, freePort, first, r)
+				}
+			}
+			before := e.guardedDrops()
+			pr.DstPort = guardPort
+			splits = []int{0, 8, 16}
+			if fam.server.Is6() {
+				splits = []int{0, 8, 16, 24}
+			}
+			for _, first := range splits {
+				if r := probe(t, pr, first); r.Kind == fragsyn.SynAck {
+					t.Errorf("%s: guarded port %d, first TCP bytes %d (0: whole): a SYN-ACK to a source that never knocked", fam.name, guardPort, first)
+				}
+			}
+			// The guard itself dropped three of them: on IPv4 the whole
+			// SYN and both first fragments (the second fragments, without
+			// a TCP header, pass and wait for reassembly in vain); on
+			// IPv6 the whole SYN and the first fragments of 16 and 24
+			// bytes, which carry the flags (the kernel drops the one of 8
+			// bytes after prerouting, answering ICMPv6 parameter problem).
+			drops := e.guardedDrops() - before
+			t.Logf("%s: the guard dropped %d packets", fam.name, drops)
+			if drops < 3 {
+				t.Errorf("%s: the guard dropped %d packets of the probes to port %d, want 3", fam.name, drops, guardPort)
+			}
+		}
+	})
+
+	t.Run("published", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		e.addStranger6()
+		e.publish()
+		d := e.start("--guard", strconv.Itoa(publishedPort))
+		// The nat table brings conntrack, whose defragmentation
+		// reassembles at prerouting before the guard: the guard sees the
+		// whole SYN.
+		open, _ := e.sequences()
+		for _, fam := range families {
+			pr := fragsyn.Probe{NS: e.pair.Client, Src: stranger(fam.server), Dst: fam.server, DstPort: publishedPort}
+			for _, first := range []int{0, 8, 16, 24} {
+				if r := probe(t, pr, first); r.Kind == fragsyn.SynAck {
+					t.Errorf("%s: published port %d, first TCP bytes %d (0: whole): a SYN-ACK to a source that never knocked", fam.name, publishedPort, first)
+				}
+			}
+			// Control: once the client has knocked, the same probes
+			// from it reach the listener behind the server.
+			e.knock(fam.client, fam.server, open)
+			if !e.reachable(fam.client, fam.server, publishedPort) {
+				t.Fatalf("%s: published port not open after the open sequence; stderr:\n%s", fam.name, d.stderr)
+			}
+			pr.Src = fam.client
+			splits := []int{0, 8, 16}
+			if fam.server.Is6() {
+				splits = []int{0, 24}
+			}
+			for _, first := range splits {
+				if r := probe(t, pr, first); r.Kind != fragsyn.SynAck {
+					t.Errorf("%s: opened client to the published port %d, first TCP bytes %d (0: whole): %v, want a SYN-ACK", fam.name, publishedPort, first, r)
+				}
+			}
+		}
+	})
+}
+
+// behindServer is an echo server on port 22 of the namespace behind the
+// server (IPv4 and IPv6), which records who connected.
+type behindServer struct {
+	mu    sync.Mutex
+	peers map[netip.Addr]int
+}
+
+// accepted returns how many connections from src the server accepted.
+func (b *behindServer) accepted(src netip.Addr) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.peers[src]
+}
+
+// acceptedBy waits until the server accepted more than n connections from
+// src, until deadline.
+func (b *behindServer) acceptedBy(src netip.Addr, n int, deadline time.Time) bool {
+	for b.accepted(src) <= n {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+// publish makes a namespace behind the server with a behindServer on port
+// 22, and publishes it as Docker does: a nat table in the server namespace
+// whose prerouting chain DNATs publishedPort of the server to port 22
+// behind (ip and ip6).
+func (e *env) publish() *behindServer {
+	e.t.Helper()
+	b := netns.NewBehind(e.t, e.pair)
+	srv := &behindServer{peers: map[netip.Addr]int{}}
+	for _, a := range []netip.Addr{netns.BehindIP4, netns.BehindIP6} {
+		ap := netip.AddrPortFrom(a, 22).String()
+		var ln net.Listener
+		if err := netns.Do(b.NS, func() (err error) { ln, err = net.Listen("tcp", ap); return }); err != nil {
+			e.t.Fatalf("listen %s behind the server: %v", ap, err)
+		}
+		e.t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				src := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
+				srv.mu.Lock()
+				srv.peers[src]++
+				srv.mu.Unlock()
+				go func() { defer c.Close(); io.Copy(c, c) }()
+			}
+		}()
+	}
+	ruleset := `table ip nat {
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		tcp dport ` + strconv.Itoa(publishedPort) + ` dnat to ` + netns.BehindIP4.String() + `:22
+	}
+}
+table ip6 nat {
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		tcp dport ` + strconv.Itoa(publishedPort) + ` dnat to [` + netns.BehindIP6.String() + `]:22
+	}
+}
+`
+	cmd := netns.Command(e.pair.Server, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(ruleset)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		e.t.Fatalf("nft -f (nat tables): %v: %s", err, out)
+	}
+	return srv
+}
+
+// publishPort adds DNAT rules that publish the server's port to port 22
+// behind it, in both nat tables.
+func (e *env) publishPort(port uint16) {
+	e.t.Helper()
+	for _, r := range [][]string{
+		{"add", "rule", "ip", "nat", "prerouting", "tcp", "dport", strconv.Itoa(int(port)), "dnat", "to", netns.BehindIP4.String() + ":22"},
+		{"add", "rule", "ip6", "nat", "prerouting", "tcp", "dport", strconv.Itoa(int(port)), "dnat", "to", "[" + netns.BehindIP6.String() + "]:22"},
+	} {
+		if out, err := e.nft(r...); err != nil {
+			e.t.Fatalf("nft %s: %v: %s", strings.Join(r, " "), err, out)
+		}
+	}
+}
+
+// TestDNATPublishedPort: a port of the server published by DNAT to a
+// namespace behind it, and guarded by the port the client uses
+// (--guard 2223), is dropped before the knock, reaches the listener behind
+// after the open sequence (an established connection survives the close),
+// and is dropped again after the close sequence. A knock sequence whose
+// ports are themselves published still opens: the knock chain sees its
+// SYNs before DNAT rewrites them.
+func TestDNATPublishedPort(t *testing.T) {
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.addStranger6()
+			srv := e.publish()
+			d := e.start("--guard", strconv.Itoa(publishedPort))
+			open, close := e.sequences()
+
+			if e.reachable(fam.client, fam.server, publishedPort) {
+				t.Fatalf("published port %d answered before any knock", publishedPort)
+			}
+			if n := srv.accepted(fam.client); n != 0 {
+				t.Fatalf("the listener behind accepted %d connections from %s before any knock", n, fam.client)
+			}
+
+			e.knock(fam.client, fam.server, open)
+			if !d.waitLog("msg=open", 2*time.Second) {
+				t.Fatalf("no open logged after the open sequence; stderr:\n%s", d.stderr)
+			}
+			kept, err := e.dial(fam.client, fam.server, publishedPort, dropTimeout)
+			if err != nil {
+				t.Fatalf("published port %d after the open sequence: %v", publishedPort, err)
+			}
+			defer kept.Close()
+			echo(t, kept, "through DNAT")
+			if !srv.acceptedBy(fam.client, 0, time.Now().Add(2*time.Second)) {
+				t.Fatalf("the connection to port %d did not come to the listener behind from %s", publishedPort, fam.client)
+			}
+			if !e.reachable(fam.client, fam.server, guardPort) {
+				t.Errorf("the local guarded port %d is not open after the open sequence", guardPort)
+			}
+
+			e.knock(fam.client, fam.server, close)
+			if !d.waitLog("msg=close", 2*time.Second) {
+				t.Fatalf("no close logged after the close sequence; stderr:\n%s", d.stderr)
+			}
+			if e.reachable(fam.client, fam.server, publishedPort) {
+				t.Fatalf("published port %d answered after the close sequence", publishedPort)
+			}
+			echo(t, kept, "after close")
+
+			// Publish ports of the open sequence too: the first, and one
+			// in the middle (not ports the test uses otherwise).
+			var pub []uint16
+			for _, p := range []uint16{open[0], open[len(open)/2]} {
+				if !slices.Contains([]uint16{guardPort, publishedPort, freePort, 22}, p) && !slices.Contains(pub, p) {
+					pub = append(pub, p)
+				}
+			}
+			if len(pub) == 0 {
+				t.Fatalf("no port of the open sequence %v to publish", open)
+			}
+			for _, p := range pub {
+				e.publishPort(p)
+			}
+			t.Logf("open sequence %v, ports %v published", open, pub)
+			s := stranger(fam.server)
+			if e.reachable(s, fam.server, publishedPort) {
+				t.Fatalf("published port answered %s, which never knocked", s)
+			}
+			e.knock(s, fam.server, open)
+			if !e.reachable(s, fam.server, publishedPort) {
+				t.Errorf("a knock sequence with published ports %v did not open the published port for %s; stderr:\n%s", pub, s, d.stderr)
+			}
+			if !e.reachable(s, fam.server, guardPort) {
+				t.Errorf("a knock sequence with published ports %v did not open the local guarded port for %s", pub, s)
+			}
+			// The knocks to the published ports went through DNAT to the
+			// listener behind (they were published indeed), and the
+			// connect after the open too.
+			if !srv.acceptedBy(s, len(pub), time.Now().Add(2*time.Second)) {
+				n := srv.accepted(s)
+				t.Errorf("the listener behind accepted %d connections from %s, want at least %d (the published knocks and the connect)", n, s, len(pub)+1)
+			}
+		})
+	}
+}
