@@ -146,7 +146,8 @@ func TestPackageContents(t *testing.T) {
 		}
 		files := parseListing(t, string(out), 1)
 		checkListing(t, files, "root/root", "0/0")
-		for _, s := range []string{"/.PKGINFO", "/.post-install", "/.pre-deinstall", "/.post-deinstall"} {
+		// apk runs .post-upgrade, not .post-install, on an upgrade.
+		for _, s := range []string{"/.PKGINFO", "/.post-install", "/.post-upgrade", "/.pre-deinstall", "/.post-deinstall"} {
 			if _, ok := files[s]; !ok {
 				t.Errorf("%s missing from the apk", s)
 			}

@@ -392,53 +392,18 @@ func testInstalledDaemon(t *testing.T, setpriv string) {
 	testutil.AcceptAndClose(ln)
 
 	// Start the daemon: ip netns exec NS [strace -f -o LOG] setpriv ... ExecStart.
-	argv := l.setprivArgs(setpriv, true)
+	var wrap []string
 	trace := ""
 	if strace, err := exec.LookPath("strace"); err == nil {
 		trace = filepath.Join(privateDir(t), "strace.log")
-		argv = append([]string{strace, "-f", "-qq", "-o", trace}, argv...)
+		wrap = []string{strace, "-f", "-qq", "-o", trace}
 	} else if os.Getenv("CI") == "true" {
 		t.Fatal("strace not found (Debian package strace), and CI=true forbids skipping the system call check")
 	} else {
 		t.Log("strace not found: the system calls are not checked against the unit's SystemCallFilter=")
 	}
-	cmd := netns.Command(pair.Server, argv[0], argv[1:]...)
-	cmd.Env = l.env
-	var stderr testutil.SyncBuffer
-	cmd.Stderr = &stderr
-	// The daemon holds the pipe too: when strace is killed, Wait must not
-	// wait for it.
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(done) }()
-	exited := func() bool {
-		select {
-		case <-done:
-			return true
-		default:
-			return false
-		}
-	}
-	var pid int
-	t.Cleanup(func() {
-		if !exited() {
-			if pid > 0 {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	if !waitFor(30*time.Second, func() bool {
-		pid = daemonPID(pair.Server)
-		return exited() || (pid > 0 && strings.Contains(stderr.String(), "msg=started"))
-	}) || exited() {
-		t.Fatalf("the daemon did not start:\n%s", stderr.String())
-	}
+	d := startDaemon(t, l, pair.Server, setpriv, wrap...)
+	pid, stderr, exited := d.pid, d.stderr, d.exited
 	if !strings.Contains(stderr.String(), "systemd credential") {
 		t.Errorf("the start line does not say the secrets came from the credential:\n%s", stderr.String())
 	}
@@ -488,8 +453,8 @@ func testInstalledDaemon(t *testing.T, setpriv string) {
 	if !waitFor(30*time.Second, exited) {
 		t.Fatalf("the daemon did not stop on SIGTERM:\n%s", stderr.String())
 	}
-	if waitErr != nil {
-		t.Errorf("the daemon exited with %v after SIGTERM, want 0:\n%s", waitErr, stderr.String())
+	if d.waitErr != nil {
+		t.Errorf("the daemon exited with %v after SIGTERM, want 0:\n%s", d.waitErr, stderr.String())
 	}
 	if out, _ := nft("list", "tables"); strings.TrimSpace(out) != "" {
 		t.Errorf("table left after SIGTERM: %s", out)
@@ -522,6 +487,72 @@ func testInstalledDaemon(t *testing.T, setpriv string) {
 			t.Errorf("table left: %s", out)
 		}
 	})
+}
+
+// daemonProc is the installed daemon started by startDaemon.
+type daemonProc struct {
+	cmd     *exec.Cmd
+	pid     int                  // the daemon's own pid (not ip's, setpriv's or strace's)
+	stderr  *testutil.SyncBuffer // its log
+	done    chan struct{}        // closed when it exited
+	waitErr error                // its exit, once done is closed
+}
+
+// exited reports whether the daemon exited.
+func (d *daemonProc) exited() bool {
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// signal sends sig to the daemon.
+func (d *daemonProc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := syscall.Kill(d.pid, sig); err != nil {
+		t.Fatalf("kill -%v %d: %v", sig, d.pid, err)
+	}
+}
+
+// startDaemon starts the installed daemon as the unit would (l), inside
+// namespace ns, wrapped by the command wrap (strace) when given:
+// ip netns exec NS [WRAP...] setpriv ... ExecStart. It waits for the start
+// line and fails the test if the daemon does not start. The test's cleanup
+// kills a daemon still running.
+func startDaemon(t *testing.T, l *launch, ns, setpriv string, wrap ...string) *daemonProc {
+	t.Helper()
+	argv := append(append([]string{}, wrap...), l.setprivArgs(setpriv, true)...)
+	cmd := netns.Command(ns, argv[0], argv[1:]...)
+	cmd.Env = l.env
+	d := &daemonProc{cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = d.stderr
+	// The daemon holds the pipe too: when strace is killed, Wait must not
+	// wait for it.
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.waitErr = cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		if !d.exited() {
+			if d.pid > 0 {
+				syscall.Kill(d.pid, syscall.SIGKILL)
+			}
+			cmd.Process.Kill()
+			<-d.done
+		}
+	})
+	if !waitFor(30*time.Second, func() bool {
+		if d.pid == 0 {
+			d.pid = daemonPID(ns)
+		}
+		return d.exited() || (d.pid > 0 && strings.Contains(d.stderr.String(), "msg=started"))
+	}) || d.exited() {
+		t.Fatalf("the daemon did not start:\n%s", d.stderr.String())
+	}
+	return d
 }
 
 // daemonPID returns the pid of the installed daemon inside ns, 0 if none.

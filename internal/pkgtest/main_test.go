@@ -26,10 +26,13 @@ const (
 
 // testVersion is stamped into the test's binaries; the package version
 // nfpm makes of it (0.0.0~pkgtest-1) marks a package this test installed.
+// upgradeVersion is the later version TestDebUpgrade upgrades to
+// (0.0.1~pkgtest-1), with the same marker.
 const (
-	testVersion = "0.0.0-pkgtest"
-	testMarker  = "pkgtest"
-	pkgName     = "nfqknockd"
+	testVersion    = "0.0.0-pkgtest"
+	upgradeVersion = "0.0.1-pkgtest"
+	testMarker     = "pkgtest"
+	pkgName        = "nfqknockd"
 )
 
 // work is a directory of this test process, removed at exit.
@@ -142,7 +145,8 @@ func (o *once) do(fn func() error) error {
 
 var (
 	binOnce, manOnce, toolOnce sync.Mutex
-	binStep, manStep           once
+	manStep                    once
+	binSteps                   = map[string]*once{}
 	toolSteps                  = map[string]*once{}
 )
 
@@ -150,13 +154,28 @@ var (
 // stamped with testVersion) and returns their directory.
 func binDir(t testing.TB) string {
 	t.Helper()
+	return binDirVersion(t, testVersion)
+}
+
+// binDirVersion builds nfqknockd and nfqknock stamped with version and
+// returns their directory.
+func binDirVersion(t testing.TB, version string) string {
+	t.Helper()
 	dir := filepath.Join(work, "bin")
+	if version != testVersion {
+		dir += "-" + version
+	}
 	binOnce.Lock()
 	defer binOnce.Unlock()
-	err := binStep.do(func() error {
+	step := binSteps[version]
+	if step == nil {
+		step = &once{}
+		binSteps[version] = step
+	}
+	err := step.do(func() error {
 		for _, c := range []string{"nfqknockd", "nfqknock"} {
 			out, err := run(t, 5*time.Minute, root(t), []string{"CGO_ENABLED=0"}, goCmd(), "build", "-trimpath",
-				"-ldflags", "-s -w -X main.version="+testVersion, "-o", filepath.Join(dir, c), "./cmd/"+c)
+				"-ldflags", "-s -w -X main.version="+version, "-o", filepath.Join(dir, c), "./cmd/"+c)
 			if err != nil {
 				return fmt.Errorf("go build ./cmd/%s: %v\n%s", c, err, out)
 			}
@@ -260,21 +279,30 @@ var (
 // `make deb` does, and returns its path.
 func buildPackage(t testing.TB, format string) string {
 	t.Helper()
+	return buildPackageVersion(t, format, testVersion)
+}
+
+// buildPackageVersion makes the package of format with binaries stamped
+// with version, and the package's version made of it; the man pages carry
+// testVersion.
+func buildPackageVersion(t testing.TB, format, version string) string {
+	t.Helper()
 	tool(t, nfpmModule)
-	bin, man := binDir(t), manDir(t)
+	bin, man := binDirVersion(t, version), manDir(t)
 	pkgMu.Lock()
 	defer pkgMu.Unlock()
-	o := pkgSteps[format]
+	key := format + "-" + version
+	o := pkgSteps[key]
 	if o == nil {
 		o = &once{}
-		pkgSteps[format] = o
+		pkgSteps[key] = o
 	}
 	err := o.do(func() error {
-		dist := filepath.Join(work, "dist-"+format)
+		dist := filepath.Join(work, "dist-"+key)
 		if err := os.MkdirAll(dist, 0o755); err != nil { // nfpm wants it there
 			return err
 		}
-		env := []string{"VERSION=" + testVersion, "ARCH=" + runtime.GOARCH, "BINDIR=" + bin, "MANDIR=" + man}
+		env := []string{"VERSION=" + version, "ARCH=" + runtime.GOARCH, "BINDIR=" + bin, "MANDIR=" + man}
 		out, err := run(t, 10*time.Minute, root(t), env, goCmd(), "run", nfpmModule, "pkg",
 			"--packager", format, "--config", ".ci/packaging/nfpm.yaml", "--target", dist+"/")
 		if err != nil {
@@ -284,13 +312,13 @@ func buildPackage(t testing.TB, format string) string {
 		if len(files) != 1 {
 			return fmt.Errorf("nfpm made %q, want one .%s\n%s", files, format, out)
 		}
-		pkgFiles[format] = files[0]
+		pkgFiles[key] = files[0]
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pkgFiles[format]
+	return pkgFiles[key]
 }
 
 // needCommand returns the path of a command the test needs; without it the

@@ -39,6 +39,9 @@ func TestUnitHardening(t *testing.T) {
 		{"EnvironmentFile", "/etc/default/nfqknockd"},
 		{"LoadCredential", "nfqknockd.secrets:/etc/nfqknockd/secrets"},
 		{"Restart", "on-failure"},
+		{"KillSignal", "SIGTERM"},
+		{"RestartKillSignal", "SIGQUIT"},
+		{"ExecReload", "/bin/kill -HUP $MAINPID"},
 		{"DynamicUser", "yes"},
 		{"AmbientCapabilities", "CAP_NET_ADMIN"},
 		{"CapabilityBoundingSet", "CAP_NET_ADMIN"},
@@ -81,8 +84,9 @@ func TestUnitHardening(t *testing.T) {
 	if got := u.last("Install", "WantedBy"); got != "multi-user.target" {
 		t.Errorf("[Install] WantedBy=%q", got)
 	}
-	// The comments must tell the admin why Restart= is safe.
-	for _, s := range []string{"survives a crash", "locks nobody out"} {
+	// The comments must tell the admin why Restart= is safe, and what a
+	// restart and an upgrade keep.
+	for _, s := range []string{"survives a crash", "locks nobody out", "upgrade keep the guard"} {
 		if !strings.Contains(text, s) {
 			t.Errorf("the unit's comments do not say %q", s)
 		}
