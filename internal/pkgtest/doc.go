@@ -4,5 +4,8 @@
 // installed with dpkg on this machine, its daemon started the way the unit
 // starts it (ExecStart, EnvironmentFile, the secrets credential, an
 // unprivileged user with CAP_NET_ADMIN only) in a network namespace and
-// checked with real TCP from another one. The package holds only tests.
+// checked with real TCP from another one; then the upgrade to a second
+// .deb under a running daemon (the scripts see a fake systemd; the test
+// does what systemctl try-restart and reload do with the installed unit),
+// with a prober that must never get through. The package holds only tests.
 package pkgtest
