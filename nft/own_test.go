@@ -3,12 +3,15 @@ package nft
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
 )
@@ -223,5 +226,33 @@ func TestCompatRenderings(t *testing.T) {
 	with := list()
 	if !regexp.MustCompile(`counter packets \d+ bytes \d+ queue num 100 bypass ` + regexp.QuoteMeta(note)).MatchString(with) {
 		t.Errorf("with libxtables' NFQUEUE (%s), want `queue num 100 bypass`:\n%s", ext[0], with)
+	}
+}
+
+// TestAllowSetFull: the allow sets have a size; when one is full the
+// kernel refuses the next open (ENFILE), the error says so, and the opened
+// sources stay as they were.
+func TestAllowSetFull(t *testing.T) {
+	e := newEnv(t)
+	spec := goldenSpec
+	spec.MaxOpen = 2
+	if _, err := e.c.Apply(spec); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	a := []netip.Addr{netip.MustParseAddr("10.9.0.1"), netip.MustParseAddr("10.9.0.2"), netip.MustParseAddr("10.9.0.3")}
+	for _, x := range a[:2] {
+		if err := e.c.Allow(x, time.Hour); err != nil {
+			t.Fatalf("Allow %s: %v", x, err)
+		}
+	}
+	err := e.c.Allow(a[2], time.Hour)
+	if !errors.Is(err, unix.ENFILE) || !strings.Contains(err.Error(), "(the set is full)") {
+		t.Fatalf("Allow into a full set: %v, want ENFILE and a hint", err)
+	}
+	t.Logf("Allow into a full set: %v", err)
+	checkAllowed(t, e.c, map[netip.Addr]time.Duration{a[0]: time.Hour, a[1]: time.Hour})
+	// Renewing an opened source still works in a full set.
+	if err := e.c.Allow(a[0], 2*time.Hour); err != nil {
+		t.Errorf("renew in a full set: %v", err)
 	}
 }
