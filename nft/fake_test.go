@@ -229,3 +229,54 @@ func TestCarryOver(t *testing.T) {
 		t.Errorf("carryOver (-want +got):\n%s", diff)
 	}
 }
+
+// TestOwnerFlagsByKernel: Apply tries the table flags owner and persist on
+// a scratch table first. A kernel that refuses them (EOPNOTSUPP before 6.9,
+// or EINVAL) gets a table without flags, which the caller watches (Owned
+// false); one that takes them gets them on the table.
+func TestOwnerFlagsByKernel(t *testing.T) {
+	spec := fakeSpec
+	spec.NoOwner = false
+	for _, tt := range []struct {
+		name  string
+		probe unix.Errno
+		owned bool
+	}{
+		{"6.9 and later", 0, true},
+		{"before 6.9", unix.EOPNOTSUPP, false},
+		{"unknown flags refused", unix.EINVAL, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			k := &fakeKernel{errnos: []unix.Errno{tt.probe}}
+			res, err := k.conn().Apply(spec)
+			if err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			if res.Owned != tt.owned {
+				t.Errorf("Owned = %v, want %v", res.Owned, tt.owned)
+			}
+			if len(k.batches) != 2 {
+				t.Fatalf("%d batches, want the probe and the ruleset", len(k.batches))
+			}
+			if got := k.types(0); !cmp.Equal(got, []int{unix.NFT_MSG_NEWTABLE, unix.NFT_MSG_DELTABLE}) {
+				t.Errorf("probe batch %v", got)
+			}
+			want := uint32(0)
+			if tt.owned {
+				want = TableFlagOwner | TableFlagPersist
+			}
+			for i, m := range k.batches[1] {
+				if int(m.Header.Type)&0xff != unix.NFT_MSG_NEWTABLE {
+					continue
+				}
+				tab, err := parseTable(m.Data[4:])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tab.Flags != want {
+					t.Errorf("NEWTABLE #%d carries flags %#x, want %#x", i, tab.Flags, want)
+				}
+			}
+		})
+	}
+}
