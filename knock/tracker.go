@@ -57,6 +57,13 @@ type TrackerConfig struct {
 	// Timeout is the longest gap between two knocks of one sequence; a
 	// longer gap starts the window afresh. Zero means DefaultTimeout.
 	Timeout time.Duration
+	// Admit, when set, tracks a source only from its first knock to the
+	// first port of a sequence valid at that instant (FirstPorts): the
+	// kernel filter queues a source only from then on, and a spoofed flood
+	// that never hits a first port cannot evict a knocking client. The
+	// sequences recognised are the same: a sequence starts at its first
+	// port.
+	Admit bool
 	// MaxSources bounds the number of sources tracked (1..MaxSourcesLimit);
 	// the least recently seen is forgotten first. Zero means
 	// DefaultMaxSources. All memory is allocated up front.
@@ -72,6 +79,7 @@ type TrackerConfig struct {
 // computed once per period, not per knock. A Tracker is not safe for
 // concurrent use.
 type Tracker struct {
+	admit   bool
 	params  Params
 	n       int   // sequence length
 	timeout int64 // nanoseconds
@@ -168,6 +176,7 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	}
 	idxBits := uint8(max(bits.Len(uint(cfg.MaxSources-1)), 1))
 	t := &Tracker{
+		admit:    cfg.Admit,
 		params:   cfg.Params,
 		n:        n,
 		timeout:  int64(cfg.Timeout),
@@ -240,6 +249,9 @@ func (t *Tracker) Knock(k *Knock, now time.Time) Action {
 	h := t.hash(hi, lo)
 	idx, slot := t.find(h, hi, lo, v4)
 	if idx < 0 {
+		if t.admit && !t.isFirst(k.DstPort, ns) {
+			return None
+		}
 		t.insert(h, slot, hi, lo, v4, k, ns)
 		return None // a sequence has at least 8 ports
 	}
@@ -291,6 +303,25 @@ func (t *Tracker) Knock(k *Knock, now time.Time) Action {
 		return Close
 	}
 	return None
+}
+
+// isFirst reports whether port is the first port of a sequence valid at
+// ns (the current period's, and the neighbouring one's within the grace).
+// The sequences are up to date (Knock rotated them).
+func (t *Tracker) isFirst(port uint16, ns int64) bool {
+	n := t.n
+	prevOK := ns-t.fromNs < t.grace
+	nextOK := t.untilNs-ns < t.grace
+	for s := range numSeqs {
+		switch {
+		case s <= seqPrevClose && !prevOK, s >= seqNextOpen && !nextOK:
+			continue
+		}
+		if t.seqs[s*n] == port {
+			return true
+		}
+	}
+	return false
 }
 
 // match reports whether the ring, oldest port at pos and newest port
