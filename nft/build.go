@@ -34,6 +34,13 @@ const (
 	allow6SetID
 	static4SetID
 	static6SetID
+	firstSetID
+	knocking4SetID
+	knocking6SetID
+	rate4SetID
+	rate6SetID
+	flood4SetID
+	flood6SetID
 )
 
 // Ruleset is every object of our table but the table itself (which Conn
@@ -41,11 +48,14 @@ const (
 // adds it to a batch in this order: Sets with their Elements, Chains, Rules.
 type Ruleset struct {
 	Table *nftables.Table
-	// Sets are guard, allow4, allow6, static4, static6; Elements[i] are the
-	// elements Sets[i] starts with (the opened sources are added by Apply).
+	// Sets are guard, allow4, allow6, static4, static6, then first,
+	// knocking4, knocking6, rate4, rate6, flood4, flood6; Elements[i] are
+	// the elements Sets[i] starts with (the opened sources and first ports
+	// are added by Apply).
 	Sets     []*nftables.Set
 	Elements [][]nftables.SetElement
-	// Chains are knock, guard (base chains) and guarded (a regular chain).
+	// Chains are knock, guard (base chains), guarded and knocks (regular
+	// chains).
 	Chains []*nftables.Chain
 	// Rules in the order they are added.
 	Rules []*nftables.Rule
@@ -110,6 +120,9 @@ func Build(s Spec, v QueueVariant) (*Ruleset, error) {
 		Sets:     []*nftables.Set{guard, allow4, allow6, static4, static6},
 		Elements: [][]nftables.SetElement{guardElems, nil, nil, e4, e6},
 	}
+	f := filterSets(t, s)
+	rs.Sets = append(rs.Sets, f.first, f.knocking4, f.knocking6, f.rate4, f.rate6, f.flood4, f.flood6)
+	rs.Elements = append(rs.Elements, nil, nil, nil, nil, nil, nil, nil)
 	accept := nftables.ChainPolicyAccept
 	knock := &nftables.Chain{
 		Name: ChainKnock, Table: t, Type: nftables.ChainTypeFilter,
@@ -120,7 +133,8 @@ func Build(s Spec, v QueueVariant) (*Ruleset, error) {
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(GuardPriority), Policy: &accept,
 	}
 	guarded := &nftables.Chain{Name: ChainGuarded, Table: t}
-	rs.Chains = []*nftables.Chain{knock, guardChain, guarded}
+	knocks := &nftables.Chain{Name: ChainKnocks, Table: t}
+	rs.Chains = []*nftables.Chain{knock, guardChain, guarded, knocks}
 	rule := func(c *nftables.Chain, note string, e ...expr.Any) *nftables.Rule {
 		r := &nftables.Rule{Table: t, Chain: c, Exprs: e}
 		if note != "" {
@@ -131,7 +145,7 @@ func Build(s Spec, v QueueVariant) (*Ruleset, error) {
 	jump := &expr.Verdict{Kind: expr.VerdictJump, Chain: ChainGuarded}
 	rs.Rules = []*nftables.Rule{
 		rule(knock, "", loopback()...),
-		rule(knock, knockComment(s, v), knockExprs(s, v)...),
+		rule(knock, "", append(knockMatch(s), &expr.Verdict{Kind: expr.VerdictJump, Chain: ChainKnocks})...),
 		rule(guardChain, "", loopback()...),
 		rule(guardChain, CommentGuard, concat(bareSYN(), toGuard(guard), []expr.Any{jump})...),
 		rule(guardChain, CommentFragment, concat(firstFragment4(), toGuard(guard), []expr.Any{jump})...),
@@ -141,6 +155,7 @@ func Build(s Spec, v QueueVariant) (*Ruleset, error) {
 		rule(guarded, "", acceptFrom(unix.NFPROTO_IPV6, static6)...),
 		rule(guarded, CommentDrop, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}),
 	}
+	rs.Rules = append(rs.Rules, f.rules(knocks, s, v)...)
 	return rs, nil
 }
 
@@ -287,9 +302,10 @@ func tcpDport() expr.Any {
 	return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}
 }
 
-// knockExprs is the knock rule: `tcp flags & (fin|syn|rst|ack) == syn
-// tcp dport Start-End fib daddr type local counter queue num N[-M] bypass`.
-func knockExprs(s Spec, v QueueVariant) []expr.Any {
+// knockMatch is `tcp flags & (fin|syn|rst|ack) == syn tcp dport
+// Start-End fib daddr type local`: a new connection to a port of the knock
+// range and an address of this host.
+func knockMatch(s Spec) []expr.Any {
 	e := append(bareSYN(), tcpDport())
 	if s.Start == s.End {
 		e = append(e, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, s.Start)})
@@ -300,8 +316,7 @@ func knockExprs(s Spec, v QueueVariant) []expr.Any {
 			&expr.Cmp{Op: expr.CmpOpLte, Register: 1, Data: binary.BigEndian.AppendUint16(nil, s.End)},
 		)
 	}
-	e = append(e, localDest()...)
-	return append(e, &expr.Counter{}, queueExpr(s.QueueNum, s.QueueTotal, v))
+	return append(e, localDest()...)
 }
 
 // queueExpr hands the packet to queues num..num+total-1, and lets it pass

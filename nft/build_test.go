@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"time"
 	"strings"
 	"testing"
 
@@ -86,22 +87,39 @@ func TestBuildKnockRule(t *testing.T) {
 				want := append(bareSYNWant(), dport)
 				want = append(want, tt.portMatch...)
 				want = append(want, localDestWant()...)
-				want = append(want, &expr.Counter{})
-				if v == Native {
-					want = append(want, tt.native)
-				} else {
-					info := xt.Unknown(tt.compatInfo)
-					want = append(want, &expr.Target{Name: "NFQUEUE", Rev: 3, Info: &info})
-				}
-				r := rs.Rules[1]
-				if r.Chain != rs.Chains[0] || r.Table != rs.Table || r.Chain.Name != ChainKnock {
-					t.Errorf("knock rule is in chain %q, want %q", r.Chain.Name, ChainKnock)
+				want = append(want, &expr.Verdict{Kind: expr.VerdictJump, Chain: ChainKnocks})
+				if diff := cmp.Diff(want, rs.Rules[1].Exprs); diff != "" {
+					t.Errorf("knock chain rule (-want +got):\n%s", diff)
 				}
 				if diff := cmp.Diff(loopbackWant(), rs.Rules[0].Exprs); diff != "" {
 					t.Errorf("first knock chain rule (-want iif lo accept +got):\n%s", diff)
 				}
-				if diff := cmp.Diff(want, r.Exprs); diff != "" {
-					t.Errorf("knock rule expressions (-want +got):\n%s", diff)
+				var q expr.Any = tt.native
+				if v == Compat {
+					info := xt.Unknown(tt.compatInfo)
+					q = &expr.Target{Name: "NFQUEUE", Rev: 3, Info: &info}
+				}
+				all := tt.spec
+				all.QueueAll = true
+				ra, err := Build(all, v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				knocks := rulesOf(ra, ChainKnocks)
+				if len(knocks) != 1 {
+					t.Fatalf("QueueAll: %d rules in knocks, want 1", len(knocks))
+				}
+				r := knocks[0]
+				if diff := cmp.Diff([]expr.Any{&expr.Counter{}, q}, r.Exprs); diff != "" {
+					t.Errorf("QueueAll: the queue rule (-want +got):\n%s", diff)
+				}
+				// The filter's queue rules end the same way.
+				for _, fr := range rulesOf(rs, ChainKnocks) {
+					if IsOurRule(fr) {
+						if diff := cmp.Diff([]expr.Any{&expr.Counter{}, q}, fr.Exprs[len(fr.Exprs)-2:]); diff != "" {
+							t.Errorf("filter: the queue rule's end (-want +got):\n%s", diff)
+						}
+					}
 				}
 				wantNote := "nfqknockd knock"
 				if v == Compat {
@@ -111,7 +129,7 @@ func TestBuildKnockRule(t *testing.T) {
 					t.Errorf("knock rule comment %q, want %q", got, wantNote)
 				}
 				if !IsOurRule(r) {
-					t.Errorf("IsOurRule(knock rule) = false")
+					t.Errorf("IsOurRule(queue rule) = false")
 				}
 			})
 		}
@@ -182,10 +200,11 @@ func TestBuildGuardRules(t *testing.T) {
 			{"guarded", from(unix.NFPROTO_IPV6, 8, 16, "static6"), false},
 			{"guarded", []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}}, true},
 		}
-		if len(rs.Rules) != 2+len(want) {
-			t.Fatalf("%d rules, want %d", len(rs.Rules), 2+len(want))
+		got := append(rulesOf(rs, ChainGuard), rulesOf(rs, ChainGuarded)...)
+		if len(got) != len(want) {
+			t.Fatalf("%d rules, want %d", len(got), len(want))
 		}
-		for i, r := range rs.Rules[2:] {
+		for i, r := range got {
 			if r.Chain.Name != want[i].chain {
 				t.Errorf("%s: guard rule %d in chain %q, want %q", v, i, r.Chain.Name, want[i].chain)
 			}
@@ -226,6 +245,13 @@ func TestBuildObjects(t *testing.T) {
 		{"allow6", nftables.TypeIP6Addr, true, false, DefaultMaxOpen},
 		{"static4", nftables.TypeIPAddr, false, true, 0},
 		{"static6", nftables.TypeIP6Addr, false, true, 0},
+		{"first", nftables.TypeInetService, true, false, 0},
+		{"knocking4", nftables.TypeIPAddr, true, false, 65536},
+		{"knocking6", nftables.TypeIP6Addr, true, false, 65536},
+		{"rate4", nftables.TypeIPAddr, true, false, 65536},
+		{"rate6", nftables.TypeIP6Addr, true, false, 65536},
+		{"flood4", nftables.TypeIPAddr, true, false, 65536},
+		{"flood6", nftables.TypeIP6Addr, true, false, 65536},
 	}
 	if len(rs.Sets) != len(sets) {
 		t.Fatalf("%d sets, want %d", len(rs.Sets), len(sets))
@@ -245,7 +271,7 @@ func TestBuildObjects(t *testing.T) {
 		name string
 		base bool
 		prio nftables.ChainPriority
-	}{{"knock", true, -150}, {"guard", true, -145}, {"guarded", false, 0}}
+	}{{"knock", true, -150}, {"guard", true, -145}, {"guarded", false, 0}, {"knocks", false, 0}}
 	for i, c := range chains {
 		got := rs.Chains[i]
 		if got.Name != c.name {
@@ -261,6 +287,62 @@ func TestBuildObjects(t *testing.T) {
 			*got.Priority != c.prio || *got.Policy != nftables.ChainPolicyAccept {
 			t.Errorf("chain %q: type %s hook %d priority %d policy %d; want filter prerouting %d accept",
 				got.Name, got.Type, *got.Hooknum, *got.Priority, *got.Policy, c.prio)
+		}
+	}
+}
+
+// rulesOf returns the rules of chain name, in order.
+func rulesOf(rs *Ruleset, name string) []*nftables.Rule {
+	var out []*nftables.Rule
+	for _, r := range rs.Rules {
+		if r.Chain.Name == name {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestBuildFilterRules checks the kernel filter's rules for IPv4 (IPv6 is
+// the same with ip6 saddr and the *6 sets) and the timeouts of its sets.
+func TestBuildFilterRules(t *testing.T) {
+	rs, err := Build(Spec{Start: 1, End: 65535, Guard: []uint16{22}, QueueNum: 100, KnockTimeout: 12 * time.Second}, Native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := func(name string) uint32 { return rs.Set(name).ID }
+	src4 := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+	}
+	look := func(name string) *expr.Lookup { return &expr.Lookup{SourceRegister: 1, SetName: name, SetID: id(name)} }
+	dyn := func(op uint32, name string) *expr.Dynset {
+		return &expr.Dynset{SrcRegKey: 1, SetName: name, SetID: id(name), Operation: op}
+	}
+	over := dyn(unix.NFT_DYNSET_OP_UPDATE, "rate4")
+	over.Exprs = []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: 250, Over: true, Unit: expr.LimitTimeSecond, Burst: 64}}
+	accept := &expr.Verdict{Kind: expr.VerdictAccept}
+	want := [][]expr.Any{
+		append(append([]expr.Any{}, src4...), look("flood4"), accept),
+		append(append([]expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}, look("first")}, src4...),
+			dyn(unix.NFT_DYNSET_OP_UPDATE, "knocking4")),
+		append(append([]expr.Any{}, src4...), look("knocking4"), over, dyn(unix.NFT_DYNSET_OP_ADD, "flood4"), accept),
+		append(append([]expr.Any{}, src4...), look("knocking4"), dyn(unix.NFT_DYNSET_OP_UPDATE, "knocking4"), &expr.Counter{},
+			&expr.Queue{Num: 100, Total: 1, Flag: expr.QueueFlagBypass}),
+	}
+	knocks := rulesOf(rs, ChainKnocks)
+	if len(knocks) != 8 {
+		t.Fatalf("%d rules in knocks, want 8", len(knocks))
+	}
+	for i, w := range want {
+		if diff := cmp.Diff(w, knocks[i].Exprs); diff != "" {
+			t.Errorf("rule %d (-want +got):\n%s", i, diff)
+		}
+	}
+	for name, timeout := range map[string]time.Duration{"knocking4": 12 * time.Second, "knocking6": 12 * time.Second,
+		"rate4": 10 * time.Second, "flood6": 10 * time.Second} {
+		if s := rs.Set(name); !s.Dynamic || !s.HasTimeout || s.Timeout != timeout {
+			t.Errorf("set %s: dynamic %v, timeout %v %v; want dynamic, %v", name, s.Dynamic, s.HasTimeout, s.Timeout, timeout)
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package nft
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -37,6 +39,7 @@ type Conn struct {
 	flags   uint32 // the table flags we write: owner|persist, or 0
 	probed  bool   // flags is known
 	opened  map[netip.Addr]time.Time
+	first   map[uint16]time.Time // the first ports and when they expire
 }
 
 // maxAttempts bounds how often one operation is sent again after its answer
@@ -88,7 +91,7 @@ func Dial(netnsFd int) (*Conn, error) {
 // dial returns a Conn that makes its nftables connections with opts (tests
 // pass nftables.WithTestDial and set rawDial).
 func dial(opts ...nftables.ConnOption) *Conn {
-	return &Conn{opts: opts, table: DefaultTable, now: time.Now, opened: map[netip.Addr]time.Time{}}
+	return &Conn{opts: opts, table: DefaultTable, now: time.Now, opened: map[netip.Addr]time.Time{}, first: map[uint16]time.Time{}}
 }
 
 // Close closes the writing socket. An owned table stays as it is, without
@@ -221,6 +224,9 @@ func (c *Conn) applyOnce(s Spec) (Result, error) {
 		return res, err
 	}
 	res.Carried = len(carried[0]) + len(carried[1])
+	if s.First != nil {
+		c.recordFirst(s.First)
+	}
 	var nativeErr error
 	for _, v := range []QueueVariant{Native, Compat} {
 		res.Queue = v
@@ -383,6 +389,8 @@ func (c *Conn) replaceBatch(rs *Ruleset, carried [2][]nftables.SetElement) ([]ne
 				elems = carried[0]
 			case SetAllow6:
 				elems = carried[1]
+			case SetFirst:
+				elems = c.firstElements()
 			}
 			if err := nc.AddSet(set, nil); err != nil {
 				return fmt.Errorf("add set %s: %w", set.Name, err)
@@ -460,3 +468,54 @@ func (c *Conn) Destroy() error {
 
 // errNoAddr is the error for an invalid address.
 var errNoAddr = errors.New("invalid address")
+
+// SetFirst replaces the elements of the set first with ports, each for its
+// timeout, in one transaction (flush the set, add them). The Conn keeps
+// them, so that Apply (a repair) puts them back with their remaining time.
+func (c *Conn) SetFirst(ports []FirstPort) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.recordFirst(ports)
+	set := &nftables.Set{Table: &nftables.Table{Name: c.table, Family: nftables.TableFamilyINet}, Name: SetFirst,
+		KeyType: nftables.TypeInetService, HasTimeout: true}
+	msgs, err := encode(func(nc *nftables.Conn) error {
+		nc.FlushSet(set)
+		return addElements(nc, set, c.firstElements())
+	})
+	if err == nil {
+		err = c.sendRetry(msgs)
+	}
+	if err != nil {
+		return fmt.Errorf("set the first ports of table inet %s: %w", c.table, err)
+	}
+	return nil
+}
+
+// recordFirst makes ports the Conn's record of the first ports.
+func (c *Conn) recordFirst(ports []FirstPort) {
+	now := c.now()
+	clear(c.first)
+	for _, p := range ports {
+		until := now.Add(p.Timeout)
+		if u, ok := c.first[p.Port]; !ok || u.Before(until) {
+			c.first[p.Port] = until
+		}
+	}
+}
+
+// firstElements returns the recorded first ports that have life left, as
+// elements with their remaining time.
+func (c *Conn) firstElements() []nftables.SetElement {
+	now := c.now()
+	var out []nftables.SetElement
+	for port, until := range c.first {
+		left := until.Sub(now)
+		if left < time.Millisecond {
+			delete(c.first, port)
+			continue
+		}
+		out = append(out, nftables.SetElement{Key: binary.BigEndian.AppendUint16(nil, port), Timeout: left})
+	}
+	slices.SortFunc(out, func(a, b nftables.SetElement) int { return bytes.Compare(a.Key, b.Key) })
+	return out
+}

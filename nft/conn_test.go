@@ -154,13 +154,27 @@ var goldenSpec = Spec{Start: 1, End: 65535, Guard: []uint16{22}, QueueNum: 100}
 // one differs only in the knock rule's statement and comment). It also checks
 // that the variant Apply chose matches what the kernel offers.
 func TestApplyGolden(t *testing.T) {
+	for _, g := range []struct {
+		name string
+		spec Spec
+		file string
+	}{
+		{"kernel filter", goldenSpec, "ruleset.nft"},
+		{"queue all", func() Spec { s := goldenSpec; s.QueueAll = true; return s }(), "ruleset-queue-all.nft"},
+	} {
+		t.Run(g.name, func(t *testing.T) { checkGolden(t, g.spec, g.file) })
+	}
+}
+
+// checkGolden applies spec and compares the listing with testdata/nft/file.
+func checkGolden(t *testing.T, spec Spec, file string) {
 	e := newEnv(t)
 	native := nativeQueue(t, e.fd)
 	want := Compat
 	if native {
 		want = Native
 	}
-	res, err := e.c.Apply(goldenSpec)
+	res, err := e.c.Apply(spec)
 	v := res.Queue
 	if err != nil {
 		t.Fatalf("Apply: %v", err)
@@ -178,7 +192,7 @@ func TestApplyGolden(t *testing.T) {
 		t.Errorf("nft list stderr %q: iptables-nft warning %v, want %v", stderr, warned, v == Compat)
 	}
 	got := normalize(out)
-	golden := filepath.Join("..", "testdata", "nft", "ruleset.nft")
+	golden := filepath.Join("..", "testdata", "nft", file)
 	if *update && v == Compat {
 		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
 			t.Fatal(err)
@@ -193,16 +207,20 @@ func TestApplyGolden(t *testing.T) {
 	}
 	wantText := string(b)
 	if v == Native {
-		// The golden file holds the compat listing: check the native knock
-		// rule by pattern and everything else exactly.
-		knockLine := regexp.MustCompile(`(?m)^\t\ttcp flags .* tcp dport 1-65535 counter packets 0 bytes 0 (.*)$`)
-		m := knockLine.FindStringSubmatch(got)
-		if m == nil || !regexp.MustCompile(`^queue .*\b100\b.*bypass|^queue .*bypass.*\b100\b`).MatchString(m[1]) ||
-			!strings.HasSuffix(m[1], `comment "nfqknockd knock"`) {
-			t.Errorf("native knock rule not found or wrong in:\n%s", got)
+		// The golden file holds the compat listing: check the native queue
+		// statements by pattern and everything else exactly.
+		queueRE := regexp.MustCompile(`counter packets 0 bytes 0 (queue [^\n]*)comment "nfqknockd knock"\n`)
+		ms := queueRE.FindAllStringSubmatch(got, -1)
+		for _, m := range ms {
+			if !regexp.MustCompile(`^queue .*\b100\b.*bypass|^queue .*bypass.*\b100\b`).MatchString(m[1]) {
+				t.Errorf("native queue statement %q", m[1])
+			}
 		}
-		got = knockLine.ReplaceAllString(got, "KNOCK")
-		wantText = knockLine.ReplaceAllString(wantText, "KNOCK")
+		if len(ms) == 0 {
+			t.Errorf("no native queue statement in:\n%s", got)
+		}
+		got = queueRE.ReplaceAllString(got, "QUEUE\n")
+		wantText = regexp.MustCompile(`counter packets 0 bytes 0  comment "nfqknockd knock: [^"]*"\n`).ReplaceAllString(wantText, "QUEUE\n")
 	}
 	if diff := cmp.Diff(wantText, got); diff != "" {
 		t.Errorf("nft list table inet %s (-%s +got):\n%s", DefaultTable, golden, diff)
@@ -233,8 +251,8 @@ func TestApplyReplace(t *testing.T) {
 			t.Errorf("listing still holds %q from the first ruleset:\n%s", gone, out)
 		}
 	}
-	if n := strings.Count(out, "nfqknockd knock"); n != 1 {
-		t.Errorf("%d knock rules, want 1:\n%s", n, out)
+	if n := strings.Count(out, "nfqknockd knock"); n != 2 {
+		t.Errorf("%d knock rules, want 2 (IPv4, IPv6):\n%s", n, out)
 	}
 	if n := strings.Count(out, "nfqknockd guard"); n != 3 {
 		t.Errorf("%d guard rules, want 3:\n%s", n, out)
@@ -500,7 +518,9 @@ func TestFailedBatchLeavesNothing(t *testing.T) {
 func TestGuardTraffic(t *testing.T) {
 	e := newEnv(t)
 	const guarded, open = 2222, 8080
-	spec := Spec{Start: 1, End: 65535, Guard: []uint16{guarded}, QueueNum: 100}
+	// QueueAll: every SYN goes through the queue rule (kernel_filter_test.go
+	// tests the filter).
+	spec := Spec{Start: 1, End: 65535, Guard: []uint16{guarded}, QueueNum: 100, QueueAll: true}
 	if _, err := e.c.Apply(spec); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}

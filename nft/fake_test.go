@@ -73,7 +73,7 @@ func (k *fakeKernel) has(n int, b string) bool {
 // fakeSpec is the spec of the fake-kernel tests: no ownership probe, so that
 // the batches are the ones under test; one --allow range.
 var fakeSpec = Spec{Start: 1, End: 65535, Guard: []uint16{22}, QueueNum: 100, NoOwner: true,
-	Allow: []netip.Prefix{netip.MustParsePrefix("10.8.0.0/16")}}
+	Allow: []netip.Prefix{netip.MustParsePrefix("10.8.0.0/16")}, First: []FirstPort{{Port: 7000, Timeout: time.Hour}}}
 
 // TestApplyFallback checks the queue variant fallback: native first, then
 // the xtables target on ENOENT or EOPNOTSUPP, and sending again on a lost
@@ -140,10 +140,15 @@ func TestApplyBatchShape(t *testing.T) {
 		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, // allow4, allow6 (nothing to carry over)
 		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSETELEM, // static4 and its range
 		unix.NFT_MSG_NEWSET, // static6, empty
-		unix.NFT_MSG_NEWCHAIN, unix.NFT_MSG_NEWCHAIN, unix.NFT_MSG_NEWCHAIN,
+		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSETELEM, // first and its port
+		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, // knocking4, knocking6, rate4
+		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, // rate6, flood4, flood6
+		unix.NFT_MSG_NEWCHAIN, unix.NFT_MSG_NEWCHAIN, unix.NFT_MSG_NEWCHAIN, unix.NFT_MSG_NEWCHAIN,
 		unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, // knock
 		unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, // guard
 		unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, // guarded
+		unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, // knocks, IPv4
+		unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, // knocks, IPv6
 	}
 	if diff := cmp.Diff(want, k.types(0)); diff != "" {
 		t.Errorf("message types of the Apply batch (-want +got):\n%s", diff)

@@ -208,7 +208,7 @@ func TestCompatRenderings(t *testing.T) {
 		t.Skip("the kernel has the native queue: no compat target to render")
 	}
 	list := func(env ...string) string {
-		cmd := netns.Command(e.pair.Server, "nft", "list", "chain", "inet", DefaultTable, ChainKnock)
+		cmd := netns.Command(e.pair.Server, "nft", "list", "chain", "inet", DefaultTable, ChainKnocks)
 		cmd.Env = append(os.Environ(), env...)
 		out, err := cmd.Output()
 		if err != nil {
@@ -218,7 +218,7 @@ func TestCompatRenderings(t *testing.T) {
 	}
 	const note = `comment "nfqknockd knock: queue num 100 bypass (xt NFQUEUE)"`
 	without := list("XTABLES_LIBDIR=" + t.TempDir())
-	if !regexp.MustCompile(`fib daddr type local counter packets \d+ bytes \d+  ` + regexp.QuoteMeta(note)).MatchString(without) {
+	if !regexp.MustCompile(`update @knocking4 \{ ip saddr \} counter packets \d+ bytes \d+  ` + regexp.QuoteMeta(note)).MatchString(without) {
 		t.Errorf("without libxtables' NFQUEUE, want no statement before the comment:\n%s", without)
 	}
 	ext, _ := filepath.Glob("/usr/lib/*/xtables/libxt_NFQUEUE.so")

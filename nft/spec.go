@@ -31,14 +31,22 @@ const DefaultTable = "nfqknock"
 // Names of the objects inside the table. They are fixed: an admin reads them
 // in `nft list table inet nfqknock`, and the README documents them.
 const (
-	SetGuard     = "guard"   // inet_service: the guarded ports
-	SetAllow4    = "allow4"  // ipv4_addr, flags timeout: opened IPv4 sources
-	SetAllow6    = "allow6"  // ipv6_addr, flags timeout: opened IPv6 sources
-	SetStatic4   = "static4" // ipv4_addr, flags interval: --allow IPv4 ranges
-	SetStatic6   = "static6" // ipv6_addr, flags interval: --allow IPv6 ranges
-	ChainKnock   = "knock"   // bare SYNs to the knock range go to the queue
-	ChainGuard   = "guard"   // new connections to guarded ports jump to guarded
-	ChainGuarded = "guarded" // accept opened and --allow sources, drop the rest
+	SetGuard     = "guard"     // inet_service: the guarded ports
+	SetAllow4    = "allow4"    // ipv4_addr, flags timeout: opened IPv4 sources
+	SetAllow6    = "allow6"    // ipv6_addr, flags timeout: opened IPv6 sources
+	SetStatic4   = "static4"   // ipv4_addr, flags interval: --allow IPv4 ranges
+	SetStatic6   = "static6"   // ipv6_addr, flags interval: --allow IPv6 ranges
+	SetFirst     = "first"     // inet_service, flags timeout: first ports of the valid sequences
+	SetKnocking4 = "knocking4" // ipv4_addr, dynamic: sources that knocked a first port
+	SetKnocking6 = "knocking6" // ipv6_addr, dynamic
+	SetRate4     = "rate4"     // ipv4_addr, dynamic: each knocking source's SYN rate
+	SetRate6     = "rate6"     // ipv6_addr, dynamic
+	SetFlood4    = "flood4"    // ipv4_addr, dynamic: knocking sources over the rate, not queued for a while
+	SetFlood6    = "flood6"    // ipv6_addr, dynamic
+	ChainKnock   = "knock"     // bare SYNs to the knock range and this host jump to knocks
+	ChainKnocks  = "knocks"    // the kernel filter: only knocking sources are queued
+	ChainGuard   = "guard"     // new connections to guarded ports jump to guarded
+	ChainGuarded = "guarded"   // accept opened and --allow sources, drop the rest
 )
 
 // TableComment is the comment our table carries (NFTA_TABLE_USERDATA): it
@@ -53,6 +61,26 @@ const TableComment = "nfqknockd: port knocking; managed by the daemon, do not ed
 const (
 	KnockPriority = -150
 	GuardPriority = -145
+)
+
+// FirstPort is an element of the set first: a port, for Timeout.
+type FirstPort struct {
+	Port    uint16
+	Timeout time.Duration
+}
+
+// Limits of the kernel filter. A knocking source that sends bare SYNs
+// faster than FloodRate per second, beyond a burst of FloodBurst, is not
+// queued for FloodTimeout: nfqknock knocks a whole 32-port sequence with
+// 10 ms gaps (100/s), netcat one port a second, so no knocking client comes
+// near it, and a flooding source costs the daemon FloodBurst packets per
+// FloodTimeout at most.
+const (
+	FloodRate           = 250
+	FloodBurst          = 64
+	FloodTimeout        = 10 * time.Second
+	DefaultKnockTimeout = 12 * time.Second
+	knockingSize        = 65536
 )
 
 // DefaultMaxOpen is the size of allow4 and allow6 when Spec.MaxOpen is 0.
@@ -104,6 +132,18 @@ type Spec struct {
 	Allow []netip.Prefix
 	// MaxOpen is the size of allow4 and allow6 (0: DefaultMaxOpen).
 	MaxOpen uint32
+	// QueueAll queues every bare SYN of the range to this host, as the C
+	// daemon did (--queue-all); otherwise only the SYNs of sources that
+	// knocked a first port (First) go to the daemon.
+	QueueAll bool
+	// KnockTimeout is how long a source stays in knocking4/knocking6 after
+	// its last knock (0: DefaultKnockTimeout); at least the tracker's
+	// --timeout, so that the kernel never stops queueing a source whose
+	// window the daemon still keeps.
+	KnockTimeout time.Duration
+	// First are the first ports of the sequences valid now, each for its
+	// remaining validity (Conn.SetFirst renews them).
+	First []FirstPort
 	// NoOwner makes Conn.Apply leave out the table ownership flags, as on a
 	// kernel without them: the monitor then puts the table back (tests).
 	NoOwner bool
@@ -130,6 +170,12 @@ func (s Spec) normalize() (Spec, error) {
 	}
 	if s.MaxOpen == 0 {
 		s.MaxOpen = DefaultMaxOpen
+	}
+	if s.KnockTimeout == 0 {
+		s.KnockTimeout = DefaultKnockTimeout
+	}
+	if s.KnockTimeout < time.Millisecond {
+		return s, fmt.Errorf("knock timeout %v: too short", s.KnockTimeout)
 	}
 	if err := s.normalizeAllow(); err != nil {
 		return s, err

@@ -55,6 +55,10 @@ type config struct {
 	IPTables   bool
 	// Verbose (-v) logs every knock.
 	Verbose bool
+	// QueueAll (--queue-all) queues every bare SYN of the range to the
+	// daemon, as the C daemon did, instead of only those of sources that
+	// knocked a first port (the kernel filter).
+	QueueAll bool
 	// SecretFile (--secret-file) holds open= and close= lines. OpenFrom
 	// and CloseFrom say where each secret came from (see loadSecrets);
 	// secretsFrom() renders them for the start line.
@@ -104,7 +108,7 @@ func (c *config) guardPorts() []uint16 {
 
 // trackerConfig returns the configuration of the knock tracker.
 func (c *config) trackerConfig() knock.TrackerConfig {
-	return knock.TrackerConfig{Params: c.Params, Timeout: c.Timeout, MaxSources: c.MaxSources}
+	return knock.TrackerConfig{Params: c.Params, Timeout: c.Timeout, MaxSources: c.MaxSources, Admit: !c.QueueAll}
 }
 
 // style words the usage errors of nfqknockd: printed as one line
@@ -256,6 +260,7 @@ func newFlagSet(c *config) (*pflag.FlagSet, *flagValues) {
 	fs.Var(&tableValue{s: &c.Table}, "table", "`NAME` of the nftables inet table: 1..255 letters, digits, '_', '-' and '.', starting with a letter or '_'")
 	cli.BoolFlag(fs, &c.Foreground, "foreground", "f", "accepted for compatibility: nfqknockd always runs in the foreground")
 	cli.BoolFlag(fs, &c.IPTables, "iptables", "i", "accepted for compatibility: nfqknockd always manages its own nftables table")
+	cli.BoolFlag(fs, &c.QueueAll, "queue-all", "", "queue every new connection to the knock range to the daemon, as the C daemon did; by default the kernel queues only sources that knocked the first port of a valid sequence")
 	cli.BoolFlag(fs, &c.Verbose, "verbose", "v", "log the source of every knock (never its port: the ports are the sequence)")
 
 	// The numbers live in uint64s while parsing: copy them back.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/nfqknockd/nfqknockd/knock"
 	"github.com/nfqknockd/nfqknockd/nft"
@@ -23,6 +24,20 @@ import (
 // the opened sources, for the next daemon to take over (the unit's
 // RestartKillSignal=): a restart or an upgrade leaves no gap in the guard.
 const restartSignal = syscall.SIGQUIT
+
+// knockTimeoutMargin is how much longer than --timeout the kernel keeps
+// queueing a knocking source after its last knock.
+const knockTimeoutMargin = 2 * time.Second
+
+// firstLead is how long before the next period's sequences begin to be
+// accepted the daemon gives their first ports to the kernel, and
+// firstMargin how long after a sequence's end its first port stays: the
+// kernel's set is a little wider than what the tracker accepts, never
+// narrower.
+const (
+	firstLead   = time.Second
+	firstMargin = time.Second
+)
 
 // noOwnerEnv, set to 1, keeps the table without the ownership flags, as on
 // a kernel without them: the daemon then watches the table and puts it back
@@ -115,7 +130,9 @@ func (d *service) start() error {
 	d.spec = nft.Spec{
 		Table: d.cfg.Table, Start: d.cfg.Params.Range.Start, End: d.cfg.Params.Range.End, Guard: guard,
 		QueueNum: d.cfg.Queue, QueueTotal: d.cfg.Queues, Allow: d.cfg.Allow, NoOwner: os.Getenv(noOwnerEnv) == "1",
+		QueueAll: d.cfg.QueueAll, KnockTimeout: d.cfg.Timeout + knockTimeoutMargin,
 	}
+	d.spec.First, _ = d.firstPorts(time.Now())
 	if err := d.program(); err != nil {
 		d.release()
 		return err
@@ -226,6 +243,41 @@ func (d *service) tableError(err error) error {
 	return fail(1, "program table inet %s: %v", d.cfg.Table, err)
 }
 
+// firstPorts returns the first ports the kernel filter needs at now, for
+// the set first: those of the sequences accepted from now until the next
+// period's begin, each until its end, and when that is (the next call).
+func (d *service) firstPorts(now time.Time) ([]nft.FirstPort, time.Time) {
+	ports, next := d.cfg.Params.FirstPorts(now)
+	if next.Sub(now) <= firstLead {
+		// The next period's first ports join a little early.
+		ports, next = d.cfg.Params.FirstPorts(next)
+	}
+	out := make([]nft.FirstPort, len(ports))
+	for i, p := range ports {
+		out[i] = nft.FirstPort{Port: p.Port, Timeout: p.Until.Sub(now) + firstMargin}
+	}
+	return out, next.Add(-firstLead)
+}
+
+// keepFirstPorts renews the set first at each change until ctx is done.
+func (d *service) keepFirstPorts(ctx context.Context, next time.Time) {
+	t := time.NewTimer(time.Until(next))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ports, at := d.firstPorts(time.Now())
+		if err := d.rules.SetFirst(ports); err != nil {
+			d.log.Error("renew the first ports of the kernel filter", "err", err)
+			at = time.Now().Add(time.Second) // try again soon
+		}
+		t.Reset(time.Until(at))
+	}
+}
+
 // release lets go of what start took, leaving the table as it is.
 func (d *service) release() {
 	for _, s := range d.shards {
@@ -272,6 +324,10 @@ func (d *service) serve(sigs <-chan os.Signal) int {
 				failed <- struct{}{}
 			}
 		})
+	}
+	if !d.cfg.QueueAll {
+		_, next := d.firstPorts(time.Now())
+		wg.Go(func() { d.keepFirstPorts(ctx, next) })
 	}
 	if !d.owned {
 		wg.Go(func() {

@@ -109,6 +109,16 @@ func (f *fakeRules) Allow(src netip.Addr, ttl time.Duration) error {
 	})
 }
 
+func (f *fakeRules) SetFirst(ports []nft.FirstPort) error {
+	return f.txn("first", func(t **fakeTable) error {
+		if *t == nil {
+			return unix.ENOENT
+		}
+		(*t).spec.First = ports
+		return nil
+	})
+}
+
 func (f *fakeRules) Revoke(src netip.Addr) error {
 	return f.txn("revoke "+src.String(), func(t **fakeTable) error {
 		delete(f.record, src)

@@ -22,6 +22,8 @@ type ruleset interface {
 	Apply(nft.Spec) (nft.Result, error)
 	// Allow opens the guard for a source for ttl (0: until revoked).
 	Allow(src netip.Addr, ttl time.Duration) error
+	// SetFirst replaces the first ports of the kernel filter.
+	SetFirst(ports []nft.FirstPort) error
 	// Revoke closes it again.
 	Revoke(src netip.Addr) error
 	// Allowed lists the opened sources.
