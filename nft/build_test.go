@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
-	"time"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/nftables"

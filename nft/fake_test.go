@@ -139,7 +139,7 @@ func TestApplyBatchShape(t *testing.T) {
 		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSETELEM, // guard and its port
 		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, // allow4, allow6 (nothing to carry over)
 		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSETELEM, // static4 and its range
-		unix.NFT_MSG_NEWSET, // static6, empty
+		unix.NFT_MSG_NEWSET,                          // static6, empty
 		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSETELEM, // first and its port
 		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, // knocking4, knocking6, rate4
 		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, // rate6, flood4, flood6
