@@ -55,6 +55,9 @@ type service struct {
 	shards []*shard
 	lock   *tableLock
 	owned  bool // the kernel keeps others off the table; else Watch does
+	// paramsMu guards cfg.Params, which a reload changes while the
+	// first-port keeper reads it.
+	paramsMu sync.Mutex
 }
 
 // exitError is a failed start: the line to print and the exit status.
@@ -247,10 +250,13 @@ func (d *service) tableError(err error) error {
 // the set first: those of the sequences accepted from now until the next
 // period's begin, each until its end, and when that is (the next call).
 func (d *service) firstPorts(now time.Time) ([]nft.FirstPort, time.Time) {
-	ports, next := d.cfg.Params.FirstPorts(now)
+	d.paramsMu.Lock()
+	p := d.cfg.Params
+	d.paramsMu.Unlock()
+	ports, next := p.FirstPorts(now)
 	if next.Sub(now) <= firstLead {
 		// The next period's first ports join a little early.
-		ports, next = d.cfg.Params.FirstPorts(next)
+		ports, next = p.FirstPorts(next)
 	}
 	out := make([]nft.FirstPort, len(ports))
 	for i, p := range ports {
@@ -399,7 +405,17 @@ func (d *service) reload() {
 			return
 		}
 	}
+	d.paramsMu.Lock()
 	d.cfg.Params.OpenSecret, d.cfg.Params.CloseSecret = open, close
+	d.paramsMu.Unlock()
+	if !d.cfg.QueueAll {
+		// The new sequences start with other ports: the kernel filter
+		// needs them now.
+		ports, _ := d.firstPorts(time.Now())
+		if err := d.rules.SetFirst(ports); err != nil {
+			d.log.Error("reload: renew the first ports of the kernel filter", "err", err)
+		}
+	}
 	d.log.Info("reloaded", "secrets", d.cfg.secretsFrom())
 	for _, w := range d.cfg.startWarnings() {
 		d.log.Warn(w)

@@ -53,9 +53,12 @@ func (e *env) flood(t *testing.T, sources int, count uint64, d time.Duration) (w
 // TestFloodNeverOpens: a flood from spoofed sources that overflows a
 // 100-packet queue never lets a client that did not knock reach the guarded
 // port; the daemon keeps running; a client that knocks afterwards gets in.
+//
+// It runs with --queue-all, so that every SYN of the flood goes to the
+// queue and overflows it (TestFilterFlood floods the kernel filter).
 func TestFloodNeverOpens(t *testing.T) {
 	e := newEnv(t)
-	d := e.start("-m", "100")
+	d := e.start("-m", "100", "--queue-all")
 	wait := e.flood(t, 100_000, 0, 4*time.Second)
 	attempts, successes := 0, 0
 	deadline := time.Now().Add(3 * time.Second)
@@ -90,11 +93,13 @@ func TestFloodNeverOpens(t *testing.T) {
 }
 
 // TestMillionSources: a million spoofed sources knock; the tracker never
-// holds more than --max-sources, and a real client still gets in.
+// holds more than --max-sources, and a real client still gets in. With
+// --queue-all every source reaches the tracker (the kernel filter would
+// keep almost all of them in the kernel: TestFilterFlood).
 func TestMillionSources(t *testing.T) {
 	const maxSources = 1000
 	e := newEnv(t)
-	d := e.start("--max-sources", strconv.Itoa(maxSources))
+	d := e.start("--max-sources", strconv.Itoa(maxSources), "--queue-all")
 	res := e.flood(t, 1_000_000, 1_000_000, 30*time.Second)()
 	if res.Sent < 1_000_000 {
 		t.Logf("sent %d SYNs only (the 30 s cap)", res.Sent)
@@ -119,16 +124,56 @@ func TestMillionSources(t *testing.T) {
 	}
 }
 
-// knockCounter returns the packet counter of the knock rule.
+// TestFilterFlood: with the kernel filter (the default), a flood from
+// 100,000 spoofed sources to random ports almost never reaches the daemon:
+// only sources that hit a first port are queued. A client that knocks
+// during the flood gets in, and the tracker holds few sources.
+func TestFilterFlood(t *testing.T) {
+	e := newEnv(t)
+	d := e.start()
+	wait := e.flood(t, 100_000, 0, 4*time.Second)
+	time.Sleep(time.Second)
+	open, _ := e.sequences()
+	e.knock(netip.Addr{}, netns.ServerIP4, open)
+	opened := e.reachable(netip.Addr{}, netns.ServerIP4, guardPort)
+	res := wait()
+	queued := e.queueSeen(t)
+	t.Logf("flood of %d SYNs: %d queued to the daemon (%.4f%%); the knocking client got in: %v",
+		res.Sent, queued, 100*float64(queued)/float64(max(res.Sent, 1)), opened)
+	if !opened {
+		t.Errorf("a client that knocked during the flood did not get in")
+	}
+	// Of 50,001 ports in the flood's range at most 4 are first ports now
+	// (2 around a rotation): a source is queued only from such a hit on.
+	// Far below a hundredth of the flood reaches the daemon.
+	if uint64(queued) > res.Sent/100 {
+		t.Errorf("%d of %d flood SYNs were queued: the kernel filter does not filter", queued, res.Sent)
+	}
+	d.cmd.Process.Signal(syscall.SIGUSR2)
+	if !d.waitLog(`msg="knocking sources"`, 10*time.Second) {
+		t.Fatalf("no knocking-sources count after SIGUSR2")
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status = %d", code)
+	}
+}
+
+// knockCounter returns the packets counted by the queue rules (chain
+// knocks): every SYN of the range with --queue-all, the SYNs of knocking
+// sources with the kernel filter.
 func (e *env) knockCounter(t *testing.T) int64 {
 	t.Helper()
-	out, err := netns.Command(e.pair.Server, "nft", "list", "chain", "inet", "nfqknock", "knock").Output()
-	m := regexp.MustCompile(`counter packets (\d+)`).FindSubmatch(out)
-	if err != nil || m == nil {
-		t.Fatalf("knock rule counter: %v: %s", err, out)
+	out, err := netns.Command(e.pair.Server, "nft", "list", "chain", "inet", "nfqknock", "knocks").Output()
+	ms := regexp.MustCompile(`counter packets (\d+) .*nfqknockd knock`).FindAllSubmatch(out, -1)
+	if err != nil || ms == nil {
+		t.Fatalf("queue rule counters: %v: %s", err, out)
 	}
-	n, _ := strconv.ParseInt(string(m[1]), 10, 64)
-	return n
+	var sum int64
+	for _, m := range ms {
+		n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+		sum += n
+	}
+	return sum
 }
 
 // queueSeen returns the id sequence of queue 100: how many packets the
