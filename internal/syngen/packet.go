@@ -35,6 +35,8 @@ type builder struct {
 	nsrc, srcIdx  uint32
 	portFirst     uint32
 	span, portIdx uint32
+	random        bool   // ports drawn from rng instead of cycled
+	rng           uint64 // splitmix64 state
 	fixedSport    uint16
 	sport         uint32
 	n             uint64 // packets written so far
@@ -44,7 +46,10 @@ type builder struct {
 func newBuilder(c Config, srcMAC, dstMAC net.HardwareAddr) *builder {
 	b := &builder{v6: c.Family() == 6, ipOff: ethLen, nsrc: uint32(c.Sources),
 		portFirst: uint32(c.DstPorts.First), span: uint32(c.DstPorts.Last) - uint32(c.DstPorts.First) + 1,
-		fixedSport: c.SrcPort}
+		fixedSport: c.SrcPort, random: c.RandomPorts, rng: c.Seed}
+	if b.rng == 0 {
+		b.rng = 0x6a09e667f3bcc908
+	}
 	tl := tcpLen
 	if c.MSS != 0 {
 		tl += mssLen
@@ -110,9 +115,21 @@ func (b *builder) next(buf []byte) {
 	if b.srcIdx++; b.srcIdx == b.nsrc {
 		b.srcIdx = 0
 	}
-	dport := uint16(b.portFirst + b.portIdx)
-	if b.portIdx++; b.portIdx == b.span {
-		b.portIdx = 0
+	var dport uint16
+	if b.random {
+		// splitmix64, then the high 32 bits scaled to the span (Lemire):
+		// uniform to within span/2^32.
+		b.rng += 0x9e3779b97f4a7c15
+		z := b.rng
+		z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+		z = (z ^ z>>27) * 0x94d049bb133111eb
+		z ^= z >> 31
+		dport = uint16(b.portFirst + uint32((z>>32)*uint64(b.span)>>32))
+	} else {
+		dport = uint16(b.portFirst + b.portIdx)
+		if b.portIdx++; b.portIdx == b.span {
+			b.portIdx = 0
+		}
 	}
 	sport := b.fixedSport
 	if sport == 0 {

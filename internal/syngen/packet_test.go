@@ -331,3 +331,60 @@ func addrs(s ...string) []netip.Addr {
 	}
 	return a
 }
+
+// TestRandomPorts: with RandomPorts every port lies in the range, the ports
+// spread over all of it (no cycle), the checksums hold, and the same seed
+// gives the same ports.
+func TestRandomPorts(t *testing.T) {
+	for _, r := range []Ports{{1, 65535}, {10000, 10009}, {22, 22}} {
+		c, err := Config{Dst: netip.MustParseAddr("10.200.0.1"), Sources: 1000, MSS: 1460, DstPorts: r, RandomPorts: true, Seed: 7}.validated()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := newBuilder(c, testSrcMAC, testDstMAC)
+		b2 := newBuilder(c, testSrcMAC, testDstMAC)
+		f, f2 := make([]byte, b.size), make([]byte, b.size)
+		b.init(f)
+		b2.init(f2)
+		span := int(r.Last) - int(r.First) + 1
+		counts := map[uint16]int{}
+		const n = 200000
+		inOrder := 0
+		var prev uint16
+		for i := 0; i < n; i++ {
+			b.next(f)
+			b2.next(f2)
+			p := parseFrame(t, f)
+			if p.dport < r.First || p.dport > r.Last {
+				t.Fatalf("%v: port %d outside", r, p.dport)
+			}
+			if q := parseFrame(t, f2); q.dport != p.dport {
+				t.Fatalf("%v: same seed, ports %d and %d", r, p.dport, q.dport)
+			}
+			if i > 0 && p.dport == prev+1 {
+				inOrder++
+			}
+			prev = p.dport
+			counts[p.dport]++
+		}
+		// Distinct ports: all of a small range; of 65535 with 200,000 draws,
+		// 1-e^(-200000/65535) = 95% of them are expected.
+		want := span
+		if span > 1000 {
+			want = span * 93 / 100
+		}
+		if len(counts) < want {
+			t.Errorf("%v: %d distinct ports in %d packets, want at least %d", r, len(counts), n, want)
+		}
+		if span > 1 && inOrder > n/span*2+100 {
+			t.Errorf("%v: %d of %d packets followed the previous port: cycled, not random", r, inOrder, n)
+		}
+		if span <= 10 {
+			for p, k := range counts {
+				if k < n/span*9/10 || k > n/span*11/10 {
+					t.Errorf("%v: port %d drawn %d times of %d, want about %d", r, p, k, n, n/span)
+				}
+			}
+		}
+	}
+}

@@ -48,8 +48,15 @@ type Config struct {
 	// Dst is the destination address; its family (4 or 6) is the family
 	// of every packet. It must be in TestNet4 or TestNet6.
 	Dst netip.Addr
-	// DstPorts are cycled in order, First..Last. Zero means 10000-60000.
+	// DstPorts are cycled in order, First..Last (or drawn at random from
+	// them, see RandomPorts). Zero means 10000-60000.
 	DstPorts Ports
+	// RandomPorts draws each packet's destination port uniformly at random
+	// from DstPorts (a fast pseudo-random sequence started from Seed)
+	// instead of cycling through them in order.
+	RandomPorts bool
+	// Seed starts the sequence of RandomPorts; 0 means a fixed default.
+	Seed uint64
 	// MSS, when non-zero, adds an MSS option with this value (a SYN as a
 	// real stack sends it); zero sends bare SYNs (20-byte TCP header).
 	MSS uint16
