@@ -29,18 +29,21 @@ func TestPacer(t *testing.T) {
 		{"bursts far apart, woken in the middle of one: no gathering", []read{
 			{3, long, waitPackets}, {17, short, waitPackets}, {2, long, waitPackets}, {20, short, waitPackets}}},
 		{"close together: gather from the second wake-up while gathering finds packets", []read{
-			{1, short, waitPackets}, {1, short, gather}, {5, short, gather}, {6, short, gather},
-			{0, short, waitPackets}, {0, short, waitPackets}, {1, short, waitPackets}, {1, short, gather}}},
+			{4, short, waitPackets}, {4, short, gather}, {5, short, gather}, {6, short, gather},
+			{0, short, waitPackets}, {0, short, waitPackets}, {4, short, waitPackets}, {4, short, gather}}},
+		{"lone packets close together: never held back", []read{
+			{1, short, waitPackets}, {1, short, waitPackets}, {3, short, waitPackets}, {1, short, waitPackets},
+			{5, short, gather}, {1, short, waitPackets}}},
 		{"flood: gather after wake-ups", []read{
 			{30, short, waitPackets}, {30, short, gather}, {batchLen, short, readNow}, {10, short, gather},
 			{0, short, waitPackets}}},
 		{"flood: full batches after wake-ups", []read{
 			{batchLen, short, readNow}, {20, short, waitPackets}, {batchLen, short, readNow}, {10, short, gather}}},
 		{"a long wait stops gathering", []read{
-			{2, short, waitPackets}, {2, short, gather}, {0, short, waitPackets}, {2, long, waitPackets},
-			{2, short, waitPackets}}},
+			{4, short, waitPackets}, {4, short, gather}, {0, short, waitPackets}, {4, long, waitPackets},
+			{4, short, waitPackets}}},
 		{"a wake-up without packets (Do) changes nothing", []read{
-			{2, short, waitPackets}, {0, short, waitPackets}, {2, short, gather}}},
+			{4, short, waitPackets}, {0, short, waitPackets}, {4, short, gather}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -59,6 +59,11 @@ const (
 // come close together again (see pacer).
 const coalesceWait = 500 * time.Microsecond
 
+// gatherMin is the fewest packets one read must find for Run to sleep
+// coalesceWait before the next: fewer is no flood, and a lone packet (a
+// knock, with the kernel filter nearly every packet) is never delayed.
+const gatherMin = 4
+
 // yieldEvery is how often Run passes through the Go scheduler (see Run):
 // well under the 10ms after which the runtime preempts a goroutine.
 const yieldEvery = 4 * time.Millisecond
@@ -446,7 +451,9 @@ const (
 // then on each read sleeps coalesceWait before it, until such a sleep finds
 // nothing. Packets further apart are read as they come: a sleep would only
 // add a wake-up that finds nothing; so are bursts (one wait within
-// coalesceWait, in the middle of a burst, after a long one).
+// coalesceWait, in the middle of a burst, after a long one), and reads of
+// fewer than gatherMin packets: the packet after a lone one is not held
+// back.
 func (p *pacer) after(n int, waited time.Duration) pace {
 	switch {
 	case n > 0 && p.woken:
@@ -463,7 +470,7 @@ func (p *pacer) after(n int, waited time.Duration) pace {
 		p.woken = false
 		return readNow
 	}
-	if p.coalesce && n > 0 {
+	if p.coalesce && n >= gatherMin {
 		p.woken = false
 		return gather
 	}
