@@ -51,198 +51,267 @@ func sockaddr(ap netip.AddrPort) (int, unix.Sockaddr) {
 	return unix.AF_INET6, &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
 }
 
-// startConnect opens a non-blocking TCP socket in the calling thread's
-// namespace and starts a connect to ap: the SYN leaves before it returns.
-func startConnect(ap netip.AddrPort) (int, error) {
-	fam, sa := sockaddr(ap)
-	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return -1, fmt.Errorf("socket: %w", err)
-	}
-	if err := unix.Connect(fd, sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
-		unix.Close(fd)
-		return -1, fmt.Errorf("connect %v: %w", ap, err)
-	}
-	return fd, nil
-}
-
-// knock sends one SYN (an abandoned connect) to each port in order and
-// returns the time right after the last one left.
-func knock(dst netip.Addr, ports []uint16) (time.Time, error) {
+// knock sends one SYN (an abandoned connect) to each port in order, gap
+// apart, and returns when the last one was sent (right before its
+// connect(2)).
+func knock(dst netip.Addr, ports []uint16, gap time.Duration) (time.Time, error) {
 	fds := make([]int, 0, len(ports))
 	defer func() {
 		for _, fd := range fds {
-			unix.Close(fd) // in SYN_SENT: closes without sending anything
+			unix.Close(fd) // in SYN_SENT or reset: closes without sending anything
 		}
 	}()
-	for _, p := range ports {
-		fd, err := startConnect(netip.AddrPortFrom(dst, p))
+	var last time.Time
+	for i, p := range ports {
+		if i > 0 && gap > 0 {
+			time.Sleep(gap)
+		}
+		ap := netip.AddrPortFrom(dst, p)
+		fam, sa := sockaddr(ap)
+		fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
-			return time.Time{}, err
+			return time.Time{}, fmt.Errorf("socket: %w", err)
 		}
 		fds = append(fds, fd)
+		last = time.Now()
+		if err := unix.Connect(fd, sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
+			return time.Time{}, fmt.Errorf("connect %v: %w", ap, err)
+		}
 	}
-	return time.Now(), nil
+	return last, nil
 }
 
-// firstAccept starts a new connect to ap every interval until one completes
-// (its SYN-ACK arrived: the guard let a SYN through) or max passes, and
-// returns when that happened. SYNs that the guard drops are never
-// retransmitted: their sockets are closed at the end.
-func firstAccept(ap netip.AddrPort, interval, max time.Duration) (time.Time, bool, error) {
-	var pfds []unix.PollFd
-	var fds []int
-	defer func() {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-	}()
-	deadline := time.Now().Add(max)
-	next := time.Now()
+// errRefused is a connect answered with a reset.
+var errRefused = errors.New("connection refused")
+
+// connectOnce connects to ap from the calling thread's namespace and
+// returns how long the handshake took, from connect(2) until the SYN-ACK
+// completed it; false when nothing came within wait (the SYN was dropped:
+// it is not retransmitted, the socket is closed). The socket is closed with
+// a reset (SO_LINGER 0): no TIME_WAIT piles up over thousands of connects.
+func connectOnce(ap netip.AddrPort, wait time.Duration) (time.Duration, bool, error) {
+	fam, sa := sockaddr(ap)
+	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, false, fmt.Errorf("socket: %w", err)
+	}
+	defer unix.Close(fd)
+	_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	t0 := time.Now()
+	deadline := t0.Add(wait)
+	if err := unix.Connect(fd, sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
+		return 0, false, fmt.Errorf("connect %v: %w", ap, err)
+	}
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
 	for {
-		now := time.Now()
-		if now.After(deadline) {
-			return time.Time{}, false, nil
+		left := time.Until(deadline)
+		if left <= 0 {
+			return 0, false, nil
 		}
-		if !now.Before(next) {
-			fd, err := startConnect(ap)
-			if err != nil {
-				return time.Time{}, false, err
-			}
-			fds = append(fds, fd)
-			pfds = append(pfds, unix.PollFd{Fd: int32(fd), Events: unix.POLLOUT})
-			next = next.Add(interval)
-		}
-		ts := unix.NsecToTimespec(max64(int64(time.Until(next)), 0))
-		n, err := unix.Ppoll(pfds, &ts, nil)
+		ts := unix.NsecToTimespec(int64(left))
+		n, err := unix.Ppoll(pfd, &ts, nil)
 		if err != nil && !errors.Is(err, unix.EINTR) {
-			return time.Time{}, false, fmt.Errorf("ppoll: %w", err)
+			return 0, false, fmt.Errorf("ppoll: %w", err)
 		}
 		if n <= 0 {
 			continue
 		}
-		at := time.Now()
-		for i := range pfds {
-			if pfds[i].Revents == 0 {
-				continue
-			}
-			soerr, err := unix.GetsockoptInt(int(pfds[i].Fd), unix.SOL_SOCKET, unix.SO_ERROR)
-			if err == nil && soerr == 0 && pfds[i].Revents&unix.POLLOUT != 0 {
-				return at, true, nil
-			}
-			// Refused or failed: stop watching it (ppoll skips negative fds).
-			pfds[i].Fd = -1
-			pfds[i].Revents = 0
+		took := time.Since(t0)
+		soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil {
+			return 0, false, fmt.Errorf("SO_ERROR: %w", err)
 		}
+		if soerr != 0 {
+			return 0, false, fmt.Errorf("connect %v: %w (%v)", ap, errRefused, unix.Errno(soerr))
+		}
+		return took, true, nil
 	}
 }
 
-// reachable reports whether a connect to ap completes within wait.
-func reachable(ap netip.AddrPort, wait time.Duration) (bool, error) {
-	_, ok, err := firstAccept(ap, wait+time.Second, wait)
-	return ok, err
-}
-
-func max64(a, b int64) int64 {
-	if a > b {
-		return a
+// connectTimes makes n connects to ap one after another (the next starts
+// interval after the previous one started, or at once when interval is 0)
+// and returns their handshake times in microseconds. Every one must
+// complete within a second.
+func connectTimes(ctx context.Context, ap netip.AddrPort, n int, interval time.Duration) ([]float64, error) {
+	out := make([]float64, 0, n)
+	next := time.Now()
+	for i := 0; i < n; i++ {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		if interval > 0 {
+			time.Sleep(time.Until(next))
+			next = next.Add(interval)
+		}
+		took, ok, err := connectOnce(ap, time.Second)
+		if err != nil {
+			return out, err
+		}
+		if !ok {
+			return out, fmt.Errorf("connect %d to %v: no answer within 1s", i, ap)
+		}
+		out = append(out, float64(took.Nanoseconds())/1000)
 	}
-	return b
+	return out, nil
 }
 
-// latencyResult is the knock-to-open measurement.
+// latencyResult is the knock-to-open measurement of one flood.
 type latencyResult struct {
-	Sources    int       `json:"sources"`
-	FloodRate  float64   `json:"flood_rate_syn_per_s"` // sent during the tries, mean
-	Tries      int       `json:"tries"`
-	Opened     int       `json:"opened"`
-	MedianMS   *float64  `json:"median_ms"`
-	P95MS      *float64  `json:"p95_ms"`
-	SamplesMS  []float64 `json:"samples_ms"`
-	CloseRetry int       `json:"close_retries"`
-	Note       string    `json:"note,omitempty"`
+	Mode      string  `json:"mode"` // "filter" or "queue-all"
+	Sources   int     `json:"sources"`
+	Ports     string  `json:"flood_ports"`
+	Random    bool    `json:"random_ports"`
+	FloodRate float64 `json:"flood_rate_syn_per_s"` // sent during the tries, mean
+	// Continuous: one flood ran through all the tries (the close knocks
+	// too); else a flood was started for each try, warm before the
+	// knocks, and stopped before the close knocks.
+	Continuous bool    `json:"continuous_flood"`
+	GapMS      float64 `json:"knock_gap_ms"`
+	Tries      int     `json:"tries"`
+	Opened     int     `json:"opened"`
+	// Knock-to-open: from sending the last knock until the daemon's
+	// addition of the client to allow4 was announced by nf_tables.
+	MedianMS  *float64  `json:"median_ms"`
+	P95MS     *float64  `json:"p95_ms"`
+	SamplesMS []float64 `json:"samples_ms"`
+	// Knock-to-connect: from the last knock until a connect to the
+	// guarded port, started as soon as the client was in allow4, completed.
+	ConnectMedianMS *float64  `json:"connect_median_ms,omitempty"`
+	ConnectP95MS    *float64  `json:"connect_p95_ms,omitempty"`
+	ConnectMS       []float64 `json:"connect_samples_ms,omitempty"`
+	CloseRetry      int       `json:"close_retries"`
+	Note            string    `json:"note,omitempty"`
 }
 
 // flooder starts a flood and returns a function that stops it and returns
 // the rate it sent at.
 type flooder func() (stop func() (float64, error))
 
-// measureLatency runs tries knock-open-close rounds from the calling
-// thread's namespace (the client's, at its real address) against dst:guard.
-// Each try: check that the guarded port is closed (without flood, so the
-// close knocks are seen), start the flood, wait warm, knock the open
-// sequence and time the first accepted connect, stop the flood, knock the
-// close sequence. tlog, when not nil, logs each try.
-func measureLatency(ctx context.Context, dst netip.Addr, guard uint16, open, close []uint16, tries int, warm time.Duration,
-	flood flooder, tlog func(string, ...any)) (r latencyResult, err error) {
-	r.Tries = tries
-	gp := netip.AddrPortFrom(dst, guard)
+// knockPlan is what knockTries does.
+type knockPlan struct {
+	dst, client netip.Addr // the server's address, the client's own
+	guard       uint16
+	open, close []uint16
+	tries       int
+	gap         time.Duration // between two knocks of a sequence
+	warm        time.Duration // flood this long before the knocks (perTry)
+	// perTry, when not nil, floods during each try only; nil: the caller
+	// keeps a flood running through all of them.
+	perTry  flooder
+	watch   *allowWatch
+	allowed func(netip.Addr) (bool, error) // reads the allow sets
+	tlog    func(string, ...any)
+}
+
+// knockTries runs k.tries knock-open-close rounds from the calling thread's
+// namespace (the client's, at its real address). Each try: make sure the
+// client is not in allow4 (knock the close sequence again if it is), knock
+// the open sequence with k.gap between knocks, wait up to a second for the
+// daemon to put the client in allow4 and connect to the guarded port once,
+// knock the close sequence. A try opened when both happened within a second.
+func knockTries(ctx context.Context, k knockPlan) (r latencyResult, err error) {
+	r.Tries, r.GapMS = k.tries, float64(k.gap.Microseconds())/1000
+	r.Continuous = k.perTry == nil
+	gp := netip.AddrPortFrom(k.dst, k.guard)
 	var rates float64
 	defer func() {
 		if r.Opened > 0 {
-			s := slices.Clone(r.SamplesMS)
-			slices.Sort(s)
-			med, p95 := quantile(s, 0.5), quantile(s, 0.95)
+			med, p95 := quantiles(r.SamplesMS)
 			r.MedianMS, r.P95MS = &med, &p95
+			cmed, cp95 := quantiles(r.ConnectMS)
+			r.ConnectMedianMS, r.ConnectP95MS = &cmed, &cp95
 		}
-		if tries > 0 {
-			r.FloodRate = rates / float64(tries)
+		if k.perTry != nil && k.tries > 0 {
+			r.FloodRate = rates / float64(k.tries)
 		}
 	}()
-	for i := 0; i < tries; i++ {
+	closeKnock := func() error {
+		k.watch.drain()
+		if _, err := knock(k.dst, k.close, 0); err != nil {
+			return err
+		}
+		k.watch.wait(k.client, false, time.Now().Add(300*time.Millisecond))
+		return nil
+	}
+	for i := 0; i < k.tries; i++ {
 		if err := ctx.Err(); err != nil {
 			return r, fmt.Errorf("knock-to-open interrupted: %w", err)
 		}
 		for attempt := 0; ; attempt++ {
-			ok, err := reachable(gp, 150*time.Millisecond)
+			in, err := k.allowed(k.client)
 			if err != nil {
 				return r, err
 			}
-			if !ok {
+			if !in {
 				break
 			}
 			if attempt == 3 {
-				return r, fmt.Errorf("try %d: guarded port %v still open after %d close sequences without flood", i, gp, attempt)
+				return r, fmt.Errorf("try %d: %v still in allow4 after %d close sequences", i, k.client, attempt)
 			}
 			r.CloseRetry++
-			if _, err := knock(dst, close); err != nil {
+			if err := closeKnock(); err != nil {
 				return r, err
 			}
-			time.Sleep(50 * time.Millisecond)
 		}
-		stop := flood()
-		time.Sleep(warm)
-		last, err := knock(dst, open)
+		var stop func() (float64, error)
+		if k.perTry != nil {
+			stop = k.perTry()
+			time.Sleep(k.warm)
+		}
+		k.watch.drain()
+		last, err := knock(k.dst, k.open, k.gap)
 		var at time.Time
-		var ok bool
+		var in, connected bool
+		var took time.Duration
 		if err == nil {
-			at, ok, err = firstAccept(gp, 200*time.Microsecond, time.Second)
+			if at, in = k.watch.wait(k.client, true, last.Add(time.Second)); in {
+				took, connected, err = connectOnce(gp, time.Until(last.Add(time.Second)))
+			}
 		}
-		rate, ferr := stop()
-		rates += rate
-		if err == nil {
-			err = ferr
+		if stop != nil {
+			rate, ferr := stop()
+			rates += rate
+			if err == nil {
+				err = ferr
+			}
 		}
 		if err != nil {
-			return r, err
+			return r, fmt.Errorf("try %d: %w", i, err)
 		}
-		if ok {
+		if in && connected {
 			r.Opened++
-			r.SamplesMS = append(r.SamplesMS, float64(at.Sub(last).Microseconds())/1000)
+			r.SamplesMS = append(r.SamplesMS, ms(at.Sub(last)))
+			r.ConnectMS = append(r.ConnectMS, ms(at.Add(took).Sub(last)))
 		}
-		if tlog != nil {
-			took := "not opened within 1s"
-			if ok {
-				took = "opened after " + at.Sub(last).String()
+		if k.tlog != nil {
+			msg := "not in allow4 within 1s"
+			switch {
+			case in && connected:
+				msg = fmt.Sprintf("in allow4 after %v, connected %v later", at.Sub(last), took)
+			case in:
+				msg = fmt.Sprintf("in allow4 after %v, but no connect within 1s", at.Sub(last))
 			}
-			tlog("try %d: flood %.0f SYN/s, last knock at %s, %s", i, rate, last.Format("15:04:05.000000"), took)
+			k.tlog("try %d: last knock at %s, %s", i, last.Format("15:04:05.000000"), msg)
 		}
-		if _, err := knock(dst, close); err != nil {
+		if err := closeKnock(); err != nil {
 			return r, err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	return r, nil
+}
+
+// ms is d in milliseconds, to the microsecond.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// quantiles returns the median and 95th percentile of s (nearest rank).
+func quantiles(s []float64) (med, p95 float64) {
+	if len(s) == 0 {
+		return 0, 0
+	}
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return quantile(c, 0.5), quantile(c, 0.95)
 }
 
 // quantile returns the q-quantile of sorted s (nearest rank).

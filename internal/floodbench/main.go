@@ -3,36 +3,65 @@
 // it as JSON). It runs as root and builds nothing itself: it is given the
 // daemon's binary.
 //
-// For each number of sources N it makes a fresh namespace pair and:
+// First the kernel filter, the daemon's default mode (only sources that
+// knocked a first port of a valid sequence are queued), in one namespace
+// pair:
 //
-//   - kernel-only: loads the daemon's ruleset shape with the queue rule
-//     replaced by a counter, floods at --flood-rate (default 0: the
-//     sender's full rate) and reads the rate the kernel took;
-//   - with the daemon: runs nfqknockd in the server namespace and floods
-//     again; arrivals H come from a counter in a chain at priority -20
-//     (before the knock chain), answered from the queue's id sequence in
-//     /proc/net/netfilter/nfnetlink_queue minus the drops of the daemon's
-//     netlink socket in /proc/net/netlink, leaked = H - answered;
+//   - connect latency from the client namespace to an unguarded port (an
+//     accept-and-close listener, --unguarded-port) without the daemon, with
+//     it and with --queue-all, --connects each, in --rounds interleaved
+//     rounds (the daemon started again for each): median, p99, the ratios to
+//     without, and how many SYNs reached the queue meanwhile;
+//   - connect latency to the guarded port after the client knocked it open
+//     (its SYNs go through the queue), one connect every --guarded-interval
+//     (below the filter's 250 SYN/s per knocking source);
+//   - a flood from --filter-sources sources, then one from a single source,
+//     to random ports of --filter-ports at the sender's full rate, each
+//     running through --tries knock-to-open tries of a legitimate client
+//     that knocks with --knock-gap between knocks. Knock-to-open is from
+//     sending its last knock until nf_tables announces the client in allow4
+//     (the daemon's change committed; watched on NFNLGRP_NFTABLES, without a
+//     connect that would go through the queue and count against the filter's
+//     rate limit); then one connect to the guarded port must complete for
+//     the try to count as opened ("+connect" is the time until then). The
+//     daemon's CPU (utime+stime) over the whole flood per million SYNs sent,
+//     the same over its first --flood-only seconds (before the knocks), and
+//     its peak RSS (VmHWM) at the end.
+//
+// Then the queue itself, with --queue-all (every bare SYN of the range
+// queued), for each number of sources N in a fresh namespace pair:
+//
+//   - kernel-only: loads the daemon's --queue-all ruleset shape with the
+//     queue rule (chain knocks) replaced by a counter, floods at
+//     --flood-rate (default 0: the sender's full rate) and reads the rate
+//     the kernel took;
+//   - with the daemon: runs nfqknockd --queue-all in the server namespace
+//     and floods again; arrivals H come from a counter in a prerouting
+//     chain at priority mangle - 20 (before the knock chain), answered from
+//     the queue's id sequence in /proc/net/netfilter/nfnetlink_queue minus
+//     the drops of the daemon's netlink socket in /proc/net/netlink, leaked
+//     = H - answered;
 //   - at a fixed 20,000 SYN/s long enough that every source is seen (capped):
 //     the daemon's CPU seconds per million SYNs, its peak RSS (VmHWM), and
 //     its allocations per packet when the daemon reports them.
 //
-// Under the heaviest flood, a legitimate client at the client's real
-// address knocks the open sequence and times its first accepted connect to
-// the guarded port (median and 95th percentile).
+// Under the heaviest of these floods, a flood started for each try, the
+// legitimate client knocks as above (knock-to-open with --queue-all).
 //
 // The floods come from an IPPROTO_RAW socket (--sender raw, the issue's
-// "raw sockets": 470-530k SYN/s kernel-only on these machines, 1.6 to 2.2
-// times the issue's reference of 240-300k). One more row floods the largest
-// source count with the other sender (AF_PACKET past the qdisc, 650-730k
-// SYN/s kernel-only) at its full rate, kernel-only and with the daemon, so
-// that what a faster flood does is shown too (--other-sender-row=false: not).
+// "raw sockets"). One more row floods the largest source count with the
+// other sender (AF_PACKET past the qdisc) at its full rate, kernel-only and
+// with the daemon, so that what a faster flood does is shown too
+// (--other-sender-row=false: not).
 //
 // The server's replies (RSTs to the spoofed sources) go back into the
 // client namespace, where a drop rule before routing ends them: they cost
 // the testbed as little as the replies of a real flood cost the host that
 // sends them (their reception is the attacker's work, but veth runs it on
 // the core that sent them, which is the daemon's when it accepts a SYN).
+//
+// Last, the issue's targets against this run's figures (printed, never
+// asserted).
 //
 // Everything it makes (namespaces, processes) is removed on every way out,
 // including SIGINT and SIGTERM.
@@ -65,6 +94,8 @@ import (
 	"github.com/nfqknockd/nfqknockd/internal/netns"
 	"github.com/nfqknockd/nfqknockd/internal/syngen"
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
+	"github.com/nfqknockd/nfqknockd/nft"
+	"golang.org/x/sys/unix"
 )
 
 // Fixed parts of the benchmark.
@@ -101,6 +132,18 @@ type options struct {
 	verbose     bool
 	warm        time.Duration
 	argvSecrets bool
+
+	// The kernel filter's rows (the daemon's default mode).
+	connects        int           // connects per latency figure
+	rounds          int           // the unguarded connects come in this many rounds of the three modes
+	unguarded       uint16        // an unguarded port with a listener
+	guardedInterval time.Duration // between two connects to the guarded port
+	knockGap        time.Duration // between two knocks of the legitimate client
+	filterSources   int           // sources of the filter's random-port flood
+	filterPorts     syngen.Ports  // its ports (random)
+	floodOnly       time.Duration // flood the filter alone this long before the client knocks
+	filterRows      bool          // measure the filter's rows at all
+	queueAllRows    bool          // measure the --queue-all rows at all
 }
 
 func main() {
@@ -133,6 +176,16 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.argvSecrets, "argv-secrets", false, "give the daemon its secrets with -o/-c instead of --secret-file")
 	fs.BoolVar(&o.verbose, "v", false, "log every knock-to-open try")
 	fs.DurationVar(&o.settle, "settle", 500*time.Millisecond, "wait after a flood before reading counters")
+	fs.IntVar(&o.connects, "connects", 2000, "connects per connect-latency figure")
+	fs.IntVar(&o.rounds, "rounds", 4, "the unguarded connects without the daemon, with it and with --queue-all come in this many interleaved rounds")
+	unguarded := fs.Uint("unguarded-port", 8080, "an unguarded port (a listener in the server namespace) for the connect latency")
+	fs.DurationVar(&o.guardedInterval, "guarded-interval", 5*time.Millisecond, "start a connect to the guarded port this often (below the kernel filter's 250 SYN/s per knocking source)")
+	fs.DurationVar(&o.knockGap, "knock-gap", 100*time.Millisecond, "the legitimate client's gap between two knocks")
+	fs.IntVar(&o.filterSources, "filter-sources", 1000000, "sources of the random-port flood against the kernel filter")
+	fports := fs.String("filter-ports", "1-65535", "destination ports (drawn at random) of the floods against the kernel filter")
+	fs.DurationVar(&o.floodOnly, "flood-only", 3*time.Second, "flood the kernel filter alone this long (its CPU measured apart) before the client knocks")
+	fs.BoolVar(&o.filterRows, "filter", true, "measure the kernel filter's rows (connect latency, knocking under random-port floods)")
+	fs.BoolVar(&o.queueAllRows, "queue-all-rows", true, "measure the --queue-all rows (the queue under floods)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -146,13 +199,26 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		}
 		o.sources = append(o.sources, n)
 	}
-	a, b, ok := strings.Cut(*ports, "-")
-	p1, err1 := strconv.ParseUint(a, 10, 16)
-	p2, err2 := strconv.ParseUint(b, 10, 16)
-	if !ok || err1 != nil || err2 != nil || p1 == 0 || p1 > p2 {
-		return nil, fmt.Errorf("--ports %q: want FIRST-LAST", *ports)
+	var err error
+	if o.ports, err = parsePorts(*ports); err != nil {
+		return nil, fmt.Errorf("--ports %w", err)
 	}
-	o.ports = syngen.Ports{First: uint16(p1), Last: uint16(p2)}
+	if o.filterPorts, err = parsePorts(*fports); err != nil {
+		return nil, fmt.Errorf("--filter-ports %w", err)
+	}
+	if *unguarded == 0 || *unguarded > 65535 || *unguarded == guardPort {
+		return nil, fmt.Errorf("--unguarded-port %d: want 1..65535, not %d", *unguarded, guardPort)
+	}
+	o.unguarded = uint16(*unguarded)
+	if o.connects < 1 || o.rounds < 1 || o.rounds > o.connects {
+		return nil, fmt.Errorf("--connects %d --rounds %d: want 1 <= rounds <= connects", o.connects, o.rounds)
+	}
+	if o.filterSources < 1 || o.filterSources > 1<<22 {
+		return nil, fmt.Errorf("--filter-sources %d: want 1..%d", o.filterSources, 1<<22)
+	}
+	if o.knockGap < 0 || o.guardedInterval < 0 {
+		return nil, errors.New("--knock-gap, --guarded-interval: want >= 0")
+	}
 	if o.family != 4 && o.family != 6 {
 		return nil, fmt.Errorf("--family %d: want 4 or 6", o.family)
 	}
@@ -177,6 +243,17 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	o.daemonArgs = strings.Fields(*dargs)
 	return o, nil
+}
+
+// parsePorts parses FIRST-LAST.
+func parsePorts(s string) (syngen.Ports, error) {
+	a, b, ok := strings.Cut(s, "-")
+	p1, err1 := strconv.ParseUint(a, 10, 16)
+	p2, err2 := strconv.ParseUint(b, 10, 16)
+	if !ok || err1 != nil || err2 != nil || p1 == 0 || p1 > p2 {
+		return syngen.Ports{}, fmt.Errorf("%q: want FIRST-LAST", s)
+	}
+	return syngen.Ports{First: uint16(p1), Last: uint16(p2)}, nil
 }
 
 // row is the result for one source count. Pointers are null (n/a) when
@@ -219,9 +296,15 @@ type row struct {
 
 // report is the whole JSON document.
 type report struct {
-	Date       string         `json:"date"`
-	Machine    machine        `json:"machine"`
-	Daemon     string         `json:"daemon,omitempty"`
+	Date    string  `json:"date"`
+	Machine machine `json:"machine"`
+	// Runs is how many runs these figures come from: one (run make bench
+	// again for another).
+	Runs   int    `json:"runs"`
+	Daemon string `json:"daemon,omitempty"`
+	// FilterArgs are the daemon's arguments in its default mode (the
+	// kernel filter); DaemonArgs those of the flood rows (--queue-all).
+	FilterArgs []string       `json:"filter_daemon_args,omitempty"`
 	DaemonArgs []string       `json:"daemon_args,omitempty"`
 	Family     int            `json:"family"`
 	MSS        uint           `json:"mss"`
@@ -230,8 +313,11 @@ type report struct {
 	FloodRate  int            `json:"flood_rate_cap,omitempty"`
 	Sender     string         `json:"sender"`
 	GoBench    []goBench      `json:"go_benchmarks,omitempty"`
+	Connect    *connectResult `json:"connect_latency,omitempty"`
+	Filter     []filterFlood  `json:"filter_floods,omitempty"`
 	Rows       []row          `json:"rows"`
-	Latency    *latencyResult `json:"knock_to_open,omitempty"`
+	Latency    *latencyResult `json:"knock_to_open,omitempty"` // with --queue-all
+	Targets    []target       `json:"targets,omitempty"`
 	Notes      []string       `json:"notes,omitempty"`
 }
 
@@ -301,7 +387,7 @@ func bench(ctx context.Context, o *options, stderr io.Writer) (*report, error) {
 		}
 	}
 	netns.SweepStale()
-	rep := &report{Date: time.Now().UTC().Format(time.RFC3339), Machine: describeMachine(),
+	rep := &report{Date: time.Now().UTC().Format(time.RFC3339), Machine: describeMachine(), Runs: 1,
 		Family: o.family, MSS: o.mss, Ports: fmt.Sprintf("%d-%d", o.ports.First, o.ports.Last), FloodS: o.flood.Seconds(),
 		FloodRate: o.floodRate, Sender: senderName(o.rawIP)}
 	if o.daemonLog != "" {
@@ -319,7 +405,7 @@ func bench(ctx context.Context, o *options, stderr io.Writer) (*report, error) {
 		}
 		rep.GoBench = gb
 	}
-	var daemonArgs, seqArgs []string
+	var daemonArgs, filterArgs, seqArgs []string
 	if !o.kernelOnly {
 		if _, err := os.Stat(o.daemon); err != nil {
 			return rep, fmt.Errorf("--daemon: %w (build it first, or use --kernel-only)", err)
@@ -334,9 +420,19 @@ func bench(ctx context.Context, o *options, stderr io.Writer) (*report, error) {
 			secrets = []string{"--secret-file", path}
 		}
 		seqArgs = append([]string{"--range", knockRange}, secrets...)
-		daemonArgs = append(slices.Clone(seqArgs), "--guard", strconv.Itoa(guardPort))
-		daemonArgs = append(daemonArgs, o.daemonArgs...)
-		rep.DaemonArgs = daemonArgs
+		filterArgs = append(slices.Clone(seqArgs), "--guard", strconv.Itoa(guardPort))
+		filterArgs = append(filterArgs, o.daemonArgs...)
+		daemonArgs = append(slices.Clone(filterArgs), "--queue-all")
+		rep.FilterArgs, rep.DaemonArgs = filterArgs, daemonArgs
+	}
+	defer func() { rep.Targets = targets(rep) }()
+	if !o.kernelOnly && o.filterRows {
+		if err := benchFilter(ctx, o, rep, filterArgs, daemonArgs, seqArgs); err != nil {
+			return rep, fmt.Errorf("kernel filter: %w", err)
+		}
+	}
+	if !o.queueAllRows {
+		return rep, nil
 	}
 	heaviest := 0
 	for _, n := range o.sources {
@@ -414,28 +510,45 @@ func (o *options) config(f flood) syngen.Config {
 		Rate: f.rate, RawIP: f.rawIP}
 }
 
-// arrivalsRuleset counts, before the knock chain, every SYN it would see.
+// arrivalsRuleset counts, before the daemon's knock chain (prerouting,
+// priority mangle), every SYN it would see.
 const arrivalsRuleset = `table inet floodbench {
 	chain arrivals {
-		type filter hook input priority -20; policy accept;
+		type filter hook prerouting priority mangle - 20; policy accept;
 		tcp flags & (fin|syn|rst|ack) == syn tcp dport 1-65535 counter
 	}
 }
 `
 
-// kernelOnlyRuleset is the daemon's table with the queue rule replaced by a counter.
+// kernelOnlyRuleset is the daemon's --queue-all table (see
+// testdata/nft/ruleset-queue-all.nft) with the queue rule of chain knocks
+// replaced by a counter.
 var kernelOnlyRuleset = fmt.Sprintf(`table inet nfqknock {
 	set guard { type inet_service; elements = { %d } }
-	set allow4 { type ipv4_addr; flags timeout; }
-	set allow6 { type ipv6_addr; flags timeout; }
+	set allow4 { type ipv4_addr; size 65536; flags timeout; }
+	set allow6 { type ipv6_addr; size 65536; flags timeout; }
+	set static4 { type ipv4_addr; flags interval; }
+	set static6 { type ipv6_addr; flags interval; }
 	chain knock {
-		type filter hook input priority -10; policy accept;
-		tcp flags & (fin|syn|rst|ack) == syn tcp dport %s counter
+		type filter hook prerouting priority mangle; policy accept;
+		iif "lo" accept
+		tcp flags & (fin|syn|rst|ack) == syn tcp dport %s fib daddr type local jump knocks
 	}
 	chain guard {
-		type filter hook input priority -5; policy accept;
-		tcp flags & (fin|syn|rst|ack) == syn tcp dport @guard ip saddr != @allow4 counter drop
-		tcp flags & (fin|syn|rst|ack) == syn tcp dport @guard ip6 saddr != @allow6 counter drop
+		type filter hook prerouting priority mangle + 5; policy accept;
+		iif "lo" accept
+		tcp flags & (fin|syn|rst|ack) == syn tcp dport @guard fib daddr type local jump guarded
+		ip frag-off & 16383 == 8192 tcp dport @guard fib daddr type local jump guarded
+	}
+	chain guarded {
+		ip saddr @allow4 accept
+		ip6 saddr @allow6 accept
+		ip saddr @static4 accept
+		ip6 saddr @static6 accept
+		drop
+	}
+	chain knocks {
+		counter
 	}
 }
 `, guardPort, knockRange)
@@ -463,7 +576,7 @@ func benchSources(ctx context.Context, o *options, f flood, daemonArgs, seqArgs 
 		return r, nil, err
 	}
 	time.Sleep(o.settle)
-	k0, err := p.chainCounter("nfqknock", "knock")
+	k0, err := p.chainCounter("nfqknock", "knocks")
 	if err != nil {
 		return r, nil, err
 	}
@@ -473,7 +586,7 @@ func benchSources(ctx context.Context, o *options, f flood, daemonArgs, seqArgs 
 		return r, nil, err
 	}
 	time.Sleep(o.settle)
-	k1, err := p.chainCounter("nfqknock", "knock")
+	k1, err := p.chainCounter("nfqknock", "knocks")
 	if err != nil {
 		return r, nil, err
 	}
@@ -720,27 +833,10 @@ func fixedRate(ctx context.Context, o *options, p *pair, d *daemon, n int, r *ro
 	return nil
 }
 
-// latencyUnderFlood is part (d): knock-to-open while the flood runs.
+// latencyUnderFlood is part (d): knock-to-open while the flood runs, a
+// flood started for each try (with --queue-all, knocks of the close
+// sequence may pass unseen under the flood).
 func latencyUnderFlood(ctx context.Context, o *options, p *pair, n int, seqArgs []string) (latencyResult, error) {
-	open, close, err := sequences(o.daemon, seqArgs)
-	if err != nil {
-		return latencyResult{}, err
-	}
-	dst := netns.ServerIP4
-	if o.family == 6 {
-		dst = netns.ServerIP6
-	}
-	// A listener on the guarded port in the server namespace.
-	var ln net.Listener
-	if err := netns.Do(p.server, func() (err error) {
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(dst, guardPort).String())
-		return err
-	}); err != nil {
-		return latencyResult{}, fmt.Errorf("listen on the guarded port: %w", err)
-	}
-	defer ln.Close()
-	testutil.AcceptAndClose(ln)
-
 	cfg := o.config(flood{n, o.floodRate, o.rawIP})
 	cfg.Duration = syngen.MaxDuration
 	flood := func() func() (float64, error) {
@@ -760,7 +856,42 @@ func latencyUnderFlood(ctx context.Context, o *options, p *pair, n int, seqArgs 
 			return r.res.Rate(), r.err
 		}
 	}
-	logf("%d sources: %d knock-to-open tries, each under the flood", n, o.tries)
+	logf("%d sources, --queue-all: %d knock-to-open tries, %v between knocks, each under the flood", n, o.tries, o.knockGap)
+	lat, err := knockUnder(ctx, o, p, seqArgs, flood)
+	lat.Mode, lat.Sources, lat.Ports = "queue-all", n, fmt.Sprintf("%d-%d", cfg.DstPorts.First, cfg.DstPorts.Last)
+	if err != nil {
+		lat.Note = err.Error()
+		return lat, err
+	}
+	logf("knock-to-open, --queue-all: %d/%d opened, median %s ms, p95 %s ms", lat.Opened, lat.Tries, fmtPtr(lat.MedianMS, "%.2f"), fmtPtr(lat.P95MS, "%.2f"))
+	return lat, nil
+}
+
+// knockUnder runs the knock-to-open tries of the client of pair p against
+// the daemon running in its server namespace: with a flood per try
+// (perTry), or under a flood the caller runs (nil). A listener accepts on
+// the guarded port meanwhile.
+func knockUnder(ctx context.Context, o *options, p *pair, seqArgs []string, perTry flooder) (latencyResult, error) {
+	open, close, err := sequences(o.daemon, seqArgs)
+	if err != nil {
+		return latencyResult{}, err
+	}
+	dst, client := o.addrs()
+	ln, err := listen(p.server, netip.AddrPortFrom(dst, guardPort))
+	if err != nil {
+		return latencyResult{}, fmt.Errorf("listen on the guarded port: %w", err)
+	}
+	defer ln.Close()
+	w, err := watchAllow(p.server)
+	if err != nil {
+		return latencyResult{}, err
+	}
+	defer w.close()
+	allowed, done, err := allowReader(p.server)
+	if err != nil {
+		return latencyResult{}, err
+	}
+	defer done()
 	var lat latencyResult
 	err = netns.Do(p.client, func() error {
 		var tlog func(string, ...any)
@@ -768,16 +899,64 @@ func latencyUnderFlood(ctx context.Context, o *options, p *pair, n int, seqArgs 
 			tlog = logf
 		}
 		var err error
-		lat, err = measureLatency(ctx, dst, guardPort, open, close, o.tries, o.warm, flood, tlog)
+		lat, err = knockTries(ctx, knockPlan{dst: dst, client: client, guard: guardPort, open: open, close: close,
+			tries: o.tries, gap: o.knockGap, warm: o.warm, perTry: perTry, watch: w, allowed: allowed, tlog: tlog})
 		return err
 	})
-	lat.Sources = n
-	if err != nil {
-		lat.Note = err.Error()
-		return lat, err
+	if w.lost > 0 && lat.Note == "" {
+		lat.Note = fmt.Sprintf("%d nf_tables announcements lost", w.lost)
 	}
-	logf("knock-to-open: %d/%d opened, median %s ms, p95 %s ms", lat.Opened, lat.Tries, fmtPtr(lat.MedianMS, "%.2f"), fmtPtr(lat.P95MS, "%.2f"))
-	return lat, nil
+	return lat, err
+}
+
+// addrs returns the server's and the client's address of the bench's family.
+func (o *options) addrs() (dst, client netip.Addr) {
+	if o.family == 6 {
+		return netns.ServerIP6, netns.ClientIP6
+	}
+	return netns.ServerIP4, netns.ClientIP4
+}
+
+// listen makes a listener on ap in namespace ns that accepts and closes
+// every connection.
+func listen(ns string, ap netip.AddrPort) (net.Listener, error) {
+	var ln net.Listener
+	if err := netns.Do(ns, func() (err error) {
+		ln, err = net.Listen("tcp", ap.String())
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	testutil.AcceptAndClose(ln)
+	return ln, nil
+}
+
+// allowReader returns a function that tells whether a source is in the
+// daemon's allow sets in namespace ns (read over netlink), and one that
+// releases it.
+func allowReader(ns string) (func(netip.Addr) (bool, error), func(), error) {
+	fd, err := netns.Open(ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := nft.Dial(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, nil, err
+	}
+	read := func(a netip.Addr) (bool, error) {
+		elems, err := c.Allowed()
+		if err != nil {
+			return false, err
+		}
+		for _, e := range elems {
+			if e.Addr.Unmap() == a {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	return read, func() { c.Close(); unix.Close(fd) }, nil
 }
 
 // warnings returns the daemon's log lines at level WARN or ERROR.

@@ -172,3 +172,31 @@ func (p *pair) chainCounter(t, chain string) (uint64, error) {
 	}
 	return n, nil
 }
+
+// cpuNanos returns the time on CPU of process pid's live threads in
+// nanoseconds (/proc/PID/task/*/schedstat, first field): finer than the
+// clock ticks of cpuTicks, but threads that ended are not counted.
+func cpuNanos(pid int) (uint64, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("read tasks: %w", err)
+	}
+	var sum uint64
+	for _, e := range ents {
+		b, err := os.ReadFile(dir + "/" + e.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread ended
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 1 {
+			continue
+		}
+		n, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("schedstat %q: %w", b, err)
+		}
+		sum += n
+	}
+	return sum, nil
+}

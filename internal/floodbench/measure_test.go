@@ -5,6 +5,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nfqknockd/nfqknockd/internal/syngen"
 )
 
 func TestParseQueues(t *testing.T) {
@@ -85,10 +88,9 @@ func TestParseCPUTicksAndHWM(t *testing.T) {
 
 func TestCounterSum(t *testing.T) {
 	out := `table inet nfqknock {
-	chain knock {
-		type filter hook input priority -10; policy accept;
-		tcp flags & (fin | syn | rst | ack) == syn tcp dport 1-65535 counter packets 1500 bytes 90000
-		tcp flags & (fin | syn | rst | ack) == syn counter packets 2 bytes 120
+	chain knocks {
+		counter packets 1500 bytes 90000
+		tcp flags syn / fin,syn,rst,ack counter packets 2 bytes 120
 	}
 }`
 	if got, err := counterSum(out); err != nil || got != 1502 {
@@ -153,8 +155,13 @@ func TestParseOptions(t *testing.T) {
 		{name: "defaults", check: func(o *options) bool {
 			return o.daemon == "./bin/nfqknockd" && reflect.DeepEqual(o.sources, []int{1, 1000, 100000, 1000000}) &&
 				o.ports.First == 10000 && o.ports.Last == 60000 && o.fixedRate == 20000 && o.tries == 20 && o.family == 4 &&
-				o.floodRate == 0 && o.rawIP && o.otherRow
+				o.floodRate == 0 && o.rawIP && o.otherRow && o.connects == 2000 && o.unguarded == 8080 &&
+				o.knockGap == 100*time.Millisecond && o.filterSources == 1000000 && o.filterPorts == syngen.Ports{First: 1, Last: 65535} &&
+				o.filterRows && o.queueAllRows
 		}},
+		{name: "bad filter ports", args: []string{"--filter-ports", "0-10"}, wantErr: true},
+		{name: "unguarded port is the guarded one", args: []string{"--unguarded-port", "22"}, wantErr: true},
+		{name: "more rounds than connects", args: []string{"--connects", "3", "--rounds", "4"}, wantErr: true},
 		{name: "one sender only", args: []string{"--other-sender-row=false"},
 			check: func(o *options) bool { return o.floodRate == 0 && !o.otherRow }},
 		{name: "packet sender", args: []string{"--sender", "packet"}, check: func(o *options) bool { return !o.rawIP }},

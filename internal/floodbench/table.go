@@ -134,8 +134,12 @@ func fmtPtr[T any](v *T, format string) string {
 
 // printTable prints the report for people.
 func printTable(w io.Writer, rep *report) {
-	fmt.Fprintf(w, "\nnfqknockd flood benchmark, %s: %d CPUs (%s), Linux %s, %s\n",
-		rep.Date, rep.Machine.CPUs, rep.Machine.Model, rep.Machine.Kernel, rep.Machine.Go)
+	runs := "one run"
+	if rep.Runs != 1 {
+		runs = fmt.Sprintf("%d runs", rep.Runs)
+	}
+	fmt.Fprintf(w, "\nnfqknockd benchmark, %s: %d CPUs (%s), Linux %s, %s; %s\n",
+		rep.Date, rep.Machine.CPUs, rep.Machine.Model, rep.Machine.Kernel, rep.Machine.Go, runs)
 	if len(rep.GoBench) > 0 {
 		fmt.Fprintln(w, "\nper-packet path (go test -bench):")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -146,11 +150,91 @@ func printTable(w io.Writer, rep *report) {
 		}
 		tw.Flush()
 	}
+	printConnect(w, rep.Connect)
+	printFilter(w, rep)
+	printQueueAll(w, rep)
+	if len(rep.Targets) > 0 {
+		fmt.Fprintf(w, "\ntargets (%s; printed, never asserted):\n", runs)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "what\ttarget\tthis run\t\t")
+		for _, t := range rep.Targets {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", t.What, t.Target, t.Figure, verdict(t))
+		}
+		tw.Flush()
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	fmt.Fprintln(w)
+}
+
+// printConnect prints the connect latencies.
+func printConnect(w io.Writer, c *connectResult) {
+	if c == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nconnect latency from the client namespace (connect(2) to SYN-ACK), %d connects each; the three unguarded ones in %d interleaved rounds:\n",
+		c.Without.Connects, c.Rounds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "connect to\tdaemon\tmedian µs\tp99 µs\t/ without (median, p99)\tqueued\ttarget\t")
+	ratio := func(m, p float64) string { return fmt.Sprintf("%.2fx, %.2fx", m, p) }
+	fmt.Fprintf(tw, "unguarded port %d\tnone\t%.1f\t%.1f\t\t%d\t\t\n", c.Port, c.Without.MedianUS, c.Without.P99US, c.Without.Queued)
+	met := "n/a"
+	switch {
+	case c.Without.Connects == 0 || c.Filter.Connects == 0:
+	case c.FilterMedianRatio <= 1.2:
+		met = "met"
+	default:
+		met = "MISSED"
+	}
+	fmt.Fprintf(tw, "unguarded port %d\tkernel filter\t%.1f\t%.1f\t%s\t%d\tmedian <= 1.2x: %s\t\n", c.Port, c.Filter.MedianUS, c.Filter.P99US,
+		ratio(c.FilterMedianRatio, c.FilterP99Ratio), c.Filter.Queued, met)
+	fmt.Fprintf(tw, "unguarded port %d\t--queue-all\t%.1f\t%.1f\t%s\t%d\t\t\n", c.Port, c.QueueAll.MedianUS, c.QueueAll.P99US,
+		ratio(c.QueueAllMedianRatio, c.QueueAllP99Ratio), c.QueueAll.Queued)
+	if g := c.Guarded; g != nil && g.Connects > 0 {
+		fmt.Fprintf(tw, "guarded port %d after a knock, one every %g ms\tkernel filter\t%.1f\t%.1f\t\t%d\t\t\n", guardPort, c.GuardedIntervalMS,
+			g.MedianUS, g.P99US, g.Queued)
+	}
+	tw.Flush()
+}
+
+// printFilter prints the floods against the kernel filter.
+func printFilter(w io.Writer, rep *report) {
+	if len(rep.Filter) == 0 {
+		return
+	}
+	f0 := rep.Filter[0]
+	fmt.Fprintf(w, "\nkernel filter (the default) under SYN floods to random ports %s (%s sender at its full rate, one flood through all the tries):\n"+
+		"a legitimate client knocks %d times, %g ms between knocks; knock-to-open is from its last knock until nf_tables announced it in allow4\n"+
+		"(then a connect to the guarded port must complete: \"+connect\"); CPU is the daemon's over the whole flood (knocks included; flood alone: its first seconds,\n"+
+		"before the client knocks), peak RSS (VmHWM) at its end:\n",
+		f0.Ports, f0.Sender, f0.Knock.Tries, f0.Knock.GapMS)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "flood\tSYN/s\tsent\tqueued\topened\tknock-to-open median / p95 ms\t+connect median / p95 ms\tCPU s/1M SYN\t(flood alone)\tpeak RSS MiB\t")
+	for _, f := range rep.Filter {
+		k := f.Knock
+		fmt.Fprintf(tw, "%s\t%.0f\t%d\t%d\t%d/%d\t%s / %s\t%s / %s\t%.3f\t%.3f\t%.1f\t\n", floodName(f.Sources), f.Rate, f.Sent, f.Queued,
+			k.Opened, k.Tries, fmtPtr(k.MedianMS, "%.2f"), fmtPtr(k.P95MS, "%.2f"), fmtPtr(k.ConnectMedianMS, "%.2f"), fmtPtr(k.ConnectP95MS, "%.2f"),
+			f.CPUPerMillion, f.FloodOnlyCPUPerMillion, f.PeakRSSMiB)
+	}
+	tw.Flush()
+	for _, f := range rep.Filter {
+		if f.Knock.Note != "" {
+			fmt.Fprintf(w, "  %s: %s\n", floodName(f.Sources), f.Knock.Note)
+		}
+	}
+}
+
+// printQueueAll prints the --queue-all flood rows.
+func printQueueAll(w io.Writer, rep *report) {
+	if len(rep.Rows) == 0 {
+		return
+	}
 	full := "at the sender's full rate"
 	if rep.FloodRate > 0 {
 		full = fmt.Sprintf("at %d SYN/s", rep.FloodRate)
 	}
-	fmt.Fprintf(w, "\nIPv%d SYN floods (%s sender, MSS %d, ports %s) %s, %.0fs each; CPU and RSS at a fixed rate:\n",
+	fmt.Fprintf(w, "\n--queue-all (every SYN of the range queued): IPv%d SYN floods (%s sender, MSS %d, ports %s in turn) %s, %.0fs each; CPU and RSS at a fixed rate:\n",
 		rep.Family, rep.Sender, rep.MSS, rep.Ports, full, rep.FloodS)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "sources\tkernel-only SYN/s\tH\tanswered\tanswered/kernel-only\tleaked %\tCPU s/1M SYN\tpeak RSS MiB\tallocs/packet\t")
@@ -162,16 +246,13 @@ func printTable(w io.Writer, rep *report) {
 	}
 	tw.Flush()
 	if l := rep.Latency; l != nil {
-		fmt.Fprintf(w, "\nknock-to-open under the flood from %d sources (%.0f SYN/s sent): %d/%d opened, median %s ms, p95 %s ms\n",
-			l.Sources, l.FloodRate, l.Opened, l.Tries, fmtPtr(l.MedianMS, "%.2f"), fmtPtr(l.P95MS, "%.2f"))
+		fmt.Fprintf(w, "\nknock-to-open with --queue-all under the flood from %d sources (%.0f SYN/s sent, a flood per try, %g ms between knocks): %d/%d opened, median %s ms, p95 %s ms (+connect %s / %s ms)\n",
+			l.Sources, l.FloodRate, l.GapMS, l.Opened, l.Tries, fmtPtr(l.MedianMS, "%.2f"), fmtPtr(l.P95MS, "%.2f"),
+			fmtPtr(l.ConnectMedianMS, "%.2f"), fmtPtr(l.ConnectP95MS, "%.2f"))
 		if l.Note != "" {
 			fmt.Fprintf(w, "  note: %s\n", l.Note)
 		}
 	}
-	for _, n := range rep.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
-	}
-	fmt.Fprintln(w)
 }
 
 // rowLabel names a row by its source count, and says so when its floods
@@ -194,4 +275,83 @@ func rowLabel(rep *report, r row) string {
 // shortPkg drops the module path.
 func shortPkg(p string) string {
 	return strings.TrimPrefix(p, "github.com/nfqknockd/nfqknockd/")
+}
+
+// target is one target of the issue against what this run measured.
+type target struct {
+	What   string `json:"what"`
+	Target string `json:"target"`
+	Figure string `json:"figure"`
+	Met    *bool  `json:"met"` // null: not measured
+}
+
+// verdict says met or missed.
+func verdict(t target) string {
+	switch {
+	case t.Met == nil:
+		return "not measured"
+	case *t.Met:
+		return "met"
+	}
+	return "MISSED"
+}
+
+// targets checks the run against the targets (printed, never asserted).
+func targets(rep *report) []target {
+	var out []target
+	add := func(what, tgt, fig string, met *bool) { out = append(out, target{what, tgt, fig, met}) }
+	is := func(b bool) *bool { return &b }
+	if c := rep.Connect; c != nil && c.Without.Connects > 0 && c.Filter.Connects > 0 {
+		add("unguarded connect latency, with the daemon / without, median", "<= 1.2x",
+			fmt.Sprintf("%.2fx (%.1f / %.1f µs)", c.FilterMedianRatio, c.Filter.MedianUS, c.Without.MedianUS), is(c.FilterMedianRatio <= 1.2))
+	}
+	for _, f := range rep.Filter {
+		name := floodName(f.Sources)
+		add(fmt.Sprintf("opened under the %s random-port flood", name), fmt.Sprintf("%d/%d", f.Knock.Tries, f.Knock.Tries),
+			fmt.Sprintf("%d/%d", f.Knock.Opened, f.Knock.Tries), is(f.Knock.Tries > 0 && f.Knock.Opened == f.Knock.Tries))
+		var p95 *bool
+		if f.Knock.P95MS != nil {
+			p95 = is(*f.Knock.P95MS <= 5)
+		}
+		add(fmt.Sprintf("knock-to-open p95 under the %s flood", name), "<= 5 ms", fmtPtr(f.Knock.P95MS, "%.2f ms"), p95)
+		if f.Sources > 1 {
+			add(fmt.Sprintf("daemon CPU per million random-port flood SYNs (%s)", name), "<= 0.1 s",
+				fmt.Sprintf("%.3f s", f.CPUPerMillion), is(f.CPUPerMillion <= 0.1))
+			add(fmt.Sprintf("peak RSS at %s (kernel filter)", name), "<= 16 MiB", fmt.Sprintf("%.1f MiB", f.PeakRSSMiB), is(f.PeakRSSMiB <= 16))
+		}
+	}
+	// The --queue-all rows of the report's own sender and rate.
+	var allocs *float64
+	for _, r := range rep.Rows {
+		if r.Sender != rep.Sender || r.FloodRate != rep.FloodRate || r.LeakedPct == nil {
+			continue
+		}
+		add(fmt.Sprintf("--queue-all, %s: leaked", floodName(r.Sources)), "<= 1 %", fmt.Sprintf("%.2f %%", *r.LeakedPct), is(*r.LeakedPct <= 1))
+		add(fmt.Sprintf("--queue-all, %s: answered / kernel-only", floodName(r.Sources)), ">= 0.65",
+			fmt.Sprintf("%.2f", *r.AnsweredRatio), is(*r.AnsweredRatio >= 0.65))
+		if r.AllocsPerPkt != nil && (allocs == nil || *r.AllocsPerPkt > *allocs) {
+			allocs = r.AllocsPerPkt
+		}
+	}
+	if allocs != nil {
+		add("allocations per queued packet (largest of the rows)", "0", fmt.Sprintf("%.3f", *allocs), is(*allocs < 0.0005))
+	}
+	return out
+}
+
+// floodName names a flood by its source count.
+func floodName(n int) string {
+	if n == 1 {
+		return "one-source"
+	}
+	return group(n) + "-source"
+}
+
+// group writes n with thousands separators.
+func group(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
