@@ -86,6 +86,10 @@ type eqStream struct {
 	rot     time.Time
 	sources []netip.Addr
 	steps   []eqStep // in the order of at
+	// episodes counts the random episodes by kind; bystanders are the
+	// sources that never knock a sequence port.
+	episodes   [numEpisodes]int
+	bystanders []netip.Addr
 }
 
 // eqGen generates a stream.
@@ -103,7 +107,7 @@ type eqSrc struct {
 	idx    int
 	addr   netip.Addr
 	dst    netip.Addr
-	times  []time.Duration // of its SYNs so far
+	gaps   eqGaps
 	last   testutil.SYN
 	cursor time.Duration // of its last SYN
 	over   bool          // it reached eqEnd: no more SYNs
@@ -126,29 +130,58 @@ func (g *eqGen) wrong() uint16 {
 	}
 }
 
-// place returns the first instant from t on that is eqNear away from every
-// critical instant, and whose distance to every earlier SYN of the source
-// is eqNearGap away from --timeout and eqNearQueue away from the knocking
-// timeout: the tracker and the kernel agree on every gap then, whatever a
-// millisecond of delay.
-func (s *eqSrc) place(t time.Duration) time.Duration {
-	for moved := true; moved; {
-		moved = false
-		for _, c := range eqCritical {
-			if t > c-eqNear && t < c+eqNear {
-				t, moved = c+eqNear, true
-			}
-		}
-		for _, u := range s.times {
-			if d := t - u; d > eqTimeout-eqNearGap && d < eqTimeout+eqNearGap {
-				t, moved = u+eqTimeout+eqNearGap, true
-			}
-			if d := t - u; d > eqKnocking-eqNearQueue && d < eqKnocking+eqNearQueue {
-				t, moved = u+eqKnocking+eqNearQueue, true
-			}
+// eqGaps follows the SYNs of one source for the margins a stream keeps:
+// the instant of its last SYN (the kernel's knocking timeout counts from
+// there) and of its last knock that the tracker counts, a SYN with another
+// source port or sequence number than the counted one before (--timeout
+// counts from there).
+type eqGaps struct {
+	seen        bool
+	last, knock time.Duration
+	sport       uint16
+	seq         uint32
+}
+
+func (g *eqGaps) add(at time.Duration, syn testutil.SYN) {
+	if !g.seen || syn.SrcPort != g.sport || syn.Seq != g.seq {
+		g.knock, g.sport, g.seq = at, syn.SrcPort, syn.Seq
+	}
+	g.last, g.seen = at, true
+}
+
+// clash returns where a SYN at t must move to be eqNear/div away from every
+// critical instant, eqNearGap/div away from --timeout after the last
+// counted knock and eqNearQueue/div away from the knocking timeout after
+// the last SYN, and whether it must.
+func (g *eqGaps) clash(t time.Duration, div time.Duration) (time.Duration, string) {
+	for _, c := range eqCritical {
+		if t > c-eqNear/div && t < c+eqNear/div {
+			return c + eqNear/div, fmt.Sprintf("%v from the instant %v", t-c, c)
 		}
 	}
-	return t
+	if !g.seen {
+		return t, ""
+	}
+	if d := t - g.knock; d > eqTimeout-eqNearGap/div && d < eqTimeout+eqNearGap/div {
+		return g.knock + eqTimeout + eqNearGap/div, fmt.Sprintf("%v after the last counted knock", d)
+	}
+	if d := t - g.last; d > eqKnocking-eqNearQueue/div && d < eqKnocking+eqNearQueue/div {
+		return g.last + eqKnocking + eqNearQueue/div, fmt.Sprintf("%v after the last SYN", d)
+	}
+	return t, ""
+}
+
+// place returns the first instant from t on where a SYN of the source
+// clashes with nothing: the tracker and the kernel then agree on every gap
+// and every instant, whatever a millisecond of delay.
+func (s *eqSrc) place(t time.Duration) time.Duration {
+	for {
+		u, why := s.gaps.clash(t, 1)
+		if why == "" {
+			return t
+		}
+		t = u
+	}
 }
 
 // emit adds a SYN gap after the source's last one (placed); false when
@@ -162,7 +195,7 @@ func (s *eqSrc) emit(gap time.Duration, syn testutil.SYN, note string) bool {
 		s.over = true
 		return false
 	}
-	s.times = append(s.times, at)
+	s.gaps.add(at, syn)
 	s.cursor, s.last = at, syn
 	s.g.st.steps = append(s.g.st.steps, eqStep{src: s.idx, at: at, syn: syn, note: note})
 	return true
@@ -205,7 +238,7 @@ func (g *eqGen) gapIn() time.Duration {
 	if g.rng.IntN(10) == 0 {
 		return g.dur(600*time.Millisecond, 1500*time.Millisecond)
 	}
-	return g.dur(40*time.Millisecond, 350*time.Millisecond)
+	return g.dur(40*time.Millisecond, 250*time.Millisecond)
 }
 
 // sequence picks the sequence a client with a clock off by up to 2.5 s
@@ -239,11 +272,19 @@ const (
 	numEpisodes
 )
 
-var epWeights = [numEpisodes]int{24, 12, 12, 10, 12, 8, 6, 6, 6, 6, 4}
+var epWeights = [numEpisodes]int{30, 12, 10, 8, 12, 6, 5, 5, 5, 4, 3}
+
+var epTotal = func() (n int) {
+	for _, w := range epWeights {
+		n += w
+	}
+	return n
+}()
 
 // episode sends one episode of kind, its first SYN gap after the last.
 func (s *eqSrc) episode(kind int, gap time.Duration) {
 	g := s.g
+	g.st.episodes[kind]++
 	start := s.cursor + gap
 	seq, name := s.sequence(start, kind == epClose || kind == epPartial && g.rng.IntN(2) == 0)
 	n := len(seq)
@@ -372,8 +413,9 @@ func (g *eqGen) done() *eqStream {
 
 // newEqStream generates the stream of seed around the rotation rot: IPv4
 // and IPv6 sources by turns, each a random run of episodes from 6.5 s
-// before the rotation to at most eqEnd after it (after its eqAnchors).
-func newEqStream(seed uint64, rot time.Time, sources int) *eqStream {
+// before the rotation to at most eqEnd after it (after its eqAnchors), and
+// then bystanders that send wrong knocks only.
+func newEqStream(seed uint64, rot time.Time, sources, bystanders int) *eqStream {
 	g := newEqGen(seed, rot)
 	for i := range sources {
 		s := g.source(i)
@@ -391,11 +433,18 @@ func newEqStream(seed uint64, rot time.Time, sources int) *eqStream {
 			default:
 				gap = g.dur(eqTimeout+300*time.Millisecond, 5*time.Second)
 			}
-			kind, w := 0, g.rng.IntN(100)
+			kind, w := 0, g.rng.IntN(epTotal)
 			for ; w >= epWeights[kind]; kind++ {
 				w -= epWeights[kind]
 			}
 			s.episode(kind, gap)
+		}
+	}
+	for i := range bystanders {
+		s := g.source(sources + i)
+		g.st.bystanders = append(g.st.bystanders, s.addr)
+		s.cursor = -6500 * time.Millisecond
+		for s.knock(g.dur(40*time.Millisecond, 1500*time.Millisecond), g.wrong(), "wrong (a bystander)") {
 		}
 	}
 	return g.done()
@@ -565,6 +614,14 @@ func runEqStream(t *testing.T, st *eqStream, extra ...string) {
 		t.Errorf("allow sets at the end: %v; the tracker alone opens %v", g, w)
 		failed = true
 	}
+	if !slices.Contains(extra, "--queue-all") {
+		for _, b := range st.bystanders {
+			if n := d.knocksSeen(b, 0); n != 0 {
+				t.Errorf("bystander %v, which never knocked a first port, reached the daemon %d times through the kernel filter", b, n)
+				failed = true
+			}
+		}
+	}
 	if len(late) > 0 {
 		t.Errorf("the sender was late: %d SYNs were sent near an instant the stream avoids (the result may not mean anything): %s",
 			len(late), strings.Join(late, "; "))
@@ -589,25 +646,22 @@ func openAtEnd(ev map[netip.Addr][]string) []netip.Addr {
 	return out
 }
 
-// lateSends returns the SYNs that were sent, late, inside a margin the
-// stream keeps (half of it): near a critical instant, or at an ambiguous gap.
+// lateSends returns the SYNs that were sent late, inside half the margins
+// the stream keeps (eqGaps.clash).
 func lateSends(st *eqStream, sent []testutil.TimedSYN) []string {
 	var out []string
-	prev := map[netip.Addr][]time.Duration{}
+	gaps := map[netip.Addr]*eqGaps{}
 	for i, s := range sent {
 		at := s.At.Sub(st.rot)
-		for _, c := range eqCritical {
-			if at > c-eqNear/2 && at < c+eqNear/2 {
-				out = append(out, fmt.Sprintf("%d at %v, %v from %v", i, at, at-c, c))
-			}
+		g := gaps[s.Src]
+		if g == nil {
+			g = &eqGaps{}
+			gaps[s.Src] = g
 		}
-		for _, u := range prev[s.Src] {
-			d := at - u
-			if d > eqTimeout-eqNearGap/2 && d < eqTimeout+eqNearGap/2 || d > eqKnocking-eqNearQueue/2 && d < eqKnocking+eqNearQueue/2 {
-				out = append(out, fmt.Sprintf("%d at %v, %v after an earlier SYN of %v", i, at, d, s.Src))
-			}
+		if _, why := g.clash(at, 2); why != "" {
+			out = append(out, fmt.Sprintf("SYN %d of %v at %v: %s", i, s.Src, at, why))
 		}
-		prev[s.Src] = append(prev[s.Src], at)
+		g.add(at, s.SYN)
 	}
 	return out
 }
@@ -628,6 +682,13 @@ func describe(st *eqStream, want, admitted eqResult) string {
 	}
 	return b.String()
 }
+
+// The sources of the random streams: knocking ones (IPv4 and IPv6 by
+// turns) and bystanders.
+const (
+	eqSources    = 12
+	eqBystanders = 2
+)
 
 // filterSeed returns the seed of the random streams: filterSeedEnv, or 12.
 func filterSeed(t *testing.T) uint64 {
@@ -665,7 +726,7 @@ func TestFilterEquivalence(t *testing.T) {
 	t.Parallel()
 	seed := filterSeed(t)
 	testutil.Build(t, ".", "") // before the rotation is chosen: a first build takes a while
-	st := newEqStream(seed, nextRotation(10*time.Second), 12)
+	st := newEqStream(seed, nextRotation(10*time.Second), eqSources, eqBystanders)
 	// The fixed runs hold: the tracker alone opens with the previous
 	// period's sequence within the grace, with the new one before and
 	// after the rotation, and closes.
@@ -1188,4 +1249,53 @@ func TestFilterListing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFilterStreams checks the random streams in process (no root): over
+// many seeds and rotations, the tracker with admission (the daemon's with
+// the kernel filter) and without it agree on every SYN of the planned
+// stream (the streams keep clear of the edge of TestFilterEquivalenceEdge),
+// every kind of episode occurs, and the fixed runs open and close.
+func TestFilterStreams(t *testing.T) {
+	var kinds [numEpisodes]int
+	syns, opens, closes := 0, 0, 0
+	const seeds = 200
+	for seed := range uint64(seeds) {
+		rot := time.Unix(1_800_000_000+int64(seed)*int64(eqPeriod/time.Second), 0)
+		st := newEqStream(seed, rot, eqSources, eqBystanders)
+		var trs [2]*knock.Tracker
+		for i, admit := range []bool{false, true} {
+			trs[i], _ = knock.NewTracker(knock.TrackerConfig{Params: eqParams(), Timeout: eqTimeout, Admit: admit})
+		}
+		for _, s := range st.steps {
+			k := knock.Knock{Src: s.syn.Src, SrcPort: s.syn.SrcPort, DstPort: s.syn.DstPort, Seq: s.syn.Seq}
+			a, b := trs[0].Knock(&k, rot.Add(s.at)), trs[1].Knock(&k, rot.Add(s.at))
+			if a != b {
+				t.Errorf("seed %d: %v at %v (%s): %v alone, %v with admission", seed, s.syn, s.at, s.note, a, b)
+			}
+			switch a {
+			case knock.Open:
+				opens++
+			case knock.Close:
+				closes++
+			}
+		}
+		sim := simulate(st)
+		for _, c := range []string{"P0 open after the rotation", "P1 open before the rotation", "P1 open after the rotation", "close"} {
+			if sim[c] == 0 {
+				t.Errorf("seed %d: the stream has no %s: %v", seed, c, sim)
+			}
+		}
+		for i, n := range st.episodes {
+			kinds[i] += n
+		}
+		syns += len(st.steps)
+	}
+	for i, n := range kinds {
+		if n == 0 {
+			t.Errorf("no episode of kind %d in %d streams", i, seeds)
+		}
+	}
+	t.Logf("%d streams: %.1f SYNs, %.1f opens, %.1f closes each on average; episodes by kind %v",
+		seeds, float64(syns)/seeds, float64(opens)/seeds, float64(closes)/seeds, kinds)
 }
