@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -537,38 +538,76 @@ func (e *env) prime(t *testing.T) {
 	}
 }
 
-// runEqStream sends the stream through a daemon started with extra flags
-// and compares its opens and closes, and the allow sets at the end, with
-// the tracker's on the SYNs as sent.
-func runEqStream(t *testing.T, st *eqStream, extra ...string) {
-	e := newEnv(t)
-	if err := syngen.AddSpoofRoutes(e.pair.Server, netns.ClientIP4, netns.ClientIP6); err != nil {
+// eqRun is one daemon of the differential test, in namespaces of its
+// own, with a sender of raw SYNs in its client namespace.
+type eqRun struct {
+	name string
+	e    *env
+	d    *daemon
+	snd  *testutil.SYNSender
+	sent []testutil.TimedSYN
+	err  error
+}
+
+// newEqRun starts a daemon with the flags of the differential test and
+// extra ones, and waits until its namespaces carry packets.
+func newEqRun(t *testing.T, name string, extra ...string) *eqRun {
+	t.Helper()
+	r := &eqRun{name: name, e: newEnv(t)}
+	if err := syngen.AddSpoofRoutes(r.e.pair.Server, netns.ClientIP4, netns.ClientIP6); err != nil {
 		t.Fatalf("spoof routes: %v", err)
 	}
-	d := e.start(append(slices.Clone(eqFlags), extra...)...)
-	e.prime(t)
-	snd, err := testutil.NewSYNSender(e.pair.Client)
-	if err != nil {
+	r.d = r.e.start(append(slices.Clone(eqFlags), extra...)...)
+	r.e.prime(t)
+	var err error
+	if r.snd, err = testutil.NewSYNSender(r.e.pair.Client); err != nil {
 		t.Fatal(err)
 	}
-	defer snd.Close()
+	t.Cleanup(func() { r.snd.Close() })
+	return r
+}
+
+// runEquivalence starts a daemon with the kernel filter and one with
+// --queue-all, makes the stream around the next rotation that leaves time
+// enough, sends it to both at once (the same SYNs at the same instants),
+// and compares each daemon's opens and closes with the tracker's alone
+// (subtests filter and queue-all).
+func runEquivalence(t *testing.T, stream func(rot time.Time) *eqStream) {
+	t.Helper()
+	runs := []*eqRun{newEqRun(t, "filter"), newEqRun(t, "queue-all", "--queue-all")}
+	st := stream(nextRotation(7500 * time.Millisecond))
 	plan := make([]testutil.TimedSYN, len(st.steps))
 	for i, s := range st.steps {
 		plan[i] = testutil.TimedSYN{SYN: s.syn, At: st.rot.Add(s.at)}
 	}
 	if late := time.Since(plan[0].At); late > 0 {
-		t.Fatalf("the stream should have started %v ago: the set-up was too slow", late)
+		t.Fatalf("the stream should have started %v ago", late)
 	}
-	sent, err := snd.SendStream(context.Background(), plan)
-	if err != nil {
-		t.Fatalf("send the stream: %v", err)
+	var wg sync.WaitGroup
+	for _, r := range runs {
+		wg.Go(func() { r.sent, r.err = r.snd.SendStream(context.Background(), plan) })
 	}
-	for i := range sent {
-		if sent[i].SYN != plan[i].SYN {
-			t.Fatalf("SYN %d sent out of order", i)
-		}
+	wg.Wait()
+	time.Sleep(time.Second) // the last knocks reach the daemons
+	for _, r := range runs {
+		t.Run(r.name, func(t *testing.T) {
+			if r.err != nil {
+				t.Fatalf("send the stream: %v", r.err)
+			}
+			for i := range r.sent {
+				if r.sent[i].SYN != plan[i].SYN {
+					t.Fatalf("SYN %d sent out of order", i)
+				}
+			}
+			r.check(t, st)
+		})
 	}
-	time.Sleep(time.Second) // the last knocks reach the daemon
+}
+
+// check compares the daemon's opens and closes, and its allow sets, with
+// the tracker's alone on the SYNs as sent.
+func (r *eqRun) check(t *testing.T, st *eqStream) {
+	e, d, sent := r.e, r.d, r.sent
 	got := daemonEvents(t, d.stderr.String())
 	allowed := map[netip.Addr]bool{}
 	for _, set := range []string{"allow4", "allow6"} {
@@ -614,7 +653,7 @@ func runEqStream(t *testing.T, st *eqStream, extra ...string) {
 		t.Errorf("allow sets at the end: %v; the tracker alone opens %v", g, w)
 		failed = true
 	}
-	if !slices.Contains(extra, "--queue-all") {
+	if r.name == "filter" {
 		for _, b := range st.bystanders {
 			if n := d.knocksSeen(b, 0); n != 0 {
 				t.Errorf("bystander %v, which never knocked a first port, reached the daemon %d times through the kernel filter", b, n)
@@ -629,7 +668,7 @@ func runEqStream(t *testing.T, st *eqStream, extra ...string) {
 	}
 	if failed {
 		t.Logf("the stream as sent (times from the rotation; the tracker's action, alone / with admission):\n%s",
-			describe(st, want, admitted))
+			describe(st, want, admitted, got, d))
 		t.Logf("nft list table inet nfqknock:\n%s", list)
 	}
 }
@@ -666,11 +705,18 @@ func lateSends(st *eqStream, sent []testutil.TimedSYN) []string {
 	return out
 }
 
-// describe lists the stream by source.
-func describe(st *eqStream, want, admitted eqResult) string {
+// describe lists the stream by source, with what the daemon d did.
+func describe(st *eqStream, want, admitted eqResult, got map[netip.Addr][]string, d *daemon) string {
 	var b strings.Builder
 	for i, src := range st.sources {
-		fmt.Fprintf(&b, "source %d %v: expected [%s]\n", i, src, strings.Join(want.events[src], ","))
+		n := 0
+		for _, s := range want.sent {
+			if s.Src == src {
+				n++
+			}
+		}
+		fmt.Fprintf(&b, "source %d %v: expected [%s], the daemon logged [%s] and saw %d of its %d SYNs\n", i, src,
+			strings.Join(want.events[src], ","), strings.Join(got[src], ","), d.knocksSeen(src, 0), n)
 		for j, s := range want.sent {
 			if s.Src != src {
 				continue
@@ -714,38 +760,35 @@ func nextRotation(ahead time.Duration) time.Time {
 }
 
 // TestFilterEquivalence is the differential test of the kernel filter: a
-// random knock stream from 12 sources (IPv4 and IPv6, spoofed), with open
-// and close sequences, wrong knocks and gaps over --timeout in the middle
-// of sequences, retransmissions, partial sequences and a rotation with its
-// grace, sent as raw SYNs through the daemon with the kernel filter (and,
-// second, with --queue-all), must give the same opens and closes, source by
-// source and in order, and the same allow sets, as knock.Tracker alone on
-// the same SYNs at the instants they were sent.
+// random knock stream from 12 sources (IPv4 and IPv6, spoofed, a few fixed
+// runs around the rotation and random episodes), with open and close
+// sequences, wrong knocks and gaps over --timeout in the middle of
+// sequences, retransmissions, partial sequences and a rotation with its
+// grace, and 2 bystanders that knock no sequence, sent as raw SYNs (with and
+// without options) to a daemon with the kernel filter and, at the same
+// instants, to one with --queue-all, must give, in each, the same opens and
+// closes, source by source and in order, and the same allow sets at the end,
+// as knock.Tracker alone on the same SYNs at the instants they were sent.
+// Through the filter, no SYN of a bystander reaches the daemon.
 func TestFilterEquivalence(t *testing.T) {
 	netns.RequireRoot(t)
 	t.Parallel()
 	seed := filterSeed(t)
-	testutil.Build(t, ".", "") // before the rotation is chosen: a first build takes a while
-	st := newEqStream(seed, nextRotation(10*time.Second), eqSources, eqBystanders)
-	// The fixed runs hold: the tracker alone opens with the previous
-	// period's sequence within the grace, with the new one before and
-	// after the rotation, and closes.
-	sim := simulate(st)
-	for _, c := range []string{"P0 open after the rotation", "P1 open before the rotation", "P1 open after the rotation", "close"} {
-		if sim[c] == 0 {
-			t.Fatalf("the stream has no %s: %v", c, sim)
+	runEquivalence(t, func(rot time.Time) *eqStream {
+		st := newEqStream(seed, rot, eqSources, eqBystanders)
+		// The fixed runs hold: the tracker alone opens with the previous
+		// period's sequence within the grace, with the new one before
+		// and after the rotation, and closes.
+		sim := simulate(st)
+		for _, c := range []string{"P0 open after the rotation", "P1 open before the rotation", "P1 open after the rotation", "close"} {
+			if sim[c] == 0 {
+				t.Fatalf("the stream has no %s: %v", c, sim)
+			}
 		}
-	}
-	t.Logf("stream of seed %d: %d SYNs from %d sources; planned: %v", seed, len(st.steps), len(st.sources), sim)
-	for _, mode := range []struct {
-		name  string
-		extra []string
-	}{{"filter", nil}, {"queue-all", []string{"--queue-all"}}} {
-		t.Run(mode.name, func(t *testing.T) {
-			t.Parallel()
-			runEqStream(t, st, mode.extra...)
-		})
-	}
+		t.Logf("stream of seed %d: %d SYNs from %d sources (%d bystanders); random episodes by kind %v; planned: %v",
+			seed, len(st.steps), len(st.sources), len(st.bystanders), st.episodes, sim)
+		return st
+	})
 }
 
 // simulate runs the planned stream through the tracker alone and counts
@@ -769,52 +812,67 @@ func simulate(st *eqStream) map[string]int {
 	return out
 }
 
-// newEdgeStream is the stream of TestFilterEquivalenceEdge: the next
-// period's open sequence begun before its acceptance (the grace before the
-// rotation) and completed within it, by a source the daemon does not track
-// yet, after the kernel's first-port set has the port (3.6 s before the
-// rotation) and before (4.7 s); the same by a source tracked already; and
-// one begun within the acceptance.
+// newEdgeStream is the stream of TestFilterEquivalenceEdge, one case a
+// source:
+//
+//  0. the next period's open sequence begun 3.6 s before the rotation,
+//     before its acceptance (the grace, 3 s) but after the kernel's
+//     first-port set has its first port (4 s), and completed within the
+//     acceptance, by a source the daemon does not track yet;
+//  1. the same, begun 4.7 s before the rotation, before the kernel has
+//     the first port;
+//  2. as 0, by a source the daemon tracks already (a control);
+//  3. the sequence begun within the acceptance (a control);
+//  4. an old knock repeated: the current period's first knock, then, once
+//     the kernel has forgotten the source (more than --timeout + 2 s), a
+//     wrong knock that the kernel keeps, then the first knock again with
+//     its source port and sequence number, then the rest of the sequence.
+//     The tracker alone counts the repeat (its previous knock is the wrong
+//     one); the daemon, which never saw the wrong knock, takes it for a
+//     retransmission.
 func newEdgeStream(rot time.Time) *eqStream {
 	g := newEqGen(1, rot)
 	every := func(d time.Duration) func() time.Duration { return func() time.Duration { return d } }
-	s := g.source(0)
-	s.cursor = -10 * time.Second
-	s.run(-3600*time.Millisecond, 0, false, every(100*time.Millisecond))
-	s = g.source(1)
-	s.cursor = -10 * time.Second
-	s.run(-4700*time.Millisecond, 0, false, every(250*time.Millisecond))
-	s = g.source(2)
+	for i, c := range []struct {
+		start, gap time.Duration
+		tracked    bool
+	}{{-3600 * time.Millisecond, 100 * time.Millisecond, false}, {-4700 * time.Millisecond, 250 * time.Millisecond, false},
+		{-3600 * time.Millisecond, 100 * time.Millisecond, true}, {-2500 * time.Millisecond, 100 * time.Millisecond, false}} {
+		s := g.source(i)
+		s.cursor = -10 * time.Second
+		if c.tracked {
+			o, _ := g.seqs(-1)
+			s.knock(4*time.Second, o[0], "P0 open 1/8: tracked from here on")
+		}
+		s.run(c.start, 0, false, every(c.gap))
+	}
+	s := g.source(4)
 	s.cursor = -10 * time.Second
 	o, _ := g.seqs(-1)
-	s.knock(4*time.Second, o[0], "P0 open 1/8: tracked from here on")
-	s.run(-3600*time.Millisecond, 0, false, every(100*time.Millisecond))
-	s = g.source(3)
-	s.cursor = -10 * time.Second
-	s.run(-2500*time.Millisecond, 0, false, every(100*time.Millisecond))
+	s.knock(3600*time.Millisecond, o[0], "P0 open 1/8")
+	first := s.last
+	s.knock(eqKnocking+600*time.Millisecond, g.wrong(), "wrong, after the kernel forgot the source")
+	s.emit(300*time.Millisecond, first, "P0 open 1/8 again: its source port and sequence number")
+	for i, p := range o[1:] {
+		s.knock(100*time.Millisecond, p, fmt.Sprintf("P0 open %d/%d", i+2, len(o)))
+	}
 	return g.done()
 }
 
-// TestFilterEquivalenceEdge: a sequence of the next period that a client
-// begins shortly before the daemon accepts that period's sequences (the
-// grace before the rotation: a client clock ahead by more than the grace)
-// and completes once they are accepted opens with knock.Tracker alone, as
-// the knock semantics say (the last N knocks equal a sequence valid when
-// they complete). Through the kernel filter it must open too.
+// TestFilterEquivalenceEdge runs the edge cases of newEdgeStream through
+// the differential test. 0 and 1: a sequence of the next period that a
+// client begins shortly before the daemon accepts that period's sequences
+// (the grace before the rotation: a client clock ahead by more than the
+// grace) and completes once they are accepted opens with knock.Tracker
+// alone, as the knock semantics say (the last N knocks equal a sequence
+// valid when they complete); through the kernel filter it must open too.
+// 4: a knock repeated after another knock opens with the tracker alone (it
+// is no retransmission of the source's previous knock); through the kernel
+// filter it must open too.
 func TestFilterEquivalenceEdge(t *testing.T) {
 	netns.RequireRoot(t)
 	t.Parallel()
-	testutil.Build(t, ".", "")
-	st := newEdgeStream(nextRotation(10 * time.Second))
-	for _, mode := range []struct {
-		name  string
-		extra []string
-	}{{"filter", nil}, {"queue-all", []string{"--queue-all"}}} {
-		t.Run(mode.name, func(t *testing.T) {
-			t.Parallel()
-			runEqStream(t, st, mode.extra...)
-		})
-	}
+	runEquivalence(t, newEdgeStream)
 }
 
 // filterFams are the families of the namespace runs, each with the
