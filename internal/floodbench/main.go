@@ -177,7 +177,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.verbose, "v", false, "log every knock-to-open try")
 	fs.DurationVar(&o.settle, "settle", 500*time.Millisecond, "wait after a flood before reading counters")
 	fs.IntVar(&o.connects, "connects", 2000, "connects per connect-latency figure")
-	fs.IntVar(&o.rounds, "rounds", 4, "the unguarded connects without the daemon, with it and with --queue-all come in this many interleaved rounds")
+	fs.IntVar(&o.rounds, "rounds", 10, "the unguarded connects without the daemon, with it and with --queue-all come in this many interleaved rounds")
 	unguarded := fs.Uint("unguarded-port", 8080, "an unguarded port (a listener in the server namespace) for the connect latency")
 	fs.DurationVar(&o.guardedInterval, "guarded-interval", 5*time.Millisecond, "start a connect to the guarded port this often (below the kernel filter's 250 SYN/s per knocking source)")
 	fs.DurationVar(&o.knockGap, "knock-gap", 100*time.Millisecond, "the legitimate client's gap between two knocks")

@@ -156,7 +156,7 @@ func TestParseOptions(t *testing.T) {
 			return o.daemon == "./bin/nfqknockd" && reflect.DeepEqual(o.sources, []int{1, 1000, 100000, 1000000}) &&
 				o.ports.First == 10000 && o.ports.Last == 60000 && o.fixedRate == 20000 && o.tries == 20 && o.family == 4 &&
 				o.floodRate == 0 && o.rawIP && o.otherRow && o.connects == 2000 && o.unguarded == 8080 &&
-				o.knockGap == 100*time.Millisecond && o.filterSources == 1000000 && o.filterPorts == syngen.Ports{First: 1, Last: 65535} &&
+				o.rounds == 10 && o.knockGap == 100*time.Millisecond && o.filterSources == 1000000 && o.filterPorts == syngen.Ports{First: 1, Last: 65535} &&
 				o.filterRows && o.queueAllRows
 		}},
 		{name: "bad filter ports", args: []string{"--filter-ports", "0-10"}, wantErr: true},
