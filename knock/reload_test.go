@@ -81,7 +81,7 @@ func TestFirstPorts(t *testing.T) {
 		{rot.Add(7001 * time.Millisecond), []time.Time{cur, nxt}, rot.Add(17 * time.Second)},
 	}
 	for _, tt := range tests {
-		got, next := p.FirstPorts(tt.at)
+		got, next := p.FirstPorts(tt.at, 0)
 		want := map[uint16]time.Time{}
 		for _, q := range tt.periods {
 			for _, s := range []string{p.OpenSecret, p.CloseSecret} {
@@ -135,7 +135,7 @@ func TestAdmission(t *testing.T) {
 		t.Fatal(err)
 	}
 	open, _ := p.Sequences(now)
-	firsts, _ := p.FirstPorts(now)
+	firsts, _ := p.FirstPorts(now, p.Lead(DefaultTimeout))
 	isFirst := map[uint16]bool{}
 	for _, f := range firsts {
 		isFirst[f.Port] = true
@@ -158,5 +158,45 @@ func TestAdmission(t *testing.T) {
 	}
 	if a != Open || tr.Len() != 1 {
 		t.Errorf("the open sequence: %v with %d tracked, want open with 1", a, tr.Len())
+	}
+}
+
+// TestRetransmissionAfterGap: a SYN with the source port and sequence
+// number of the source's previous knock is a retransmission only within
+// the timeout; after a longer gap the window starts afresh and it counts
+// as a knock (the kernel filter may have hidden the knocks in between).
+func TestRetransmissionAfterGap(t *testing.T) {
+	p := DefaultParams()
+	p.OpenSecret, p.CloseSecret = "gap open secret", "gap close secret"
+	now := time.Date(2026, 11, 27, 10, 30, 0, 0, time.UTC)
+	open, _ := p.Sequences(now)
+	src := netip.MustParseAddr("10.0.0.1")
+	for _, tt := range []struct {
+		gap  time.Duration
+		want Action
+	}{
+		// A retransmission: ignored, the first knock counts and the rest
+		// follows within the timeout of it.
+		{5 * time.Second, Open},
+		// After the timeout: a new first knock (ignored as a
+		// retransmission, the rest would begin a window without it).
+		{11 * time.Second, Open},
+	} {
+		tr, err := NewTracker(TrackerConfig{Params: p, MaxSources: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := now
+		tr.Knock(&Knock{Src: src, SrcPort: 7, DstPort: open[0], Seq: 7}, at)
+		at = at.Add(tt.gap)
+		var a Action
+		a = tr.Knock(&Knock{Src: src, SrcPort: 7, DstPort: open[0], Seq: 7}, at)
+		for i, port := range open[1:] {
+			at = at.Add(10 * time.Millisecond)
+			a = tr.Knock(&Knock{Src: src, SrcPort: uint16(100 + i), DstPort: port, Seq: uint32(100 + i)}, at)
+		}
+		if a != tt.want {
+			t.Errorf("the first knock repeated after %v, then the rest: %v, want %v", tt.gap, a, tt.want)
+		}
 	}
 }

@@ -80,6 +80,8 @@ type TrackerConfig struct {
 // concurrent use.
 type Tracker struct {
 	admit   bool
+	lead    time.Duration // how long a sequence can take to knock (Params.Lead)
+	firsts  []firstWindow // with admit: the first ports a knock may begin a sequence with
 	params  Params
 	n       int   // sequence length
 	timeout int64 // nanoseconds
@@ -177,6 +179,7 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	idxBits := uint8(max(bits.Len(uint(cfg.MaxSources-1)), 1))
 	t := &Tracker{
 		admit:    cfg.Admit,
+		lead:     cfg.Params.Lead(cfg.Timeout),
 		params:   cfg.Params,
 		n:        n,
 		timeout:  int64(cfg.Timeout),
@@ -257,8 +260,8 @@ func (t *Tracker) Knock(k *Knock, now time.Time) Action {
 	}
 	t.touch(idx)
 	e := &t.ents[idx]
-	if e.sport == k.SrcPort && e.seq == k.Seq {
-		return None // retransmission
+	if e.sport == k.SrcPort && e.seq == k.Seq && ns-e.last <= t.timeout {
+		return None // retransmission (after a longer gap the window starts afresh anyway)
 	}
 	count := int(e.meta & metaCount)
 	if ns-e.last > t.timeout {
@@ -305,19 +308,13 @@ func (t *Tracker) Knock(k *Knock, now time.Time) Action {
 	return None
 }
 
-// isFirst reports whether port is the first port of a sequence valid at
-// ns (the current period's, and the neighbouring one's within the grace).
-// The sequences are up to date (Knock rotated them).
+// isFirst reports whether a knock at ns to port may begin a sequence that
+// is accepted when it ends: port is the first port of the sequence of a
+// period whose acceptance begins at most lead after ns and has not ended.
+// t.firsts covers every such period of the window [fromNs, untilNs).
 func (t *Tracker) isFirst(port uint16, ns int64) bool {
-	n := t.n
-	prevOK := ns-t.fromNs < t.grace
-	nextOK := t.untilNs-ns < t.grace
-	for s := range numSeqs {
-		switch {
-		case s <= seqPrevClose && !prevOK, s >= seqNextOpen && !nextOK:
-			continue
-		}
-		if t.seqs[s*n] == port {
+	for _, w := range t.firsts {
+		if w.port == port && ns > w.from && ns < w.until {
 			return true
 		}
 	}
@@ -358,6 +355,12 @@ func (t *Tracker) rotate(now time.Time) {
 	for i, ps := range [3]int64{prev, label, next} {
 		sequenceInto(t.seqs[(2*i)*n:(2*i+1)*n], &t.buf, p.Digest, p.OpenSecret, ps, p.Range)
 		sequenceInto(t.seqs[(2*i+1)*n:(2*i+2)*n], &t.buf, p.Digest, p.CloseSecret, ps, p.Range)
+	}
+	if t.admit {
+		t.firsts = t.firsts[:0]
+		p.firstWindows(time.Unix(from, 0), time.Unix(until, 0), t.lead, func(w firstWindow) {
+			t.firsts = append(t.firsts, w)
+		})
 	}
 }
 

@@ -430,8 +430,8 @@ func (r *refTracker) knock(k *Knock, now time.Time) Action {
 		return None
 	}
 	s.seen = r.clock
-	if s.sport == k.SrcPort && s.seq == k.Seq {
-		return None
+	if s.sport == k.SrcPort && s.seq == k.Seq && now.Sub(s.last) <= r.timeout {
+		return None // a retransmission; after a longer gap the window starts afresh
 	}
 	if now.Sub(s.last) > r.timeout {
 		s.ports = s.ports[:0]

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -247,22 +248,43 @@ func (d *service) tableError(err error) error {
 }
 
 // firstPorts returns the first ports the kernel filter needs at now, for
-// the set first: those of the sequences accepted from now until the next
-// period's begin, each until its end, and when that is (the next call).
+// the set first: those with which a knock from now until the next change
+// may begin an accepted sequence (see knock.Params.FirstPorts), each until
+// its sequence's acceptance ends plus firstMargin, and when to call again
+// (firstLead before the next change).
 func (d *service) firstPorts(now time.Time) ([]nft.FirstPort, time.Time) {
 	d.paramsMu.Lock()
 	p := d.cfg.Params
 	d.paramsMu.Unlock()
-	ports, next := p.FirstPorts(now)
-	if next.Sub(now) <= firstLead {
-		// The next period's first ports join a little early.
-		ports, next = p.FirstPorts(next)
+	lead := p.Lead(d.cfg.Timeout)
+	ports, next := p.FirstPorts(now, lead)
+	for next.Sub(now) <= firstLead {
+		// The next period's first ports join a little early, with those
+		// of now.
+		var later []knock.FirstPort
+		later, next = p.FirstPorts(next, lead)
+		ports = unionFirst(ports, later)
 	}
 	out := make([]nft.FirstPort, len(ports))
 	for i, p := range ports {
 		out[i] = nft.FirstPort{Port: p.Port, Timeout: p.Until.Sub(now) + firstMargin}
 	}
 	return out, next.Add(-firstLead)
+}
+
+// unionFirst returns the ports of a and b, each with the later end.
+func unionFirst(a, b []knock.FirstPort) []knock.FirstPort {
+	out := slices.Clone(a)
+	for _, f := range b {
+		i := slices.IndexFunc(out, func(g knock.FirstPort) bool { return g.Port == f.Port })
+		switch {
+		case i < 0:
+			out = append(out, f)
+		case out[i].Until.Before(f.Until):
+			out[i].Until = f.Until
+		}
+	}
+	return out
 }
 
 // keepFirstPorts renews the set first at each change until ctx is done.

@@ -1166,24 +1166,29 @@ func firstPortsOf(seqs ...[]uint16) []uint16 {
 	return slices.Compact(out)
 }
 
-// TestFilterRotation: with --period 10s --grace 3s the set first follows
-// the rotation. Well inside a period it holds the first ports of that
-// period's open and close sequences (from `nfqknockd -s --at T`); from the
-// start of the grace before the rotation (3 s), it holds the next period's
-// too; after the grace, only those. Right after the rotation the new
-// period's open sequence opens, and the previous one too (within the
-// grace); after the grace the previous one does not.
+// TestFilterRotation: with --period 20s --grace 3s -t 1 the set first
+// follows the rotation. A period's first ports are in the set from the time
+// a sequence that ends as its acceptance begins may begin (the grace, 3 s,
+// plus 7 gaps of -t, 7 s, plus the daemon's second of lead: 11 s before the
+// period) until its acceptance ends (the grace after it, plus a second of
+// margin). So, around the rotation rot: 14 s before it the set holds the
+// current period's first ports only (from `nfqknockd -s --at T`), from 11 s
+// before it the next period's too, and 5 s after it only those. Right after
+// the rotation the new period's open sequence opens, and the previous one
+// too (within the grace); after the grace the previous one does not.
 func TestFilterRotation(t *testing.T) {
+	const period = 20 * time.Second
 	for _, fam := range filterFams {
 		t.Run(fam.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
 			e.addClientAddrs(t, fam.second, fam.third)
-			rot := nextRotation(7500 * time.Millisecond)
-			d := e.start("--period", "10s", "--grace", "3s")
+			at0 := time.Now().Add(16 * time.Second)
+			rot := time.Unix((at0.Unix()+19)/20*20, 0)
+			d := e.start("--period", "20s", "--grace", "3s", "-t", "1")
 			at := func(off time.Duration) string { return strconv.FormatInt(rot.Add(off).Unix(), 10) }
-			curOpen, curClose := e.sequences("--period", "10s", "--at", at(-5*time.Second))
-			nextOpen, nextClose := e.sequences("--period", "10s", "--at", at(5*time.Second))
+			curOpen, curClose := e.sequences("--period", "20s", "--at", at(-period/2))
+			nextOpen, nextClose := e.sequences("--period", "20s", "--at", at(period/2))
 			cur, next := firstPortsOf(curOpen, curClose), firstPortsOf(nextOpen, nextClose)
 			both := firstPortsOf(curOpen, curClose, nextOpen, nextClose)
 			t.Logf("rotation at %s; first ports before it %v, after it %v", rot.Format("15:04:05"), cur, next)
@@ -1196,14 +1201,12 @@ func TestFilterRotation(t *testing.T) {
 					t.Logf("%s: set first holds %v", when, got)
 				}
 			}
-			// 5.5 s before the rotation: the previous grace (and the
-			// daemon's second of margin) are over, the next not begun.
-			sleepUntil(rot.Add(-5500 * time.Millisecond))
-			check("5.5 s before the rotation", cur)
-			// The next period's sequences are accepted from 3 s before
-			// the rotation: their first ports are in the set by then.
-			e.watchFirst(t, rot, rot.Add(-2900*time.Millisecond), cur)
-			check("2.9 s before the rotation", both)
+			// 14 s before the rotation: the previous period's ports left
+			// 16 s before it, the next period's join 11 s before it.
+			sleepUntil(rot.Add(-14 * time.Second))
+			check("14 s before the rotation", cur)
+			e.watchFirst(t, rot, rot.Add(-9*time.Second), cur)
+			check("9 s before the rotation", both)
 			sleepUntil(rot.Add(200 * time.Millisecond))
 			e.knock(fam.client, fam.server, nextOpen)
 			if !e.reachable(fam.client, fam.server, guardPort) {
@@ -1215,9 +1218,10 @@ func TestFilterRotation(t *testing.T) {
 			}
 			check("within the grace", both)
 			// The previous period's first ports go with the grace (3 s,
-			// and the daemon's second of margin).
-			e.watchFirst(t, rot, rot.Add(4600*time.Millisecond), both)
-			check("4.6 s after the rotation", next)
+			// and the daemon's second of margin); the one after next joins
+			// 9 s after the rotation.
+			e.watchFirst(t, rot, rot.Add(5*time.Second), both)
+			check("5 s after the rotation", next)
 			e.knock(fam.third, fam.server, curOpen)
 			if e.reachable(fam.third, fam.server, guardPort) {
 				t.Errorf("the previous period's open sequence opened after the grace")
