@@ -52,7 +52,8 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Apply(nft.Spec{Start: 1, End: 65535, QueueNum: testQueue}); err != nil {
+	// QueueAll: every bare SYN goes to the queue (no kernel filter).
+	if _, err := c.Apply(nft.Spec{Start: 1, End: 65535, QueueNum: testQueue, QueueAll: true}); err != nil {
 		t.Fatalf("install the queue rule: %v", err)
 	}
 	return &env{Pair: p, fd: fd}
