@@ -177,7 +177,7 @@ func intervalElements(prefixes []netip.Prefix) (e4, e6 []nftables.SetElement) {
 	var spans []span
 	for _, p := range prefixes {
 		from := p.Masked().Addr()
-		last := lastAddr(p)
+		last := LastAddr(p)
 		to := last.Next() // normalize refused prefixes that end at the last address
 		if n := len(spans); n > 0 && spans[n-1].from.Is4() == from.Is4() && spans[n-1].to.Compare(from) >= 0 {
 			if spans[n-1].to.Less(to) {
@@ -198,8 +198,9 @@ func intervalElements(prefixes []netip.Prefix) (e4, e6 []nftables.SetElement) {
 	return e4, e6
 }
 
-// lastAddr returns the last address of prefix p.
-func lastAddr(p netip.Prefix) netip.Addr {
+// LastAddr returns the last address of prefix p (--allow checks that one
+// follows it: an interval set's range ends at the address after its last).
+func LastAddr(p netip.Prefix) netip.Addr {
 	b := p.Masked().Addr().AsSlice()
 	for i := p.Bits(); i < len(b)*8; i++ {
 		b[i/8] |= 0x80 >> (i % 8)
@@ -349,15 +350,5 @@ func compatQueueInfo(num, total uint16) *xt.Unknown {
 
 // acceptFrom is `ip saddr @set accept` (ip6 for nfproto IPv6).
 func acceptFrom(nfproto byte, set *nftables.Set) []expr.Any {
-	saddr := &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}
-	if nfproto == unix.NFPROTO_IPV6 {
-		saddr = &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16}
-	}
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto}},
-		saddr,
-		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
-		&expr.Verdict{Kind: expr.VerdictAccept},
-	}
+	return append(source(nfproto), lookup(set), &expr.Verdict{Kind: expr.VerdictAccept})
 }

@@ -201,7 +201,7 @@ func (s *Spec) normalizeAllow() error {
 			return fmt.Errorf("allow %s: an IPv4-mapped IPv6 prefix; give the IPv4 prefix", p)
 		case p.Bits() == 0:
 			return fmt.Errorf("allow %s: would never guard anyone", p)
-		case !lastAddr(p).Next().IsValid():
+		case !LastAddr(p).Next().IsValid():
 			return fmt.Errorf("allow %s: reaches the last address, which an interval set cannot end after", p)
 		}
 		a = append(a, p.Masked())

@@ -420,13 +420,18 @@ func (q *Queue) Run(ctx context.Context, handle func(p *Packet)) error {
 		case waitPackets:
 			t0 := time.Now()
 			err = q.poll(2, nil)
-			// A wait in ppoll is no stretch without the scheduler: count
-			// from its end, or every lone packet after a quiet spell
-			// would pass through Gosched and wake the runtime's monitor
-			// thread for nothing (it was most of the daemon's CPU with the
-			// kernel filter, measured with make bench).
-			yielded = time.Now()
-			waited = yielded.Sub(t0)
+			now := time.Now()
+			waited = now.Sub(t0)
+			if waited >= yieldEvery {
+				// A long wait in ppoll is no stretch without the
+				// scheduler: count from its end. Else every lone packet
+				// after a quiet spell would pass through Gosched and wake
+				// the runtime's monitor thread for nothing (it was most of
+				// the daemon's CPU with the kernel filter, measured with
+				// make bench). Short waits, under load, still yield every
+				// yieldEvery.
+				yielded = now
+			}
 		}
 		if err != nil {
 			return err

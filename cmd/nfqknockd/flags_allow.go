@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/nfqknockd/nfqknockd/nft"
 )
 
 // allowValue collects the prefixes of --allow from repeated flags and comma
@@ -99,7 +101,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	if bits == 0 {
 		return netip.Prefix{}, errors.New("a /0 prefix is every source: it would switch the guard off for everyone")
 	}
-	if last := lastAddr(p); !last.Next().IsValid() {
+	if last := nft.LastAddr(p); !last.Next().IsValid() {
 		return netip.Prefix{}, fmt.Errorf("reaches the last address %s, which the kernel's interval set cannot end after; no source sends from there (reserved or multicast)", last)
 	}
 	if m := p.Masked(); m != p {
@@ -107,16 +109,6 @@ func parsePrefix(s string) (netip.Prefix, error) {
 			bits, m, a)
 	}
 	return p, nil
-}
-
-// lastAddr returns the last address of the network of p.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
 }
 
 // showPrefix formats p, a single address without its length.
