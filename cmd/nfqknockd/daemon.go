@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,20 +24,6 @@ import (
 // the opened sources, for the next daemon to take over (the unit's
 // RestartKillSignal=): a restart or an upgrade leaves no gap in the guard.
 const restartSignal = syscall.SIGQUIT
-
-// knockTimeoutMargin is how much longer than --timeout the kernel keeps
-// queueing a knocking source after its last knock.
-const knockTimeoutMargin = 2 * time.Second
-
-// firstLead is how long before the next period's sequences begin to be
-// accepted the daemon gives their first ports to the kernel, and
-// firstMargin how long after a sequence's end its first port stays: the
-// kernel's set is a little wider than what the tracker accepts, never
-// narrower.
-const (
-	firstLead   = time.Second
-	firstMargin = time.Second
-)
 
 // noOwnerEnv, set to 1, keeps the table without the ownership flags, as on
 // a kernel without them: the daemon then watches the table and puts it back
@@ -245,65 +230,6 @@ func (d *service) tableError(err error) error {
 		return fail(1, "--table %s: %v", d.cfg.Table, held)
 	}
 	return fail(1, "program table inet %s: %v", d.cfg.Table, err)
-}
-
-// firstPorts returns the first ports the kernel filter needs at now, for
-// the set first: those with which a knock from now until the next change
-// may begin an accepted sequence (see knock.Params.FirstPorts), each until
-// its sequence's acceptance ends plus firstMargin, and when to call again
-// (firstLead before the next change).
-func (d *service) firstPorts(now time.Time) ([]nft.FirstPort, time.Time) {
-	d.paramsMu.Lock()
-	p := d.cfg.Params
-	d.paramsMu.Unlock()
-	lead := p.Lead(d.cfg.Timeout)
-	ports, next := p.FirstPorts(now, lead)
-	for next.Sub(now) <= firstLead {
-		// The next period's first ports join a little early, with those
-		// of now.
-		var later []knock.FirstPort
-		later, next = p.FirstPorts(next, lead)
-		ports = unionFirst(ports, later)
-	}
-	out := make([]nft.FirstPort, len(ports))
-	for i, p := range ports {
-		out[i] = nft.FirstPort{Port: p.Port, Timeout: p.Until.Sub(now) + firstMargin}
-	}
-	return out, next.Add(-firstLead)
-}
-
-// unionFirst returns the ports of a and b, each with the later end.
-func unionFirst(a, b []knock.FirstPort) []knock.FirstPort {
-	out := slices.Clone(a)
-	for _, f := range b {
-		i := slices.IndexFunc(out, func(g knock.FirstPort) bool { return g.Port == f.Port })
-		switch {
-		case i < 0:
-			out = append(out, f)
-		case out[i].Until.Before(f.Until):
-			out[i].Until = f.Until
-		}
-	}
-	return out
-}
-
-// keepFirstPorts renews the set first at each change until ctx is done.
-func (d *service) keepFirstPorts(ctx context.Context, next time.Time) {
-	t := time.NewTimer(time.Until(next))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		ports, at := d.firstPorts(time.Now())
-		if err := d.rules.SetFirst(ports); err != nil {
-			d.log.Error("renew the first ports of the kernel filter", "err", err)
-			at = time.Now().Add(time.Second) // try again soon
-		}
-		t.Reset(time.Until(at))
-	}
 }
 
 // release lets go of what start took, leaving the table as it is.
