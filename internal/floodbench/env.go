@@ -217,6 +217,20 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// warnings returns the daemon's log lines at level WARN or ERROR.
+func warnings(log string) []string {
+	var w []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+			w = append(w, l)
+			if len(w) == 10 {
+				break
+			}
+		}
+	}
+	return w
+}
+
 // lockedWriter serialises writes to w.
 type lockedWriter struct {
 	mu sync.Mutex

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os/exec"
 	"slices"
@@ -11,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
+	"github.com/nfqknockd/nfqknockd/nft"
 	"golang.org/x/sys/unix"
 )
 
@@ -318,4 +322,88 @@ func quantiles(s []float64) (med, p95 float64) {
 func quantile(s []float64, q float64) float64 {
 	i := int(q*float64(len(s))+0.999999) - 1
 	return s[min(max(i, 0), len(s)-1)]
+}
+
+// knockUnder runs the knock-to-open tries of the client of pair p against
+// the daemon running in its server namespace: with a flood per try
+// (perTry), or under a flood the caller runs (nil). A listener accepts on
+// the guarded port meanwhile.
+func knockUnder(ctx context.Context, o *options, p *pair, seqArgs []string, perTry flooder) (latencyResult, error) {
+	open, close, err := sequences(o.daemon, seqArgs)
+	if err != nil {
+		return latencyResult{}, err
+	}
+	dst, client := o.addrs()
+	ln, err := listen(p.server, netip.AddrPortFrom(dst, guardPort))
+	if err != nil {
+		return latencyResult{}, fmt.Errorf("listen on the guarded port: %w", err)
+	}
+	defer ln.Close()
+	w, err := watchAllow(p.server)
+	if err != nil {
+		return latencyResult{}, err
+	}
+	defer w.close()
+	allowed, done, err := allowReader(p.server)
+	if err != nil {
+		return latencyResult{}, err
+	}
+	defer done()
+	var lat latencyResult
+	err = netns.Do(p.client, func() error {
+		var tlog func(string, ...any)
+		if o.verbose {
+			tlog = logf
+		}
+		var err error
+		lat, err = knockTries(ctx, knockPlan{dst: dst, client: client, guard: guardPort, open: open, close: close,
+			tries: o.tries, gap: o.knockGap, warm: o.warm, perTry: perTry, watch: w, allowed: allowed, tlog: tlog})
+		return err
+	})
+	if w.lost > 0 && lat.Note == "" {
+		lat.Note = fmt.Sprintf("%d nf_tables announcements lost", w.lost)
+	}
+	return lat, err
+}
+
+// listen makes a listener on ap in namespace ns that accepts and closes
+// every connection.
+func listen(ns string, ap netip.AddrPort) (net.Listener, error) {
+	var ln net.Listener
+	if err := netns.Do(ns, func() (err error) {
+		ln, err = net.Listen("tcp", ap.String())
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	testutil.AcceptAndClose(ln)
+	return ln, nil
+}
+
+// allowReader returns a function that tells whether a source is in the
+// daemon's allow sets in namespace ns (read over netlink), and one that
+// releases it.
+func allowReader(ns string) (func(netip.Addr) (bool, error), func(), error) {
+	fd, err := netns.Open(ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := nft.Dial(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, nil, err
+	}
+	read := func(a netip.Addr) (bool, error) {
+		elems, err := c.Allowed()
+		if err != nil {
+			return false, err
+		}
+		for _, e := range elems {
+			if e.Addr.Unmap() == a {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	return read, func() { c.Close(); unix.Close(fd) }, nil
 }
