@@ -78,7 +78,7 @@ func (rs *Ruleset) Set(name string) *nftables.Set {
 //	chain knock {
 //		type filter hook prerouting priority mangle; policy accept;
 //		iif "lo" accept
-//		tcp flags syn / fin,syn,rst,ack tcp dport 1-65535 fib daddr type local counter queue ... bypass
+//		tcp flags syn / fin,syn,rst,ack tcp dport 1-65535 fib daddr type local jump knocks
 //	}
 //	chain guard {
 //		type filter hook prerouting priority mangle + 5; policy accept;
@@ -92,6 +92,9 @@ func (rs *Ruleset) Set(name string) *nftables.Set {
 //		ip saddr @static4 accept
 //		ip6 saddr @static6 accept
 //		counter drop
+//	}
+//	chain knocks {
+//		(the kernel filter, see filter.rules; with QueueAll: counter queue ... bypass)
 //	}
 //
 // Both base chains hook prerouting before DNAT (priority dstnat, -100), and

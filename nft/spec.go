@@ -1,14 +1,17 @@
 // Package nft programs the kernel ruleset of nfqknockd through netlink
 // (github.com/google/nftables): one private table, `inet nfqknock` by
-// default, with the sets guard, allow4, allow6, static4 and static6 and the
-// chains knock, guard and guarded (see DESIGN.md, "The kernel ruleset").
+// default, with the sets guard, allow4, allow6, static4 and static6, the
+// kernel filter's sets first, knocking4/6, rate4/6 and flood4/6, and the
+// chains knock, knocks, guard and guarded (see DESIGN.md, "The kernel
+// ruleset").
 //
 // The package has two halves. Build is pure: it turns a Spec into the
 // sets, chains and rules, and is tested without a kernel. Conn is the
 // applier: it owns the table through one netlink socket (NFT_TABLE_F_OWNER
 // and NFT_TABLE_F_PERSIST where the kernel has them, else a monitor that
 // puts the table back), sends the ruleset in one transaction (Apply), adds
-// and removes opened sources (Allow, Revoke), lists them (Allowed), and
+// and removes opened sources (Allow, Revoke), lists them (Allowed), renews
+// the kernel filter's first ports (SetFirst), and
 // deletes the table (Destroy) or leaves it guarding for the next daemon
 // (Close). A Conn is bound to one network namespace, so tests run against a
 // real kernel without touching the host's ruleset.
