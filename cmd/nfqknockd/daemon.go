@@ -86,8 +86,9 @@ func runDaemon(cfg *config) int {
 	return d.serve(sigs)
 }
 
-// start checks the privileges, takes the table's lock, binds the queues and
-// programs the table, in that order: whatever fails leaves nothing behind.
+// start checks the privileges, takes the table's lock, checks whose the
+// table is, binds the queues and programs the table, in that order:
+// whatever fails leaves nothing behind.
 func (d *service) start() error {
 	guard := d.cfg.guardPorts()
 	if len(guard) == 0 {
@@ -187,7 +188,10 @@ func (d *service) program() error {
 		s.rules = d.rules
 	}
 	guardedBy := "the kernel (table flags owner, persist)"
-	if !res.Owned {
+	switch {
+	case !res.Owned && d.spec.NoOwner:
+		guardedBy = "a watch that puts the table back (ownership switched off by " + noOwnerEnv + ")"
+	case !res.Owned:
 		guardedBy = "a watch that puts the table back (this kernel lacks the table flags owner and persist)"
 	}
 	d.log.Info("started",
