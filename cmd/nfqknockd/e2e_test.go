@@ -36,6 +36,10 @@ const (
 // strangerIP4 is a second client address that never knocks.
 var strangerIP4 = netip.MustParseAddr("10.200.0.3")
 
+// stranger6 is the IPv6 twin of strangerIP4: a client address that never
+// knocks (addStranger6 adds it).
+var stranger6 = netip.MustParseAddr("fd00:200::3")
+
 // tableLeft reports a table of ours in the host's namespace, which no test
 // may leave. TestMain runs it after the tests, and testutil.Main looks for
 // namespaces and daemon processes left.
@@ -71,20 +75,32 @@ func newEnv(t *testing.T) *env {
 
 // listen starts an echo server inside the server namespace.
 func (e *env) listen(ap netip.AddrPort) {
+	e.t.Helper()
+	echoServer(e.t, e.pair.Server, ap, nil)
+}
+
+// echoServer listens on ap in namespace ns until the test ends and echoes
+// every connection back; seen, when not nil, sees each connection as it is
+// accepted.
+func echoServer(t *testing.T, ns string, ap netip.AddrPort, seen func(net.Conn)) {
+	t.Helper()
 	var ln net.Listener
-	err := netns.Do(e.pair.Server, func() (err error) {
+	err := netns.Do(ns, func() (err error) {
 		ln, err = net.Listen("tcp", ap.String())
 		return err
 	})
 	if err != nil {
-		e.t.Fatalf("listen %s: %v", ap, err)
+		t.Fatalf("listen %s in %s: %v", ap, ns, err)
 	}
-	e.t.Cleanup(func() { ln.Close() })
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if seen != nil {
+				seen(c)
 			}
 			go func() { defer c.Close(); io.Copy(c, c) }()
 		}
@@ -114,8 +130,7 @@ func (e *env) reachable(src, dst netip.Addr, port int) bool {
 		c.Close()
 		return true
 	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if isTimeout(err) {
 		return false
 	}
 	e.t.Fatalf("connect %s -> [%s]:%d: unexpected error %v", src, dst, port, err)
@@ -137,7 +152,14 @@ func (e *env) knock(src, dst netip.Addr, ports []uint16) {
 // sequences runs `nfqknockd -s` with the test secrets and extra flags.
 func (e *env) sequences(extra ...string) (open, close []uint16) {
 	e.t.Helper()
-	args := append([]string{"-s", "-o", openSecret, "-c", closeSecret}, extra...)
+	return e.sequencesOf(append([]string{"-o", openSecret, "-c", closeSecret}, extra...)...)
+}
+
+// sequencesOf runs `nfqknockd -s` with exactly args (the secrets among
+// them) and returns the open and close sequences it prints.
+func (e *env) sequencesOf(args ...string) (open, close []uint16) {
+	e.t.Helper()
+	args = append([]string{"-s"}, args...)
 	out, err := exec.Command(e.bin, args...).Output()
 	if err != nil {
 		e.t.Fatalf("nfqknockd %s: %v", strings.Join(args, " "), err)
@@ -180,21 +202,43 @@ type daemon struct {
 	err    error
 }
 
-// start runs the daemon with the test secrets, guarding guardPort, plus
-// extra flags, and waits until it logged that it started.
+// daemonArgs are the test secrets, the whole port range and guardPort,
+// then extra flags.
+func daemonArgs(extra ...string) []string {
+	return append([]string{"--range", "1-65535", "--guard", strconv.Itoa(guardPort), "-o", openSecret, "-c", closeSecret}, extra...)
+}
+
+// start runs the daemon with daemonArgs(extra...) and waits until it
+// logged that it started.
 func (e *env) start(extra ...string) *daemon {
 	e.t.Helper()
-	d := e.spawn(nil, extra...)
-	if !d.waitLog("started", 10*time.Second) {
-		e.t.Fatalf("daemon did not start; stderr:\n%s", d.stderr)
+	return e.startArgs(daemonArgs(extra...)...)
+}
+
+// startArgs runs the daemon with exactly args (no flag added) and waits
+// until it logged that it started.
+func (e *env) startArgs(args ...string) *daemon {
+	e.t.Helper()
+	d := e.spawnArgs(nil, args...)
+	if !d.waitLog("msg=started", 10*time.Second) {
+		e.t.Fatalf("daemon %s did not start; stderr:\n%s", strings.Join(args, " "), d.stderr)
 	}
 	return d
 }
 
-// spawn starts the daemon without waiting; env nil keeps the test's.
+// spawn starts the daemon with daemonArgs(extra...) without waiting;
+// environ nil keeps the test's.
 func (e *env) spawn(environ []string, extra ...string) *daemon {
 	e.t.Helper()
-	args := append([]string{"--range", "1-65535", "--guard", strconv.Itoa(guardPort), "-o", openSecret, "-c", closeSecret}, extra...)
+	return e.spawnArgs(environ, daemonArgs(extra...)...)
+}
+
+// spawnArgs starts the daemon in the server namespace with exactly args
+// (no flag added), without waiting; environ nil keeps the test's. The
+// daemon is killed at the end of the test if still running, and its stderr
+// logged if the test failed.
+func (e *env) spawnArgs(environ []string, args ...string) *daemon {
+	e.t.Helper()
 	cmd := netns.Command(e.pair.Server, e.bin, args...)
 	if environ != nil {
 		// ip itself needs a PATH-free start too: name it by its full path.
@@ -219,7 +263,7 @@ func (e *env) spawn(environ []string, extra ...string) *daemon {
 			<-d.done
 		}
 		if e.t.Failed() {
-			e.t.Logf("daemon stderr:\n%s", d.stderr)
+			e.t.Logf("daemon %s stderr:\n%s", strings.Join(args, " "), d.stderr)
 		}
 	})
 	return d
@@ -270,6 +314,14 @@ func (d *daemon) stop(sig syscall.Signal) int {
 		d.t.Fatalf("signal %v: %v", sig, err)
 	}
 	return d.wait(10 * time.Second)
+}
+
+// term stops the daemon with SIGTERM and fails the test unless it exited 0.
+func (d *daemon) term() {
+	d.t.Helper()
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		d.t.Errorf("exit status after SIGTERM = %d, want 0", code)
+	}
 }
 
 var families = []struct {
@@ -353,9 +405,7 @@ func TestGuardOpenClose(t *testing.T) {
 			if list, _ := e.nft("list", "set", "inet", "nfqknock", fam.set); strings.Contains(list, fam.client.String()) {
 				t.Errorf("client still in %s after close:\n%s", fam.set, list)
 			}
-			if code := d.stop(syscall.SIGTERM); code != 0 {
-				t.Errorf("exit status after SIGTERM = %d, want 0", code)
-			}
+			d.term()
 		})
 	}
 }
@@ -376,26 +426,40 @@ func echo(t *testing.T, c net.Conn, msg string) {
 // TestNetcatKnock knocks the way the C project's shell wrapper does:
 // `nc -z -w 1 HOST PORT` for each port of the sequence.
 func TestNetcatKnock(t *testing.T) {
-	if _, err := exec.LookPath("nc"); err != nil {
-		t.Fatalf("nc not installed (apt-get install netcat-openbsd): %v", err)
-	}
+	needNetcat(t)
 	for _, fam := range families {
 		t.Run(fam.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			e.start()
+			d := e.start()
 			open, _ := e.sequences()
-			none := netip.Addr{}
-			if e.reachable(none, fam.server, guardPort) {
-				t.Fatalf("guarded port answered before any knock")
-			}
-			for _, p := range open {
-				netns.Command(e.pair.Client, "nc", "-z", "-w", "1", fam.server.String(), strconv.Itoa(int(p))).Run()
-			}
-			if !e.reachable(none, fam.server, guardPort) {
-				t.Fatalf("guarded port still dropped after an nc knock")
-			}
+			e.netcatOpens(d, fam.server, open)
 		})
+	}
+}
+
+// needNetcat fails the test when nc is not installed.
+func needNetcat(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("nc"); err != nil {
+		t.Fatalf("nc not installed (apt-get install netcat-openbsd): %v", err)
+	}
+}
+
+// netcatOpens checks that the guarded port of server drops the client
+// before any knock, and answers it once the client knocked open nc-style:
+// `nc -z -w 1 HOST PORT` for each port.
+func (e *env) netcatOpens(d *daemon, server netip.Addr, open []uint16) {
+	e.t.Helper()
+	none := netip.Addr{}
+	if e.reachable(none, server, guardPort) {
+		e.t.Fatalf("guarded port answered before any knock")
+	}
+	for _, p := range open {
+		netns.Command(e.pair.Client, "nc", "-z", "-w", "1", server.String(), strconv.Itoa(int(p))).Run()
+	}
+	if !e.reachable(none, server, guardPort) {
+		e.t.Fatalf("guarded port still dropped after an nc knock; stderr:\n%s", d.stderr)
 	}
 }
 
@@ -463,9 +527,7 @@ func TestSignalsAndCrash(t *testing.T) {
 	none := netip.Addr{}
 
 	d := e.start()
-	if code := d.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit status after SIGTERM = %d, want 0", code)
-	}
+	d.term()
 	if out, err := e.nft("list", "table", "inet", "nfqknock"); err == nil {
 		t.Fatalf("table still there after SIGTERM:\n%s", out)
 	}
@@ -499,9 +561,7 @@ func TestSignalsAndCrash(t *testing.T) {
 	if e.reachable(strangerIP4, netns.ServerIP4, guardPort) {
 		t.Fatalf("guarded port answered a stranger after the restart")
 	}
-	if code := d.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit status after SIGTERM = %d, want 0", code)
-	}
+	d.term()
 }
 
 // TestSecondInstance: a second daemon on the same queue (with another

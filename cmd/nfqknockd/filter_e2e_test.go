@@ -31,7 +31,7 @@ var filterFams = []struct {
 	allow, knocking, flood string
 }{
 	{"ipv4", netns.ServerIP4, netns.ClientIP4, strangerIP4, netip.MustParseAddr("10.200.0.4"), "allow4", "knocking4", "flood4"},
-	{"ipv6", netns.ServerIP6, netns.ClientIP6, netip.MustParseAddr("fd00:200::3"), netip.MustParseAddr("fd00:200::4"), "allow6", "knocking6", "flood6"},
+	{"ipv6", netns.ServerIP6, netns.ClientIP6, stranger6, netip.MustParseAddr("fd00:200::4"), "allow6", "knocking6", "flood6"},
 }
 
 // addClientAddrs adds addresses to the client's veth (IPv6 without
@@ -110,9 +110,7 @@ func (e *env) dialKnock(src, dst netip.Addr, ports []uint16) {
 // nc-style (`nc -z -w 1 HOST PORT` per port) opens; one that knocks with Go
 // connects of a 1 s timeout, one after another, closes and opens again.
 func TestFilterNetcatKnock(t *testing.T) {
-	if _, err := exec.LookPath("nc"); err != nil {
-		t.Fatalf("nc not installed (apt-get install netcat-openbsd): %v", err)
-	}
+	needNetcat(t)
 	for _, fam := range filterFams {
 		t.Run(fam.name, func(t *testing.T) {
 			t.Parallel()
@@ -120,15 +118,7 @@ func TestFilterNetcatKnock(t *testing.T) {
 			d := e.start()
 			open, close := e.sequences()
 			none := netip.Addr{}
-			if e.reachable(none, fam.server, guardPort) {
-				t.Fatalf("guarded port answered before any knock")
-			}
-			for _, p := range open {
-				netns.Command(e.pair.Client, "nc", "-z", "-w", "1", fam.server.String(), strconv.Itoa(int(p))).Run()
-			}
-			if !e.reachable(none, fam.server, guardPort) {
-				t.Fatalf("guarded port still dropped after an nc knock through the kernel filter; stderr:\n%s", d.stderr)
-			}
+			e.netcatOpens(d, fam.server, open)
 			e.dialKnock(none, fam.server, close)
 			if e.reachable(none, fam.server, guardPort) {
 				t.Fatalf("guarded port answered after a close knocked with 1 s connects")

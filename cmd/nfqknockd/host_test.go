@@ -8,11 +8,9 @@ package main
 
 import (
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -25,10 +23,6 @@ import (
 	"github.com/nfqknockd/nfqknockd/internal/fragsyn"
 	"github.com/nfqknockd/nfqknockd/internal/netns"
 )
-
-// stranger6 is the IPv6 twin of strangerIP4: a client address that never
-// knocks (addStranger6 adds it).
-var stranger6 = netip.MustParseAddr("fd00:200::3")
 
 // publishedPort is the server's port that DNAT publishes to port 22 of the
 // namespace behind the server (see publish).
@@ -47,9 +41,7 @@ func stranger(server netip.Addr) netip.Addr {
 // detection, so it can be used at once).
 func (e *env) addStranger6() {
 	e.t.Helper()
-	if out, err := exec.Command("ip", "-n", e.pair.Client, "addr", "add", stranger6.String()+"/64", "dev", "veth0", "nodad").CombinedOutput(); err != nil {
-		e.t.Fatalf("add stranger IPv6 address: %v: %s", err, out)
-	}
+	e.addClientAddrs(e.t, stranger6)
 }
 
 // isTimeout reports whether err is a connect that got no answer.
@@ -431,6 +423,14 @@ type behindServer struct {
 	peers map[netip.Addr]int
 }
 
+// count counts the accepted connection c under its source.
+func (b *behindServer) count(c net.Conn) {
+	src := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
+	b.mu.Lock()
+	b.peers[src]++
+	b.mu.Unlock()
+}
+
 // accepted returns how many connections from src the server accepted.
 func (b *behindServer) accepted(src netip.Addr) int {
 	b.mu.Lock()
@@ -459,25 +459,7 @@ func (e *env) publish() *behindServer {
 	b := netns.NewBehind(e.t, e.pair)
 	srv := &behindServer{peers: map[netip.Addr]int{}}
 	for _, a := range []netip.Addr{netns.BehindIP4, netns.BehindIP6} {
-		ap := netip.AddrPortFrom(a, 22).String()
-		var ln net.Listener
-		if err := netns.Do(b.NS, func() (err error) { ln, err = net.Listen("tcp", ap); return }); err != nil {
-			e.t.Fatalf("listen %s behind the server: %v", ap, err)
-		}
-		e.t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				src := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
-				srv.mu.Lock()
-				srv.peers[src]++
-				srv.mu.Unlock()
-				go func() { defer c.Close(); io.Copy(c, c) }()
-			}
-		}()
+		echoServer(e.t, b.NS, netip.AddrPortFrom(a, 22), srv.count)
 	}
 	ruleset := `table ip nat {
 	chain prerouting {

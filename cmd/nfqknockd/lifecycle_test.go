@@ -8,12 +8,10 @@ package main
 // namespace; they need root.
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -26,82 +24,6 @@ import (
 	"github.com/nfqknockd/nfqknockd/internal/netns"
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
-
-// lcStranger6 is a second IPv6 address of the client (lcAddStranger6).
-var lcStranger6 = netip.MustParseAddr("fd00:200::3")
-
-// lcAddStranger6 adds lcStranger6 to the client's veth0.
-func lcAddStranger6(e *env) {
-	e.t.Helper()
-	if out, err := exec.Command("ip", "-n", e.pair.Client, "addr", "add", lcStranger6.String()+"/64", "dev", "veth0", "nodad").CombinedOutput(); err != nil {
-		e.t.Fatalf("add IPv6 stranger address: %v: %s", err, out)
-	}
-}
-
-// lcSpawn starts the daemon in the server namespace with exactly args (no
-// flag added), without waiting.
-func lcSpawn(e *env, args ...string) *daemon {
-	e.t.Helper()
-	cmd := netns.Command(e.pair.Server, e.bin, args...)
-	d := &daemon{t: e.t, cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
-	cmd.Stderr = d.stderr
-	if err := cmd.Start(); err != nil {
-		e.t.Fatalf("start daemon: %v", err)
-	}
-	go func() { d.err = cmd.Wait(); close(d.done) }()
-	e.t.Cleanup(func() {
-		select {
-		case <-d.done:
-		default:
-			cmd.Process.Kill()
-			<-d.done
-		}
-		if e.t.Failed() {
-			e.t.Logf("daemon %s stderr:\n%s", strings.Join(args, " "), d.stderr)
-		}
-	})
-	return d
-}
-
-// lcStart is lcSpawn that waits until the daemon logged that it started.
-func lcStart(e *env, args ...string) *daemon {
-	e.t.Helper()
-	d := lcSpawn(e, args...)
-	if !d.waitLog("msg=started", 10*time.Second) {
-		e.t.Fatalf("daemon %s did not start; stderr:\n%s", strings.Join(args, " "), d.stderr)
-	}
-	return d
-}
-
-// lcSequences runs `nfqknockd -s` with the secrets open and close.
-func lcSequences(e *env, open, close string) (openSeq, closeSeq []uint16) {
-	e.t.Helper()
-	out, err := exec.Command(e.bin, "-s", "-o", open, "-c", close).Output()
-	if err != nil {
-		e.t.Fatalf("nfqknockd -s: %v", err)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		name, list, _ := strings.Cut(line, ":")
-		var ports []uint16
-		for _, f := range strings.Fields(list) {
-			n, err := strconv.Atoi(f)
-			if err != nil {
-				e.t.Fatalf("nfqknockd -s printed %q", line)
-			}
-			ports = append(ports, uint16(n))
-		}
-		switch name {
-		case "OPEN":
-			openSeq = ports
-		case "CLOSE":
-			closeSeq = ports
-		}
-	}
-	if len(openSeq) == 0 || len(closeSeq) == 0 {
-		e.t.Fatalf("nfqknockd -s printed %q", out)
-	}
-	return openSeq, closeSeq
-}
 
 // lcCount waits until the daemon's stderr holds s at least n times.
 func lcCount(d *daemon, s string, n int, max time.Duration) bool {
@@ -149,6 +71,14 @@ func lcList(e *env, name string) string {
 		e.t.Fatalf("nft list table inet %s: %v: %s", name, err, out)
 	}
 	return out
+}
+
+// lcStopGone stops d with SIGTERM, fails the test unless it exited 0, and
+// checks that it deleted its table inet name.
+func lcStopGone(e *env, d *daemon, name string) {
+	e.t.Helper()
+	d.term()
+	lcGone(e, name)
 }
 
 // lcGone fails the test when table inet name still exists.
@@ -278,17 +208,14 @@ func TestCustomTable(t *testing.T) {
 			t.Errorf("the closed IPv6 client answered after the restart")
 		}
 		lcNoDefaultTable(e, "after the restart")
-		if code := d.stop(syscall.SIGTERM); code != 0 {
-			t.Errorf("exit status after SIGTERM = %d, want 0", code)
-		}
-		lcGone(e, "custom")
+		lcStopGone(e, d, "custom")
 		lcNoDefaultTable(e, "after SIGTERM")
 	})
 
 	t.Run("two", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
-		lcAddStranger6(e)
+		e.addStranger6()
 		const portB = 2224
 		for _, a := range []netip.Addr{netns.ServerIP4, netns.ServerIP6} {
 			e.listen(netip.AddrPortFrom(a, portB))
@@ -299,10 +226,10 @@ func TestCustomTable(t *testing.T) {
 		)
 		argsA := []string{"--range", "1-65535", "--guard", strconv.Itoa(guardPort), "-o", openA, "-c", closeA, "--table", "a", "-q", "100"}
 		argsB := []string{"--range", "1-65535", "--guard", strconv.Itoa(portB), "-o", openB, "-c", closeB, "--table", "b", "-q", "101"}
-		da := lcStart(e, argsA...)
-		db := lcStart(e, argsB...)
-		seqA, _ := lcSequences(e, openA, closeA)
-		seqB, _ := lcSequences(e, openB, closeB)
+		da := e.startArgs(argsA...)
+		db := e.startArgs(argsB...)
+		seqA, _ := e.sequencesOf("-o", openA, "-c", closeA)
+		seqB, _ := e.sequencesOf("-o", openB, "-c", closeB)
 		lcNoDefaultTable(e, "with daemons a and b")
 
 		// Per family: the client knocks a's secret, the stranger b's.
@@ -311,7 +238,7 @@ func TestCustomTable(t *testing.T) {
 			server, client, stranger netip.Addr
 		}{
 			{"ipv4", netns.ServerIP4, netns.ClientIP4, strangerIP4},
-			{"ipv6", netns.ServerIP6, netns.ClientIP6, lcStranger6},
+			{"ipv6", netns.ServerIP6, netns.ClientIP6, stranger6},
 		} {
 			for _, port := range []int{guardPort, portB} {
 				for _, src := range []netip.Addr{fam.client, fam.stranger} {
@@ -344,7 +271,7 @@ func TestCustomTable(t *testing.T) {
 		// nothing touched.
 		before := lcStable(lcList(e, "a"))
 		beforeB := lcStable(lcList(e, "b"))
-		second := lcSpawn(e, "--range", "1-65535", "--guard", strconv.Itoa(guardPort), "-o", openA, "-c", closeA, "--table", "a", "-q", "102")
+		second := e.spawnArgs(nil, "--range", "1-65535", "--guard", strconv.Itoa(guardPort), "-o", openA, "-c", closeA, "--table", "a", "-q", "102")
 		lcOneLine(t, second, "nfqknockd: --table a: another nfqknockd is running with this table")
 		if after := lcStable(lcList(e, "a")); after != before {
 			t.Errorf("table inet a changed by the second daemon:\nbefore:\n%s\nafter:\n%s", before, after)
@@ -360,10 +287,7 @@ func TestCustomTable(t *testing.T) {
 		lcOpen(e, da, strangerIP4, netns.ServerIP4, guardPort, seqA)
 
 		for name, d := range map[string]*daemon{"a": da, "b": db} {
-			if code := d.stop(syscall.SIGTERM); code != 0 {
-				t.Errorf("daemon %s: exit status after SIGTERM = %d, want 0", name, code)
-			}
-			lcGone(e, name)
+			lcStopGone(e, d, name)
 		}
 		lcNoDefaultTable(e, "after both stopped")
 	})
@@ -412,10 +336,7 @@ func TestHostTableNotOurs(t *testing.T) {
 	if e.reachable(strangerIP4, netns.ServerIP4, guardPort) {
 		t.Errorf("guarded port answered a stranger")
 	}
-	if code := d.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit status after SIGTERM = %d, want 0", code)
-	}
-	lcGone(e, "nfqknock")
+	lcStopGone(e, d, "nfqknock")
 	if after := lcList(e, "filter"); after != before {
 		t.Errorf("table inet filter changed by a daemon of the default table:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
@@ -449,12 +370,11 @@ func lcStartProber(e *env, src, dst netip.Addr) *lcProber {
 				defer p.wg.Done()
 				c, err := e.dial(src, dst, guardPort, 200*time.Millisecond)
 				p.attempts.Add(1)
-				var ne net.Error
 				switch {
 				case err == nil:
 					c.Close()
 					p.successes.Add(1)
-				case errors.As(err, &ne) && ne.Timeout():
+				case isTimeout(err):
 					// dropped: refused
 				default:
 					p.errs.Add(1)
@@ -495,12 +415,12 @@ func TestRestartKeepsGuard(t *testing.T) {
 		server, client, stranger netip.Addr
 	}{
 		{"ipv4", netns.ServerIP4, netns.ClientIP4, strangerIP4},
-		{"ipv6", netns.ServerIP6, netns.ClientIP6, lcStranger6},
+		{"ipv6", netns.ServerIP6, netns.ClientIP6, stranger6},
 	} {
 		t.Run(fam.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			lcAddStranger6(e)
+			e.addStranger6()
 			d := e.start()
 			open, _ := e.sequences()
 			lcOpen(e, d, fam.client, fam.server, guardPort, open)
@@ -547,10 +467,7 @@ func TestRestartKeepsGuard(t *testing.T) {
 				t.Errorf("%d probe attempts failed otherwise than by a drop, first: %v", n, p.firstErr.Load())
 			}
 
-			if code := d.stop(syscall.SIGTERM); code != 0 {
-				t.Errorf("exit status after SIGTERM = %d, want 0", code)
-			}
-			lcGone(e, "nfqknock")
+			lcStopGone(e, d, "nfqknock")
 		})
 	}
 }
@@ -562,7 +479,7 @@ func TestRestartKeepsGuard(t *testing.T) {
 func TestReloadSecretsE2E(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	lcAddStranger6(e)
+	e.addStranger6()
 	const (
 		oldOpen, oldClose = "reload old open secret", "reload old close secret"
 		newOpen, newClose = "reload new open secret", "reload new close secret"
@@ -570,12 +487,12 @@ func TestReloadSecretsE2E(t *testing.T) {
 	)
 	dir := t.TempDir()
 	file := testutil.WriteFile(t, dir, "secrets", fmt.Sprintf("# test\nopen=%s\nclose=%s\n", oldOpen, oldClose), 0o600)
-	d := lcStart(e, "--range", "1-65535", "--guard", strconv.Itoa(guardPort), "--secret-file", file)
+	d := e.startArgs("--range", "1-65535", "--guard", strconv.Itoa(guardPort), "--secret-file", file)
 	if !strings.Contains(d.stderr.String(), "--secret-file") {
 		t.Errorf("start line does not say the secrets come from --secret-file:\n%s", d.stderr)
 	}
-	oldOpenSeq, oldCloseSeq := lcSequences(e, oldOpen, oldClose)
-	newOpenSeq, newCloseSeq := lcSequences(e, newOpen, newClose)
+	oldOpenSeq, oldCloseSeq := e.sequencesOf("-o", oldOpen, "-c", oldClose)
+	newOpenSeq, newCloseSeq := e.sequencesOf("-o", newOpen, "-c", newClose)
 
 	// The old secrets work: open and close the IPv4 client.
 	lcOpen(e, d, netns.ClientIP4, netns.ServerIP4, guardPort, oldOpenSeq)
@@ -631,7 +548,7 @@ func TestReloadSecretsE2E(t *testing.T) {
 	}
 	// The secrets in force are still the new ones: the new open sequence
 	// opens the IPv6 stranger, the new close sequence closes the client.
-	lcOpen(e, d, lcStranger6, netns.ServerIP6, guardPort, newOpenSeq)
+	lcOpen(e, d, stranger6, netns.ServerIP6, guardPort, newOpenSeq)
 	e.knock(netns.ClientIP4, netns.ServerIP4, newCloseSeq)
 	if !lcCount(d, "msg=close source="+netns.ClientIP4.String(), 2, 3*time.Second) {
 		t.Fatalf("the new close sequence did not close after the refused reloads")
@@ -648,10 +565,7 @@ func TestReloadSecretsE2E(t *testing.T) {
 			t.Errorf("the log shows a secret (%q)", s)
 		}
 	}
-	if code := d.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit status after SIGTERM = %d, want 0", code)
-	}
-	lcGone(e, "nfqknock")
+	lcStopGone(e, d, "nfqknock")
 }
 
 // TestLoopbackAndAllow: connects over loopback, from inside the server
@@ -661,7 +575,7 @@ func TestReloadSecretsE2E(t *testing.T) {
 func TestLoopbackAndAllow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	lcAddStranger6(e)
+	e.addStranger6()
 
 	d := e.start()
 	for _, fam := range families {
@@ -680,18 +594,16 @@ func TestLoopbackAndAllow(t *testing.T) {
 		echo(t, c, "over loopback")
 		c.Close()
 	}
-	if code := d.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit status after SIGTERM = %d, want 0", code)
-	}
+	d.term()
 
-	d = e.start("--allow", strangerIP4.String()+"/32,"+lcStranger6.String()+"/128")
+	d = e.start("--allow", strangerIP4.String()+"/32,"+stranger6.String()+"/128")
 	for _, fam := range []struct {
 		name                     string
 		server, client, stranger netip.Addr
 		set                      string
 	}{
 		{"ipv4", netns.ServerIP4, netns.ClientIP4, strangerIP4, "static4"},
-		{"ipv6", netns.ServerIP6, netns.ClientIP6, lcStranger6, "static6"},
+		{"ipv6", netns.ServerIP6, netns.ClientIP6, stranger6, "static6"},
 	} {
 		if !e.reachable(fam.stranger, fam.server, guardPort) {
 			t.Errorf("%s: --allow source %s refused", fam.name, fam.stranger)
@@ -708,8 +620,5 @@ func TestLoopbackAndAllow(t *testing.T) {
 		}
 	}
 	t.Logf("nft list table inet nfqknock:\n%s", lcList(e, "nfqknock"))
-	if code := d.stop(syscall.SIGTERM); code != 0 {
-		t.Errorf("exit status after SIGTERM = %d, want 0", code)
-	}
-	lcGone(e, "nfqknock")
+	lcStopGone(e, d, "nfqknock")
 }
