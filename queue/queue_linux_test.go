@@ -56,6 +56,12 @@ func newEnv(t *testing.T) *env {
 	if _, err := c.Apply(nft.Spec{Start: 1, End: 65535, QueueNum: testQueue, QueueAll: true}); err != nil {
 		t.Fatalf("install the queue rule: %v", err)
 	}
+	// Let the table's socket go now (the table stays, without owner): left
+	// to the garbage collector, its finalizer would allocate in the middle
+	// of TestSteadyStateAllocs.
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
 	return &env{Pair: p, fd: fd}
 }
 
@@ -496,35 +502,48 @@ func TestCloseAcceptsQueued(t *testing.T) {
 }
 
 // TestSteadyStateAllocs: reading, walking, parsing and answering a batch of
-// real queued SYNs allocates nothing.
+// real queued SYNs allocates nothing. testing.AllocsPerRun counts the
+// allocations of the whole process, and now and then the runtime or another
+// goroutine allocates during a measurement (1 in 20-30 runs here, at every
+// commit): an allocation of the step itself would show in every attempt, so
+// the fewest of three attempts counts.
 func TestSteadyStateAllocs(t *testing.T) {
 	e := newEnv(t)
 	q := e.open(t)
-	const runs, n = 5, 8 * batchLen
+	const runs, attempts = 5, 3
+	const n = attempts * (runs + 1) * batchLen
 	e.sendSYNs(t, netns.ClientIP4, netns.ServerIP4, 41000, 9, 1, n/2)
 	e.sendSYNs(t, netns.ClientIP6, netns.ServerIP6, 41000, 9, 1, n/2)
 	waitFor(t, "the SYNs to be queued", func() bool { l := e.queueLine(t); return l != nil && l[2] == n })
-	seen := 0
+	seen, steps := 0, 0
 	handle := func(p *Packet) {
 		if p.DstPort == 9 {
 			seen++
 		}
 	}
 	var stepErr error
-	allocs := testing.AllocsPerRun(runs, func() {
-		if _, err := q.step(handle); err != nil && stepErr == nil {
-			stepErr = err
+	fewest := -1.0
+	for a := 0; a < attempts && fewest != 0; a++ {
+		allocs := testing.AllocsPerRun(runs, func() {
+			steps++
+			if _, err := q.step(handle); err != nil && stepErr == nil {
+				stepErr = err
+			}
+		})
+		t.Logf("attempt %d: %v allocations per step", a+1, allocs)
+		if fewest < 0 || allocs < fewest {
+			fewest = allocs
 		}
-	})
+	}
 	if stepErr != nil {
 		t.Fatalf("step: %v", stepErr)
 	}
-	if allocs != 0 {
-		t.Errorf("one read-walk-parse-verdict step allocates %v times, want 0", allocs)
+	if fewest != 0 {
+		t.Errorf("one read-walk-parse-verdict step allocates %v times (the fewest of the attempts), want 0", fewest)
 	}
 	s := q.Stats()
-	if seen == 0 || uint64(seen) != s.Received || s.Batches != runs+1 {
-		t.Errorf("handled %d SYNs, Stats %+v: want all received ones handled in %d batches", seen, s, runs+1)
+	if seen == 0 || uint64(seen) != s.Received || int(s.Batches) != steps {
+		t.Errorf("handled %d SYNs, Stats %+v: want all received ones handled in %d batches", seen, s, steps)
 	}
 	t.Logf("%d packets in %d batches", seen, s.Batches)
 }
