@@ -38,6 +38,7 @@ type HeldError struct {
 	Port  uint32 // the netlink port of the owner, usually its process ID
 }
 
+// Error says which table is held, and by which netlink port.
 func (e *HeldError) Error() string {
 	return fmt.Sprintf("table inet %s is held by another running nfqknockd (netlink port %d); stop it first or give another --table", e.Table, e.Port)
 }

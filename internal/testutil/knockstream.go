@@ -34,6 +34,7 @@ type SYN struct {
 	MSS uint16
 }
 
+// String describes the SYN for logs: addresses, ports, sequence number.
 func (s SYN) String() string {
 	opt := "no options"
 	if s.MSS != 0 {
