@@ -344,7 +344,8 @@ func (t *Tracker) match(s int, ring []uint16, pos int, newest uint16) bool {
 }
 
 // rotate computes the sequences of the period holding now and of its two
-// neighbours. It does not allocate.
+// neighbours, and with Admit the first ports a knock may begin a sequence
+// with. It runs once per period; without Admit it does not allocate.
 func (t *Tracker) rotate(now time.Time) {
 	p := &t.params
 	label, from, until := p.window(now)

@@ -132,14 +132,6 @@ func (c *Conn) newConn() (*nftables.Conn, error) {
 	return nc, nil
 }
 
-// probeID returns a number that tells this Conn's scratch objects apart.
-func (c *Conn) probeID() uint32 {
-	if c.nl != nil {
-		return c.nl.PID()
-	}
-	return 0
-}
-
 // Table returns the name of the table the Conn works on.
 func (c *Conn) Table() string {
 	c.mu.Lock()

@@ -131,8 +131,14 @@ func (c *Conn) isOurs(t TableInfo) (bool, error) {
 // them, which leaves nothing behind either way. Kernels before 5.12 (owner)
 // or 6.9 (persist) refuse it with EOPNOTSUPP. The caller holds c.mu.
 func (c *Conn) probeOwnerFlags() (bool, error) {
-	name := fmt.Sprintf("nfqknockd_probe_%d", c.probeID())
-	err := c.sendRetry([]netlink.Message{
+	nl, err := c.writer()
+	if err != nil {
+		return false, err
+	}
+	// The writing socket's port tells this probe apart from another
+	// daemon's probing at the same moment.
+	name := fmt.Sprintf("nfqknockd_probe_%d", nl.PID())
+	err = c.sendRetry([]netlink.Message{
 		tableMessage(unix.NFT_MSG_NEWTABLE, name, TableFlagOwner|TableFlagPersist, false),
 		tableMessage(unix.NFT_MSG_DELTABLE, name, 0, false),
 	})

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"slices"
 	"time"
 
-	"github.com/nfqknockd/nfqknockd/knock"
 	"github.com/nfqknockd/nfqknockd/nft"
 )
 
@@ -23,44 +21,21 @@ const (
 	firstMargin = time.Second
 )
 
-// firstPorts returns the first ports the kernel filter needs at now, for
-// the set first: those with which a knock from now until the next change
+// firstPorts returns the first ports the kernel filter needs from now
+// until firstLead later, for the set first: those with which a knock then
 // may begin an accepted sequence (see knock.Params.FirstPorts), each until
-// its sequence's acceptance ends plus firstMargin, and when to call again
-// (firstLead before the next change).
+// its sequence's acceptance ends plus firstMargin, and when to call again:
+// firstLead before the next period's ports join, so that they join early.
 func (d *service) firstPorts(now time.Time) ([]nft.FirstPort, time.Time) {
 	d.paramsMu.Lock()
 	p := d.cfg.Params
 	d.paramsMu.Unlock()
-	lead := p.Lead(d.cfg.Timeout)
-	ports, next := p.FirstPorts(now, lead)
-	for next.Sub(now) <= firstLead {
-		// The next period's first ports join a little early, with those
-		// of now.
-		var later []knock.FirstPort
-		later, next = p.FirstPorts(next, lead)
-		ports = unionFirst(ports, later)
-	}
+	ports, next := p.FirstPorts(now, now.Add(firstLead), p.Lead(d.cfg.Timeout))
 	out := make([]nft.FirstPort, len(ports))
-	for i, p := range ports {
-		out[i] = nft.FirstPort{Port: p.Port, Timeout: p.Until.Sub(now) + firstMargin}
+	for i, f := range ports {
+		out[i] = nft.FirstPort{Port: f.Port, Timeout: f.Until.Sub(now) + firstMargin}
 	}
 	return out, next.Add(-firstLead)
-}
-
-// unionFirst returns the ports of a and b, each with the later end.
-func unionFirst(a, b []knock.FirstPort) []knock.FirstPort {
-	out := slices.Clone(a)
-	for _, f := range b {
-		i := slices.IndexFunc(out, func(g knock.FirstPort) bool { return g.Port == f.Port })
-		switch {
-		case i < 0:
-			out = append(out, f)
-		case out[i].Until.Before(f.Until):
-			out[i].Until = f.Until
-		}
-	}
-	return out
 }
 
 // keepFirstPorts renews the set first at each change until ctx is done.
