@@ -449,3 +449,54 @@ func TestFilterListing(t *testing.T) {
 		})
 	}
 }
+
+// TestFilterFloodLimit shows the per-source limit of the kernel filter and
+// the limit README names: a source that knocked a first port and then sends
+// 300 bare SYNs as fast as it can (far over 250/s) lands in flood4/flood6;
+// the daemon sees at most the burst of its SYNs, and a knock of the open
+// sequence from that address, within the 10 s it stays there, opens
+// nothing. Another source opens meanwhile.
+func TestFilterFloodLimit(t *testing.T) {
+	for _, fam := range filterFams {
+		t.Run(fam.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.addClientAddrs(t, fam.second)
+			d := e.start("-v")
+			open, _ := e.sequences()
+			s, err := testutil.NewSYNSender(e.pair.Client)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			const burst = 300
+			for i := range burst {
+				port := uint16(20000 + i) // none of them completes a sequence
+				if i == 0 {
+					port = open[0] // a first port: the source is knocking from here on
+				}
+				syn := testutil.SYN{Src: fam.client, Dst: fam.server, SrcPort: uint16(30000 + i), DstPort: port, Seq: uint32(1000 + i)}
+				if err := s.Send(syn); err != nil {
+					t.Fatalf("send: %v", err)
+				}
+			}
+			flood, err := e.nft("list", "set", "inet", "nfqknock", fam.flood)
+			if err != nil || !slices.Contains(elementsOf(flood), fam.client.String()) {
+				t.Fatalf("after %d SYNs at full speed, %s is not in %s: %v\n%s", burst, fam.client, fam.flood, err, flood)
+			}
+			seen := d.knocksSeen(fam.client, burst)
+			t.Logf("%d SYNs sent at full speed; the daemon saw %d; %s holds the source", burst, seen, fam.flood)
+			if seen > 80 { // the burst of 64, and what came before the rate was measured
+				t.Errorf("the daemon saw %d of %d SYNs of a source over the rate", seen, burst)
+			}
+			e.knock(fam.client, fam.server, open)
+			if e.reachable(fam.client, fam.server, guardPort) || d.opened(fam.client) {
+				t.Errorf("a source in %s opened: its knocks should go unseen for 10 s", fam.flood)
+			}
+			e.knock(fam.second, fam.server, open)
+			if !e.reachable(fam.second, fam.server, guardPort) {
+				t.Errorf("another source did not open while %s was in %s", fam.client, fam.flood)
+			}
+		})
+	}
+}
