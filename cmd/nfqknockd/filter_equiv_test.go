@@ -124,6 +124,21 @@ type eqRun struct {
 	err  error
 }
 
+// settle waits until the daemon's log has not grown for 300 ms, for a
+// second at least and 10 s at most: the knocks still in the queue are
+// handled (each is logged with -v), whatever the machine's load.
+func (d *daemon) settle() {
+	start, n := time.Now(), -1
+	for time.Since(start) < 10*time.Second {
+		m := len(d.stderr.String())
+		if m == n && time.Since(start) >= time.Second {
+			return
+		}
+		n = m
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
 // newEqRun starts a daemon with the flags of the differential test and
 // extra ones, and waits until its namespaces carry packets.
 func newEqRun(t *testing.T, name string, extra ...string) *eqRun {
@@ -163,7 +178,9 @@ func runEquivalence(t *testing.T, stream func(rot time.Time) *eqStream) {
 		wg.Go(func() { r.sent, r.err = r.snd.SendStream(context.Background(), plan) })
 	}
 	wg.Wait()
-	time.Sleep(time.Second) // the last knocks reach the daemons
+	for _, r := range runs {
+		r.d.settle() // the last knocks reach the daemon (-v logs each)
+	}
 	for _, r := range runs {
 		t.Run(r.name, func(t *testing.T) {
 			if r.err != nil {
