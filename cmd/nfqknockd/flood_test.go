@@ -149,9 +149,17 @@ func TestFilterFlood(t *testing.T) {
 	if uint64(queued) > res.Sent/100 {
 		t.Errorf("%d of %d flood SYNs were queued: the kernel filter does not filter", queued, res.Sent)
 	}
+	// The tracker admits a source only from a first port on: each source
+	// it holds had a SYN queued.
 	d.cmd.Process.Signal(syscall.SIGUSR2)
 	if !d.waitLog(`msg="knocking sources"`, 10*time.Second) {
 		t.Fatalf("no knocking-sources count after SIGUSR2")
+	}
+	m := regexp.MustCompile(`msg="knocking sources" count=(\d+)`).FindStringSubmatch(d.stderr.String())
+	tracked, _ := strconv.ParseInt(m[1], 10, 64)
+	t.Logf("sources tracked after the flood: %d", tracked)
+	if tracked > queued {
+		t.Errorf("the tracker holds %d sources, more than the %d SYNs queued", tracked, queued)
 	}
 	if code := d.stop(syscall.SIGTERM); code != 0 {
 		t.Errorf("exit status = %d", code)
