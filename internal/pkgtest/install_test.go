@@ -39,11 +39,11 @@ const (
 // shipped one guards 22).
 const testGuardPort = 2222
 
-// TestDebInstall installs the .deb with dpkg, checks what landed, verifies
-// and rates the installed unit, then starts the installed daemon the way
-// the unit starts it and checks the open/close flow with real TCP between
-// two network namespaces. It purges the package at the end.
-func TestDebInstall(t *testing.T) {
+// needDpkgMachine skips (fails under CI=true) a test that installs the
+// package unless it runs as root with dpkg and setpriv, on a machine
+// without an nfqknockd package of its own; it returns setpriv's path.
+func needDpkgMachine(t *testing.T) string {
+	t.Helper()
 	netns.RequireRoot(t)
 	needCommand(t, "dpkg", "dpkg")
 	setpriv := needCommand(t, "setpriv", "util-linux")
@@ -54,6 +54,15 @@ func TestDebInstall(t *testing.T) {
 		}
 		t.Skip("skipping: " + msg)
 	}
+	return setpriv
+}
+
+// TestDebInstall installs the .deb with dpkg, checks what landed, verifies
+// and rates the installed unit, then starts the installed daemon the way
+// the unit starts it and checks the open/close flow with real TCP between
+// two network namespaces. It purges the package at the end.
+func TestDebInstall(t *testing.T) {
+	setpriv := needDpkgMachine(t)
 	deb := buildPackage(t, "deb")
 
 	t.Cleanup(func() { purge(t) })

@@ -296,16 +296,7 @@ func (p *prober) halt() {
 // (ExecReload=) applies new secrets, and the stop (KillSignal=) deletes the
 // table; the package is purged.
 func TestDebUpgrade(t *testing.T) {
-	netns.RequireRoot(t)
-	needCommand(t, "dpkg", "dpkg")
-	setpriv := needCommand(t, "setpriv", "util-linux")
-	if v, ok := installedVersion(); ok {
-		msg := fmt.Sprintf("an nfqknockd package (%s) is installed on this machine; the test installs and purges its own, so it leaves that one alone", v)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip("skipping: " + msg)
-	}
+	setpriv := needDpkgMachine(t)
 	oldDeb := buildPackage(t, "deb")
 	newDeb := buildPackageVersion(t, "deb", upgradeVersion)
 	systemd := newFakeSystemd(t)
