@@ -167,8 +167,14 @@ func sequenceInto(out []uint16, buf *[]byte, d Digest, secret string, periodStar
 	b := append((*buf)[:0], secret...)
 	b = strconv.AppendInt(b, periodStart, 10)
 	*buf = b
+	portsInto(out, d, b, r)
+}
+
+// portsInto writes the ports of digest(data) into out: port i is
+// (256*D[2i] + D[2i+1]) mod (End-Start) + Start.
+func portsInto(out []uint16, d Digest, data []byte, r Range) {
 	var sum [sha512.Size]byte
-	n := d.sum(&sum, b)
+	n := d.sum(&sum, data)
 	span := int(r.End) - int(r.Start)
 	for i := range n / 2 {
 		v := int(sum[2*i])<<8 | int(sum[2*i+1])
