@@ -20,9 +20,10 @@ type dropCounter struct {
 // counter (SK_MEMINFO_DROPS of SO_MEMINFO). The queue is fail-open, so
 // those packets passed unseen; the kernel counts them nowhere else (its
 // queue_dropped and user_dropped counters in
-// /proc/net/netfilter/nfnetlink_queue stay 0 on a fail-open queue). Nor
-// does any counter see the packets that pass because the queue already
-// holds MaxLen packets. Drops may be called from any goroutine until Close.
+// /proc/net/netfilter/nfnetlink_queue stay 0 on a fail-open queue). The
+// packets that pass because the queue already holds MaxLen packets are not
+// counted here, nor by the kernel's queue. Drops may be called from any
+// goroutine until Close.
 func (q *Queue) Drops() (uint64, error) {
 	var mem [unix.SK_MEMINFO_VARS]uint32
 	var errno unix.Errno

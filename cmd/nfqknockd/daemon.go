@@ -41,6 +41,12 @@ type service struct {
 	shards []*shard
 	lock   *tableLock
 	owned  bool // the kernel keeps others off the table; else Watch does
+
+	// metrics are the counters of --metrics-file (metrics.go);
+	// metricsErr is the last write's failure, owned by the writer.
+	metrics    metrics
+	metricsErr error
+
 	// paramsMu guards cfg.Params, which a reload changes while the
 	// first-port keeper reads it.
 	paramsMu sync.Mutex
@@ -95,6 +101,9 @@ func (d *service) start() error {
 		return fail(2, "--guard %s: no port to guard: every one is also given with -P/--open-port, which wins", portList(d.cfg.Guard))
 	}
 	if err := dropPrivileges(); err != nil {
+		return err
+	}
+	if err := d.checkMetricsDir(); err != nil {
 		return err
 	}
 	lock, err := lockTable(d.cfg.Table)
@@ -169,7 +178,7 @@ func (d *service) openQueues() error {
 
 // newShard returns a shard of the daemon reading q (nil in unit tests).
 func (d *service) newShard(q *queue.Queue, tr *knock.Tracker) *shard {
-	s := &shard{q: q, tracker: tr, log: d.log, ttl: d.cfg.OpenTimeout, verbose: d.cfg.Verbose}
+	s := &shard{q: q, tracker: tr, m: &d.metrics, log: d.log, ttl: d.cfg.OpenTimeout, verbose: d.cfg.Verbose}
 	if q != nil {
 		s.now = q.ReadAt
 	}
@@ -287,6 +296,9 @@ func (d *service) serve(sigs <-chan os.Signal) int {
 		_, next := d.firstPorts(time.Now())
 		wg.Go(func() { d.keepFirstPorts(ctx, next) })
 	}
+	if d.cfg.MetricsFile != "" {
+		wg.Go(func() { d.keepMetrics(ctx) })
+	}
 	if !d.owned {
 		wg.Go(func() {
 			if err := d.rules.Watch(ctx, d.repaired); err != nil && ctx.Err() == nil {
@@ -337,9 +349,11 @@ func (d *service) signal(sig os.Signal) (ending, bool) {
 // repaired logs a repair of the table by Watch.
 func (d *service) repaired(r nft.Repair) {
 	if r.Err != nil {
+		d.metrics.repairFailures.Add(1)
 		d.log.Error("table changed by another program and could not be put back", "table", "inet "+d.cfg.Table, "vanished", r.Vanished, "err", r.Err)
 		return
 	}
+	d.metrics.repairs.Add(1)
 	d.log.Warn("table changed by another program and put back", "table", "inet "+d.cfg.Table, "vanished", r.Vanished)
 }
 
@@ -390,6 +404,7 @@ func (d *service) finish(end ending) int {
 			d.log.Info("table deleted", "table", "inet "+d.cfg.Table)
 		}
 	}
+	d.writeMetrics(end == endStop && status == 0)
 	for _, s := range d.shards {
 		if s.q == nil {
 			continue

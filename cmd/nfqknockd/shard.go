@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/knock"
@@ -16,6 +17,8 @@ import (
 type shard struct {
 	q       *queue.Queue // nil in unit tests: do runs the task at once
 	tracker *knock.Tracker
+	tracked atomic.Int64 // tracker.Len() for the metrics writer (countTracked)
+	m       *metrics
 	rules   ruleset
 	log     *slog.Logger
 	ttl     time.Duration
@@ -43,6 +46,7 @@ func (s *shard) handle(p *queue.Packet) {
 	case knock.Close:
 		s.close(p.Src)
 	}
+	s.countTracked()
 }
 
 func (s *shard) open(src netip.Addr) {
@@ -50,6 +54,7 @@ func (s *shard) open(src netip.Addr) {
 		s.log.Error("open failed", "source", src, "err", err)
 		return
 	}
+	s.m.opens.Add(1)
 	s.log.Info("open", "source", src, "timeout", ttlString(s.ttl))
 }
 
@@ -58,6 +63,7 @@ func (s *shard) close(src netip.Addr) {
 		s.log.Error("close failed", "source", src, "err", err)
 		return
 	}
+	s.m.closes.Add(1)
 	s.log.Info("close", "source", src)
 }
 
