@@ -73,7 +73,7 @@ func runDaemon(cfg *config) int {
 	}
 	d := &service{
 		cfg:    cfg,
-		log:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		log:    newLogger(os.Stderr, level),
 		stderr: os.Stderr,
 	}
 	// Signals are caught from the very start: a SIGTERM while starting
@@ -86,7 +86,7 @@ func runDaemon(cfg *config) int {
 		if !errors.As(err, &ee) {
 			ee = fail(1, "%v", err)
 		}
-		fmt.Fprintf(d.stderr, "nfqknockd: %s\n", ee.msg)
+		fmt.Fprintf(d.stderr, "%snfqknockd: %s\n", errorPrefix(d.stderr), ee.msg)
 		return ee.code
 	}
 	return d.serve(sigs)
