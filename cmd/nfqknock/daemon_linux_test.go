@@ -1,0 +1,30 @@
+package main
+
+import (
+	"os/exec"
+	"testing"
+
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
+)
+
+// TestShowMatchesDaemon: `nfqknock show` prints what the built
+// `nfqknockd -s` prints for the same sequence flags (each with --at, so
+// that no rotation falls between the two runs).
+func TestShowMatchesDaemon(t *testing.T) {
+	daemon := testutil.Build(t, "../nfqknockd", "")
+	for _, flags := range [][]string{
+		{"-o", "123", "-c", "321", "--at", "2025-11-04T12:34:56Z"},
+		{"-d", "sha256", "--range", "1000-2000", "-o", "a", "-c", "b", "--at", "1700000000"},
+		{"-d", "SHA384", "-a", "10", "-b", "20", "--open-secret=x y", "--close-secret=z'q", "--period", "10m", "--at", "1762259696"},
+		{"--digest", "sha512", "--start", "1024", "--end", "49151", "-o", "a", "-c", "b", "--local-hour", "--at", "2026-03-29T01:30:00+01:00"},
+	} {
+		want, err := exec.Command(daemon, append([]string{"-s"}, flags...)...).Output()
+		if err != nil {
+			t.Fatalf("nfqknockd -s %q: %v", flags, err)
+		}
+		code, stdout, stderr := runArgs(t, append([]string{"show"}, flags...)...)
+		if code != 0 || stdout != string(want) || stderr != "" {
+			t.Errorf("show %q = %d, %q, %q; nfqknockd -s printed %q", flags, code, stdout, stderr, want)
+		}
+	}
+}
