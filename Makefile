@@ -2,7 +2,7 @@
 GO       ?= go
 PREFIX   ?= /usr/local
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X main.version=$(VERSION)
+LDFLAGS  := -s -w -X github.com/nfqknockd/nfqknockd/internal/version.stamp=$(VERSION)
 BIN      := bin
 
 .PHONY: all build test demo install uninstall bench fuzz vet clean

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"os"
 	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
@@ -25,6 +27,35 @@ func TestShowMatchesDaemon(t *testing.T) {
 		code, stdout, stderr := runArgs(t, append([]string{"show"}, flags...)...)
 		if code != 0 || stdout != string(want) || stderr != "" {
 			t.Errorf("show %q = %d, %q, %q; nfqknockd -s printed %q", flags, code, stdout, stderr, want)
+		}
+	}
+}
+
+// TestVersionSameAsDaemon: both commands, built with the -ldflags of the
+// Makefile's LDFLAGS line (its $(VERSION) replaced), print the same version
+// string: the one stamped.
+func TestVersionSameAsDaemon(t *testing.T) {
+	const stamp = "v9.8.7-versiontest"
+	mk, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ldflags string
+	for line := range strings.SplitSeq(string(mk), "\n") {
+		if rest, ok := strings.CutPrefix(line, "LDFLAGS"); ok {
+			if _, v, ok := strings.Cut(rest, ":="); ok {
+				ldflags = strings.ReplaceAll(strings.TrimSpace(v), "$(VERSION)", stamp)
+			}
+		}
+	}
+	if !strings.Contains(ldflags, "-X ") || !strings.Contains(ldflags, stamp) {
+		t.Fatalf("Makefile: no LDFLAGS := ... -X ...=$(VERSION) line (got %q)", ldflags)
+	}
+	for _, name := range []string{"nfqknockd", "nfqknock"} {
+		bin := testutil.Build(t, "../"+name, ldflags)
+		out, err := exec.Command(bin, "--version").Output()
+		if want := name + " " + stamp + "\n"; err != nil || string(out) != want {
+			t.Errorf("%s --version (-ldflags %q) = %q, %v; want %q", name, ldflags, out, err, want)
 		}
 	}
 }

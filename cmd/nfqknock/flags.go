@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -151,20 +150,6 @@ Flags:
 		fmt.Fprintf(&b, "%-34s %s\n", left, text)
 	})
 	return b.String()
-}
-
-// version is set at build time: go build -ldflags "-X main.version=1.2.3".
-var version = ""
-
-// versionString is the version stamped at build time, else the module's.
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }
 
 // parseArgs parses the command line. getenv reads the secret variables.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
+	"github.com/nfqknockd/nfqknockd/internal/version"
 )
 
 func main() {
@@ -49,7 +50,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	if errors.Is(err, errVersion) {
-		fmt.Fprintf(stdout, "nfqknock %s\n", versionString())
+		fmt.Fprintf(stdout, "nfqknock %s\n", version.String())
 		return exitOK
 	}
 	if err == nil {
