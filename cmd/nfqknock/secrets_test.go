@@ -1,3 +1,7 @@
+//go:build unix
+
+// Unix modes and error texts.
+
 package main
 
 import (
