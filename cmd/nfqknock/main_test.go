@@ -15,8 +15,17 @@ import (
 
 // TestMain removes namespaces that crashed test runs left, runs the tests,
 // and fails the run if a test left a namespace or a process of the built
-// binaries behind.
-func TestMain(m *testing.M) { testutil.Main(m) }
+// binaries behind. The tests and the binaries they run find the client's
+// default files in an empty directory of their own, never the user's.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "nfqknock-test-config-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_CONFIG_HOME", dir)
+	os.Setenv("AppData", dir)
+	testutil.Main(m, func() error { return os.RemoveAll(dir) })
+}
 
 // runArgs calls run with args and empty stdin and returns the exit status,
 // stdout and stderr.
@@ -132,7 +141,7 @@ func TestHelp(t *testing.T) {
 			t.Errorf("%v = %d, stdout %q, stderr %q; want 0 and the usage", args, code, stdout, stderr)
 		}
 		for _, flag := range []string{"--digest", "--start", "--end", "--range", "--period", "--local-hour", "--at",
-			"--open-secret", "--close-secret", "--secret-file", "--ipv4", "--ipv6", "--gap", "--knock-timeout", "--connect-timeout",
+			"--open-secret", "--close-secret", "--secret-file", "--one-time", "--config", "k/1024", "--ipv4", "--ipv6", "--gap", "--knock-timeout", "--connect-timeout",
 			"NFQKNOCK_OPEN_SECRET", "proxy HOST PORT"} {
 			if !strings.Contains(stdout, flag) {
 				t.Errorf("usage lacks %s", flag)
