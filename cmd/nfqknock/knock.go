@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"syscall"
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
@@ -163,7 +162,7 @@ func (k *knocker) one(ctx context.Context, port uint16) error {
 		return fmt.Errorf("knock %s: %w", ap, c)
 	}
 	var ne net.Error
-	if errors.Is(err, syscall.ECONNREFUSED) || (errors.As(err, &ne) && ne.Timeout()) {
+	if refused(err) || (errors.As(err, &ne) && ne.Timeout()) {
 		return nil
 	}
 	return fmt.Errorf("knock %s: %w", ap, dialReason(err))
