@@ -122,7 +122,6 @@ func newFlagSet(o *options, v *flagValues) *pflag.FlagSet {
 		"proxy: keep trying to connect for `DURATION` after knocking open")
 	cli.BoolFlag(fs, &v.help, "help", "h", "print this help and exit")
 	cli.BoolFlag(fs, &v.version, "version", "", "print the version and exit")
-	o.nonces.rand = rand.Reader
 	return fs
 }
 
@@ -192,7 +191,7 @@ func parseArgs(args []string, getenv func(string) string) (*options, error) {
 
 // parseArgsOn is parseArgs on the system s.
 func parseArgsOn(args []string, s sys) (*options, error) {
-	o := &options{family: "ip", origin: map[string]setting{}}
+	o := &options{family: "ip", origin: map[string]setting{}, nonces: nonceSource{rand: rand.Reader}}
 	var v flagValues
 	fs := newFlagSet(o, &v)
 	if err := fs.Parse(args); err != nil {
