@@ -25,11 +25,11 @@ import (
 )
 
 const (
-	guardPort    = 2222 // guarded by the daemon in every e2e test
-	freePort     = 8080 // never guarded: it must always answer
-	openSecret   = "e2e open secret"
-	closeSecret  = "e2e close secret"
-	dropTimeout  = time.Second // a connect that gets no answer in this time was dropped
+	guardPort   = 2222 // guarded by the daemon in every e2e test
+	freePort    = 8080 // never guarded: it must always answer
+	openSecret  = "e2e open secret"
+	closeSecret = "e2e close secret"
+	dropTimeout = time.Second // a connect that gets no answer in this time was dropped
 	// knockTimeout bounds each knock's connect attempt. nfqknock uses 50 ms;
 	// the tests allow more, because on a loaded machine the dialer's
 	// deadline can pass before connect(2) even sends the SYN, and a knock
@@ -384,7 +384,7 @@ func TestGuardOpenClose(t *testing.T) {
 				"set guard",
 				strconv.Itoa(guardPort),
 				"set " + fam.set,
-				fam.client.String() + " timeout 1h expires ",
+				fam.client.String() + " . " + strconv.Itoa(guardPort) + " timeout 1h expires ",
 			} {
 				if !strings.Contains(list, want) {
 					t.Errorf("nft list table lacks %q", want)
@@ -480,7 +480,7 @@ func TestOpenTimeout(t *testing.T) {
 		t.Fatalf("not open after the open sequence")
 	}
 	list, _ := e.nft("list", "set", "inet", "nfqknock", "allow4")
-	if !strings.Contains(list, netns.ClientIP4.String()+" timeout 3s") {
+	if !strings.Contains(list, netns.ClientIP4.String()+" . "+strconv.Itoa(guardPort)+" timeout 3s") {
 		t.Errorf("allow4 lacks the client with timeout 3s:\n%s", list)
 	}
 	deadline := time.Now().Add(20 * time.Second)
