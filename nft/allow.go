@@ -181,9 +181,15 @@ func (c *Conn) Allow(a netip.Addr, ports []uint16, user string, ttl time.Duratio
 
 // Revoke closes ports for source a: it removes (a, port) from allow4 or
 // allow6 for every port, in one transaction. With ports nil it removes
-// every element of a: those the Conn opened and those the kernel holds. An
-// element that is not there (never added, expired, or the table is gone)
-// is not an error; an empty, non-nil ports does nothing.
+// every element of a: those the Conn opened or carried over, and those the
+// kernel holds. An element that is not there (never added, expired, or the
+// table is gone) is not an error; an empty, non-nil ports does nothing.
+//
+// Reading the kernel's set costs a dump of it (about 200 ms for 20,000
+// elements: the kernel walks the set again for each message of the dump),
+// and is done only where it can find something the Conn does not know:
+// where the table is not owned (others may add elements). An owned table
+// holds only what the Conn wrote, which its record has.
 //
 // The transaction adds each element and then deletes it, so the delete
 // never meets an absent element. Only when that add finds the set full
@@ -203,7 +209,7 @@ func (c *Conn) Revoke(a netip.Addr, ports []uint16) error {
 		return fmt.Errorf("delete element %s: %w", a, err)
 	}
 	if ports == nil {
-		if ports, err = c.portsOf(set, a); err != nil {
+		if ports, err = c.portsOf(set, a, !c.applied || c.flags == 0); err != nil {
 			return fmt.Errorf("delete the elements of %s from %s of table inet %s: %w", a, set.Name, c.table, err)
 		}
 	}
@@ -225,14 +231,19 @@ func (c *Conn) Revoke(a netip.Addr, ports []uint16) error {
 	return nil
 }
 
-// portsOf returns the ports of source a in the Conn's record and in set, in
-// order. An absent table or set holds none. The caller holds c.mu.
-func (c *Conn) portsOf(set *nftables.Set, a netip.Addr) ([]uint16, error) {
+// portsOf returns the ports of source a in the Conn's record and, with
+// kernel, in set, in order. An absent table or set holds none. The caller
+// holds c.mu.
+func (c *Conn) portsOf(set *nftables.Set, a netip.Addr, kernel bool) ([]uint16, error) {
 	var ports []uint16
 	for o := range c.opened {
 		if o.addr == a {
 			ports = append(ports, o.port)
 		}
+	}
+	if !kernel {
+		slices.Sort(ports)
+		return ports, nil
 	}
 	elems, err := c.readSet(set.Table, set.Name)
 	if err != nil && !IsNotFound(err) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -523,5 +524,17 @@ func TestApplyCarriesManySources(t *testing.T) {
 		if el.Timeout <= 0 || el.Timeout > time.Hour || el.Port != 22 || el.User != "u"+strconv.Itoa(i%7) {
 			t.Fatalf("%s . %d carried with timeout %s, user %q", el.Addr, el.Port, el.Timeout, el.User)
 		}
+	}
+	// Revoke without ports finds the ports of a source in the large set
+	// (this Conn did not open it); the figure is logged, not asserted.
+	victim := netip.AddrFrom4([4]byte{10, 100, 0x12, 0x34})
+	start := time.Now()
+	if err := e.c.Revoke(victim, nil); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	t.Logf("Revoke of every port of one source among %d elements: %v", n, time.Since(start).Round(100*time.Microsecond))
+	got, err = e.c.Allowed()
+	if err != nil || len(got) != n-1 || slices.ContainsFunc(got, func(el Element) bool { return el.Addr == victim }) {
+		t.Errorf("after Revoke(%s, nil): %d elements (%v), want %d without it", victim, len(got), err, n-1)
 	}
 }

@@ -20,6 +20,7 @@ import (
 type fakeKernel struct {
 	errnos  []unix.Errno
 	batches [][]netlink.Message // the messages of each batch, without begin and end
+	reads   int                 // requests other than batches
 }
 
 func (k *fakeKernel) conn() *Conn {
@@ -34,6 +35,7 @@ func (k *fakeKernel) answer(req []netlink.Message) ([]netlink.Message, error) {
 		return []netlink.Message{{Header: netlink.Header{Type: netlink.Error}, Data: make([]byte, 4)}}, nil
 	}
 	if req[0].Header.Type != netlink.HeaderType(unix.NFNL_MSG_BATCH_BEGIN) {
+		k.reads++
 		return nltest.Error(int(unix.ENOENT), req)
 	}
 	body := req[1 : len(req)-1]
@@ -302,10 +304,43 @@ func TestRevokeAbsent(t *testing.T) {
 	if _, ok := c.opened[opening{netip.MustParseAddr("fd00::2"), 80}]; !ok || len(c.opened) != 1 {
 		t.Errorf("record after Revoke(nil): %v", c.opened)
 	}
+	if k.reads == 0 {
+		t.Errorf("Revoke(nil) of a Conn that never applied did not read the kernel's set")
+	}
 	// An empty list of ports does nothing.
 	n := len(k.batches)
 	if err := c.Revoke(netip.MustParseAddr("fd00::2"), []uint16{}); err != nil || len(k.batches) != n {
 		t.Errorf("Revoke(no ports): %v, %d batches", err, len(k.batches)-n)
+	}
+}
+
+// TestRevokeEveryPortReads: Revoke without ports reads the kernel's set
+// where others may have added elements (the table is not owned), and not
+// where the table is owned: then the Conn's record has every element.
+func TestRevokeEveryPortReads(t *testing.T) {
+	a := netip.MustParseAddr("10.0.0.2")
+	for _, owned := range []bool{false, true} {
+		k := &fakeKernel{}
+		c := k.conn()
+		spec := fakeSpec
+		spec.NoOwner = !owned
+		if _, err := c.Apply(spec); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Allow(a, ports(22, 443), "", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		reads := k.reads
+		if err := c.Revoke(a, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := k.reads > reads; got == owned {
+			t.Errorf("owned %v: Revoke(nil) read the set: %v", owned, got)
+		}
+		last := k.batches[len(k.batches)-1]
+		if len(last) != 2 || !bytes.Contains(last[1].Data, allowKey(a, 22)) || !bytes.Contains(last[1].Data, allowKey(a, 443)) {
+			t.Errorf("owned %v: Revoke(nil) batch %v", owned, last)
+		}
 	}
 }
 
