@@ -178,7 +178,7 @@ func (d *service) openQueues() error {
 
 // newShard returns a shard of the daemon reading q (nil in unit tests).
 func (d *service) newShard(q *queue.Queue, tr *knock.Tracker) *shard {
-	s := &shard{q: q, tracker: tr, m: &d.metrics, log: d.log, ttl: d.cfg.OpenTimeout, verbose: d.cfg.Verbose}
+	s := &shard{q: q, tracker: tr, m: &d.metrics, log: d.log, ttl: d.cfg.OpenTimeout, ports: d.cfg.guardPorts(), verbose: d.cfg.Verbose}
 	if q != nil {
 		s.now = q.ReadAt
 	}
@@ -448,10 +448,18 @@ func (d *service) dumpOpened() {
 		d.log.Error("list opened sources", "err", err)
 		return
 	}
-	for _, e := range els {
-		d.log.Info("opened", "source", e.Addr, "expires", ttlString(e.Expires))
+	sources := 0
+	for i, e := range els {
+		if i == 0 || e.Addr != els[i-1].Addr { // Allowed sorts by source
+			sources++
+		}
+		if e.User != "" {
+			d.log.Info("opened", "source", e.Addr, "port", e.Port, "user", e.User, "expires", ttlString(e.Expires))
+			continue
+		}
+		d.log.Info("opened", "source", e.Addr, "port", e.Port, "expires", ttlString(e.Expires))
 	}
-	d.log.Info("opened sources", "count", len(els))
+	d.log.Info("opened sources", "count", sources)
 }
 
 // maxPerShard splits --max-sources between the queues.

@@ -22,6 +22,7 @@ type shard struct {
 	rules   ruleset
 	log     *slog.Logger
 	ttl     time.Duration
+	ports   []uint16         // the guarded ports an open opens
 	verbose bool             // -v: log every knock (never its port: the ports are the sequence)
 	now     func() time.Time // the time of the packet's batch (queue.Queue.ReadAt)
 	k       knock.Knock
@@ -50,7 +51,7 @@ func (s *shard) handle(p *queue.Packet) {
 }
 
 func (s *shard) open(src netip.Addr) {
-	if err := s.rules.Allow(src, s.ttl); err != nil {
+	if err := s.rules.Allow(src, s.ports, "", s.ttl); err != nil {
 		s.log.Error("open failed", "source", src, "err", err)
 		return
 	}
@@ -59,7 +60,7 @@ func (s *shard) open(src netip.Addr) {
 }
 
 func (s *shard) close(src netip.Addr) {
-	if err := s.rules.Revoke(src); err != nil {
+	if err := s.rules.Revoke(src, nil); err != nil {
 		s.log.Error("close failed", "source", src, "err", err)
 		return
 	}
