@@ -82,6 +82,7 @@ clean:
 # targets; uses GO, VERSION, LDFLAGS from the top of the Makefile).
 #
 #   make man        dist/man/nfqknockd.8.gz, dist/man/nfqknock.1.gz
+#   make completions  dist/completions: bash, zsh and fish, for both commands
 #   make deb        dist/nfqknockd_<version>-1_<arch>.deb   (also rpm, apk)
 #   make packages   the three
 #   make release    static binaries for linux amd64, arm64, armv7, mips, mipsle,
@@ -104,7 +105,7 @@ PKG_VERSION ?= $(shell sh .ci/packaging/version.sh)
 # (ARMv7; soft float, as most MIPS routers have no FPU).
 CROSS_ENV    = CGO_ENABLED=0 GOOS=linux GOARM=7 GOMIPS=softfloat
 
-.PHONY: man pkg-bin deb rpm apk packages release
+.PHONY: man completions pkg-bin deb rpm apk packages release
 
 man:
 	@mkdir -p $(DIST)/man
@@ -113,13 +114,24 @@ man:
 		gzip -9nf $(DIST)/man/$$m || exit 1; \
 	done
 
+# The shell completions, made from each command's flags by its hidden
+# --completion flag, run on the host (go run): the packages' binaries may
+# be for another GOARCH.
+completions:
+	@mkdir -p $(DIST)/completions
+	set -e; for c in nfqknockd nfqknock; do \
+		$(GO) run ./cmd/$$c --completion bash > $(DIST)/completions/$$c.bash; \
+		$(GO) run ./cmd/$$c --completion zsh > $(DIST)/completions/_$$c; \
+		$(GO) run ./cmd/$$c --completion fish > $(DIST)/completions/$$c.fish; \
+	done
+
 pkg-bin:
 	$(CROSS_ENV) GOARCH=$(PKG_GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PKG_BIN)/nfqknockd ./cmd/nfqknockd
 	$(CROSS_ENV) GOARCH=$(PKG_GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PKG_BIN)/nfqknock ./cmd/nfqknock
 
 # One nfpm config for the three formats: .ci/packaging/nfpm.yaml.
-deb rpm apk: man pkg-bin
-	VERSION='$(PKG_VERSION)' ARCH=$(PKG_ARCH) BINDIR=$(PKG_BIN) MANDIR=$(DIST)/man \
+deb rpm apk: man completions pkg-bin
+	VERSION='$(PKG_VERSION)' ARCH=$(PKG_ARCH) BINDIR=$(PKG_BIN) MANDIR=$(DIST)/man COMPDIR=$(DIST)/completions \
 		$(NFPM) pkg --packager $@ --config .ci/packaging/nfpm.yaml --target $(DIST)/
 
 packages: deb rpm apk

@@ -26,13 +26,38 @@ var shipped = []shippedFile{
 	{"/usr/share/man/man8/nfqknockd.8.gz", "-rw-r--r--"},
 	{"/usr/share/man/man1/nfqknock.1.gz", "-rw-r--r--"},
 	{"/usr/share/doc/nfqknockd/README.md", "-rw-r--r--"},
+	{"/usr/share/bash-completion/completions/nfqknockd", "-rw-r--r--"},
+	{"/usr/share/bash-completion/completions/nfqknock", "-rw-r--r--"},
+	{"/usr/share/fish/vendor_completions.d/nfqknockd.fish", "-rw-r--r--"},
+	{"/usr/share/fish/vendor_completions.d/nfqknock.fish", "-rw-r--r--"},
+}
+
+// debShipped are the paths the .deb holds besides shipped: zsh's
+// completions where Debian's zsh looks for packages' ones.
+var debShipped = []shippedFile{
+	{"/usr/share/zsh/vendor-completions/_nfqknockd", "-rw-r--r--"},
+	{"/usr/share/zsh/vendor-completions/_nfqknock", "-rw-r--r--"},
+}
+
+// rpmShipped are the paths the .rpm holds besides shipped: zsh's
+// completions in site-functions (Fedora's zsh).
+var rpmShipped = []shippedFile{
+	{"/usr/share/zsh/site-functions/_nfqknockd", "-rw-r--r--"},
+	{"/usr/share/zsh/site-functions/_nfqknock", "-rw-r--r--"},
 }
 
 // apkShipped are the paths the .apk holds besides shipped: the OpenRC
-// service (Alpine's init system), which the deb and rpm must not hold.
-var apkShipped = []shippedFile{
+// service (Alpine's init system), which the deb and rpm must not hold, and
+// zsh's completions in site-functions.
+var apkShipped = append([]shippedFile{
 	{"/etc/init.d/nfqknockd", "-rwxr-xr-x"},
 	{"/etc/conf.d/nfqknockd", "-rw-r--r--"},
+}, rpmShipped...)
+
+// packageFiles returns the paths that the package of format holds.
+func packageFiles(format string) []shippedFile {
+	extra := map[string][]shippedFile{"deb": debShipped, "rpm": rpmShipped, "apk": apkShipped}[format]
+	return append(slices.Clone(shipped), extra...)
 }
 
 // conffiles are the files an upgrade must not overwrite once edited.
@@ -98,7 +123,7 @@ func TestPackageContents(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dpkg-deb -c: %v\n%s", err, out)
 		}
-		checkListing(t, parseListing(t, string(out), 1), shipped, "root/root")
+		checkListing(t, parseListing(t, string(out), 1), packageFiles("deb"), "root/root")
 		for _, f := range []struct{ field, want string }{
 			{"Package", pkgName}, {"Version", "0.0.0~pkgtest-1"}, {"Suggests", "nftables"},
 			{"Depends", ""}, {"Recommends", ""}, {"Section", "net"},
@@ -126,7 +151,7 @@ func TestPackageContents(t *testing.T) {
 		if err != nil {
 			t.Fatalf("rpm -qplv: %v\n%s", err, out)
 		}
-		checkListing(t, parseListing(t, string(out), 2), shipped, "root")
+		checkListing(t, parseListing(t, string(out), 2), packageFiles("rpm"), "root")
 		q := func(args ...string) string {
 			out, err := run(t, time.Minute, "", nil, "rpm", append(append([]string{"-qp"}, args...), rpm)...)
 			if err != nil {
@@ -151,7 +176,7 @@ func TestPackageContents(t *testing.T) {
 			t.Fatalf("tar -tvzf: %v\n%s", err, out)
 		}
 		files := parseListing(t, string(out), 1)
-		checkListing(t, files, append(slices.Clone(shipped), apkShipped...), "root/root", "0/0")
+		checkListing(t, files, packageFiles("apk"), "root/root", "0/0")
 		// The OpenRC files are the repository's, byte for byte.
 		for _, f := range []struct{ src, dst string }{
 			{"nfqknockd.initd", "etc/init.d/nfqknockd"}, {"nfqknockd.confd", "etc/conf.d/nfqknockd"},
