@@ -13,7 +13,7 @@ func completion() cli.Completion {
 	return cli.Completion{
 		Name:  "nfqknock",
 		Flags: newFlagSet(&o, &v),
-		Files: []string{"secret-file"},
+		Files: []string{"secret-file", "config"},
 		Commands: []cli.Subcommand{
 			{Name: "show", Help: "print the current OPEN: and CLOSE: sequences"},
 			{Name: "open", Help: "knock the open sequence at HOST", Args: []string{cli.ArgHost}},

@@ -20,7 +20,8 @@ type Completion struct {
 	Name string
 	// Flags are the command's flags; hidden ones are left out.
 	Flags *pflag.FlagSet
-	// Files are the names of the flags whose value is a file name.
+	// Files are the names of the flags whose value is a file name (a name
+	// of no flag is ignored).
 	Files []string
 	// Commands are the subcommands (nfqknock's show, open...); none for
 	// a command that takes flags only.
