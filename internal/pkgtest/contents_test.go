@@ -26,6 +26,8 @@ var shipped = []shippedFile{
 	{"/usr/share/man/man8/nfqknockd.8.gz", "-rw-r--r--"},
 	{"/usr/share/man/man1/nfqknock.1.gz", "-rw-r--r--"},
 	{"/usr/share/doc/nfqknockd/README.md", "-rw-r--r--"},
+	{"/usr/share/doc/nfqknockd/docs/performance.md", "-rw-r--r--"},
+	{"/usr/share/doc/nfqknockd/docs/sequences.md", "-rw-r--r--"},
 	{"/usr/share/bash-completion/completions/nfqknockd", "-rw-r--r--"},
 	{"/usr/share/bash-completion/completions/nfqknock", "-rw-r--r--"},
 	{"/usr/share/fish/vendor_completions.d/nfqknockd.fish", "-rw-r--r--"},
