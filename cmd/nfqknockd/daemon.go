@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,9 +42,10 @@ type service struct {
 	shards []*shard
 	lock   *tableLock
 	owned  bool // the kernel keeps others off the table; else Watch does
-	// paramsMu guards cfg.Params, which a reload changes while the
-	// first-port keeper reads it.
+	// paramsMu guards cfg.Params and cfg.Users, which a reload changes
+	// while the first-port keeper reads them.
 	paramsMu sync.Mutex
+	replays  atomic.Uint64 // one-time sequences knocked again (--one-time)
 }
 
 // exitError is a failed start: the line to print and the exit status.
@@ -169,7 +171,10 @@ func (d *service) openQueues() error {
 
 // newShard returns a shard of the daemon reading q (nil in unit tests).
 func (d *service) newShard(q *queue.Queue, tr *knock.Tracker) *shard {
-	s := &shard{q: q, tracker: tr, log: d.log, ttl: d.cfg.OpenTimeout, verbose: d.cfg.Verbose}
+	s := &shard{
+		q: q, tracker: tr, log: d.log, ttl: d.cfg.OpenTimeout, verbose: d.cfg.Verbose,
+		users: d.cfg.users(), guard: d.cfg.guardPorts(), replays: &d.replays,
+	}
 	if q != nil {
 		s.now = q.ReadAt
 	}
@@ -205,6 +210,7 @@ func (d *service) program() error {
 		"allow", prefixList(d.cfg),
 		"digest", d.cfg.Params.Digest.String(),
 		"period", d.cfg.Params.Period,
+		"one_time", d.cfg.OneTime,
 		"open_timeout", ttlString(d.cfg.OpenTimeout),
 		"max_sources", d.cfg.MaxSources,
 		"secrets", d.cfg.secretsFrom(),
@@ -343,37 +349,6 @@ func (d *service) repaired(r nft.Repair) {
 	d.log.Warn("table changed by another program and put back", "table", "inet "+d.cfg.Table, "vanished", r.Vanished)
 }
 
-// reload re-reads the secrets (SIGHUP) and gives them to every tracker; a
-// bad file changes nothing. The table and the opened sources stay.
-func (d *service) reload() {
-	open, close, err := d.cfg.reloadSecrets(os.Getenv)
-	if err != nil {
-		d.log.Error("reload refused: the secrets in force stay", "err", err)
-		return
-	}
-	for _, s := range d.shards {
-		if err := s.setSecrets(open, close); err != nil {
-			d.log.Error("reload refused: the secrets in force stay", "err", err)
-			return
-		}
-	}
-	d.paramsMu.Lock()
-	d.cfg.Params.OpenSecret, d.cfg.Params.CloseSecret = open, close
-	d.paramsMu.Unlock()
-	if !d.cfg.QueueAll {
-		// The new sequences start with other ports: the kernel filter
-		// needs them now.
-		ports, _ := d.firstPorts(time.Now())
-		if err := d.rules.SetFirst(ports); err != nil {
-			d.log.Error("reload: renew the first ports of the kernel filter", "err", err)
-		}
-	}
-	d.log.Info("reloaded", "secrets", d.cfg.secretsFrom())
-	for _, w := range d.cfg.startWarnings() {
-		d.log.Warn(w)
-	}
-}
-
 // finish ends the daemon: the table is deleted on stop, left guarding on a
 // restart or a failure. It returns the exit status.
 func (d *service) finish(end ending) int {
@@ -434,7 +409,11 @@ func (d *service) dumpOpened() {
 		return
 	}
 	for _, e := range els {
-		d.log.Info("opened", "source", e.Addr, "expires", ttlString(e.Expires))
+		attrs := []any{"source", e.Addr, "port", e.Port}
+		if e.User != "" {
+			attrs = append(attrs, "user", e.User)
+		}
+		d.log.Info("opened", append(attrs, "expires", ttlString(e.Expires))...)
 	}
 	d.log.Info("opened sources", "count", len(els))
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
-	"github.com/nfqknockd/nfqknockd/knock"
 )
 
 // version is set at build time: go build -ldflags "-X main.version=1.2.3".
@@ -49,7 +48,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		if at.IsZero() {
 			at = time.Now()
 		}
-		fmt.Fprint(stdout, knock.FormatSequences(cfg.Params.Sequences(at)))
+		fmt.Fprint(stdout, cfg.showText(at))
 		return 0
 	}
 	return runDaemon(cfg)
