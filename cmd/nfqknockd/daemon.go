@@ -398,7 +398,7 @@ func (d *service) logStats() {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	d.log.Info("stats", "received", sum.Received, "batches", sum.Batches, "parse_errors", sum.ParseErrors,
-		"read_errors", sum.ReadErrors, "verdict_errors", sum.VerdictErrors, "heap_allocs", ms.Mallocs)
+		"read_errors", sum.ReadErrors, "verdict_errors", sum.VerdictErrors, "replays", d.replays.Load(), "heap_allocs", ms.Mallocs)
 }
 
 // dumpOpened logs the opened sources (SIGUSR1), as the kernel holds them.
