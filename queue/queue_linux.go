@@ -170,6 +170,7 @@ type Queue struct {
 	vLog    time.Time // when a verdict error was last logged
 
 	received, parseErrs, readErrs, verdictErrs, batches atomic.Uint64
+	drops                                               dropCounter // see Drops
 
 	runMu     sync.Mutex  // held by Run
 	tasksMu   sync.Mutex  // guards tasks

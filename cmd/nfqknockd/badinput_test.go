@@ -39,6 +39,15 @@ func TestBadInputLeavesNoTable(t *testing.T) {
 	file("cred/"+credentialName, "open=cred-open-secret\n", 0o400)
 	withCred := []string{"env", "CREDENTIALS_DIRECTORY=" + credDir}
 	missing := filepath.Join(dir, "missing")
+	// The daemon keeps CAP_NET_ADMIN alone: root cannot write in a
+	// directory of nobody's.
+	nobodys := filepath.Join(dir, "nobodys")
+	if err := os.Mkdir(nobodys, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(nobodys, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
 		t.Fatalf("setpriv (util-linux) not found: %v", err)
@@ -83,6 +92,8 @@ func TestBadInputLeavesNoTable(t *testing.T) {
 			want: "$CREDENTIALS_DIRECTORY " + filepath.Join(credDir, credentialName) + ": no close= line and no --close-secret: " + wantWhyClose},
 		tcase{name: "credential with open only, -o", pre: withCred, argv: []string{"-p", "22", "-o", "argv-open-secret"}, code: 2,
 			want: "$CREDENTIALS_DIRECTORY " + filepath.Join(credDir, credentialName) + ": no close= line and no --close-secret: " + wantWhyClose},
+		tcase{name: "metrics directory not writable", argv: []string{"-p", "22", "-o", "a", "-c", "b", "--metrics-file", nobodys + "/nfqknockd.prom"}, code: 2,
+			want: "--metrics-file " + nobodys + "/nfqknockd.prom: cannot create a file in " + nobodys + ": permission denied"},
 		tcase{name: "no CAP_NET_ADMIN", pre: asNobody, argv: []string{"-p", "22", "-o", "a", "-c", "b"}, code: 1,
 			want: "CAP_NET_ADMIN is missing: run as root or grant the capability (it binds NFQUEUE and programs nf_tables)"},
 	)

@@ -72,6 +72,9 @@ type config struct {
 	Users      []knock.User
 	// OneTime (--one-time) accepts only one-time sequences, each once.
 	OneTime bool
+	// MetricsFile (--metrics-file) receives the counters in the
+	// Prometheus text format (metrics.go); "" for none.
+	MetricsFile string
 	// Show (-s) prints the sequences at At (--at), or now when At is zero,
 	// and exits.
 	Show bool
@@ -273,6 +276,7 @@ func newFlagSet(c *config) (*pflag.FlagSet, *flagValues) {
 	cli.BoolFlag(fs, &c.Foreground, "foreground", "f", "accepted for compatibility: nfqknockd always runs in the foreground")
 	cli.BoolFlag(fs, &c.IPTables, "iptables", "i", "accepted for compatibility: nfqknockd always manages its own nftables table")
 	cli.BoolFlag(fs, &c.QueueAll, "queue-all", "", "queue every new connection to the knock range to the daemon, as the C daemon did; by default the kernel queues only sources that knocked the first port of a valid sequence")
+	fs.Var(&metricsFileValue{s: &c.MetricsFile}, "metrics-file", "write the counters to `FILE` every 10s and at exit, in the Prometheus text format, for node_exporter's textfile collector: name it *.prom, in a directory the collector reads (default: none)")
 	cli.BoolFlag(fs, &c.Verbose, "verbose", "v", "log the source of every knock (never its port: the ports are the sequence)")
 
 	// The numbers live in uint64s while parsing: copy them back.

@@ -58,6 +58,8 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-t", "600", "-s"}, want(func(c *config) bool { return c.Timeout == 600*time.Second })},
 		{[]string{"-t", "1500ms", "-s"}, want(func(c *config) bool { return c.Timeout == 1500*time.Millisecond })},
 		{[]string{"--timeout=10m", "-s"}, want(func(c *config) bool { return c.Timeout == 10*time.Minute })},
+		{[]string{"-p", "22", "--metrics-file", "/tmp/nfqknockd.prom"}, want(func(c *config) bool { return c.MetricsFile == "/tmp/nfqknockd.prom" })},
+		{[]string{"-p", "22", "--metrics-file", "nfqknockd.prom"}, want(func(c *config) bool { return c.MetricsFile == "nfqknockd.prom" })},
 		{[]string{"-d", "SHA256", "-s"}, want(func(c *config) bool { return c.Params.Digest == knock.SHA256 })},
 		{[]string{"--digest", "sha512", "-s"}, want(func(c *config) bool { return c.Params.Digest == knock.SHA512 })},
 		{[]string{"-o123", "-c", "321", "-s"}, want(func(c *config) bool { return c.Params.OpenSecret == "123" && c.Params.CloseSecret == "321" })},
@@ -257,6 +259,14 @@ func badFlagCases() []badFlagCase {
 		{[]string{"--allow", "240.0.0.0/4"}, "--allow 240.0.0.0/4: reaches the last address 255.255.255.255, which the kernel's interval set cannot end after; no source sends from there (reserved or multicast)"},
 		{[]string{"--allow", "ff00::/8"}, "--allow ff00::/8: reaches the last address ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff, which the kernel's interval set cannot end after; no source sends from there (reserved or multicast)"},
 		{[]string{"--allow"}, "--allow: needs a value"},
+		// The metrics file: its directory must exist.
+		{[]string{"--metrics-file", ""}, "--metrics-file '': file name is empty"},
+		{[]string{"--metrics-file="}, "--metrics-file '': file name is empty"},
+		{[]string{"--metrics-file", "/nonexistent-nfqknockd/nfqknockd.prom"}, "--metrics-file /nonexistent-nfqknockd/nfqknockd.prom: directory /nonexistent-nfqknockd does not exist"},
+		{[]string{"--metrics-file", "/"}, "--metrics-file /: is a directory: give a file in it, such as /nfqknockd.prom"},
+		{[]string{"--metrics-file", "/dev/null/nfqknockd.prom"}, "--metrics-file /dev/null/nfqknockd.prom: /dev/null is not a directory"},
+		{[]string{"--metrics-file", "/tmp/no such dir/m.prom"}, "--metrics-file '/tmp/no such dir/m.prom': directory '/tmp/no such dir' does not exist"},
+		{[]string{"--metrics-file"}, "--metrics-file: needs a value"},
 		// The command line itself.
 		{[]string{"--bogus"}, "--bogus: unknown flag (see --help)"},
 		{[]string{"--bogus=1"}, "--bogus: unknown flag (see --help)"},

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,10 +41,15 @@ type service struct {
 	shards []*shard
 	lock   *tableLock
 	owned  bool // the kernel keeps others off the table; else Watch does
+
+	// metrics are the counters of --metrics-file (metrics.go);
+	// metricsErr is the last write's failure, owned by the writer.
+	metrics    metrics
+	metricsErr error
+
 	// paramsMu guards cfg.Params and cfg.Users, which a reload changes
 	// while the first-port keeper reads them.
 	paramsMu sync.Mutex
-	replays  atomic.Uint64 // one-time sequences knocked again (--one-time)
 }
 
 // exitError is a failed start: the line to print and the exit status.
@@ -69,7 +73,7 @@ func runDaemon(cfg *config) int {
 	}
 	d := &service{
 		cfg:    cfg,
-		log:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		log:    newLogger(os.Stderr, level),
 		stderr: os.Stderr,
 	}
 	// Signals are caught from the very start: a SIGTERM while starting
@@ -82,7 +86,7 @@ func runDaemon(cfg *config) int {
 		if !errors.As(err, &ee) {
 			ee = fail(1, "%v", err)
 		}
-		fmt.Fprintf(d.stderr, "nfqknockd: %s\n", ee.msg)
+		fmt.Fprintf(d.stderr, "%snfqknockd: %s\n", errorPrefix(d.stderr), ee.msg)
 		return ee.code
 	}
 	return d.serve(sigs)
@@ -97,6 +101,9 @@ func (d *service) start() error {
 		return fail(2, "--guard %s: no port to guard: every one is also given with -P/--open-port, which wins", portList(d.cfg.Guard))
 	}
 	if err := dropPrivileges(); err != nil {
+		return err
+	}
+	if err := d.checkMetricsDir(); err != nil {
 		return err
 	}
 	lock, err := lockTable(d.cfg.Table)
@@ -172,8 +179,8 @@ func (d *service) openQueues() error {
 // newShard returns a shard of the daemon reading q (nil in unit tests).
 func (d *service) newShard(q *queue.Queue, tr *knock.Tracker) *shard {
 	s := &shard{
-		q: q, tracker: tr, log: d.log, ttl: d.cfg.OpenTimeout, verbose: d.cfg.Verbose,
-		users: d.cfg.users(), guard: d.cfg.guardPorts(), replays: &d.replays,
+		q: q, tracker: tr, m: &d.metrics, log: d.log, ttl: d.cfg.OpenTimeout, verbose: d.cfg.Verbose,
+		users: d.cfg.users(), guard: d.cfg.guardPorts(),
 	}
 	if q != nil {
 		s.now = q.ReadAt
@@ -293,6 +300,9 @@ func (d *service) serve(sigs <-chan os.Signal) int {
 		_, next := d.firstPorts(time.Now())
 		wg.Go(func() { d.keepFirstPorts(ctx, next) })
 	}
+	if d.cfg.MetricsFile != "" {
+		wg.Go(func() { d.keepMetrics(ctx) })
+	}
 	if !d.owned {
 		wg.Go(func() {
 			if err := d.rules.Watch(ctx, d.repaired); err != nil && ctx.Err() == nil {
@@ -343,9 +353,11 @@ func (d *service) signal(sig os.Signal) (ending, bool) {
 // repaired logs a repair of the table by Watch.
 func (d *service) repaired(r nft.Repair) {
 	if r.Err != nil {
+		d.metrics.repairFailures.Add(1)
 		d.log.Error("table changed by another program and could not be put back", "table", "inet "+d.cfg.Table, "vanished", r.Vanished, "err", r.Err)
 		return
 	}
+	d.metrics.repairs.Add(1)
 	d.log.Warn("table changed by another program and put back", "table", "inet "+d.cfg.Table, "vanished", r.Vanished)
 }
 
@@ -365,6 +377,7 @@ func (d *service) finish(end ending) int {
 			d.log.Info("table deleted", "table", "inet "+d.cfg.Table)
 		}
 	}
+	d.writeMetrics(end == endStop && status == 0)
 	for _, s := range d.shards {
 		if s.q == nil {
 			continue
@@ -398,7 +411,7 @@ func (d *service) logStats() {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	d.log.Info("stats", "received", sum.Received, "batches", sum.Batches, "parse_errors", sum.ParseErrors,
-		"read_errors", sum.ReadErrors, "verdict_errors", sum.VerdictErrors, "replays", d.replays.Load(), "heap_allocs", ms.Mallocs)
+		"read_errors", sum.ReadErrors, "verdict_errors", sum.VerdictErrors, "replays", d.metrics.replays.Load(), "heap_allocs", ms.Mallocs)
 }
 
 // dumpOpened logs the opened sources (SIGUSR1), as the kernel holds them.

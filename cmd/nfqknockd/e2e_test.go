@@ -25,11 +25,11 @@ import (
 )
 
 const (
-	guardPort    = 2222 // guarded by the daemon in every e2e test
-	freePort     = 8080 // never guarded: it must always answer
-	openSecret   = "e2e open secret"
-	closeSecret  = "e2e close secret"
-	dropTimeout  = time.Second // a connect that gets no answer in this time was dropped
+	guardPort   = 2222 // guarded by the daemon in every e2e test
+	freePort    = 8080 // never guarded: it must always answer
+	openSecret  = "e2e open secret"
+	closeSecret = "e2e close secret"
+	dropTimeout = time.Second // a connect that gets no answer in this time was dropped
 	// knockTimeout bounds each knock's connect attempt. nfqknock uses 50 ms;
 	// the tests allow more, because on a loaded machine the dialer's
 	// deadline can pass before connect(2) even sends the SYN, and a knock

@@ -33,7 +33,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		if !errors.As(err, &ue) {
 			ue = &cli.UsageError{Msg: "command line: " + err.Error()}
 		}
-		fmt.Fprintf(stderr, "nfqknockd: %v\n", ue)
+		fmt.Fprintf(stderr, "%snfqknockd: %v\n", errorPrefix(stderr), ue)
 		return 2
 	}
 	switch {

@@ -17,6 +17,8 @@ import (
 type shard struct {
 	q       *queue.Queue // nil in unit tests: do runs the task at once
 	tracker *knock.Tracker
+	tracked atomic.Int64 // tracker.Len() for the metrics writer (countTracked)
+	m       *metrics
 	rules   ruleset
 	log     *slog.Logger
 	ttl     time.Duration
@@ -28,7 +30,6 @@ type shard struct {
 	// ports= opens. Both change only on the reader goroutine.
 	users   []knock.User
 	guard   []uint16
-	replays *atomic.Uint64 // the daemon's count of replayed one-time sequences
 }
 
 // handle is called by the queue reader for every packet, before the verdict
@@ -52,6 +53,7 @@ func (s *shard) handle(p *queue.Packet) {
 	case knock.Replay:
 		s.replay(p.Src, s.users[v.User], v.Kind)
 	}
+	s.countTracked()
 }
 
 func (s *shard) open(src netip.Addr, u knock.User) {
@@ -59,6 +61,7 @@ func (s *shard) open(src netip.Addr, u knock.User) {
 		s.log.Error("open failed", withUser(u, src, "err", err)...)
 		return
 	}
+	s.m.opens.Add(1)
 	s.log.Info("open", withUser(u, src, "timeout", ttlString(s.ttl))...)
 }
 
@@ -67,13 +70,14 @@ func (s *shard) close(src netip.Addr, u knock.User) {
 		s.log.Error("close failed", withUser(u, src, "err", err)...)
 		return
 	}
+	s.m.closes.Add(1)
 	s.log.Info("close", withUser(u, src)...)
 }
 
 // replay logs a one-time sequence knocked again in its period: by the
 // client that used it (a retry), or by someone who saw it on the wire.
 func (s *shard) replay(src netip.Addr, u knock.User, kind knock.Action) {
-	s.replays.Add(1)
+	s.m.replayed()
 	s.log.Warn("replay", withUser(u, src, "sequence", kind.String(), "effect", "none: a one-time sequence works once")...)
 }
 

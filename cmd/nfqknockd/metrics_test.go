@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/nfqknockd/nfqknockd/nft"
+)
+
+// parseMetrics parses data with the Prometheus text parser, with the
+// classic metric names node_exporter's collector needs, and checks what
+// every family of the file must have: a HELP line, a TYPE of counter (the
+// name ends in _total) or gauge (it does not), and the nfqknockd_ prefix.
+// It returns the samples by "name{label="value",...}".
+func parseMetrics(t *testing.T, data []byte) map[string]float64 {
+	t.Helper()
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("the metrics do not parse: %v\n%s", err, data)
+	}
+	out := map[string]float64{}
+	for name, mf := range fams {
+		if !strings.HasPrefix(name, "nfqknockd_") {
+			t.Errorf("%s: no nfqknockd_ prefix", name)
+		}
+		if mf.GetHelp() == "" {
+			t.Errorf("%s: no HELP", name)
+		}
+		switch mf.GetType() {
+		case dto.MetricType_COUNTER:
+			if !strings.HasSuffix(name, "_total") {
+				t.Errorf("counter %s: name does not end in _total", name)
+			}
+		case dto.MetricType_GAUGE:
+			if strings.HasSuffix(name, "_total") {
+				t.Errorf("gauge %s: name ends in _total", name)
+			}
+		default:
+			t.Errorf("%s: type %v, want counter or gauge", name, mf.GetType())
+		}
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
+			}
+			sort.Strings(labels)
+			key := name
+			if len(labels) > 0 {
+				key += "{" + strings.Join(labels, ",") + "}"
+			}
+			v := m.GetCounter().GetValue()
+			if mf.GetType() == dto.MetricType_GAUGE {
+				v = m.GetGauge().GetValue()
+			}
+			out[key] = v
+		}
+	}
+	return out
+}
+
+// sum adds the samples of the metric name, whatever their labels.
+func sum(samples map[string]float64, name string) (float64, bool) {
+	total, found := 0.0, false
+	for k, v := range samples {
+		if k == name || strings.HasPrefix(k, name+"{") {
+			total += v
+			found = true
+		}
+	}
+	return total, found
+}
+
+func TestFormatMetrics(t *testing.T) {
+	full := &sample{
+		opens: 7, closes: 3, replays: 2, repairs: 1, repairFailures: 4, tracked: 12,
+		queues: []queueSample{
+			{num: 100, received: 1 << 40, parseErrors: 5, drops: 9, dropsOK: true},
+			{num: 101, received: 20, parseErrors: 0, drops: 0, dropsOK: false},
+		},
+		opened4: 6, opened6: 1, openedOK: true,
+	}
+	bare := &sample{}
+	tests := []struct {
+		name   string
+		s      *sample
+		want   map[string]float64
+		absent []string
+	}{
+		{"full", full, map[string]float64{
+			`nfqknockd_packets_received_total{queue="100"}`: 1 << 40,
+			`nfqknockd_packets_received_total{queue="101"}`: 20,
+			`nfqknockd_parse_errors_total{queue="100"}`:     5,
+			`nfqknockd_parse_errors_total{queue="101"}`:     0,
+			`nfqknockd_queue_drops_total{queue="100"}`:      9,
+			`nfqknockd_opens_total`:                         7,
+			`nfqknockd_closes_total`:                        3,
+			`nfqknockd_replays_total`:                       2,
+			`nfqknockd_table_repairs_total`:                 1,
+			`nfqknockd_table_repair_failures_total`:         4,
+			`nfqknockd_tracked_sources`:                     12,
+			`nfqknockd_opened_sources{family="ipv4"}`:       6,
+			`nfqknockd_opened_sources{family="ipv6"}`:       1,
+		}, []string{`nfqknockd_queue_drops_total{queue="101"}`}},
+		// No queue (unit tests) and the table unread: the counters that
+		// need neither are still there.
+		{"bare", bare, map[string]float64{
+			`nfqknockd_opens_total`:                 0,
+			`nfqknockd_closes_total`:                0,
+			`nfqknockd_replays_total`:               0,
+			`nfqknockd_table_repairs_total`:         0,
+			`nfqknockd_table_repair_failures_total`: 0,
+			`nfqknockd_tracked_sources`:             0,
+		}, []string{`nfqknockd_opened_sources{family="ipv4"}`, `nfqknockd_packets_received_total{queue="100"}`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			formatMetrics(&b, tt.s)
+			got := parseMetrics(t, b.Bytes())
+			for k, v := range tt.want {
+				if g, ok := got[k]; !ok || g != v {
+					t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+				}
+			}
+			for _, k := range tt.absent {
+				if _, ok := got[k]; ok {
+					t.Errorf("%s is there, want it left out", k)
+				}
+			}
+			if len(got) != len(tt.want) {
+				t.Errorf("%d samples, want %d:\n%s", len(got), len(tt.want), b.String())
+			}
+			// HELP comes first, then TYPE, then the samples, for every name.
+			lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+			for i, l := range lines {
+				if name, ok := strings.CutPrefix(l, "# HELP "); ok {
+					name, _, _ = strings.Cut(name, " ")
+					if i+1 >= len(lines) || !strings.HasPrefix(lines[i+1], "# TYPE "+name+" ") {
+						t.Errorf("HELP of %s not followed by its TYPE", name)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestWriteMetricsFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "nfqknockd.prom")
+	for _, content := range []string{"first 1\n", "second 2\n"} {
+		if err := writeMetricsFile(path, []byte(content)); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil || string(b) != content {
+			t.Fatalf("file holds %q, %v; want %q", b, err, content)
+		}
+		fi, _ := os.Stat(path)
+		if fi.Mode() != 0o644 {
+			t.Errorf("mode %v, want 0644 (node_exporter reads it as another user)", fi.Mode())
+		}
+		entries, _ := os.ReadDir(dir)
+		if len(entries) != 1 {
+			t.Errorf("directory holds %d files, want the metrics file alone", len(entries))
+		}
+	}
+	gone := filepath.Join(dir, "gone", "nfqknockd.prom")
+	if err := writeMetricsFile(gone, []byte("x 1\n")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("write in a missing directory: %v, want ErrNotExist", err)
+	}
+}
+
+// TestServiceMetrics counts opens, closes, tracked sources, repairs and
+// replays through the daemon's logic on the fake ruleset, and writes the
+// file at each step, as the writer and finish do.
+func TestServiceMetrics(t *testing.T) {
+	rules := newFakeRules()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "nfqknockd.prom")
+	ts := newTestService(t, rules, "-o", testOpen, "-c", testClose, "--metrics-file", path)
+	read := func() map[string]float64 {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return parseMetrics(t, b)
+	}
+	expect := func(got map[string]float64, want map[string]float64) {
+		t.Helper()
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s = %v, want %v", k, got[k], v)
+			}
+		}
+	}
+	open, close := ts.sequences(testOpen, testClose)
+	ts.knock(src4, open)
+	ts.knock(src6, open)
+	ts.knock(src4, close)
+	ts.knock(mapped, open[:1]) // an IPv4-mapped source is never tracked
+	ts.metrics.replayed()
+	ts.repaired(nft.Repair{Vanished: "table"})
+	ts.repaired(nft.Repair{Vanished: "table", Err: errors.New("EPERM")})
+	ts.writeMetrics(false)
+	expect(read(), map[string]float64{
+		"nfqknockd_opens_total":                   2,
+		"nfqknockd_closes_total":                  1,
+		"nfqknockd_replays_total":                 1,
+		"nfqknockd_table_repairs_total":           1,
+		"nfqknockd_table_repair_failures_total":   1,
+		"nfqknockd_tracked_sources":               2,
+		`nfqknockd_opened_sources{family="ipv4"}`: 0,
+		`nfqknockd_opened_sources{family="ipv6"}`: 1,
+	})
+	// The last write of a stop, once the table is deleted: nobody is open.
+	ts.writeMetrics(true)
+	expect(read(), map[string]float64{
+		"nfqknockd_opens_total":                   2,
+		`nfqknockd_opened_sources{family="ipv6"}`: 0,
+	})
+	// A failed write is logged once, and its end once.
+	if err := os.Rename(dir, dir+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	ts.writeMetrics(false)
+	ts.writeMetrics(false)
+	if err := os.Rename(dir+".moved", dir); err != nil {
+		t.Fatal(err)
+	}
+	ts.writeMetrics(false)
+	logs := ts.logs.String()
+	if n := strings.Count(logs, "msg=\"cannot write the metrics file\""); n != 1 {
+		t.Errorf("failed writes logged %d times, want once:\n%s", n, logs)
+	}
+	if !strings.Contains(logs, "msg=\"metrics file written again\"") {
+		t.Errorf("the recovery is not logged:\n%s", logs)
+	}
+}
