@@ -28,8 +28,8 @@ type shard struct {
 	// users are the tracker's users, in its order (Verdict.User indexes
 	// them); guard the guarded ports, which an open of a user without
 	// ports= opens. Both change only on the reader goroutine.
-	users   []knock.User
-	guard   []uint16
+	users []knock.User
+	guard []uint16
 }
 
 // handle is called by the queue reader for every packet, before the verdict
