@@ -2,7 +2,7 @@
 GO       ?= go
 PREFIX   ?= /usr/local
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X main.version=$(VERSION)
+LDFLAGS  := -s -w -X github.com/nfqknockd/nfqknockd/internal/version.stamp=$(VERSION)
 BIN      := bin
 
 .PHONY: all build test demo install uninstall bench fuzz vet clean
@@ -40,7 +40,7 @@ bench: build
 # package's testdata/fuzz/ and are kept as regression inputs.
 FUZZTIME ?= 1m
 FUZZ_TARGETS := knock:FuzzTracker knock:FuzzParseRange knock:FuzzParsePorts knock:FuzzParseSecrets \
-	queue:FuzzParse queue:FuzzWalk cmd/nfqknockd:FuzzParseFlags
+	queue:FuzzParse queue:FuzzWalk cmd/nfqknockd:FuzzParseFlags cmd/nfqknock:FuzzClientConfig
 fuzz:
 	@log=$$(mktemp); trap 'rm -f $$log' EXIT; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t#*:}; \

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
-	"runtime/debug"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -42,6 +44,15 @@ type options struct {
 	at     time.Time // show only; zero = now
 
 	gap, knockTimeout, connectTimeout time.Duration
+
+	oneTime bool        // --one-time
+	nonces  nonceSource // the nonces of --one-time
+
+	// Set by the client config: the secret file it names (resolved), the
+	// config file, and the setting that gave each flag.
+	secretFile string
+	configPath string
+	origin     map[string]setting
 }
 
 // flagValues are the values of the flags, as parsed by their pflag.Value.
@@ -52,7 +63,7 @@ type flagValues struct {
 	at                      cli.AtValue
 	localHour               bool
 	openSecret, closeSecret string
-	secretFile              string
+	secretFile, config      string
 	ipv4, ipv6              bool
 	help, version           bool
 }
@@ -99,7 +110,9 @@ func newFlagSet(o *options, v *flagValues) *pflag.FlagSet {
 	fs.Var(&v.at, "at", "show: the sequences at `TIME` (RFC 3339 or Unix seconds) instead of now")
 	fs.VarP(&cli.SecretValue{S: &v.openSecret}, "open-secret", "o", "open `SECRET`; other users can read it in the process list: prefer "+envOpenSecret+" or --secret-file")
 	fs.VarP(&cli.SecretValue{S: &v.closeSecret}, "close-secret", "c", "close `SECRET` (same caveat; "+envCloseSecret+")")
-	fs.StringVar(&v.secretFile, "secret-file", "", "read the secrets from `FILE`: lines open=SECRET and close=SECRET, # comments; no access for group and others (chmod 600)")
+	fs.StringVar(&v.secretFile, "secret-file", "", "read the secrets from `FILE`: lines open=SECRET and close=SECRET, # comments; only you may have access to it (chmod 600; on Windows: yourself, SYSTEM and Administrators)")
+	cli.BoolFlag(fs, &o.oneTime, "one-time", "", "knock one-time sequences, for a daemon run with --one-time: a fresh random nonce for each open and close (show: the sequences of a fresh nonce)")
+	fs.StringVar(&v.config, "config", "", "read the client config from `FILE` instead of "+defaultConfigHelp)
 	cli.BoolFlag(fs, &v.ipv4, "ipv4", "4", "use IPv4 only")
 	cli.BoolFlag(fs, &v.ipv6, "ipv6", "6", "use IPv6 only")
 	fs.Var(duration(&o.gap, 0, maxGap, false), "gap", "pause of `DURATION` between two knocks")
@@ -120,12 +133,27 @@ func usage() string {
   nfqknock [flags] open HOST          knock the open sequence at HOST
   nfqknock [flags] close HOST         knock the close sequence at HOST
   nfqknock [flags] proxy HOST PORT    knock open, carry stdin and stdout to HOST:PORT, knock close
-                                      (ssh: ProxyCommand nfqknock proxy --secret-file FILE %h %p)
+                                      (ssh: ProxyCommand nfqknock proxy %h %p)
 
-The digest, range and period flags must be the daemon's. There is no default
-secret: show and proxy need both, open the open one, close the close one.
-A flag wins over the environment (` + envOpenSecret + `, ` + envCloseSecret + `),
-the environment over --secret-file.
+The digest, range and period flags must be the daemon's. Show and proxy need
+both secrets, open the open one, close the close one. A flag wins over the
+environment (` + envOpenSecret + `, ` + envCloseSecret + `), the environment
+over the secret file: --secret-file, else the config's secret-file, else
+` + defaultSecretsHelp + ` when it exists.
+
+The client config, ` + defaultConfigHelp + `, sets flags per host:
+  [*]                   every host
+  digest = sha256
+  [server.example.org]  HOST as given (ssh's %h); wins over [*]
+  range = 10000-60000
+  secret-file = ~/.config/nfqknock/work-secrets
+  one-time = yes
+Keys: ` + strings.Join(configKeys[:6], ", ") + `,
+` + strings.Join(configKeys[6:], ", ") + `. A flag on the command line wins.` + xdgHelp + `
+
+With --one-time, a random nonce may be one already knocked this period:
+with k opens so far in the period, the chance is k/1024, and the daemon
+refuses it as a replay. proxy then knocks again with a new nonce.
 
 Exit status: 0 done, 1 network failure, 2 bad input.
 
@@ -153,24 +181,17 @@ Flags:
 	return b.String()
 }
 
-// version is set at build time: go build -ldflags "-X main.version=1.2.3".
-var version = ""
-
-// versionString is the version stamped at build time, else the module's.
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
+// parseArgs parses the command line and the client config. getenv reads
+// the secret variables and the variables that locate the default files.
+// Bad input is a *cli.UsageError; --help and --version are errHelp and
+// errVersion.
+func parseArgs(args []string, getenv func(string) string) (*options, error) {
+	return parseArgsOn(args, sys{getenv: getenv, goos: runtime.GOOS})
 }
 
-// parseArgs parses the command line. getenv reads the secret variables.
-// Bad input is a *cli.UsageError; --help and --version are errHelp and errVersion.
-func parseArgs(args []string, getenv func(string) string) (*options, error) {
-	o := &options{family: "ip"}
+// parseArgsOn is parseArgs on the system s.
+func parseArgsOn(args []string, s sys) (*options, error) {
+	o := &options{family: "ip", origin: map[string]setting{}, nonces: nonceSource{rand: rand.Reader}}
 	var v flagValues
 	fs := newFlagSet(o, &v)
 	if err := fs.Parse(args); err != nil {
@@ -185,17 +206,32 @@ func parseArgs(args []string, getenv func(string) string) (*options, error) {
 	if err := o.parseCommand(fs.Args()); err != nil {
 		return nil, err
 	}
+	dir, dirErr := s.configDir()
+	cfgPath, named := filepath.Join(dir, configName), fs.Changed("config")
+	if named {
+		cfgPath = s.expandHome(v.config)
+	}
+	if named || dirErr == nil {
+		c, err := loadConfig(cfgPath, named)
+		if err != nil {
+			return nil, err
+		}
+		if err := o.applyConfig(c, fs, s); err != nil {
+			return nil, err
+		}
+	}
 	if err := o.check(fs, &v); err != nil {
 		return nil, err
 	}
-	s, err := loadSecrets(given(fs, "open-secret", &v.openSecret), given(fs, "close-secret", &v.closeSecret), v.secretFile, fs.Changed("secret-file"), getenv)
+	src := o.secretSource(fs, &v, s, dir, dirErr)
+	sec, err := loadSecrets(given(fs, "open-secret", &v.openSecret), given(fs, "close-secret", &v.closeSecret), src, s.getenv)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.require(o.cmd); err != nil {
+	if err := sec.require(o.cmd, src); err != nil {
 		return nil, err
 	}
-	o.params.OpenSecret, o.params.CloseSecret = s.open, s.close
+	o.params.OpenSecret, o.params.CloseSecret = sec.open, sec.close
 	return o, nil
 }
 
@@ -237,7 +273,11 @@ func (o *options) check(fs *pflag.FlagSet, v *flagValues) error {
 	}
 	if v.localHour {
 		if o.params.Period != time.Hour {
-			return style.BadFlag("period", v.period.Raw, "--local-hour needs a period of 1h")
+			reason := "--local-hour needs a period of 1h"
+			if _, ok := o.origin["local-hour"]; ok {
+				reason = "local-hour needs a period of 1h"
+			}
+			return o.badValue("period", v.period.Raw, reason)
 		}
 		o.params.LocalHour, o.params.Location = true, time.Local
 	}

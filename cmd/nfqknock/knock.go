@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"syscall"
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
@@ -14,26 +13,49 @@ import (
 )
 
 // show returns the OPEN: and CLOSE: lines at o.at (now when unset), exactly
-// as `nfqknockd -s` prints them.
-func (o *options) show() string {
+// as `nfqknockd -s` prints them; with --one-time, the one-time sequences of
+// a fresh random nonce each.
+func (o *options) show() (string, error) {
 	at := o.at
 	if at.IsZero() {
 		at = time.Now()
 	}
-	open, close := o.params.Sequences(at)
-	return knock.FormatSequences(open, close)
+	open, err := o.openSequence(at)
+	if err != nil {
+		return "", err
+	}
+	close, err := o.closeSequence(at)
+	if err != nil {
+		return "", err
+	}
+	return knock.FormatSequences(open, close), nil
 }
 
-// openSequence returns the open sequence at t.
-func (o *options) openSequence(t time.Time) []uint16 {
-	p := o.params
-	return knock.Sequence(p.Digest, p.OpenSecret, p.PeriodStart(t), p.Range)
+// openSequence returns the open sequence at t: with --one-time, the one-time
+// sequence of a fresh nonce.
+func (o *options) openSequence(t time.Time) ([]uint16, error) {
+	return o.sequence(false, o.params.OpenSecret, t)
 }
 
-// closeSequence returns the close sequence at t.
-func (o *options) closeSequence(t time.Time) []uint16 {
+// closeSequence returns the close sequence at t: with --one-time, the
+// one-time sequence of a fresh nonce.
+func (o *options) closeSequence(t time.Time) ([]uint16, error) {
+	return o.sequence(true, o.params.CloseSecret, t)
+}
+
+// sequence returns the sequence of secret at t, a one-time one with
+// --one-time.
+func (o *options) sequence(close bool, secret string, t time.Time) ([]uint16, error) {
 	p := o.params
-	return knock.Sequence(p.Digest, p.CloseSecret, p.PeriodStart(t), p.Range)
+	ps := p.PeriodStart(t)
+	if !o.oneTime {
+		return knock.Sequence(p.Digest, secret, ps, p.Range), nil
+	}
+	n, err := o.nonces.draw(close, ps)
+	if err != nil {
+		return nil, err
+	}
+	return knock.OneTimeSequence(p.Digest, secret, ps, n, p.Range), nil
 }
 
 // resolve looks host up once and returns its first address of family ("ip",
@@ -140,7 +162,7 @@ func (k *knocker) one(ctx context.Context, port uint16) error {
 		return fmt.Errorf("knock %s: %w", ap, c)
 	}
 	var ne net.Error
-	if errors.Is(err, syscall.ECONNREFUSED) || (errors.As(err, &ne) && ne.Timeout()) {
+	if refused(err) || (errors.As(err, &ne) && ne.Timeout()) {
 		return nil
 	}
 	return fmt.Errorf("knock %s: %w", ap, dialReason(err))

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
+	"github.com/nfqknockd/nfqknockd/internal/version"
 )
 
 func main() {
@@ -49,7 +50,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	if errors.Is(err, errVersion) {
-		fmt.Fprintf(stdout, "nfqknock %s\n", versionString())
+		fmt.Fprintf(stdout, "nfqknock %s\n", version.String())
 		return exitOK
 	}
 	if err == nil {
@@ -73,7 +74,10 @@ func report(err error, stderr io.Writer) int {
 // exec runs the subcommand of o.
 func (o *options) exec(stdin io.Reader, stdout io.Writer) error {
 	if o.cmd == "show" {
-		_, err := io.WriteString(stdout, o.show())
+		text, err := o.show()
+		if err == nil {
+			_, err = io.WriteString(stdout, text)
+		}
 		return err
 	}
 	ctx, stop := signalContext()
@@ -85,9 +89,17 @@ func (o *options) exec(stdin io.Reader, stdout io.Writer) error {
 	k := o.knocker(addr)
 	switch o.cmd {
 	case "open":
-		return k.knock(ctx, o.openSequence(time.Now()))
+		seq, err := o.openSequence(time.Now())
+		if err != nil {
+			return err
+		}
+		return k.knock(ctx, seq)
 	case "close":
-		return k.knock(ctx, o.closeSequence(time.Now()))
+		seq, err := o.closeSequence(time.Now())
+		if err != nil {
+			return err
+		}
+		return k.knock(ctx, seq)
 	default: // "proxy"
 		return o.proxy(ctx, k, stdin, stdout)
 	}

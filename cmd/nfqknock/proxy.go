@@ -28,18 +28,44 @@ const (
 // connection, stdout is closed or a signal arrives, and then knocks the close
 // sequence, whatever happened before: the open knock may have opened the
 // host even when the connection failed.
+//
+// With --one-time every open, the first and each one knocked again, and the
+// close are one-time sequences of fresh nonces. A random nonce may be one
+// that the user knocked already in this period (with k opens so far, the
+// chance is k/1024), which the daemon refuses as a replay, and the guard
+// then drops the connect: so when connecting timed out and no open was
+// knocked again (a --connect-timeout below 300ms), the proxy knocks open once
+// more, with a new nonce, and tries to connect again before it gives up.
 func (o *options) proxy(ctx context.Context, k *knocker, stdin io.Reader, stdout io.Writer) error {
-	knockOpen := func() error { return k.knock(ctx, o.openSequence(time.Now())) }
+	again := 0
+	knockOpen := func() error {
+		seq, err := o.openSequence(time.Now())
+		if err != nil {
+			return err
+		}
+		return k.knock(ctx, seq)
+	}
+	knockAgain := func() error { again++; return knockOpen() }
 	if err := knockOpen(); err != nil {
 		return err
 	}
-	conn, err := dialRetry(ctx, netip.AddrPortFrom(k.addr, o.port), o.connectTimeout, knockOpen)
+	ap := netip.AddrPortFrom(k.addr, o.port)
+	conn, err := dialRetry(ctx, ap, o.connectTimeout, knockAgain)
+	var ne net.Error
+	if err != nil && o.oneTime && again == 0 && context.Cause(ctx) == nil && errors.As(err, &ne) && ne.Timeout() {
+		if err = knockAgain(); err == nil {
+			conn, err = dialRetry(ctx, ap, o.connectTimeout, knockAgain)
+		}
+	}
 	if err == nil {
 		err = splice(ctx, conn, stdin, stdout)
 	}
 	// Not ctx: the close knock also follows a SIGHUP, which is how ssh ends
 	// its ProxyCommand.
-	cerr := k.knock(context.Background(), o.closeSequence(time.Now()))
+	seq, cerr := o.closeSequence(time.Now())
+	if cerr == nil {
+		cerr = k.knock(context.Background(), seq)
+	}
 	if err != nil && err != errHangup {
 		return err
 	}

@@ -1,3 +1,7 @@
+//go:build unix
+
+// Unix modes and error texts.
+
 package main
 
 import (
@@ -59,11 +63,11 @@ func TestSecrets(t *testing.T) {
 		{name: "close needs only the close secret", args: []string{"close", "h"}, env: env("", "ec"), close: "ec"},
 
 		{name: "no secret", args: []string{"show"},
-			wantError: "no open secret: give it with --open-secret, NFQKNOCK_OPEN_SECRET or an open= line in --secret-file (nfqknock has no default secret)"},
+			wantError: "no open secret: give it with --open-secret, NFQKNOCK_OPEN_SECRET or an open= line in --secret-file"},
 		{name: "no close secret for proxy", args: []string{"proxy", "h", "22", "--secret-file", openOnly},
-			wantError: "no close secret: give it with --close-secret, NFQKNOCK_CLOSE_SECRET or a close= line in --secret-file (nfqknock has no default secret)"},
+			wantError: "no close secret: give it with --close-secret, NFQKNOCK_CLOSE_SECRET or a close= line in --secret-file"},
 		{name: "no open secret for open", args: []string{"open", "h"}, env: env("", "ec"),
-			wantError: "no open secret: give it with --open-secret, NFQKNOCK_OPEN_SECRET or an open= line in --secret-file (nfqknock has no default secret)"},
+			wantError: "no open secret: give it with --open-secret, NFQKNOCK_OPEN_SECRET or an open= line in --secret-file"},
 		{name: "empty flag", args: []string{"show", "-o", "", "-c", "x"}, wantError: "--open-secret '': secret must not be empty"},
 		{name: "empty close flag", args: []string{"show", "-o", "x", "--close-secret="}, wantError: "--close-secret '': secret must not be empty"},
 		{name: "file 0644", args: []string{"show", "--secret-file", tooOpen}, wantError: "--secret-file " + tooOpen + ": permissions 0644 are too open (want 0600 or stricter)"},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/nfqknockd/nfqknockd/internal/version"
 	"github.com/nfqknockd/nfqknockd/knock"
 )
 
@@ -346,7 +347,7 @@ func TestHelp(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	code, stdout, stderr := run("--version")
-	if code != 0 || stdout != "nfqknockd "+version+"\n" || stderr != "" {
+	if code != 0 || stdout != "nfqknockd "+version.String()+"\n" || stderr != "" {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }

@@ -15,10 +15,8 @@ import (
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
+	"github.com/nfqknockd/nfqknockd/internal/version"
 )
-
-// version is set at build time: go build -ldflags "-X main.version=1.2.3".
-var version = "dev"
 
 func main() {
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
@@ -41,7 +39,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usageText())
 		return 0
 	case cfg.Version:
-		fmt.Fprintf(stdout, "nfqknockd %s\n", version)
+		fmt.Fprintf(stdout, "nfqknockd %s\n", version.String())
 		return 0
 	case cfg.Show:
 		at := cfg.At

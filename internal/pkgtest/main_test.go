@@ -175,7 +175,7 @@ func binDirVersion(t testing.TB, version string) string {
 	err := step.do(func() error {
 		for _, c := range []string{"nfqknockd", "nfqknock"} {
 			out, err := run(t, 5*time.Minute, root(t), []string{"CGO_ENABLED=0"}, goCmd(), "build", "-trimpath",
-				"-ldflags", "-s -w -X main.version="+version, "-o", filepath.Join(dir, c), "./cmd/"+c)
+				"-ldflags", "-s -w -X github.com/nfqknockd/nfqknockd/internal/version.stamp="+version, "-o", filepath.Join(dir, c), "./cmd/"+c)
 			if err != nil {
 				return fmt.Errorf("go build ./cmd/%s: %v\n%s", c, err, out)
 			}

@@ -17,8 +17,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/nfqknockd/nfqknockd/internal/netns"
 )
 
 // SyncBuffer is a bytes.Buffer safe for concurrent use: the copier of a
@@ -143,7 +141,7 @@ func Cleanup() error {
 // this process, or whatever one of checks reports. What is left goes to
 // stderr.
 func Main(m *testing.M, checks ...func() error) {
-	netns.SweepStale()
+	sweepStale()
 	code := m.Run()
 	if err := leftBehind(checks...); err != nil {
 		fmt.Fprintln(os.Stderr, "left behind by the tests:", err)

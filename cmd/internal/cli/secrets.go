@@ -10,9 +10,11 @@ import (
 
 // ReadSecretFile reads the secrets from the file name, in the format of
 // knock.ParseSecrets; "" is a secret the file does not give. Like ssh with a
-// private key, it refuses a file that group or others may read or write
-// (knock.CheckSecretMode). Its errors do not name the file: the caller's
-// message does.
+// private key, it refuses a file that others may read or write: on Unix, one
+// with a mode that lets group or others at it (knock.CheckSecretMode); on
+// Windows, one that another account than the user, SYSTEM or Administrators
+// owns or has access to (checkACL). Its errors do not name the file: the
+// caller's message does.
 func ReadSecretFile(name string) (open, close string, err error) {
 	f, err := os.Open(name)
 	if err != nil {
@@ -23,7 +25,7 @@ func ReadSecretFile(name string) (open, close string, err error) {
 	if err != nil {
 		return "", "", pathErr(err)
 	}
-	if err := knock.CheckSecretMode(fi.Mode()); err != nil {
+	if err := checkPrivate(f, fi); err != nil {
 		return "", "", err
 	}
 	return knock.ParseSecrets(f)

@@ -1,3 +1,8 @@
+//go:build unix
+
+// Unix modes and error texts; on Windows, acl_test.go tests the decision
+// over access control lists.
+
 package cli
 
 import (

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -197,38 +198,105 @@ func usePAM() string {
 // only through `ProxyCommand nfqknock proxy`, over IPv4 and IPv6, and the
 // client's address leaves the allow set when the session ends.
 func TestSSHThroughProxy(t *testing.T) {
-	netns.RequireRoot(t)
-	tools := needTools(t)
-	daemonBin := testutil.Build(t, "../nfqknockd", "")
-	client := testutil.Build(t, ".", "")
-	p := netns.NewPair(t)
-	dir := t.TempDir()
+	e := startSSHEnv(t, "--range", "1-65535")
+	secretFile := testutil.WriteFile(t, t.TempDir(), "secrets", "# nfqknock secrets\nopen="+e2eOpenSecret+"\nclose="+e2eCloseSecret+"\n", 0o600)
+	e.sessions(t, nil, "-F", "/dev/null", "-o", "ProxyCommand="+e.client+" proxy --secret-file "+secretFile+" %h %p")
+}
 
-	secretFile := testutil.WriteFile(t, dir, "secrets", "# nfqknock secrets\nopen="+e2eOpenSecret+"\nclose="+e2eCloseSecret+"\n", 0o600)
-	_, userKey := startSSHD(t, tools, p.Server, dir)
-
-	daemon := startProc(t, "nfqknockd", netns.Command(p.Server, daemonBin,
-		"--range", "1-65535", "--guard", strconv.Itoa(sshPort), "-o", e2eOpenSecret, "-c", e2eCloseSecret))
-	nft := func(args ...string) (string, error) {
-		out, err := netns.Command(p.Server, tools["nft"], args...).CombinedOutput()
-		return string(out), err
+// TestSSHThroughProxyConfig: the same with nothing but `ProxyCommand
+// nfqknock proxy %h %p` in the ssh config: the client finds the rest in its
+// config, ~/.config/nfqknock/config, which the client locates from $HOME
+// alone (XDG_CONFIG_HOME unset). The daemon's digest, range and period are
+// not the defaults; [*] gives the digest and period, each host's section
+// its range ([*]'s is wrong), the IPv4 host's a secret file with ~/, and
+// the IPv6 host reads the default secret file.
+func TestSSHThroughProxyConfig(t *testing.T) {
+	e := startSSHEnv(t, "--digest", "sha256", "--range", "10000-60000", "--period", "30m")
+	home := t.TempDir()
+	secrets := "open=" + e2eOpenSecret + "\nclose=" + e2eCloseSecret + "\n"
+	cfgDir := filepath.Join(home, ".config", "nfqknock")
+	if err := os.MkdirAll(cfgDir, 0o700); err != nil {
+		t.Fatal(err)
 	}
-	waitFor(t, daemon, 10*time.Second, "table of nfqknockd", func() bool {
-		_, err := nft("list", "set", "inet", "nfqknock", "allow4")
+	testutil.WriteFile(t, cfgDir, "config", `# nfqknock client config
+[*]
+digest = sha256
+period = 30m
+range = 1-9999          # not the daemon's: each host's section gives its own
+[10.200.0.1]
+range = 10000-60000
+secret-file = ~/work-secrets
+[FD00:200::1]
+range = 10000-60000
+`, 0o644)
+	testutil.WriteFile(t, cfgDir, "secrets", secrets, 0o600)
+	testutil.WriteFile(t, home, "work-secrets", secrets, 0o600)
+	sshConfig := testutil.WriteFile(t, home, "ssh_config", "Host *\n  ProxyCommand "+e.client+" proxy %h %p\n", 0o600)
+	var env []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); k != "HOME" && k != "XDG_CONFIG_HOME" && k != "AppData" {
+			env = append(env, kv)
+		}
+	}
+	e.sessions(t, append(env, "HOME="+home), "-F", sshConfig)
+}
+
+// sshEnv is a pair of namespaces with sshd and nfqknockd in the server one.
+type sshEnv struct {
+	p       *netns.Pair
+	tools   map[string]string
+	client  string // the built nfqknock
+	userKey string
+	daemon  *proc
+}
+
+// startSSHEnv builds both commands, makes a namespace pair, and starts sshd
+// and nfqknockd with daemonArgs (the sequence flags) guarding sshPort in
+// the server namespace.
+func startSSHEnv(t *testing.T, daemonArgs ...string) *sshEnv {
+	t.Helper()
+	netns.RequireRoot(t)
+	e := &sshEnv{tools: needTools(t)}
+	daemonBin := testutil.Build(t, "../nfqknockd", "")
+	e.client = testutil.Build(t, ".", "")
+	e.p = netns.NewPair(t)
+	_, e.userKey = startSSHD(t, e.tools, e.p.Server, t.TempDir())
+	e.daemon = startProc(t, "nfqknockd", netns.Command(e.p.Server, daemonBin,
+		append(daemonArgs, "--guard", strconv.Itoa(sshPort), "-o", e2eOpenSecret, "-c", e2eCloseSecret)...))
+	waitFor(t, e.daemon, 10*time.Second, "table of nfqknockd", func() bool {
+		_, err := e.nft("list", "set", "inet", "nfqknock", "allow4")
 		return err == nil
 	})
+	return e
+}
 
+// nft runs nft in the server namespace.
+func (e *sshEnv) nft(args ...string) (string, error) {
+	out, err := netns.Command(e.p.Server, e.tools["nft"], args...).CombinedOutput()
+	return string(out), err
+}
+
+// sessions checks, over IPv4 and IPv6, that ssh without a ProxyCommand
+// times out, that ssh with proxyArgs (which set the ProxyCommand) gets in
+// and finds the client in the allow set, and that the client leaves the set
+// after the session. env, when not nil, is the environment of ssh and so of
+// the ProxyCommand.
+func (e *sshEnv) sessions(t *testing.T, env []string, proxyArgs ...string) {
+	t.Helper()
+	daemon, client, nft := e.daemon, e.client, e.nft
 	ssh := func(fam string, proxy bool, remote ...string) (int, string, string) {
 		server := map[string]string{"ipv4": "10.200.0.1", "ipv6": "fd00:200::1"}[fam]
-		args := []string{"-F", "/dev/null", "-i", userKey, "-o", "IdentitiesOnly=yes",
-			"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-			"-o", "BatchMode=yes", "-o", "ConnectTimeout=3"}
+		args := []string{"-F", "/dev/null"}
 		if proxy {
-			args = append(args, "-o", "ProxyCommand="+client+" proxy --secret-file "+secretFile+" %h %p")
+			args = proxyArgs
 		}
+		args = append(slices.Clone(args), "-i", e.userKey, "-o", "IdentitiesOnly=yes",
+			"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+			"-o", "BatchMode=yes", "-o", "ConnectTimeout=3")
 		args = append(args, "-p", strconv.Itoa(sshPort), "root@"+server)
 		args = append(args, remote...)
-		cmd := netns.Command(p.Client, tools["ssh"], args...)
+		cmd := netns.Command(e.p.Client, e.tools["ssh"], args...)
+		cmd.Env = env
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
@@ -254,7 +322,7 @@ func TestSSHThroughProxy(t *testing.T) {
 
 			// Through the proxy: the remote command, run by sshd in the
 			// server namespace, sees the client in the allow set.
-			code, stdout, stderr := ssh(fam.name, true, tools["nft"], "list", "set", "inet", "nfqknock", set)
+			code, stdout, stderr := ssh(fam.name, true, e.tools["nft"], "list", "set", "inet", "nfqknock", set)
 			if code != 0 {
 				t.Fatalf("ssh through nfqknock proxy = %d, stderr %q; want 0", code, stderr)
 			}
