@@ -87,8 +87,8 @@ func (rs *Ruleset) Set(name string) *nftables.Set {
 //		ip frag-off & 0x3fff == 0x2000 meta l4proto tcp tcp dport @guard fib daddr type local jump guarded
 //	}
 //	chain guarded {
-//		ip saddr @allow4 accept
-//		ip6 saddr @allow6 accept
+//		ip saddr . tcp dport @allow4 accept
+//		ip6 saddr . tcp dport @allow6 accept
 //		ip saddr @static4 accept
 //		ip6 saddr @static6 accept
 //		counter drop
@@ -96,6 +96,14 @@ func (rs *Ruleset) Set(name string) *nftables.Set {
 //	chain knocks {
 //		(the kernel filter, see filter.rules; with QueueAll: counter queue ... bypass)
 //	}
+//
+// allow4 and allow6 hold (source, port) pairs: an opened source reaches the
+// guarded ports it was opened for, and no other. Both guard rules load the
+// TCP destination port before they jump to guarded, so every packet there
+// has one: an IPv4 first fragment too, as its 8 bytes of TCP or more hold
+// the ports (the kernel's reassembly discards a first fragment of fewer
+// than 8 bytes). A packet whose port could not be read matches no allow
+// rule and meets the drop: the guard fails closed.
 //
 // Both base chains hook prerouting before DNAT (priority dstnat, -100), and
 // only for packets to an address of this host (fib daddr type local): a
@@ -109,8 +117,10 @@ func Build(s Spec, v QueueVariant) (*Ruleset, error) {
 	}
 	t := &nftables.Table{Name: s.Table, Family: nftables.TableFamilyINet}
 	guard := &nftables.Set{Table: t, ID: guardSetID, Name: SetGuard, KeyType: nftables.TypeInetService, KeyByteOrder: binaryutil.BigEndian}
-	allow4 := &nftables.Set{Table: t, ID: allow4SetID, Name: SetAllow4, KeyType: nftables.TypeIPAddr, KeyByteOrder: binaryutil.BigEndian, HasTimeout: true, Size: s.MaxOpen}
-	allow6 := &nftables.Set{Table: t, ID: allow6SetID, Name: SetAllow6, KeyType: nftables.TypeIP6Addr, KeyByteOrder: binaryutil.BigEndian, HasTimeout: true, Size: s.MaxOpen}
+	allow4 := allowSet(t, true)
+	allow4.ID, allow4.Size = allow4SetID, s.MaxOpen
+	allow6 := allowSet(t, false)
+	allow6.ID, allow6.Size = allow6SetID, s.MaxOpen
 	static4 := &nftables.Set{Table: t, ID: static4SetID, Name: SetStatic4, KeyType: nftables.TypeIPAddr, KeyByteOrder: binaryutil.BigEndian, Interval: true}
 	static6 := &nftables.Set{Table: t, ID: static6SetID, Name: SetStatic6, KeyType: nftables.TypeIP6Addr, KeyByteOrder: binaryutil.BigEndian, Interval: true}
 	var guardElems []nftables.SetElement
@@ -152,8 +162,8 @@ func Build(s Spec, v QueueVariant) (*Ruleset, error) {
 		rule(guardChain, "", loopback()...),
 		rule(guardChain, CommentGuard, concat(bareSYN(), toGuard(guard), []expr.Any{jump})...),
 		rule(guardChain, CommentFragment, concat(firstFragment4(), toGuard(guard), []expr.Any{jump})...),
-		rule(guarded, "", acceptFrom(unix.NFPROTO_IPV4, allow4)...),
-		rule(guarded, "", acceptFrom(unix.NFPROTO_IPV6, allow6)...),
+		rule(guarded, "", acceptOpened(unix.NFPROTO_IPV4, allow4)...),
+		rule(guarded, "", acceptOpened(unix.NFPROTO_IPV6, allow6)...),
 		rule(guarded, "", acceptFrom(unix.NFPROTO_IPV4, static4)...),
 		rule(guarded, "", acceptFrom(unix.NFPROTO_IPV6, static6)...),
 		rule(guarded, CommentDrop, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}),
@@ -349,6 +359,28 @@ func compatQueueInfo(num, total uint16) *xt.Unknown {
 	binary.NativeEndian.PutUint16(b[4:], nfqFlagBypass)
 	u := xt.Unknown(b)
 	return &u
+}
+
+// acceptOpened is `ip saddr . tcp dport @allow4 accept` (ip6 saddr and
+// allow6 for nfproto IPv6), as nft encodes it: the address in register 1,
+// the port in the 32-bit register after it (NFT_REG32_01 after the 4 bytes
+// of an IPv4 address, NFT_REG_2 after the 16 of an IPv6 one), each field
+// of the concatenation padded to 4 bytes. The payload expression zeroes
+// the register's 2 bytes of padding, as allowKey does.
+func acceptOpened(nfproto byte, set *nftables.Set) []expr.Any {
+	src, portReg := source(nfproto), uint32(unix.NFT_REG32_01)
+	if nfproto == unix.NFPROTO_IPV6 {
+		portReg = unix.NFT_REG_2
+	}
+	return []expr.Any{
+		src[0], src[1], // meta nfproto
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		src[2], // the source address
+		&expr.Payload{DestRegister: portReg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		lookup(set),
+		&expr.Verdict{Kind: expr.VerdictAccept},
+	}
 }
 
 // acceptFrom is `ip saddr @set accept` (ip6 for nfproto IPv6).

@@ -186,6 +186,21 @@ func TestBuildGuardRules(t *testing.T) {
 				&expr.Verdict{Kind: expr.VerdictAccept},
 			}
 		}
+		// `ip saddr . tcp dport @allow4 accept` as nft encodes it (read
+		// from `nft --debug=netlink`): the port in reg 9 (NFT_REG32_01)
+		// after an IPv4 address, in reg 2 after an IPv6 one.
+		opened := func(nfproto byte, off, n, portReg uint32, set string) []expr.Any {
+			return []expr.Any{
+				&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto}},
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{6}},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+				&expr.Payload{DestRegister: portReg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Lookup{SourceRegister: 1, SetName: set, SetID: rs.Set(set).ID},
+				&expr.Verdict{Kind: expr.VerdictAccept},
+			}
+		}
 		want := []struct {
 			chain string
 			exprs []expr.Any
@@ -194,8 +209,8 @@ func TestBuildGuardRules(t *testing.T) {
 			{"guard", loopbackWant(), false},
 			{"guard", append(append(bareSYNWant(), toGuard...), jump), true},
 			{"guard", append(append(fragment, toGuard...), jump), true},
-			{"guarded", from(unix.NFPROTO_IPV4, 12, 4, "allow4"), false},
-			{"guarded", from(unix.NFPROTO_IPV6, 8, 16, "allow6"), false},
+			{"guarded", opened(unix.NFPROTO_IPV4, 12, 4, 9, "allow4"), false},
+			{"guarded", opened(unix.NFPROTO_IPV6, 8, 16, 2, "allow6"), false},
 			{"guarded", from(unix.NFPROTO_IPV4, 12, 4, "static4"), false},
 			{"guarded", from(unix.NFPROTO_IPV6, 8, 16, "static6"), false},
 			{"guarded", []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}}, true},
@@ -241,8 +256,8 @@ func TestBuildObjects(t *testing.T) {
 		size       uint32
 	}{
 		{"guard", nftables.TypeInetService, false, false, 0},
-		{"allow4", nftables.TypeIPAddr, true, false, DefaultMaxOpen},
-		{"allow6", nftables.TypeIP6Addr, true, false, DefaultMaxOpen},
+		{"allow4", nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService), true, false, DefaultMaxOpen},
+		{"allow6", nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetService), true, false, DefaultMaxOpen},
 		{"static4", nftables.TypeIPAddr, false, true, 0},
 		{"static6", nftables.TypeIP6Addr, false, true, 0},
 		{"first", nftables.TypeInetService, true, false, 0},
@@ -255,6 +270,13 @@ func TestBuildObjects(t *testing.T) {
 	}
 	if len(rs.Sets) != len(sets) {
 		t.Fatalf("%d sets, want %d", len(rs.Sets), len(sets))
+	}
+	// The keys of allow4 and allow6 are an address and a port, each padded
+	// to 4 bytes, as nft makes `type ipv4_addr . inet_service`.
+	for name, want := range map[string]uint32{"allow4": 8, "allow6": 20} {
+		if got := rs.Set(name).KeyType; got.Bytes != want || got.Name != map[string]string{"allow4": "ipv4_addr", "allow6": "ipv6_addr"}[name]+" . inet_service" {
+			t.Errorf("set %s: key %q of %d bytes, want %d", name, got.Name, got.Bytes, want)
+		}
 	}
 	ids := map[uint32]bool{}
 	for i, s := range sets {

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -22,9 +21,10 @@ import (
 // it stays guarding after the daemon exits. Reads use short-lived sockets.
 // Its methods are safe for concurrent use (they run one after another).
 //
-// A Conn keeps its own record of the sources it opened and when they
-// expire: Apply puts them back with the table, so a table deleted behind
-// its back (on a kernel without ownership) comes back with them.
+// A Conn keeps its own record of the sources it opened, with their ports,
+// users and when they expire: Apply puts them back with the table, so a
+// table deleted behind its back (on a kernel without ownership) comes back
+// with them.
 type Conn struct {
 	netnsFd int
 	opts    []nftables.ConnOption         // for the reading connections
@@ -38,7 +38,7 @@ type Conn struct {
 	applied bool
 	flags   uint32 // the table flags we write: owner|persist, or 0
 	probed  bool   // flags is known
-	opened  map[netip.Addr]time.Time
+	opened  map[opening]openRecord
 	first   map[uint16]time.Time // the first ports and when they expire
 }
 
@@ -91,7 +91,7 @@ func Dial(netnsFd int) (*Conn, error) {
 // dial returns a Conn that makes its nftables connections with opts (tests
 // pass nftables.WithTestDial and set rawDial).
 func dial(opts ...nftables.ConnOption) *Conn {
-	return &Conn{opts: opts, table: DefaultTable, now: time.Now, opened: map[netip.Addr]time.Time{}, first: map[uint16]time.Time{}}
+	return &Conn{opts: opts, table: DefaultTable, now: time.Now, opened: map[opening]openRecord{}, first: map[uint16]time.Time{}}
 }
 
 // Close closes the writing socket. An owned table stays as it is, without
@@ -160,18 +160,20 @@ type Result struct {
 	// caller runs Watch to put the table back when it vanishes.
 	Owned bool
 	// TookOver is true when a table of ours was there (left by an earlier
-	// daemon) and was replaced; Carried is the number of opened sources
-	// it carried over.
+	// daemon) and was replaced; Carried is the number of elements of
+	// allow4 and allow6 (opened source and port) it carried over.
 	TookOver bool
 	Carried  int
 }
 
 // Apply replaces our table with the ruleset of s in one transaction: add the
 // table, delete it (whatever it held), add it again, owned where the kernel
-// allows it, with its sets, chains and rules. The sources opened in an
-// existing allow4/allow6 and those of the Conn's own record are carried over
-// with their remaining timeouts (sources without timeout stay without), so
-// a daemon restarted after a crash or a restart locks nobody out.
+// allows it, with its sets, chains and rules. The elements of an existing
+// allow4/allow6 and those of the Conn's own record are carried over with
+// their ports, users and remaining timeouts (elements without timeout stay
+// without), so a daemon restarted after a crash or a restart locks nobody
+// out. The sources of an older version's allow sets, keyed by address
+// alone, are carried over to every port of s.Guard, without user.
 //
 // A table of the name that is not ours gives ErrNotOurs, one owned by
 // another process a *HeldError; neither is touched. Apply tries the native
@@ -206,12 +208,20 @@ func (c *Conn) applyOnce(s Spec) (Result, error) {
 		return res, err
 	}
 	res.Owned = c.flags != 0
-	exists, err := c.checkOurs(s.Table)
+	old, exists, err := c.checkOurs(s.Table)
 	if err != nil {
 		return res, err
 	}
 	res.TookOver = exists && !c.applied
-	carried, err := c.carried(s.Table, exists)
+	// The first add of the batch (see replaceBatch) adopts an orphaned
+	// table of ours, which kept the flag persist; a table without it (made
+	// where the kernel had no ownership, or by hand) takes no new owner
+	// (EOPNOTSUPP), so that add leaves its flags as they are.
+	first := c.flags
+	if exists && old.Flags&TableFlagPersist == 0 {
+		first = old.Flags & (TableFlagOwner | TableFlagPersist)
+	}
+	carried, err := c.carried(s.Table, exists, s.Guard)
 	if err != nil {
 		return res, err
 	}
@@ -222,7 +232,7 @@ func (c *Conn) applyOnce(s Spec) (Result, error) {
 	var nativeErr error
 	for _, v := range []QueueVariant{Native, Compat} {
 		res.Queue = v
-		msgs, err := c.rulesetBatch(s, v, carried)
+		msgs, err := c.rulesetBatch(s, v, carried, first)
 		if err != nil {
 			return res, fmt.Errorf("apply table inet %s with %s: %w", s.Table, v, err)
 		}
@@ -271,105 +281,54 @@ func (c *Conn) decideFlags(s Spec) error {
 func (c *Conn) Check(name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, err := c.checkOurs(name)
+	_, _, err := c.checkOurs(name)
 	return err
 }
 
-// checkOurs reports whether the table name exists, and refuses one that is
-// not ours or that another process owns.
-func (c *Conn) checkOurs(name string) (bool, error) {
+// checkOurs reports whether the table name exists, with what the kernel
+// says of it, and refuses one that is not ours or that another process
+// owns.
+func (c *Conn) checkOurs(name string) (TableInfo, bool, error) {
 	t, err := c.readTable(name)
 	if IsNotFound(err) {
-		return false, nil
+		return t, false, nil
 	}
 	if err != nil {
-		return false, err
+		return t, false, err
 	}
 	ours, err := c.isOurs(t)
 	if err != nil {
-		return true, err
+		return t, true, err
 	}
 	if !ours {
-		return true, fmt.Errorf("table inet %s: %w", name, ErrNotOurs)
+		return t, true, fmt.Errorf("table inet %s: %w", name, ErrNotOurs)
 	}
 	if t.Owned() && (c.nl == nil || t.Owner != c.nl.PID()) {
-		return true, &HeldError{Table: name, Port: t.Owner}
+		return t, true, &HeldError{Table: name, Port: t.Owner}
 	}
-	return true, nil
+	return t, true, nil
 }
 
-// carried returns the opened sources to put back in allow4 and allow6: the
-// kernel's (when the table exists) and the Conn's record, each with its
-// remaining life.
-func (c *Conn) carried(table string, exists bool) ([2][]nftables.SetElement, error) {
-	var out [2][]nftables.SetElement
-	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
-	seen := map[netip.Addr]bool{}
-	if exists {
-		for i, name := range []string{SetAllow4, SetAllow6} {
-			elems, err := c.readSet(t, name)
-			if err != nil && !IsNotFound(err) {
-				return out, fmt.Errorf("apply table inet %s: read the opened sources to keep: %w", table, err)
-			}
-			for _, e := range carryOver(elems) {
-				a, _ := netip.AddrFromSlice(e.Key)
-				seen[a] = true
-				out[i] = append(out[i], e)
-				if _, ok := c.opened[a]; !ok {
-					c.record(a, e.Timeout)
-				}
-			}
-		}
-	}
-	now := c.now()
-	for a, until := range c.opened {
-		if seen[a] {
-			continue
-		}
-		e := nftables.SetElement{Key: a.AsSlice()}
-		if !until.IsZero() {
-			left := until.Sub(now)
-			if left < time.Millisecond {
-				delete(c.opened, a)
-				continue
-			}
-			e.Timeout = left
-		}
-		i := 0
-		if a.Is6() {
-			i = 1
-		}
-		out[i] = append(out[i], e)
-	}
-	return out, nil
-}
-
-// record notes that a was opened for ttl (0: until closed).
-func (c *Conn) record(a netip.Addr, ttl time.Duration) {
-	var until time.Time
-	if ttl > 0 {
-		until = c.now().Add(ttl)
-	}
-	c.opened[a] = until
-}
-
-// rulesetBatch returns the messages of the replacing transaction.
-func (c *Conn) rulesetBatch(s Spec, v QueueVariant, carried [2][]nftables.SetElement) ([]netlink.Message, error) {
+// rulesetBatch returns the messages of the replacing transaction; first
+// are the flags of its first add (replaceBatch).
+func (c *Conn) rulesetBatch(s Spec, v QueueVariant, carried [2][]nftables.SetElement, first uint32) ([]netlink.Message, error) {
 	rs, err := Build(s, v)
 	if err != nil {
 		return nil, err
 	}
-	return c.replaceBatch(rs, carried)
+	return c.replaceBatch(rs, carried, first)
 }
 
 // replaceBatch returns the messages of the transaction that replaces the
-// table with rs, allow4 and allow6 holding carried.
-func (c *Conn) replaceBatch(rs *Ruleset, carried [2][]nftables.SetElement) ([]netlink.Message, error) {
+// table with rs, allow4 and allow6 holding carried. Its first add carries
+// the flags first: the Conn's own, which take over an orphaned table of
+// ours, or those of a table there that cannot be taken over.
+func (c *Conn) replaceBatch(rs *Ruleset, carried [2][]nftables.SetElement, first uint32) ([]netlink.Message, error) {
 	name := rs.Table.Name
 	// Add then delete: the delete never meets an absent table, and the add
 	// takes over an orphaned table of ours (the owner's socket has closed).
 	msgs := []netlink.Message{
-		tableMessage(unix.NFT_MSG_NEWTABLE, name, c.flags, false),
+		tableMessage(unix.NFT_MSG_NEWTABLE, name, first, false),
 		tableMessage(unix.NFT_MSG_DELTABLE, name, 0, false),
 		tableMessage(unix.NFT_MSG_NEWTABLE, name, c.flags, true),
 	}
@@ -405,25 +364,6 @@ func (c *Conn) replaceBatch(rs *Ruleset, carried [2][]nftables.SetElement) ([]ne
 	return append(msgs, body...), nil
 }
 
-// carryOver turns elements read from the kernel into elements to add again:
-// an element with a timeout gets its remaining life as its new timeout; one
-// that has (nearly) expired is dropped, never turned into one without
-// timeout.
-func carryOver(elems []nftables.SetElement) []nftables.SetElement {
-	var out []nftables.SetElement
-	for _, e := range elems {
-		n := nftables.SetElement{Key: e.Key}
-		if e.Timeout != 0 {
-			if e.Expires < time.Millisecond {
-				continue
-			}
-			n.Timeout = e.Expires
-		}
-		out = append(out, n)
-	}
-	return out
-}
-
 // addElements adds elems to set, in messages of at most maxElemsPerMsg
 // elements.
 func addElements(nc *nftables.Conn, set *nftables.Set, elems []nftables.SetElement) error {
@@ -441,7 +381,7 @@ func addElements(nc *nftables.Conn, set *nftables.Set, elems []nftables.SetEleme
 func (c *Conn) Destroy() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, err := c.checkOurs(c.table); err != nil {
+	if _, _, err := c.checkOurs(c.table); err != nil {
 		return fmt.Errorf("delete table inet %s: %w", c.table, err)
 	}
 	// Add then delete: the delete never meets an absent table, and the

@@ -3,6 +3,7 @@ package nft
 import (
 	"bytes"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 type fakeKernel struct {
 	errnos  []unix.Errno
 	batches [][]netlink.Message // the messages of each batch, without begin and end
+	reads   int                 // requests other than batches
 }
 
 func (k *fakeKernel) conn() *Conn {
@@ -33,6 +35,7 @@ func (k *fakeKernel) answer(req []netlink.Message) ([]netlink.Message, error) {
 		return []netlink.Message{{Header: netlink.Header{Type: netlink.Error}, Data: make([]byte, 4)}}, nil
 	}
 	if req[0].Header.Type != netlink.HeaderType(unix.NFNL_MSG_BATCH_BEGIN) {
+		k.reads++
 		return nltest.Error(int(unix.ENOENT), req)
 	}
 	body := req[1 : len(req)-1]
@@ -181,7 +184,7 @@ func TestAllowBatches(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k := &fakeKernel{errnos: tt.errnos}
-			err := k.conn().Allow(a, time.Hour)
+			err := k.conn().Allow(a, []uint16{22}, "", time.Hour)
 			if (err == nil) != tt.ok {
 				t.Errorf("Allow: %v, want ok=%v", err, tt.ok)
 			}
@@ -204,34 +207,140 @@ func TestAllowBatches(t *testing.T) {
 	}
 }
 
-func TestRevokeAbsent(t *testing.T) {
-	for _, errno := range []unix.Errno{0, unix.ENOENT} {
-		k := &fakeKernel{errnos: []unix.Errno{errno}}
-		if err := k.conn().Revoke(netip.MustParseAddr("fd00::1")); err != nil {
-			t.Errorf("Revoke answered %v: %v", errno, err)
+// TestAllowPorts: one open of several ports is one transaction of one
+// message per operation, each with every port; a renewal adds, deletes
+// and adds them all again, with the user on every add.
+func TestAllowPorts(t *testing.T) {
+	k := &fakeKernel{errnos: []unix.Errno{unix.EEXIST}}
+	c := k.conn()
+	if err := c.Allow(netip.MustParseAddr("::ffff:10.0.0.2"), []uint16{443, 22, 443}, "alice", time.Hour); err != nil {
+		t.Fatalf("Allow: %v", err)
+	}
+	if diff := cmp.Diff([][]int{{unix.NFT_MSG_NEWSETELEM}, {unix.NFT_MSG_NEWSETELEM, unix.NFT_MSG_DELSETELEM, unix.NFT_MSG_NEWSETELEM}},
+		[][]int{k.types(0), k.types(1)}); diff != "" {
+		t.Errorf("batches (-want +got):\n%s", diff)
+	}
+	a := netip.MustParseAddr("10.0.0.2") // the mapped address counts as IPv4
+	k22, k443 := string(allowKey(a, 22)), string(allowKey(a, 443))
+	for i, b := range k.batches {
+		for j, m := range b {
+			if !bytes.Contains(m.Data, []byte("allow4\x00")) || !bytes.Contains(m.Data, []byte(k22)) || !bytes.Contains(m.Data, []byte(k443)) {
+				t.Errorf("batch %d message %d lacks allow4 or a key: % x", i, j, m.Data)
+			}
+			add := int(m.Header.Type)&0xff == unix.NFT_MSG_NEWSETELEM
+			if got := bytes.Count(m.Data, []byte("\x00\x06alice\x00")); add && got != 2 || !add && got != 0 {
+				t.Errorf("batch %d message %d: %d comments", i, j, got)
+			}
 		}
 	}
-	k := &fakeKernel{errnos: []unix.Errno{unix.EPERM}}
-	if err := k.conn().Revoke(netip.MustParseAddr("fd00::1")); !IsPermission(err) {
-		t.Errorf("Revoke answered EPERM: %v", err)
+	want := map[opening]openRecord{{a, 22}: {}, {a, 443}: {}}
+	for o, r := range c.opened {
+		if _, ok := want[o]; !ok || r.user != "alice" || r.until.IsZero() {
+			t.Errorf("record %v: %+v", o, r)
+		}
+		delete(want, o)
+	}
+	if len(want) != 0 {
+		t.Errorf("not recorded: %v", want)
+	}
+	for _, bad := range []struct {
+		ports []uint16
+		user  string
+	}{{nil, ""}, {[]uint16{0}, ""}, {[]uint16{22}, "a b"}, {[]uint16{22}, strings.Repeat("x", 33)}} {
+		if err := c.Allow(a, bad.ports, bad.user, time.Hour); err == nil {
+			t.Errorf("Allow(%v, %q) succeeded", bad.ports, bad.user)
+		}
+	}
+	if len(k.batches) != 2 {
+		t.Errorf("a refused Allow sent a batch")
 	}
 }
 
-func TestCarryOver(t *testing.T) {
-	in := []nftables.SetElement{
-		{Key: []byte{1}, Timeout: 0, Expires: 0},                          // no timeout: stays without
-		{Key: []byte{2}, Timeout: time.Hour, Expires: 20 * time.Minute},   // 20m left
-		{Key: []byte{3}, Timeout: time.Hour, Expires: 0},                  // expired: dropped
-		{Key: []byte{4}, Timeout: time.Hour, Expires: time.Microsecond},   // would round to 0: dropped
-		{Key: []byte{5}, Timeout: time.Second, Expires: time.Millisecond}, // 1ms left
+func TestRevokeAbsent(t *testing.T) {
+	a := netip.MustParseAddr("fd00::1")
+	for _, errno := range []unix.Errno{0, unix.ENOENT} {
+		k := &fakeKernel{errnos: []unix.Errno{errno}}
+		if err := k.conn().Revoke(a, []uint16{22}); err != nil {
+			t.Errorf("Revoke answered %v: %v", errno, err)
+		}
+		// Add then delete: the delete never meets an absent element.
+		if got := k.types(0); !cmp.Equal(got, []int{unix.NFT_MSG_NEWSETELEM, unix.NFT_MSG_DELSETELEM}) {
+			t.Errorf("Revoke batch %v, want add, delete", got)
+		}
+		if k.batches[0][0].Header.Flags&netlink.Excl != 0 {
+			t.Errorf("Revoke's add is exclusive")
+		}
 	}
-	want := []nftables.SetElement{
-		{Key: []byte{1}},
-		{Key: []byte{2}, Timeout: 20 * time.Minute},
-		{Key: []byte{5}, Timeout: time.Millisecond},
+	k := &fakeKernel{errnos: []unix.Errno{unix.EPERM}}
+	if err := k.conn().Revoke(a, []uint16{22}); !IsPermission(err) {
+		t.Errorf("Revoke answered EPERM: %v", err)
 	}
-	if diff := cmp.Diff(want, carryOver(in)); diff != "" {
-		t.Errorf("carryOver (-want +got):\n%s", diff)
+	// A full set (ENFILE): the elements there are read and deleted; here
+	// the table is gone meanwhile, which is no error.
+	k = &fakeKernel{errnos: []unix.Errno{unix.ENFILE}}
+	if err := k.conn().Revoke(a, []uint16{22}); err != nil {
+		t.Errorf("Revoke in a full set: %v", err)
+	}
+	// Nil ports: every port opened (the kernel's are read, here none).
+	k = &fakeKernel{}
+	c := k.conn()
+	if err := c.Revoke(a, nil); err != nil || len(k.batches) != 0 {
+		t.Errorf("Revoke of nothing: %v, %d batches", err, len(k.batches))
+	}
+	if err := c.Allow(a, []uint16{22, 443}, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Allow(netip.MustParseAddr("fd00::2"), []uint16{80}, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Revoke(a, nil); err != nil {
+		t.Fatal(err)
+	}
+	last := k.batches[len(k.batches)-1]
+	if len(last) != 2 || !bytes.Contains(last[1].Data, allowKey(a, 22)) || !bytes.Contains(last[1].Data, allowKey(a, 443)) ||
+		bytes.Contains(last[1].Data, allowKey(netip.MustParseAddr("fd00::2"), 80)) {
+		t.Errorf("Revoke(nil) batch: %v", last)
+	}
+	if _, ok := c.opened[opening{netip.MustParseAddr("fd00::2"), 80}]; !ok || len(c.opened) != 1 {
+		t.Errorf("record after Revoke(nil): %v", c.opened)
+	}
+	if k.reads == 0 {
+		t.Errorf("Revoke(nil) of a Conn that never applied did not read the kernel's set")
+	}
+	// An empty list of ports does nothing.
+	n := len(k.batches)
+	if err := c.Revoke(netip.MustParseAddr("fd00::2"), []uint16{}); err != nil || len(k.batches) != n {
+		t.Errorf("Revoke(no ports): %v, %d batches", err, len(k.batches)-n)
+	}
+}
+
+// TestRevokeEveryPortReads: Revoke without ports reads the kernel's set
+// where others may have added elements (the table is not owned), and not
+// where the table is owned: then the Conn's record has every element.
+func TestRevokeEveryPortReads(t *testing.T) {
+	a := netip.MustParseAddr("10.0.0.2")
+	for _, owned := range []bool{false, true} {
+		k := &fakeKernel{}
+		c := k.conn()
+		spec := fakeSpec
+		spec.NoOwner = !owned
+		if _, err := c.Apply(spec); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Allow(a, ports(22, 443), "", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		reads := k.reads
+		if err := c.Revoke(a, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := k.reads > reads; got == owned {
+			t.Errorf("owned %v: Revoke(nil) read the set: %v", owned, got)
+		}
+		last := k.batches[len(k.batches)-1]
+		if len(last) != 2 || !bytes.Contains(last[1].Data, allowKey(a, 22)) || !bytes.Contains(last[1].Data, allowKey(a, 443)) {
+			t.Errorf("owned %v: Revoke(nil) batch %v", owned, last)
+		}
 	}
 }
 

@@ -3,15 +3,12 @@ package nft
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
 )
@@ -44,7 +41,7 @@ func TestOwnership(t *testing.T) {
 	if !res.Owned {
 		t.Fatalf("Apply did not own the table; this kernel (6.18) has the flags owner and persist")
 	}
-	if err := e.c.Allow(client4, time.Hour); err != nil {
+	if err := e.c.Allow(client4, ports(22), "alice", time.Hour); err != nil {
 		t.Fatalf("Allow: %v", err)
 	}
 	before := e.mustList(t, DefaultTable)
@@ -80,7 +77,7 @@ func TestOwnership(t *testing.T) {
 		t.Fatal(err)
 	}
 	orphan := e.mustList(t, DefaultTable)
-	if strings.Contains(orphan, "flags owner") || !strings.Contains(orphan, "10.200.0.2 timeout 1h") {
+	if strings.Contains(orphan, "flags owner") || !regexp.MustCompile(`10\.200\.0\.2 \. 22 timeout 1h expires \S+ comment "alice"`).MatchString(orphan) {
 		t.Errorf("after the owner closed, want the table without owner and with the opened source:\n%s", orphan)
 	}
 	res, err = second.Apply(goldenSpec)
@@ -91,8 +88,9 @@ func TestOwnership(t *testing.T) {
 		t.Errorf("takeover result %+v, want TookOver, Carried 1, Owned", res)
 	}
 	got, err := second.Allowed()
-	if err != nil || len(got) != 1 || got[0].Addr != client4 || got[0].Timeout <= 0 || got[0].Timeout > time.Hour {
-		t.Errorf("after the takeover the opened sources are %v (%v), want %s with its life left", got, err, client4)
+	if err != nil || len(got) != 1 || got[0].Addr != client4 || got[0].Port != 22 || got[0].User != "alice" ||
+		got[0].Timeout <= 0 || got[0].Timeout > time.Hour {
+		t.Errorf("after the takeover the opened sources are %v (%v), want %s . 22 of alice with its life left", got, err, client4)
 	}
 	if !strings.Contains(e.mustList(t, DefaultTable), "flags owner") {
 		t.Errorf("the new Conn does not own the table")
@@ -138,9 +136,14 @@ func TestWatchRepairs(t *testing.T) {
 	if res.Owned {
 		t.Fatalf("NoOwner: the table is owned")
 	}
-	if err := e.c.Allow(client4, time.Hour); err != nil {
+	if err := e.c.Allow(client4, ports(22, 443), "alice", time.Hour); err != nil {
 		t.Fatal(err)
 	}
+	if err := e.c.Allow(client6, ports(22), "", 0); err != nil {
+		t.Fatal(err)
+	}
+	opened := map[opening]grant{at(client4, 22): {time.Hour, "alice"}, at(client4, 443): {time.Hour, "alice"}, at(client6, 22): {}}
+	checkAllowed(t, e.c, opened)
 	ctx, cancel := context.WithCancel(context.Background())
 	repairs := make(chan Repair, 16)
 	done := make(chan error, 1)
@@ -173,9 +176,22 @@ func TestWatchRepairs(t *testing.T) {
 		if normalizeExpiry(got) != normalizeExpiry(want) {
 			t.Errorf("after nft %s the table is:\n%s\nwant:\n%s", strings.Join(args, " "), got, want)
 		}
+		// Each element is back with its port and user, and its timeout is
+		// the life it had left (none for one without).
+		els, err := e.c.Allowed()
+		if err != nil || len(els) != len(opened) {
+			t.Fatalf("after nft %s: Allowed %v (%v), want %v", strings.Join(args, " "), els, err, opened)
+		}
+		for _, el := range els {
+			g, ok := opened[at(el.Addr, el.Port)]
+			if !ok || el.User != g.user || (el.Timeout == 0) != (g.timeout == 0) || el.Timeout > g.timeout {
+				t.Errorf("after nft %s: %+v, was %+v", strings.Join(args, " "), el, g)
+			}
+			opened[at(el.Addr, el.Port)] = grant{el.Timeout, el.User}
+		}
 	}
 	// Our own changes are no outside changes.
-	if err := e.c.Revoke(client4); err != nil {
+	if err := e.c.Revoke(client4, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.c.Apply(spec); err != nil {
@@ -229,33 +245,5 @@ func TestCompatRenderings(t *testing.T) {
 	with := list()
 	if !regexp.MustCompile(`counter packets \d+ bytes \d+ queue num 100 bypass ` + regexp.QuoteMeta(note)).MatchString(with) {
 		t.Errorf("with libxtables' NFQUEUE (%s), want `queue num 100 bypass`:\n%s", ext[0], with)
-	}
-}
-
-// TestAllowSetFull: the allow sets have a size; when one is full the
-// kernel refuses the next open (ENFILE), the error says so, and the opened
-// sources stay as they were.
-func TestAllowSetFull(t *testing.T) {
-	e := newEnv(t)
-	spec := goldenSpec
-	spec.MaxOpen = 2
-	if _, err := e.c.Apply(spec); err != nil {
-		t.Fatalf("Apply: %v", err)
-	}
-	a := []netip.Addr{netip.MustParseAddr("10.9.0.1"), netip.MustParseAddr("10.9.0.2"), netip.MustParseAddr("10.9.0.3")}
-	for _, x := range a[:2] {
-		if err := e.c.Allow(x, time.Hour); err != nil {
-			t.Fatalf("Allow %s: %v", x, err)
-		}
-	}
-	err := e.c.Allow(a[2], time.Hour)
-	if !errors.Is(err, unix.ENFILE) || !strings.Contains(err.Error(), "(the set is full)") {
-		t.Fatalf("Allow into a full set: %v, want ENFILE and a hint", err)
-	}
-	t.Logf("Allow into a full set: %v", err)
-	checkAllowed(t, e.c, map[netip.Addr]time.Duration{a[0]: time.Hour, a[1]: time.Hour})
-	// Renewing an opened source still works in a full set.
-	if err := e.c.Allow(a[0], 2*time.Hour); err != nil {
-		t.Errorf("renew in a full set: %v", err)
 	}
 }

@@ -9,9 +9,10 @@
 // sets, chains and rules, and is tested without a kernel. Conn is the
 // applier: it owns the table through one netlink socket (NFT_TABLE_F_OWNER
 // and NFT_TABLE_F_PERSIST where the kernel has them, else a monitor that
-// puts the table back), sends the ruleset in one transaction (Apply), adds
-// and removes opened sources (Allow, Revoke), lists them (Allowed), renews
-// the kernel filter's first ports (SetFirst), and
+// puts the table back), sends the ruleset in one transaction (Apply), opens
+// and closes guarded ports for sources (Allow, Revoke: the elements
+// `source . port` of allow4 and allow6, with their user as comment), lists
+// them (Allowed), renews the kernel filter's first ports (SetFirst), and
 // deletes the table (Destroy) or leaves it guarding for the next daemon
 // (Close). A Conn is bound to one network namespace, so tests run against a
 // real kernel without touching the host's ruleset.
@@ -35,8 +36,8 @@ const DefaultTable = "nfqknock"
 // in `nft list table inet nfqknock`, and the README documents them.
 const (
 	SetGuard     = "guard"     // inet_service: the guarded ports
-	SetAllow4    = "allow4"    // ipv4_addr, flags timeout: opened IPv4 sources
-	SetAllow6    = "allow6"    // ipv6_addr, flags timeout: opened IPv6 sources
+	SetAllow4    = "allow4"    // ipv4_addr . inet_service, flags timeout: opened IPv4 sources and their ports
+	SetAllow6    = "allow6"    // ipv6_addr . inet_service, flags timeout: opened IPv6 sources and their ports
 	SetStatic4   = "static4"   // ipv4_addr, flags interval: --allow IPv4 ranges
 	SetStatic6   = "static6"   // ipv6_addr, flags interval: --allow IPv6 ranges
 	SetFirst     = "first"     // inet_service, flags timeout: first ports of the valid sequences
@@ -86,9 +87,10 @@ const (
 	knockingSize        = 65536
 )
 
-// DefaultMaxOpen is the size of allow4 and allow6 when Spec.MaxOpen is 0.
-// When a set is full the kernel refuses the next add (ENFILE): that open
-// fails and is logged, and the opened sources stay as they are.
+// DefaultMaxOpen is the size of allow4 and allow6 when Spec.MaxOpen is 0:
+// how many (source, port) elements each holds. When a set is full the
+// kernel refuses the next add (ENFILE): that open fails and is logged, and
+// the opened sources stay as they are.
 const DefaultMaxOpen = 65536
 
 // QueueVariant is how the knock rule hands packets to user space.
@@ -133,7 +135,8 @@ type Spec struct {
 	// Allow are the --allow ranges, never guarded (static4, static6).
 	// Neither /0 nor a range that reaches the last address is accepted.
 	Allow []netip.Prefix
-	// MaxOpen is the size of allow4 and allow6 (0: DefaultMaxOpen).
+	// MaxOpen is the size of allow4 and allow6, in (source, port)
+	// elements (0: DefaultMaxOpen).
 	MaxOpen uint32
 	// QueueAll queues every bare SYN of the range to this host, as the C
 	// daemon did (--queue-all); otherwise only the SYNs of sources that
@@ -245,9 +248,17 @@ func ValidTableName(s string) error {
 	return nil
 }
 
-// Element is one allowed source as the kernel holds it.
+// Element is one opened source and port as the kernel holds it.
 type Element struct {
 	Addr netip.Addr
+	// Port is the guarded port the element opens for Addr; 0 for an
+	// element of an older version's set, keyed by the address alone (it
+	// opened every guarded port; Apply turns it into one element per
+	// port).
+	Port uint16
+	// User is the name of the user who opened it, the element's comment;
+	// "" for none.
+	User string
 	// Expires is the life left; 0 for an element without timeout.
 	Expires time.Duration
 	// Timeout is the timeout the element was added with; 0 for none.

@@ -421,14 +421,18 @@ func (d *service) dumpOpened() {
 		d.log.Error("list opened sources", "err", err)
 		return
 	}
-	for _, e := range els {
-		attrs := []any{"source", e.Addr, "port", e.Port}
-		if e.User != "" {
-			attrs = append(attrs, "user", e.User)
+	sources := 0
+	for i, e := range els {
+		if i == 0 || e.Addr != els[i-1].Addr { // Allowed sorts by source
+			sources++
 		}
-		d.log.Info("opened", append(attrs, "expires", ttlString(e.Expires))...)
+		if e.User != "" {
+			d.log.Info("opened", "source", e.Addr, "port", e.Port, "user", e.User, "expires", ttlString(e.Expires))
+			continue
+		}
+		d.log.Info("opened", "source", e.Addr, "port", e.Port, "expires", ttlString(e.Expires))
 	}
-	d.log.Info("opened sources", "count", len(els))
+	d.log.Info("opened sources", "count", sources)
 }
 
 // maxPerShard splits --max-sources between the queues.

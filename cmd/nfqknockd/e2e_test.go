@@ -384,7 +384,7 @@ func TestGuardOpenClose(t *testing.T) {
 				"set guard",
 				strconv.Itoa(guardPort),
 				"set " + fam.set,
-				fam.client.String() + " timeout 1h expires ",
+				fam.client.String() + " . " + strconv.Itoa(guardPort) + " timeout 1h expires ",
 			} {
 				if !strings.Contains(list, want) {
 					t.Errorf("nft list table lacks %q", want)
@@ -480,7 +480,7 @@ func TestOpenTimeout(t *testing.T) {
 		t.Fatalf("not open after the open sequence")
 	}
 	list, _ := e.nft("list", "set", "inet", "nfqknock", "allow4")
-	if !strings.Contains(list, netns.ClientIP4.String()+" timeout 3s") {
+	if !strings.Contains(list, netns.ClientIP4.String()+" . "+strconv.Itoa(guardPort)+" timeout 3s") {
 		t.Errorf("allow4 lacks the client with timeout 3s:\n%s", list)
 	}
 	deadline := time.Now().Add(20 * time.Second)

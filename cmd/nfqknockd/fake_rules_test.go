@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"net/netip"
 	"slices"
@@ -13,10 +14,31 @@ import (
 	"github.com/nfqknockd/nfqknockd/nft"
 )
 
+// fakeElem is an element of the fake allow sets: a source and a port.
+type fakeElem struct {
+	src  netip.Addr
+	port uint16
+}
+
+// fakeOpen is what a fake element holds: its timeout (0: none) and user.
+type fakeOpen struct {
+	ttl  time.Duration
+	user string
+}
+
 // fakeTable is the state of the fake kernel's table.
 type fakeTable struct {
 	spec    nft.Spec
-	allowed map[netip.Addr]time.Duration // source -> timeout (0: none)
+	allowed map[fakeElem]fakeOpen
+}
+
+// ttl returns the timeout of (src, port) and whether it is opened.
+func (t *fakeTable) ttl(src netip.Addr, port uint16) (time.Duration, bool) {
+	if t == nil {
+		return 0, false
+	}
+	o, ok := t.allowed[fakeElem{src, port}]
+	return o.ttl, ok
 }
 
 func (t *fakeTable) clone() *fakeTable {
@@ -36,7 +58,7 @@ type fakeRules struct {
 	mu      sync.Mutex
 	table   *fakeTable // nil: no table
 	fail    error      // the next operation fails with it, changing nothing
-	record  map[netip.Addr]time.Duration
+	record  map[fakeElem]fakeOpen
 	applied *nft.Spec
 	closed  bool
 	notOurs bool // the table of the name is someone else's
@@ -45,7 +67,7 @@ type fakeRules struct {
 }
 
 func newFakeRules() *fakeRules {
-	return &fakeRules{record: map[netip.Addr]time.Duration{}, vanish: make(chan string)}
+	return &fakeRules{record: map[fakeElem]fakeOpen{}, vanish: make(chan string)}
 }
 
 // txn runs fn on a copy of the table and commits it when fn and the
@@ -98,13 +120,22 @@ func (f *fakeRules) Apply(s nft.Spec) (nft.Result, error) {
 	return res, err
 }
 
-func (f *fakeRules) Allow(src netip.Addr, ttl time.Duration) error {
+// Allow opens every port in one transaction, as nft.Conn does; the record
+// changes only when it commits.
+func (f *fakeRules) Allow(src netip.Addr, ports []uint16, user string, ttl time.Duration) error {
 	return f.txn("allow "+src.String(), func(t **fakeTable) error {
 		if *t == nil {
 			return unix.ENOENT
 		}
-		(*t).allowed[src] = ttl
-		f.record[src] = ttl
+		if len(ports) == 0 {
+			return errors.New("no port")
+		}
+		for _, p := range ports {
+			(*t).allowed[fakeElem{src, p}] = fakeOpen{ttl, user}
+		}
+		for _, p := range ports {
+			f.record[fakeElem{src, p}] = fakeOpen{ttl, user}
+		}
 		return nil
 	})
 }
@@ -119,11 +150,14 @@ func (f *fakeRules) SetFirst(ports []nft.FirstPort) error {
 	})
 }
 
-func (f *fakeRules) Revoke(src netip.Addr) error {
+// Revoke closes ports of src (nil: every one, in the record and the table);
+// absent elements are no error.
+func (f *fakeRules) Revoke(src netip.Addr, ports []uint16) error {
 	return f.txn("revoke "+src.String(), func(t **fakeTable) error {
-		delete(f.record, src)
+		match := func(e fakeElem) bool { return e.src == src && (ports == nil || slices.Contains(ports, e.port)) }
+		maps.DeleteFunc(f.record, func(e fakeElem, _ fakeOpen) bool { return match(e) })
 		if *t != nil {
-			delete((*t).allowed, src)
+			maps.DeleteFunc((*t).allowed, func(e fakeElem, _ fakeOpen) bool { return match(e) })
 		}
 		return nil
 	})
@@ -136,10 +170,15 @@ func (f *fakeRules) Allowed() ([]nft.Element, error) {
 		return nil, unix.ENOENT
 	}
 	var out []nft.Element
-	for a, ttl := range f.table.allowed {
-		out = append(out, nft.Element{Addr: a, Timeout: ttl, Expires: ttl})
+	for e, o := range f.table.allowed {
+		out = append(out, nft.Element{Addr: e.src, Port: e.port, User: o.user, Timeout: o.ttl, Expires: o.ttl})
 	}
-	slices.SortFunc(out, func(x, y nft.Element) int { return x.Addr.Compare(y.Addr) })
+	slices.SortFunc(out, func(x, y nft.Element) int {
+		if c := x.Addr.Compare(y.Addr); c != 0 {
+			return c
+		}
+		return int(x.Port) - int(y.Port)
+	})
 	return out, nil
 }
 

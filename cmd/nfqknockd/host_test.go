@@ -221,7 +221,7 @@ func outsideChange(t *testing.T, monitor bool, change []string) {
 		t.Fatalf("after %s: nft list table: %v: %s", cmd, err, list)
 	}
 	wants := []string{"chain knock", "chain guard", "chain guarded", knockComment, "jump guarded", "drop",
-		netns.ClientIP4.String() + " timeout", netns.ClientIP6.String() + " timeout"}
+		netns.ClientIP4.String() + " . " + strconv.Itoa(guardPort) + " timeout", netns.ClientIP6.String() + " . " + strconv.Itoa(guardPort) + " timeout"}
 	if !monitor {
 		wants = append(wants, "flags owner")
 	}

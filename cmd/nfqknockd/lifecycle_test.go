@@ -154,7 +154,7 @@ func TestCustomTable(t *testing.T) {
 				t.Fatalf("%s: guarded port answered before any knock", fam.name)
 			}
 			lcOpen(e, d, fam.client, fam.server, guardPort, open)
-			if list := lcList(e, "custom"); !strings.Contains(list, fam.client.String()+" timeout 1h") {
+			if list := lcList(e, "custom"); !strings.Contains(list, fam.client.String()+" . "+strconv.Itoa(guardPort)+" timeout 1h") {
 				t.Errorf("%s: table inet custom lacks the opened client:\n%s", fam.name, list)
 			}
 		}
@@ -188,7 +188,7 @@ func TestCustomTable(t *testing.T) {
 		if !strings.Contains(d.stderr.String(), "msg=\"restarting: ") {
 			t.Errorf("no restarting logged after SIGQUIT")
 		}
-		if list := lcList(e, "custom"); !strings.Contains(list, netns.ClientIP4.String()+" timeout 1h") {
+		if list := lcList(e, "custom"); !strings.Contains(list, netns.ClientIP4.String()+" . "+strconv.Itoa(guardPort)+" timeout 1h") {
 			t.Errorf("table inet custom lost the opened client over SIGQUIT:\n%s", list)
 		}
 		lcNoDefaultTable(e, "after SIGQUIT")
@@ -437,7 +437,7 @@ func TestRestartKeepsGuard(t *testing.T) {
 				t.Errorf("no restarting logged after SIGQUIT:\n%s", d.stderr)
 			}
 			list := lcList(e, "nfqknock")
-			if !strings.Contains(list, fam.client.String()+" timeout 1h") {
+			if !strings.Contains(list, fam.client.String()+" . "+strconv.Itoa(guardPort)+" timeout 1h") {
 				t.Errorf("table after SIGQUIT lacks the opened client:\n%s", list)
 			}
 			// The gap: no daemon runs.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -236,7 +237,12 @@ func (d *service) sample(tableGone bool) *sample {
 	if !tableGone {
 		els, err := d.rules.Allowed()
 		s.openedOK = err == nil
+		seen := make(map[netip.Addr]bool, len(els))
 		for _, e := range els {
+			if seen[e.Addr] {
+				continue // one element per guarded port: count the source once
+			}
+			seen[e.Addr] = true
 			if e.Addr.Is4() {
 				s.opened4++
 			} else {

@@ -20,13 +20,14 @@ type ruleset interface {
 	Check(table string) error
 	// Apply programs (or takes over) the table in one transaction.
 	Apply(nft.Spec) (nft.Result, error)
-	// Allow opens the guard for a source for ttl (0: until revoked).
-	Allow(src netip.Addr, ttl time.Duration) error
+	// Allow opens ports of the guard for a source, for ttl (0: until
+	// revoked), naming user ("" for none), in one transaction.
+	Allow(src netip.Addr, ports []uint16, user string, ttl time.Duration) error
 	// SetFirst replaces the first ports of the kernel filter.
 	SetFirst(ports []nft.FirstPort) error
-	// Revoke closes it again.
-	Revoke(src netip.Addr) error
-	// Allowed lists the opened sources.
+	// Revoke closes ports for a source again (nil: every port it has).
+	Revoke(src netip.Addr, ports []uint16) error
+	// Allowed lists the opened sources, one element per source and port.
 	Allowed() ([]nft.Element, error)
 	// Destroy deletes the table (stop).
 	Destroy() error

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -89,8 +90,10 @@ func (ts *testService) opened() []netip.Addr {
 		return nil
 	}
 	var out []netip.Addr
-	for a := range tab.allowed {
-		out = append(out, a)
+	for e := range tab.allowed {
+		if !slices.Contains(out, e.src) {
+			out = append(out, e.src)
+		}
 	}
 	return out
 }
@@ -241,12 +244,12 @@ func TestServiceRestartAndStop(t *testing.T) {
 		t.Errorf("exit status %d after the restart signal", code)
 	}
 	tab, closed := rules.state()
-	if tab == nil || !closed || tab.allowed[src4] != time.Hour {
+	if ttl, ok := tab.ttl(src4, 22); !closed || !ok || ttl != time.Hour {
 		t.Fatalf("after the restart signal: table %+v, socket closed %v; want the table with %s", tab, closed, src4)
 	}
 
 	// The next daemon, a new process: a fresh Conn without a record.
-	next := &fakeRules{table: tab, record: map[netip.Addr]time.Duration{}, vanish: make(chan string)}
+	next := &fakeRules{table: tab, record: map[fakeElem]fakeOpen{}, vanish: make(chan string)}
 	ts2 := newTestService(t, next, "-o", testOpen, "-c", testClose)
 	if !strings.Contains(ts2.logs.String(), "took_over=true opened_kept=1") {
 		t.Errorf("start line of the next daemon:\n%s", ts2.logs)

@@ -53,6 +53,15 @@ func TestParseAllowEvents(t *testing.T) {
 	if len(got) != 2 || got[0].add || got[0].addr != a6 {
 		t.Fatalf("allow6 delete: %+v", got)
 	}
+	// The elements of this version: source . port.
+	got = parseAllowEvents(setElemMessage(t, unix.NFT_MSG_NEWSETELEM, "allow4", append(a4.AsSlice(), 0, 22, 0, 0)), at)
+	if len(got) != 1 || !got[0].add || got[0].addr != a4 {
+		t.Fatalf("allow4 add of source . port: %+v", got)
+	}
+	got = parseAllowEvents(setElemMessage(t, unix.NFT_MSG_DELSETELEM, "allow6", append(a6.AsSlice(), 0x01, 0xbb, 0, 0)), at)
+	if len(got) != 1 || got[0].add || got[0].addr != a6 {
+		t.Fatalf("allow6 delete of source . port: %+v", got)
+	}
 	if got := parseAllowEvents(setElemMessage(t, unix.NFT_MSG_NEWSETELEM, "first", []byte{0, 22}), at); got != nil {
 		t.Fatalf("set first: %+v, want nothing", got)
 	}

@@ -31,8 +31,8 @@ const arrivalsRuleset = `table inet floodbench {
 // replaced by a counter.
 var kernelOnlyRuleset = fmt.Sprintf(`table inet nfqknock {
 	set guard { type inet_service; elements = { %d } }
-	set allow4 { type ipv4_addr; size 65536; flags timeout; }
-	set allow6 { type ipv6_addr; size 65536; flags timeout; }
+	set allow4 { type ipv4_addr . inet_service; size 65536; flags timeout; }
+	set allow6 { type ipv6_addr . inet_service; size 65536; flags timeout; }
 	set static4 { type ipv4_addr; flags interval; }
 	set static6 { type ipv6_addr; flags interval; }
 	chain knock {
@@ -47,8 +47,8 @@ var kernelOnlyRuleset = fmt.Sprintf(`table inet nfqknock {
 		ip frag-off & 16383 == 8192 tcp dport @guard fib daddr type local jump guarded
 	}
 	chain guarded {
-		ip saddr @allow4 accept
-		ip6 saddr @allow6 accept
+		ip saddr . tcp dport @allow4 accept
+		ip6 saddr . tcp dport @allow6 accept
 		ip saddr @static4 accept
 		ip6 saddr @static6 accept
 		drop

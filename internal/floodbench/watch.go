@@ -115,8 +115,9 @@ func (w *allowWatch) wait(addr netip.Addr, add bool, deadline time.Time) (time.T
 	}
 }
 
-// parseAllowEvents returns the allow4/allow6 elements of an nf_tables
-// NEWSETELEM or DELSETELEM announcement (none for any other message).
+// parseAllowEvents returns the sources of the allow4/allow6 elements of an
+// nf_tables NEWSETELEM or DELSETELEM announcement (none for any other
+// message).
 func parseAllowEvents(m netlink.Message, at time.Time) []allowEvent {
 	var add bool
 	switch m.Header.Type {
@@ -171,6 +172,11 @@ func parseAllowEvents(m netlink.Message, at time.Time) []allowEvent {
 	}
 	var out []allowEvent
 	for _, k := range keys {
+		// A key is the source and a port (4 bytes padded), or, in the
+		// sets of earlier versions, the source alone.
+		if len(k) == 8 || len(k) == 20 {
+			k = k[:len(k)-4]
+		}
 		if a, ok := netip.AddrFromSlice(k); ok {
 			out = append(out, allowEvent{at: at, add: add, addr: a.Unmap()})
 		}
