@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/nfqknockd/nfqknockd/internal/version.stamp=$(VERSION)
 BIN      := bin
 
-.PHONY: all build test demo install uninstall bench fuzz vet clean
+.PHONY: all build test demo install uninstall bench fuzz vet cross-check clean
 
 all: build
 
@@ -19,8 +19,25 @@ vet:
 # The tests: unit tests everywhere, and as root the network-namespace tests
 # (real kernel, real packets). Prints how many tests ran, passed, skipped.
 # Packages run one at a time (-p 1): the flood tests load both cores.
-test: vet
+test: vet cross-check
 	bash internal/testsummary.sh $(GO) test -count=1 -p 1 -v -timeout 20m ./...
+
+# The client for the other systems of `make release`: go vet, and the
+# tests compiled (go test -c, not run) with GOOS and GOARCH set, for the
+# client and what it imports of ours. Checks every target, then fails if
+# one failed.
+CLIENT_TARGETS := darwin/amd64 darwin/arm64 windows/amd64 freebsd/amd64
+CLIENT_PKGS    := ./cmd/nfqknock ./cmd/internal/... ./knock
+cross-check:
+	@failed=; for t in $(CLIENT_TARGETS); do \
+		export CGO_ENABLED=0 GOOS=$${t%/*} GOARCH=$${t#*/}; \
+		echo "== $$t: go vet, go test -c"; \
+		$(GO) vet $(CLIENT_PKGS) || failed="$$failed $$t(vet)"; \
+		for p in $$($(GO) list $(CLIENT_PKGS)); do \
+			$(GO) test -c -o /dev/null $$p || failed="$$failed $$t($$p)"; \
+		done; \
+	done; \
+	if [ -n "$$failed" ]; then echo "cross-check failed:$$failed"; exit 1; fi
 
 # A knock opening a guarded port, in two throw-away network namespaces.
 demo: build
@@ -65,9 +82,12 @@ clean:
 # targets; uses GO, VERSION, LDFLAGS from the top of the Makefile).
 #
 #   make man        dist/man/nfqknockd.8.gz, dist/man/nfqknock.1.gz
+#   make completions  dist/completions: bash, zsh and fish, for both commands
 #   make deb        dist/nfqknockd_<version>-1_<arch>.deb   (also rpm, apk)
 #   make packages   the three
-#   make release    static binaries for linux amd64, arm64, armv7, mips, mipsle
+#   make release    static binaries for linux amd64, arm64, armv7, mips, mipsle,
+#                   and the client for darwin amd64 and arm64, windows amd64,
+#                   freebsd amd64
 #
 # Packages are for the machine's GOARCH; another one with PKG_ARCH (a Go
 # GOARCH, or arm7 for ARMv7 hard-float): make deb PKG_ARCH=arm64.
@@ -85,7 +105,7 @@ PKG_VERSION ?= $(shell sh .ci/packaging/version.sh)
 # (ARMv7; soft float, as most MIPS routers have no FPU).
 CROSS_ENV    = CGO_ENABLED=0 GOOS=linux GOARM=7 GOMIPS=softfloat
 
-.PHONY: man pkg-bin deb rpm apk packages release
+.PHONY: man completions pkg-bin deb rpm apk packages release
 
 man:
 	@mkdir -p $(DIST)/man
@@ -94,19 +114,31 @@ man:
 		gzip -9nf $(DIST)/man/$$m || exit 1; \
 	done
 
+# The shell completions, made from each command's flags by its hidden
+# --completion flag, run on the host (go run): the packages' binaries may
+# be for another GOARCH.
+completions:
+	@mkdir -p $(DIST)/completions
+	set -e; for c in nfqknockd nfqknock; do \
+		$(GO) run ./cmd/$$c --completion bash > $(DIST)/completions/$$c.bash; \
+		$(GO) run ./cmd/$$c --completion zsh > $(DIST)/completions/_$$c; \
+		$(GO) run ./cmd/$$c --completion fish > $(DIST)/completions/$$c.fish; \
+	done
+
 pkg-bin:
 	$(CROSS_ENV) GOARCH=$(PKG_GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PKG_BIN)/nfqknockd ./cmd/nfqknockd
 	$(CROSS_ENV) GOARCH=$(PKG_GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PKG_BIN)/nfqknock ./cmd/nfqknock
 
 # One nfpm config for the three formats: .ci/packaging/nfpm.yaml.
-deb rpm apk: man pkg-bin
-	VERSION='$(PKG_VERSION)' ARCH=$(PKG_ARCH) BINDIR=$(PKG_BIN) MANDIR=$(DIST)/man \
+deb rpm apk: man completions pkg-bin
+	VERSION='$(PKG_VERSION)' ARCH=$(PKG_ARCH) BINDIR=$(PKG_BIN) MANDIR=$(DIST)/man COMPDIR=$(DIST)/completions \
 		$(NFPM) pkg --packager $@ --config .ci/packaging/nfpm.yaml --target $(DIST)/
 
 packages: deb rpm apk
 
-# dist/nfqknockd_<VERSION>_linux_<arch> and nfqknock_..., static, stripped,
-# with SHA256SUMS.
+# dist/nfqknockd_<VERSION>_linux_<arch> and nfqknock_..., static, stripped;
+# the client also as nfqknock_<VERSION>_<os>_<arch>[.exe] for the admins'
+# laptops (CLIENT_TARGETS); one SHA256SUMS_<VERSION> lists them all.
 release:
 	@mkdir -p $(DIST)
 	set -e; for t in amd64:amd64 arm64:arm64 arm:armv7 mips:mips mipsle:mipsle; do \
@@ -116,4 +148,9 @@ release:
 				-o $(DIST)/$${cmd}_$(VERSION)_linux_$$name ./cmd/$$cmd; \
 		done; \
 	done
-	cd $(DIST) && sha256sum nfqknockd_$(VERSION)_linux_* nfqknock_$(VERSION)_linux_* > SHA256SUMS_$(VERSION)
+	set -e; for t in $(CLIENT_TARGETS); do \
+		goos=$${t%/*}; goarch=$${t#*/}; ext=; [ $$goos != windows ] || ext=.exe; \
+		CGO_ENABLED=0 GOOS=$$goos GOARCH=$$goarch $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
+			-o $(DIST)/nfqknock_$(VERSION)_$${goos}_$$goarch$$ext ./cmd/nfqknock; \
+	done
+	cd $(DIST) && sha256sum nfqknockd_$(VERSION)_linux_* nfqknock_$(VERSION)_* > SHA256SUMS_$(VERSION)

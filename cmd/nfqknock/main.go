@@ -44,6 +44,9 @@ var errHangup = errors.New("hangup")
 // exit status. Nothing but the usage text, the sequences of `show` and the
 // proxied bytes goes to stdout; stderr gets at most one error line.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if code, ok := cli.Complete(args, completion, stdout, stderr); ok {
+		return code
+	}
 	o, err := parseArgs(args, os.Getenv)
 	if errors.Is(err, errHelp) {
 		fmt.Fprint(stdout, usage())

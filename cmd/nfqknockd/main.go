@@ -25,6 +25,9 @@ func main() {
 // realMain runs nfqknockd with args and returns the exit status: 0, 2 for a
 // bad command line, or what the daemon returns.
 func realMain(args []string, stdout, stderr io.Writer) int {
+	if code, ok := cli.Complete(args, completion, stdout, stderr); ok {
+		return code
+	}
 	cfg, err := parseFlags(args)
 	if err != nil {
 		var ue *cli.UsageError

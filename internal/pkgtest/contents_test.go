@@ -1,15 +1,22 @@
 package pkgtest
 
 import (
+	"bytes"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-// shipped is every path a package must hold, with its mode as ls prints it.
-var shipped = []struct{ path, mode string }{
+// shippedFile is a path a package must hold, with its mode as ls prints it.
+type shippedFile struct{ path, mode string }
+
+// shipped is every path every package must hold.
+var shipped = []shippedFile{
 	{"/usr/sbin/nfqknockd", "-rwxr-xr-x"},
 	{"/usr/bin/nfqknock", "-rwxr-xr-x"},
 	{"/usr/lib/systemd/system/nfqknockd.service", "-rw-r--r--"},
@@ -19,6 +26,38 @@ var shipped = []struct{ path, mode string }{
 	{"/usr/share/man/man8/nfqknockd.8.gz", "-rw-r--r--"},
 	{"/usr/share/man/man1/nfqknock.1.gz", "-rw-r--r--"},
 	{"/usr/share/doc/nfqknockd/README.md", "-rw-r--r--"},
+	{"/usr/share/bash-completion/completions/nfqknockd", "-rw-r--r--"},
+	{"/usr/share/bash-completion/completions/nfqknock", "-rw-r--r--"},
+	{"/usr/share/fish/vendor_completions.d/nfqknockd.fish", "-rw-r--r--"},
+	{"/usr/share/fish/vendor_completions.d/nfqknock.fish", "-rw-r--r--"},
+}
+
+// debShipped are the paths the .deb holds besides shipped: zsh's
+// completions where Debian's zsh looks for packages' ones.
+var debShipped = []shippedFile{
+	{"/usr/share/zsh/vendor-completions/_nfqknockd", "-rw-r--r--"},
+	{"/usr/share/zsh/vendor-completions/_nfqknock", "-rw-r--r--"},
+}
+
+// rpmShipped are the paths the .rpm holds besides shipped: zsh's
+// completions in site-functions (Fedora's zsh).
+var rpmShipped = []shippedFile{
+	{"/usr/share/zsh/site-functions/_nfqknockd", "-rw-r--r--"},
+	{"/usr/share/zsh/site-functions/_nfqknock", "-rw-r--r--"},
+}
+
+// apkShipped are the paths the .apk holds besides shipped: the OpenRC
+// service (Alpine's init system), which the deb and rpm must not hold, and
+// zsh's completions in site-functions.
+var apkShipped = append([]shippedFile{
+	{"/etc/init.d/nfqknockd", "-rwxr-xr-x"},
+	{"/etc/conf.d/nfqknockd", "-rw-r--r--"},
+}, rpmShipped...)
+
+// packageFiles returns the paths that the package of format holds.
+func packageFiles(format string) []shippedFile {
+	extra := map[string][]shippedFile{"deb": debShipped, "rpm": rpmShipped, "apk": apkShipped}[format]
+	return append(slices.Clone(shipped), extra...)
 }
 
 // conffiles are the files an upgrade must not overwrite once edited.
@@ -45,10 +84,11 @@ func parseListing(t *testing.T, out string, ownerField int) map[string]entry {
 	return files
 }
 
-// checkListing compares a package listing with shipped.
-func checkListing(t *testing.T, files map[string]entry, owners ...string) {
+// checkListing compares a package listing with want: each file there,
+// with its mode and one of owners, and no other file.
+func checkListing(t *testing.T, files map[string]entry, want []shippedFile, owners ...string) {
 	t.Helper()
-	for _, s := range shipped {
+	for _, s := range want {
 		e, ok := files[s.path]
 		if !ok {
 			t.Errorf("%s missing", s.path)
@@ -66,19 +106,10 @@ func checkListing(t *testing.T, files map[string]entry, owners ...string) {
 		}
 	}
 	for p, e := range files {
-		if e.mode[0] != 'd' && !strings.HasPrefix(p, "/.") && !isShipped(p) {
+		if e.mode[0] != 'd' && !strings.HasPrefix(p, "/.") && !slices.ContainsFunc(want, func(s shippedFile) bool { return s.path == p }) {
 			t.Errorf("unexpected file %s in the package", p)
 		}
 	}
-}
-
-func isShipped(p string) bool {
-	for _, s := range shipped {
-		if s.path == p {
-			return true
-		}
-	}
-	return false
 }
 
 // TestPackageContents builds the three packages with nfpm and checks their
@@ -92,7 +123,7 @@ func TestPackageContents(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dpkg-deb -c: %v\n%s", err, out)
 		}
-		checkListing(t, parseListing(t, string(out), 1), "root/root")
+		checkListing(t, parseListing(t, string(out), 1), packageFiles("deb"), "root/root")
 		for _, f := range []struct{ field, want string }{
 			{"Package", pkgName}, {"Version", "0.0.0~pkgtest-1"}, {"Suggests", "nftables"},
 			{"Depends", ""}, {"Recommends", ""}, {"Section", "net"},
@@ -120,7 +151,7 @@ func TestPackageContents(t *testing.T) {
 		if err != nil {
 			t.Fatalf("rpm -qplv: %v\n%s", err, out)
 		}
-		checkListing(t, parseListing(t, string(out), 2), "root")
+		checkListing(t, parseListing(t, string(out), 2), packageFiles("rpm"), "root")
 		q := func(args ...string) string {
 			out, err := run(t, time.Minute, "", nil, "rpm", append(append([]string{"-qp"}, args...), rpm)...)
 			if err != nil {
@@ -145,7 +176,17 @@ func TestPackageContents(t *testing.T) {
 			t.Fatalf("tar -tvzf: %v\n%s", err, out)
 		}
 		files := parseListing(t, string(out), 1)
-		checkListing(t, files, "root/root", "0/0")
+		checkListing(t, files, packageFiles("apk"), "root/root", "0/0")
+		// The OpenRC files are the repository's, byte for byte.
+		for _, f := range []struct{ src, dst string }{
+			{"nfqknockd.initd", "etc/init.d/nfqknockd"}, {"nfqknockd.confd", "etc/conf.d/nfqknockd"},
+		} {
+			got, err := run(t, time.Minute, "", nil, "tar", "--ignore-zeros", "--warning=no-unknown-keyword", "-xzOf", apk, f.dst)
+			want, _ := os.ReadFile(filepath.Join(root(t), ".ci", "packaging", f.src))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("/%s in the apk differs from .ci/packaging/%s: %v", f.dst, f.src, err)
+			}
+		}
 		// apk runs .post-upgrade, not .post-install, on an upgrade.
 		for _, s := range []string{"/.PKGINFO", "/.post-install", "/.post-upgrade", "/.pre-deinstall", "/.post-deinstall"} {
 			if _, ok := files[s]; !ok {

@@ -7,5 +7,8 @@
 // checked with real TCP from another one; then the upgrade to a second
 // .deb under a running daemon (the scripts see a fake systemd; the test
 // does what systemctl try-restart and reload do with the installed unit),
-// with a prober that must never get through. The package holds only tests.
+// with a prober that must never get through. The .apk's OpenRC service is
+// checked as far as Debian allows: parsed by each shell, run under stubs of
+// openrc-run and supervise-daemon, and its command line run with the real
+// daemon in a network namespace. The package holds only tests.
 package pkgtest

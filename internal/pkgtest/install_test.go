@@ -72,7 +72,7 @@ func TestDebInstall(t *testing.T) {
 
 	t.Run("files", func(t *testing.T) {
 		noMan := dpkgExcludesMan()
-		for _, s := range shipped {
+		for _, s := range packageFiles("deb") {
 			fi, err := os.Lstat(s.path)
 			if err != nil && noMan && strings.HasPrefix(s.path, "/usr/share/") {
 				t.Logf("%s not installed: dpkg's path-exclude drops it on this machine", s.path)
@@ -142,7 +142,7 @@ func purge(t *testing.T) {
 	if v, ok := installedVersion(); ok {
 		t.Errorf("package %s %s still installed after purge", pkgName, v)
 	}
-	for _, s := range shipped {
+	for _, s := range packageFiles("deb") {
 		if _, err := os.Lstat(s.path); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left behind by dpkg --purge: %v", s.path, err)
 		}

@@ -144,10 +144,10 @@ func (o *once) do(fn func() error) error {
 }
 
 var (
-	binOnce, manOnce, toolOnce sync.Mutex
-	manStep                    once
-	binSteps                   = map[string]*once{}
-	toolSteps                  = map[string]*once{}
+	binOnce, manOnce, toolOnce, compOnce sync.Mutex
+	manStep, compStep                    once
+	binSteps                             = map[string]*once{}
+	toolSteps                            = map[string]*once{}
 )
 
 // binDir builds nfqknockd and nfqknock as the Makefile does (static,
@@ -269,6 +269,41 @@ func manDir(t testing.TB) string {
 	return dir
 }
 
+// compDir writes the shell completions as `make completions` does (each
+// command's --completion, here the test's build) and returns their
+// directory: NAME.bash, _NAME (zsh) and NAME.fish.
+func compDir(t testing.TB) string {
+	t.Helper()
+	bin := binDir(t)
+	dir := filepath.Join(work, "completions")
+	compOnce.Lock()
+	defer compOnce.Unlock()
+	err := compStep.do(func() error {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		for _, c := range []string{"nfqknockd", "nfqknock"} {
+			for shell, file := range map[string]string{"bash": c + ".bash", "zsh": "_" + c, "fish": c + ".fish"} {
+				var stderr bytes.Buffer
+				cmd := exec.Command(filepath.Join(bin, c), "--completion", shell)
+				cmd.Stderr = &stderr
+				out, err := cmd.Output()
+				if err != nil || stderr.Len() > 0 {
+					return fmt.Errorf("%s --completion %s: %v\n%s", c, shell, err, stderr.Bytes())
+				}
+				if err := os.WriteFile(filepath.Join(dir, file), out, 0o644); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 var (
 	pkgMu    sync.Mutex
 	pkgSteps = map[string]*once{}
@@ -288,7 +323,7 @@ func buildPackage(t testing.TB, format string) string {
 func buildPackageVersion(t testing.TB, format, version string) string {
 	t.Helper()
 	tool(t, nfpmModule)
-	bin, man := binDirVersion(t, version), manDir(t)
+	bin, man, comp := binDirVersion(t, version), manDir(t), compDir(t)
 	pkgMu.Lock()
 	defer pkgMu.Unlock()
 	key := format + "-" + version
@@ -302,7 +337,7 @@ func buildPackageVersion(t testing.TB, format, version string) string {
 		if err := os.MkdirAll(dist, 0o755); err != nil { // nfpm wants it there
 			return err
 		}
-		env := []string{"VERSION=" + version, "ARCH=" + runtime.GOARCH, "BINDIR=" + bin, "MANDIR=" + man}
+		env := []string{"VERSION=" + version, "ARCH=" + runtime.GOARCH, "BINDIR=" + bin, "MANDIR=" + man, "COMPDIR=" + comp}
 		out, err := run(t, 10*time.Minute, root(t), env, goCmd(), "run", nfpmModule, "pkg",
 			"--packager", format, "--config", ".ci/packaging/nfpm.yaml", "--target", dist+"/")
 		if err != nil {

@@ -1,0 +1,24 @@
+package main
+
+import "github.com/nfqknockd/nfqknockd/cmd/internal/cli"
+
+// completion describes nfqknock for its shell completion scripts
+// (nfqknock --completion bash|zsh|fish), made from its flag set, with its
+// subcommands (TestCompletionCommands checks them against parseCommand).
+func completion() cli.Completion {
+	var (
+		o options
+		v flagValues
+	)
+	return cli.Completion{
+		Name:  "nfqknock",
+		Flags: newFlagSet(&o, &v),
+		Files: []string{"secret-file", "config"},
+		Commands: []cli.Subcommand{
+			{Name: "show", Help: "print the current OPEN: and CLOSE: sequences"},
+			{Name: "open", Help: "knock the open sequence at HOST", Args: []string{cli.ArgHost}},
+			{Name: "close", Help: "knock the close sequence at HOST", Args: []string{cli.ArgHost}},
+			{Name: "proxy", Help: "knock open, carry stdin and stdout to HOST:PORT, knock close", Args: []string{cli.ArgHost, cli.ArgPort}},
+		},
+	}
+}
