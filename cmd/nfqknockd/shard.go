@@ -37,7 +37,7 @@ func (s *shard) handle(p *queue.Packet) {
 		s.log.Debug("knock", "source", p.Src)
 	}
 	s.k = knock.Knock{Src: p.Src, SrcPort: p.SrcPort, DstPort: p.DstPort, Seq: p.Seq}
-	switch s.tracker.Knock(&s.k, s.now()) {
+	switch s.tracker.Knock(&s.k, s.now()).Action {
 	case knock.Open:
 		s.open(p.Src)
 	case knock.Close:
