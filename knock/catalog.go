@@ -67,15 +67,15 @@ const (
 	roleNext
 )
 
-// newCatalog allocates a catalog for users.
-func newCatalog(p Params, users []User, oneTime bool, nonces int) *catalog {
-	c := &catalog{d: p.Digest, r: p.Range, n: p.Digest.SeqLen(), oneTime: oneTime, nonces: 1, k0: rand.Uint64(), k1: rand.Uint64()}
+// init allocates the catalog for users.
+func (c *catalog) init(p Params, users []User, oneTime bool, nonces int) {
+	c.d, c.r, c.n, c.oneTime, c.nonces = p.Digest, p.Range, p.Digest.SeqLen(), oneTime, 1
+	c.k0, c.k1 = rand.Uint64(), rand.Uint64()
 	if oneTime {
 		c.nonces = uint32(nonces)
 		c.nonceBits = uint8(bits.TrailingZeros32(c.nonces))
 	}
 	c.setUsers(users)
-	return c
 }
 
 // setUsers replaces the users; it allocates tables for them when their

@@ -181,13 +181,13 @@ func (r *refTracker) knock(k *Knock, now time.Time) Verdict {
 		kind = 1
 	}
 	q := *found[kind]
-	v := Verdict{Action: Open, Kind: Open, User: q.user, Period: q.label}
+	v := Verdict{Action: Open, Kind: Open, User: q.user, Seq: SeqID{Period: q.label}}
 	if kind == 1 {
 		v.Action, v.Kind = Close, Close
 	}
 	s.ports = s.ports[:0]
 	if r.oneTime {
-		v.Nonce = uint32(q.nonce)
+		v.Seq.Nonce = uint32(q.nonce)
 		if r.used[q] {
 			v.Action = Replay
 			return v

@@ -23,10 +23,10 @@ func TestTrackerOneTime(t *testing.T) {
 		return OneTimeSequence(p.Digest, secret, label, nonce, p.Range)
 	}
 	open := func(u, nonce int, label int64) Verdict {
-		return Verdict{Action: Open, Kind: Open, User: u, Period: label, Nonce: uint32(nonce)}
+		return Verdict{Action: Open, Kind: Open, User: u, Seq: SeqID{Period: label, Nonce: uint32(nonce)}}
 	}
 	replay := func(kind Action, u, nonce int, label int64) Verdict {
-		return Verdict{Action: Replay, Kind: kind, User: u, Period: label, Nonce: uint32(nonce)}
+		return Verdict{Action: Replay, Kind: kind, User: u, Seq: SeqID{Period: label, Nonce: uint32(nonce)}}
 	}
 	a, b := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fd00::2")
 	mid := t0.Add(30 * time.Minute)
@@ -45,7 +45,7 @@ func TestTrackerOneTime(t *testing.T) {
 		{name: "alice opens again at once with nonce 6", src: a, at: mid, seq: ot(alice, Open, L, 6), want: open(0, 6, L)},
 		{name: "bob's nonce 5 is his own", src: b, at: mid, seq: ot(bob, Open, L, 5), want: open(1, 5, L)},
 		{name: "alice closes with nonce 1023", src: a, at: mid, seq: ot(alice, Close, L, 1023),
-			want: Verdict{Action: Close, Kind: Close, User: 0, Period: L, Nonce: 1023}},
+			want: Verdict{Action: Close, Kind: Close, User: 0, Seq: SeqID{Period: L, Nonce: 1023}}},
 		{name: "the close replayed from another source", src: b, at: mid, seq: ot(alice, Close, L, 1023), want: replay(Close, 0, 1023, L)},
 		{name: "the close replayed after the close", src: a, at: mid, seq: ot(alice, Close, L, 1023), want: replay(Close, 0, 1023, L)},
 		{name: "nonce 0", src: a, at: mid, seq: ot(alice, Open, L, 0), want: open(0, 0, L)},
@@ -110,9 +110,9 @@ func TestTrackerOneTimeTinyRange(t *testing.T) {
 	seq := OneTimeSequence(p.Digest, "anything", L, 77, p.Range)
 	k := &knocker{tr: tr, src: src4}
 	for _, want := range []Verdict{
-		{Action: Open, Kind: Open, Period: L},
-		{Action: Close, Kind: Close, Period: L},
-		{Action: Replay, Kind: Open, Period: L},
+		{Action: Open, Kind: Open, Seq: SeqID{Period: L}},
+		{Action: Close, Kind: Close, Seq: SeqID{Period: L}},
+		{Action: Replay, Kind: Open, Seq: SeqID{Period: L}},
 	} {
 		if got := k.verdict(t, seq, t0.Add(time.Minute*10)); got != want {
 			t.Errorf("got %+v, want %+v", got, want)

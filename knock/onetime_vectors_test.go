@@ -75,7 +75,7 @@ func TestOneTimeVectors(t *testing.T) {
 			t.Errorf("onetime.tsv:%d: nonce %d has the sequence of nonce %d", ln, nonce, wantNonce)
 		}
 		k := &knocker{tr: tr, src: netip.MustParseAddr("10.1.2.3")}
-		if v := k.verdict(t, want, at); v != (Verdict{Action: Open, Kind: Open, Period: ps, Nonce: wantNonce}) {
+		if v := k.verdict(t, want, at); v != (Verdict{Action: Open, Kind: Open, Seq: SeqID{Period: ps, Nonce: wantNonce}}) {
 			t.Errorf("onetime.tsv:%d: the tracker gave %+v", ln, v)
 		}
 		if v := k.verdict(t, want, at); v.Action != again {

@@ -69,10 +69,10 @@ func TestTrackerUsers(t *testing.T) {
 		seq  []uint16
 		want Verdict
 	}{
-		{"alice opens", seqOf(p, users[0], Open, now), Verdict{Action: Open, Kind: Open, User: 0, Period: ps}},
-		{"alice closes", seqOf(p, users[0], Close, now), Verdict{Action: Close, Kind: Close, User: 0, Period: ps}},
-		{"bob opens", seqOf(p, users[1], Open, now), Verdict{Action: Open, Kind: Open, User: 1, Period: ps}},
-		{"bob closes", seqOf(p, users[1], Close, now), Verdict{Action: Close, Kind: Close, User: 1, Period: ps}},
+		{"alice opens", seqOf(p, users[0], Open, now), Verdict{Action: Open, Kind: Open, User: 0, Seq: SeqID{Period: ps}}},
+		{"alice closes", seqOf(p, users[0], Close, now), Verdict{Action: Close, Kind: Close, User: 0, Seq: SeqID{Period: ps}}},
+		{"bob opens", seqOf(p, users[1], Open, now), Verdict{Action: Open, Kind: Open, User: 1, Seq: SeqID{Period: ps}}},
+		{"bob closes", seqOf(p, users[1], Close, now), Verdict{Action: Close, Kind: Close, User: 1, Seq: SeqID{Period: ps}}},
 		{"half alice, half bob", mixed, Verdict{}},
 		{"the secrets of Params", Sequence(p.Digest, "123", ps, p.Range), Verdict{}},
 		{"bob's open of the next period", seqOf(p, users[1], Open, now.Add(time.Hour)), Verdict{}},
@@ -91,7 +91,7 @@ func TestTrackerUsers(t *testing.T) {
 	swapped := append(testUsers(2), User{Name: "swapped", OpenSecret: users[0].CloseSecret, CloseSecret: users[0].OpenSecret})
 	tr := newUsersTracker(t, p, swapped, false, false)
 	k := &knocker{tr: tr, src: src6}
-	for _, want := range []Verdict{{Action: Open, Kind: Open, User: 2, Period: ps}, {Action: Close, Kind: Close, User: 0, Period: ps}} {
+	for _, want := range []Verdict{{Action: Open, Kind: Open, User: 2, Seq: SeqID{Period: ps}}, {Action: Close, Kind: Close, User: 0, Seq: SeqID{Period: ps}}} {
 		if got := k.verdict(t, seqOf(p, users[0], Close, now), now); got != want {
 			t.Errorf("user 0's close, user 2's open: %+v, want %+v", got, want)
 		}
