@@ -53,7 +53,7 @@ func loadAccess(c *config, fs *pflag.FlagSet, getenv func(string) string) error 
 		file = &secretFile{fromAccessFile, "--access-file", c.AccessFile}
 	case dir != "" && !slices.ContainsFunc(secretFlags, fs.Changed):
 		name := filepath.Join(dir, accessCredential)
-		if _, err := os.Lstat(name); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Lstat(name); errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
 		file = &secretFile{fromAccessCredential, "$CREDENTIALS_DIRECTORY", name}

@@ -50,6 +50,8 @@ type service struct {
 	// paramsMu guards cfg.Params and cfg.Users, which a reload changes
 	// while the first-port keeper reads them.
 	paramsMu sync.Mutex
+	// spent are the one-time sequences used (--one-time), for all shards.
+	spent *spent
 }
 
 // exitError is a failed start: the line to print and the exit status.
@@ -178,9 +180,12 @@ func (d *service) openQueues() error {
 
 // newShard returns a shard of the daemon reading q (nil in unit tests).
 func (d *service) newShard(q *queue.Queue, tr *knock.Tracker) *shard {
+	if d.cfg.OneTime && d.spent == nil {
+		d.spent = newSpent(d.cfg.Params.Period)
+	}
 	s := &shard{
 		q: q, tracker: tr, m: &d.metrics, log: d.log, ttl: d.cfg.OpenTimeout, verbose: d.cfg.Verbose,
-		users: d.cfg.users(), guard: d.cfg.guardPorts(),
+		users: d.cfg.users(), guard: d.cfg.guardPorts(), spent: d.spent,
 	}
 	if q != nil {
 		s.now = q.ReadAt

@@ -30,6 +30,7 @@ type shard struct {
 	// ports= opens. Both change only on the reader goroutine.
 	users []knock.User
 	guard []uint16
+	spent *spent // with --one-time: the sequences used, across the shards
 }
 
 // handle is called by the queue reader for every packet, before the verdict
@@ -45,7 +46,11 @@ func (s *shard) handle(p *queue.Packet) {
 		s.log.Debug("knock", "source", p.Src)
 	}
 	s.k = knock.Knock{Src: p.Src, SrcPort: p.SrcPort, DstPort: p.DstPort, Seq: p.Seq}
-	switch v := s.tracker.Knock(&s.k, s.now()); v.Action {
+	v := s.tracker.Knock(&s.k, s.now())
+	if s.spent != nil && (v.Action == knock.Open || v.Action == knock.Close) && !s.spent.use(s.users[v.User].Name, v) {
+		v.Action = knock.Replay // used before, through another queue
+	}
+	switch v.Action {
 	case knock.Open:
 		s.open(p.Src, s.users[v.User])
 	case knock.Close:
