@@ -26,9 +26,9 @@ const secondGuard = 2224
 // testUsers are the users of the access tests: alice may reach guardPort,
 // bob secondGuard, carol both (no ports=).
 var testUsers = []knock.User{
-	{Name: "alice", OpenSecret: "alice open secret 1", CloseSecret: "alice close secret 1", Ports: []uint16{guardPort}},
-	{Name: "bob", OpenSecret: "bob open secret 22", CloseSecret: "bob close secret 22", Ports: []uint16{secondGuard}},
-	{Name: "carol", OpenSecret: "carol open secret 333", CloseSecret: "carol close secret 333"},
+	{Name: "alice", OpenSecret: "alice-open-secret-1", CloseSecret: "alice-close-secret-1", Ports: []uint16{guardPort}},
+	{Name: "bob", OpenSecret: "bob-open-secret-22", CloseSecret: "bob-close-secret-22", Ports: []uint16{secondGuard}},
+	{Name: "carol", OpenSecret: "carol-open-secret-333", CloseSecret: "carol-close-secret-333"},
 }
 
 // accessText renders users as an access file.
