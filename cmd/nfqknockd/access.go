@@ -69,10 +69,14 @@ func loadAccess(c *config, fs *pflag.FlagSet, getenv func(string) string) error 
 }
 
 // accessGuard returns the ports a user's ports= may name: the guarded
-// ports; nil with -s, which guards nothing and checks no port.
+// ports; with -s and no --guard, every port (-s guards nothing).
 func (c *config) accessGuard() []uint16 {
-	if c.Show {
-		return nil
+	if c.Show && len(c.Guard) == 0 {
+		all := make([]uint16, 65535)
+		for i := range all {
+			all[i] = uint16(i + 1)
+		}
+		return all
 	}
 	return c.guardPorts()
 }
