@@ -85,9 +85,9 @@ func (c *catalog) init(p Params, users []User, oneTime bool, nonces int) {
 func (c *catalog) setUsers(users []User) {
 	old := c.users
 	c.users = slices.Clone(users)
-	perKind := len(users) * 2 * int(c.nonces)
+	seqs := len(users) * 2 * int(c.nonces) // per table
 	size := 8
-	for size < 2*perKind {
+	for size < 2*seqs {
 		size <<= 1
 	}
 	need := 0
