@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -10,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
-	"github.com/nfqknockd/nfqknockd/queue"
 )
 
 // Capture records the bare TCP SYNs that arrive in a network namespace, as
@@ -68,29 +68,47 @@ func (c *Capture) read() {
 		if !ok || sll.Pkttype == unix.PACKET_OUTGOING || sll.Hatype == unix.ARPHRD_LOOPBACK {
 			continue
 		}
-		var p queue.Packet
-		if queue.Parse(buf[:n], &p) != nil || !p.BareSYN() {
-			continue
-		}
-		dst, ok := destination(buf[:n])
+		syn, ok := parseSYN(buf[:n])
 		if !ok {
 			continue
 		}
 		c.mu.Lock()
-		c.syns = append(c.syns, SYN{Src: p.Src, Dst: dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Seq: p.Seq})
+		c.syns = append(c.syns, syn)
 		c.mu.Unlock()
 	}
 }
 
-// destination returns the destination address of an IPv4 or IPv6 packet.
-func destination(b []byte) (netip.Addr, bool) {
+// parseSYN returns the bare TCP SYN in the IP packet b: IPv4 (with
+// options, not a fragment) or IPv6 (TCP right after the fixed header, as
+// the tests send it). It does not import package queue, whose tests import
+// this package.
+func parseSYN(b []byte) (SYN, bool) {
+	var s SYN
+	var tcp []byte
 	switch {
 	case len(b) >= 20 && b[0]>>4 == 4:
-		return netip.AddrFrom4([4]byte(b[16:20])), true
-	case len(b) >= 40 && b[0]>>4 == 6:
-		return netip.AddrFrom16([16]byte(b[24:40])), true
+		ihl := int(b[0]&0x0f) * 4
+		if b[9] != unix.IPPROTO_TCP || ihl < 20 || len(b) < ihl+20 || binary.BigEndian.Uint16(b[6:8])&0x3fff != 0 {
+			return s, false
+		}
+		s.Src, s.Dst = netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20]))
+		tcp = b[ihl:]
+	case len(b) >= 60 && b[0]>>4 == 6:
+		if b[6] != unix.IPPROTO_TCP {
+			return s, false
+		}
+		s.Src, s.Dst = netip.AddrFrom16([16]byte(b[8:24])), netip.AddrFrom16([16]byte(b[24:40]))
+		tcp = b[40:]
+	default:
+		return s, false
 	}
-	return netip.Addr{}, false
+	const syn, ack, rst, fin = 0x02, 0x10, 0x04, 0x01
+	if tcp[13]&(syn|ack|rst|fin) != syn {
+		return s, false
+	}
+	s.SrcPort, s.DstPort = binary.BigEndian.Uint16(tcp[0:2]), binary.BigEndian.Uint16(tcp[2:4])
+	s.Seq = binary.BigEndian.Uint32(tcp[4:8])
+	return s, true
 }
 
 // From returns the SYNs captured so far from src, in the order they
