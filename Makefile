@@ -56,7 +56,7 @@ bench: build
 # Each fuzz target for FUZZTIME (go test -fuzz); crashers land in the
 # package's testdata/fuzz/ and are kept as regression inputs.
 FUZZTIME ?= 1m
-FUZZ_TARGETS := knock:FuzzTracker knock:FuzzParseRange knock:FuzzParsePorts knock:FuzzParseSecrets \
+FUZZ_TARGETS := knock:FuzzTracker knock:FuzzParseRange knock:FuzzParsePorts knock:FuzzParseSecrets knock:FuzzAccessFile \
 	queue:FuzzParse queue:FuzzWalk cmd/nfqknockd:FuzzParseFlags cmd/nfqknock:FuzzClientConfig
 fuzz:
 	@log=$$(mktemp); trap 'rm -f $$log' EXIT; for t in $(FUZZ_TARGETS); do \

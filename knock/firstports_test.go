@@ -65,7 +65,7 @@ func TestFirstPorts(t *testing.T) {
 			seq := Sequence(p.Digest, p.OpenSecret, q.Unix(), p.Range)
 			var a Action
 			for i, port := range seq {
-				a = tr.Knock(&Knock{Src: netip.MustParseAddr("10.0.0.1"), SrcPort: uint16(i), DstPort: port, Seq: uint32(i)}, tt.at)
+				a = tr.Knock(&Knock{Src: netip.MustParseAddr("10.0.0.1"), SrcPort: uint16(i), DstPort: port, Seq: uint32(i)}, tt.at).Action
 			}
 			if a != Open {
 				t.Errorf("at rot%+v: the sequence of rot%+v does not open with admission", tt.at.Sub(rot), q.Sub(rot))
@@ -105,7 +105,7 @@ func TestAdmission(t *testing.T) {
 	src := netip.MustParseAddr("10.0.0.1")
 	var a Action
 	for i, port := range open {
-		a = tr.Knock(&Knock{Src: src, SrcPort: 2, DstPort: port, Seq: uint32(i + 1)}, now)
+		a = tr.Knock(&Knock{Src: src, SrcPort: 2, DstPort: port, Seq: uint32(i + 1)}, now).Action
 	}
 	if a != Open || tr.Len() != 1 {
 		t.Errorf("the open sequence: %v with %d tracked, want open with 1", a, tr.Len())

@@ -8,19 +8,25 @@ import (
 )
 
 // FuzzTracker decodes arbitrary bytes into knocks from many sources at many
-// times (see fuzzStream) against a tracker with at most 1..8 sources, and
-// checks it against the plain model: the same actions, never more sources
-// than the limit, the same sources in the end. No input may panic.
+// times (see fuzzStream) against a tracker with at most 1..8 sources, 1..3
+// users, in C or one-time mode, and checks it against the plain model: the
+// same verdicts, never more sources than the limit, the same sources in the
+// end. No input may panic.
 func FuzzTracker(f *testing.F) {
-	f.Add([]byte{0, 0})
-	f.Add([]byte{0, 0xff, 0, 0x40, 0, 0, 0x40, 0, 0, 0x40, 0, 0, 0x40, 0, 0, 0x40, 0, 0, 0x40, 0, 0, 0x40, 0, 0, 0x40, 0})
-	f.Add([]byte{4, 0xe5, 1, 0x41, 0, 1, 0x41, 0, 1, 0x41, 0, 1, 0x41, 0, 1, 0x41, 0, 1, 0x41, 0, 1, 0x41, 0, 1, 0x41, 0, 0x11, 0x41, 0})
-	f.Add([]byte{0x10, 0x3f, 0xcf, 0x10, 7, 0xef, 0x20, 8, 0xaf, 0x1f, 9, 0x6f, 0xc1, 0x23, 3, 0xe2, 0x33, 4, 0x0e, 0x05, 6})
-	stream := []byte{0x80, 0xe3}
-	for i := range 300 {
-		stream = append(stream, byte(i%5)|byte(i%11/10)<<5, 0x40+byte(i%3), byte(i))
+	f.Add([]byte{0, 0, 0})
+	f.Add([]byte{0, 0xff, 0, 0, 0x40, 0, 0, 0x40, 0, 0, 0x40, 0, 0, 0x40, 0, 0, 0x40, 0, 0, 0x40, 0, 0, 0x40, 0, 0, 0x40, 0})
+	f.Add([]byte{4, 0xe5, 0, 1, 0x41, 0, 1, 0x41, 0, 1, 0x41, 0, 1, 0x41, 0, 1, 0x41, 0, 1, 0x41, 0, 1, 0x41, 0, 1, 0x41, 0, 0x11, 0x41, 0})
+	f.Add([]byte{0x10, 0x3f, 0, 0xcf, 0x10, 7, 0xef, 0x20, 8, 0xaf, 0x1f, 9, 0x6f, 0xc1, 0x23, 3, 0xe2, 0x33, 4, 0x0e, 0x05, 6})
+	for _, cfg := range []byte{0, 2, 4, 7, 0xe} {
+		stream := []byte{0x80, 0xe3, cfg}
+		for i := range 300 {
+			stream = append(stream, byte(i%5)|byte(i%11/10)<<5, 0x40+byte(i%3), byte(i))
+			if i%37 == 0 {
+				stream = append(stream, byte(i%5), 0x20+byte(i%32), byte(i*67))
+			}
+		}
+		f.Add(stream)
 	}
-	f.Add(stream)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 3*3000 {
 			data = data[:3*3000]

@@ -23,7 +23,7 @@ func TestSetSecrets(t *testing.T) {
 		for _, port := range ports {
 			seq++
 			now = now.Add(10 * time.Millisecond)
-			last = tr.Knock(&Knock{Src: src, SrcPort: 40000, DstPort: port, Seq: seq}, now)
+			last = tr.Knock(&Knock{Src: src, SrcPort: 40000, DstPort: port, Seq: seq}, now).Action
 		}
 		return last
 	}
@@ -84,10 +84,10 @@ func TestRetransmissionAfterGap(t *testing.T) {
 		tr.Knock(&Knock{Src: src, SrcPort: 7, DstPort: open[0], Seq: 7}, at)
 		at = at.Add(tt.gap)
 		var a Action
-		a = tr.Knock(&Knock{Src: src, SrcPort: 7, DstPort: open[0], Seq: 7}, at)
+		a = tr.Knock(&Knock{Src: src, SrcPort: 7, DstPort: open[0], Seq: 7}, at).Action
 		for i, port := range open[1:] {
 			at = at.Add(10 * time.Millisecond)
-			a = tr.Knock(&Knock{Src: src, SrcPort: uint16(100 + i), DstPort: port, Seq: uint32(100 + i)}, at)
+			a = tr.Knock(&Knock{Src: src, SrcPort: uint16(100 + i), DstPort: port, Seq: uint32(100 + i)}, at).Action
 		}
 		if a != tt.want {
 			t.Errorf("the first knock repeated after %v, then the rest: %v, want %v", tt.gap, a, tt.want)

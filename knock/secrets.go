@@ -34,7 +34,7 @@ func ParseSecrets(r io.Reader) (open, close string, err error) {
 		case "close":
 			dst = &close
 		default:
-			return "", "", fmt.Errorf("line %d: unknown key %q (want open or close)", n, key)
+			return "", "", fmt.Errorf("line %d: unknown key (want open or close; the key is not shown: it may be a mistyped secret)", n)
 		}
 		if val == "" {
 			return "", "", fmt.Errorf("line %d: empty %s secret", n, key)

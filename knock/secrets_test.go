@@ -15,7 +15,7 @@ func TestParseSecrets(t *testing.T) {
 		{"only open", "open=o\n", "o", "", ""},
 		{"empty file", "", "", "", ""},
 		{"no equals", "open\n", "", "", "line 1: want open=SECRET or close=SECRET"},
-		{"unknown key", "\nopn=x\n", "", "", `line 2: unknown key "opn" (want open or close)`},
+		{"unknown key", "\nopn=x\n", "", "", "line 2: unknown key (want open or close; the key is not shown: it may be a mistyped secret)"},
 		{"empty secret", "open=\n", "", "", "line 1: empty open secret"},
 		{"twice", "close=a\nclose=b\n", "", "", "line 2: second close secret"},
 	}

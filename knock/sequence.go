@@ -61,16 +61,26 @@ func DefaultParams() Params {
 
 // Validate checks that p can produce sequences.
 func (p Params) Validate() error {
+	return p.validate(true)
+}
+
+// validateSequences checks everything but the secrets, which a Tracker's
+// users replace.
+func (p Params) validateSequences() error {
+	return p.validate(false)
+}
+
+func (p Params) validate(secrets bool) error {
 	if !p.Digest.valid() {
 		return fmt.Errorf("digest %v: unknown", p.Digest)
 	}
 	if err := p.Range.validate(); err != nil {
 		return fmt.Errorf("range %v: %w", p.Range, err)
 	}
-	if p.OpenSecret == "" {
+	if secrets && p.OpenSecret == "" {
 		return errors.New("open secret: must not be empty")
 	}
-	if p.CloseSecret == "" {
+	if secrets && p.CloseSecret == "" {
 		return errors.New("close secret: must not be empty")
 	}
 	if p.Period < time.Second || p.Period%time.Second != 0 {

@@ -2,7 +2,6 @@ package knock
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"testing"
@@ -39,7 +38,7 @@ type knocker struct {
 func (k *knocker) knock(port uint16, now time.Time) Action {
 	k.sport++
 	k.seq += 7919
-	return k.tr.Knock(&Knock{Src: k.src, SrcPort: k.sport, DstPort: port, Seq: k.seq}, now)
+	return k.tr.Knock(&Knock{Src: k.src, SrcPort: k.sport, DstPort: port, Seq: k.seq}, now).Action
 }
 
 // knockAll knocks ports at now and returns the action of each knock.
@@ -192,7 +191,7 @@ func TestTrackerOutOfRange(t *testing.T) {
 		t.Fatalf("got %v", a)
 	}
 	// An invalid address is ignored.
-	if a := tr.Knock(&Knock{DstPort: 1500}, now); a != None || tr.Len() != 1 {
+	if a := tr.Knock(&Knock{DstPort: 1500}, now).Action; a != None || tr.Len() != 1 {
 		t.Fatalf("zero address: %v, Len %d", a, tr.Len())
 	}
 }
@@ -370,225 +369,6 @@ func TestTrackerAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per knock", allocs)
-	}
-}
-
-// refTracker is a plain model of the tracker's contract, for the fuzzer and
-// for TestTrackerModel. It supports the UTC rule only.
-type refTracker struct {
-	p       Params
-	timeout time.Duration
-	max     int
-	clock   int
-	srcs    map[netip.Addr]*refSrc
-	seqs    map[[2]int64][]uint16 // memo of sequence
-}
-
-// sequence returns Sequence of the open (close) secret at periodStart.
-func (r *refTracker) sequence(close bool, periodStart int64) []uint16 {
-	key := [2]int64{0, periodStart}
-	secret := r.p.OpenSecret
-	if close {
-		key[0], secret = 1, r.p.CloseSecret
-	}
-	s, ok := r.seqs[key]
-	if !ok {
-		s = Sequence(r.p.Digest, secret, periodStart, r.p.Range)
-		r.seqs[key] = s
-	}
-	return s
-}
-
-type refSrc struct {
-	ports  []uint16
-	last   time.Time
-	sport  uint16
-	seq    uint32
-	opened bool
-	seen   int
-}
-
-func (r *refTracker) knock(k *Knock, now time.Time) Action {
-	if !r.p.Range.Contains(k.DstPort) || !k.Src.IsValid() {
-		return None
-	}
-	key := k.Src.WithZone("")
-	r.clock++
-	s, ok := r.srcs[key]
-	if !ok {
-		if len(r.srcs) == r.max {
-			var oldest netip.Addr
-			min := r.clock
-			for a, s := range r.srcs {
-				if s.seen < min {
-					oldest, min = a, s.seen
-				}
-			}
-			delete(r.srcs, oldest)
-		}
-		r.srcs[key] = &refSrc{ports: []uint16{k.DstPort}, last: now, sport: k.SrcPort, seq: k.Seq, seen: r.clock}
-		return None
-	}
-	s.seen = r.clock
-	if s.sport == k.SrcPort && s.seq == k.Seq && now.Sub(s.last) <= r.timeout {
-		return None // a retransmission; after a longer gap the window starts afresh
-	}
-	if now.Sub(s.last) > r.timeout {
-		s.ports = s.ports[:0]
-	}
-	s.last, s.sport, s.seq = now, k.SrcPort, k.Seq
-	s.ports = append(s.ports, k.DstPort)
-	n := r.p.Digest.SeqLen()
-	if len(s.ports) > n {
-		s.ports = s.ports[1:]
-	}
-	if len(s.ports) < n {
-		return None
-	}
-	period := int64(r.p.Period / time.Second)
-	ps := r.p.PeriodStart(now)
-	from := time.Unix(ps, 0)
-	until := time.Unix(ps+period, 0)
-	starts := []int64{ps}
-	if now.Sub(from) < r.p.Grace {
-		starts = append(starts, ps-period)
-	}
-	if until.Sub(now) < r.p.Grace {
-		starts = append(starts, ps+period)
-	}
-	var open, close bool
-	for _, st := range starts {
-		open = open || slices.Equal(s.ports, r.sequence(false, st))
-		close = close || slices.Equal(s.ports, r.sequence(true, st))
-	}
-	if open && close {
-		open, close = !s.opened, s.opened
-	}
-	switch {
-	case open:
-		s.ports, s.opened = s.ports[:0], true
-		return Open
-	case close:
-		s.ports, s.opened = s.ports[:0], false
-		return Close
-	}
-	return None
-}
-
-// fuzzStream decodes data into knocks against a tracker and the model and
-// reports the first difference. Each knock takes 3 bytes:
-//
-//	b0: source (low 4 bits: 14 is the invalid address, 15 one of 256 more
-//	    chosen by b2), retransmission (bit 4), time step (bits 5-7)
-//	b1 < 0x20: a raw port 990 + b2 (in the range or not)
-//	b1 < 0x40: the source follows sequence b1&7 (previous, current or next
-//	           period's open or close) from port b2 % n on
-//	otherwise: the next port of the sequence the source follows
-func fuzzStream(t testing.TB, data []byte) {
-	if len(data) < 2 {
-		return
-	}
-	p := testParams()
-	p.Digest = Digest(data[0] % 4)
-	p.Range = Range{1000, 1000 + uint16(data[1]&31) + 1}
-	p.Period = time.Duration(60+int(data[0]>>2)*60) * time.Second
-	p.Grace = p.Period / 4
-	maxSources := int(data[1]>>5) + 1
-	data = data[2:]
-	tr := newTestTracker(t, p, maxSources)
-	ref := &refTracker{p: p, timeout: 10 * time.Second, max: maxSources, srcs: map[netip.Addr]*refSrc{}, seqs: map[[2]int64][]uint16{}}
-	srcs := []netip.Addr{
-		netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"),
-		netip.MustParseAddr("::ffff:10.0.0.1"), netip.MustParseAddr("2001:db8::1"),
-		netip.MustParseAddr("2001:db8::2"), netip.MustParseAddr("fe80::1%eth0"),
-		netip.MustParseAddr("0.0.0.0"), netip.MustParseAddr("::"),
-		netip.MustParseAddr("255.255.255.255"), netip.MustParseAddr("ffff::ffff"),
-		netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("192.0.2.8"),
-		netip.MustParseAddr("192.0.2.9"), netip.MustParseAddr("192.0.2.10"),
-		{}, {},
-	}
-	steps := [8]time.Duration{0, time.Millisecond, time.Second, 5 * time.Second, 11 * time.Second,
-		p.Grace / 2, p.Period / 3, -time.Second}
-	now := t0.Add(-p.Grace - time.Second)
-	var sport uint16
-	var seq uint32
-	var follow [16]uint8
-	follow[0], follow[1] = seqCurOpen, seqCurClose
-	var cursor [16]int
-	n := p.Digest.SeqLen()
-	for i := 0; i+3 <= len(data); i += 3 {
-		b0, b1, b2 := data[i], data[i+1], data[i+2]
-		now = now.Add(steps[b0>>5])
-		if b0&0x10 == 0 {
-			sport++
-			seq += 104729
-		}
-		src := b0 & 15
-		var port uint16
-		if b1 < 0x20 {
-			port = 990 + uint16(b2)
-		} else {
-			if b1 < 0x40 {
-				follow[src], cursor[src] = b1&7%numSeqs, int(b2)%n
-			}
-			which := follow[src]
-			ps := p.PeriodStart(now) + (int64(which)/2-1)*int64(p.Period/time.Second)
-			port = ref.sequence(which&1 == 1, ps)[cursor[src]]
-			cursor[src] = (cursor[src] + 1) % n
-		}
-		a := srcs[src]
-		if src == 15 { // many sources: 256 more
-			a = netip.AddrFrom4([4]byte{10, 9, 0, b2})
-		}
-		k := Knock{Src: a, SrcPort: sport, DstPort: port, Seq: seq}
-		got, want := tr.Knock(&k, now), ref.knock(&k, now)
-		if got != want {
-			t.Fatalf("knock %d (%+v at %v): tracker %v, model %v", i/3, k, now, got, want)
-		}
-		if tr.Len() > maxSources || tr.Len() != len(ref.srcs) {
-			t.Fatalf("knock %d: Len %d, model %d, max %d", i/3, tr.Len(), len(ref.srcs), maxSources)
-		}
-	}
-	// The sources and their windows agree.
-	tr.Each(func(src netip.Addr, last time.Time, knocks int) {
-		s, ok := ref.srcs[src]
-		if !ok || !s.last.Equal(last) || len(s.ports) != knocks {
-			t.Fatalf("source %v (last %v, %d knocks) not in the model as such", src, last, knocks)
-		}
-	})
-}
-
-// TestTrackerModel runs random knock streams against the model.
-func TestTrackerModel(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	for range 300 {
-		data := []byte{byte(rng.Uint32()), byte(rng.Uint32()) | 0x60}
-		if rng.IntN(2) == 0 {
-			data[0] &^= 3 // md5
-		}
-		// Bias the stream towards few sources, small steps and sequence
-		// ports, so that sequences complete.
-		for range rng.IntN(400) {
-			b0 := byte(rng.IntN(4))
-			if rng.IntN(10) == 0 {
-				b0 = byte(rng.IntN(16))
-			}
-			if rng.IntN(20) == 0 {
-				b0 |= 0x10
-			}
-			if rng.IntN(20) == 0 {
-				b0 |= byte(rng.IntN(8)) << 5
-			}
-			b1 := byte(0x40 + rng.IntN(0xc0))
-			switch rng.IntN(40) {
-			case 0:
-				b1 = byte(rng.IntN(0x20))
-			case 1:
-				b1 = byte(0x20 + rng.IntN(0x20))
-			}
-			data = append(data, b0, b1, byte(rng.Uint32()))
-		}
-		fuzzStream(t, data)
 	}
 }
 

@@ -241,6 +241,33 @@ range = 10000-60000
 	e.sessions(t, append(env, "HOME="+home), "-F", sshConfig)
 }
 
+// TestSSHOneTimeUser: a daemon with an access file of two users and
+// --one-time; ssh gets in through `nfqknock proxy --one-time` with one
+// user's own secret file (a fresh sequence for the open and the close),
+// over IPv4 and IPv6; the daemon logs the user, and no replay.
+func TestSSHOneTimeUser(t *testing.T) {
+	access := testutil.WriteFile(t, t.TempDir(), "access", `[alice]
+open = alice-ssh-open-secret
+close = alice-ssh-close-secret
+[bob]
+open = bob-ssh-open-secret
+close = bob-ssh-close-secret
+ports = `+strconv.Itoa(sshPort)+`
+`, 0o600)
+	e := startSSHEnv(t, "--range", "1-65535", "--access-file", access, "--one-time")
+	bobSecrets := testutil.WriteFile(t, t.TempDir(), "secrets", "open=bob-ssh-open-secret\nclose=bob-ssh-close-secret\n", 0o600)
+	e.sessions(t, nil, "-F", "/dev/null", "-o", "ProxyCommand="+e.client+" proxy --one-time --secret-file "+bobSecrets+" %h %p")
+	logs := e.daemon.stderr.String()
+	for _, want := range []string{"msg=open source=10.200.0.2 user=bob ", "msg=close source=10.200.0.2 user=bob", "msg=open source=fd00:200::2 user=bob ", "one_time=true"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("daemon log lacks %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, "msg=replay") {
+		t.Errorf("a fresh one-time knock was taken as a replay:\n%s", logs)
+	}
+}
+
 // sshEnv is a pair of namespaces with sshd and nfqknockd in the server one.
 type sshEnv struct {
 	p       *netns.Pair
@@ -261,8 +288,11 @@ func startSSHEnv(t *testing.T, daemonArgs ...string) *sshEnv {
 	e.client = testutil.Build(t, ".", "")
 	e.p = netns.NewPair(t)
 	_, e.userKey = startSSHD(t, e.tools, e.p.Server, t.TempDir())
-	e.daemon = startProc(t, "nfqknockd", netns.Command(e.p.Server, daemonBin,
-		append(daemonArgs, "--guard", strconv.Itoa(sshPort), "-o", e2eOpenSecret, "-c", e2eCloseSecret)...))
+	args := append(daemonArgs, "--guard", strconv.Itoa(sshPort))
+	if !slices.Contains(daemonArgs, "--access-file") {
+		args = append(args, "-o", e2eOpenSecret, "-c", e2eCloseSecret)
+	}
+	e.daemon = startProc(t, "nfqknockd", netns.Command(e.p.Server, daemonBin, args...))
 	waitFor(t, e.daemon, 10*time.Second, "table of nfqknockd", func() bool {
 		_, err := e.nft("list", "set", "inet", "nfqknock", "allow4")
 		return err == nil

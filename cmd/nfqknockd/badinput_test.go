@@ -13,6 +13,54 @@ import (
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
+// tcase is a bad input of TestBadInputLeavesNoTable.
+type tcase struct {
+	name string
+	argv []string // after the daemon's path; prefix runs it under another program
+	pre  []string
+	code int
+	want string // the whole stderr line, without "nfqknockd: "
+}
+
+// accessCases are the bad access files: each one line naming the file,
+// the line and what is wrong, exit 2. file writes a file in the test's
+// directory and returns its path.
+func accessCases(t *testing.T, file func(name, content string, mode os.FileMode) string) []tcase {
+	ok := "[alice]\nopen = access-open-secret\nclose = access-close-secret\n"
+	var cases []tcase
+	for _, c := range []struct{ name, content, want string }{
+		{"malformed line", "[alice]\nopen access-open-secret\n", "line 2: malformed line (want [user] or KEY = VALUE)"},
+		{"unknown key", ok + "colour = blue\n", "line 4: unknown key (want open, close or ports)"},
+		{"duplicate user", ok + ok, "line 4: second section of the user of line 1"},
+		{"empty secret", "[alice]\nopen =\nclose = access-close-secret\n", "line 2: empty open secret"},
+		{"port out of range", ok + "ports = 70000\n", "line 4: port must be 1..65535"},
+		{"port not guarded", ok + "ports = 22, 23\n", "line 4: port 23 is not guarded"},
+		{"key outside a section", "open = access-open-secret\n", "line 1: open outside a [user] section"},
+		{"bad user name", "[al ice]\n", "line 1: invalid user name (want 1-32 characters of A-Z a-z 0-9 _ . -)"},
+		{"user without close", "[alice]\nopen = access-open-secret\n", "line 1: user without a close secret"},
+		{"shared secret", ok + "[bob]\nopen = access-open-secret\nclose = bob-close-secret\n", "line 5: the user of line 1 has this secret (each user needs secrets of their own)"},
+		{"no user", "# nobody yet\n", "no user: want a [user] section with open and close secrets"},
+	} {
+		name := file("access-"+strings.ReplaceAll(c.name, " ", "-"), c.content, 0o600)
+		cases = append(cases, tcase{name: "access file: " + c.name, argv: []string{"-p", "22", "--access-file", name}, code: 2,
+			want: "--access-file " + name + ": " + c.want})
+	}
+	good := file("access-good", ok, 0o600)
+	loose := file("access-loose", ok, 0o640)
+	return append(cases,
+		tcase{name: "access file group-readable", argv: []string{"-p", "22", "--access-file", loose}, code: 2,
+			want: "--access-file " + loose + ": permissions 0640 are too open (want 0600 or stricter)"},
+		tcase{name: "access file with -o", argv: []string{"-p", "22", "--access-file", good, "-o", "argv-open-secret"}, code: 2,
+			want: "--access-file: cannot be combined with --open-secret: each user's secrets are in the access file"},
+		tcase{name: "access file with --secret-file", argv: []string{"-p", "22", "--access-file", good, "--secret-file", good}, code: 2,
+			want: "--access-file: cannot be combined with --secret-file: each user's secrets are in the access file"},
+		tcase{name: "access file empty name", argv: []string{"-p", "22", "--access-file", ""}, code: 2,
+			want: "--access-file '': file name is empty"},
+		tcase{name: "one-time with -s", argv: []string{"--one-time", "-s", "-o", "argv-open-secret", "-c", "b"}, code: 2,
+			want: "--one-time: -s cannot show one-time sequences: they depend on the client's nonce (nfqknock show --one-time prints one)"},
+	)
+}
+
 // TestBadInputLeavesNoTable runs the built daemon in a network namespace
 // with every bad input: each prints its exact one-line error, exits with its
 // status, prints nothing on stdout, and leaves no table behind.
@@ -54,17 +102,11 @@ func TestBadInputLeavesNoTable(t *testing.T) {
 	}
 	asNobody := []string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"}
 
-	type tcase struct {
-		name string
-		argv []string // after the daemon's path; prefix runs it under another program
-		pre  []string
-		code int
-		want string // the whole stderr line, without "nfqknockd: "
-	}
 	var cases []tcase
 	for _, c := range badFlagCases() {
 		cases = append(cases, tcase{name: strings.Join(c.args, " "), argv: c.args, code: 2, want: c.want})
 	}
+	cases = append(cases, accessCases(t, file)...)
 	cases = append(cases,
 		tcase{name: "secret file world-readable", argv: []string{"-p", "22", "--secret-file", loose}, code: 2,
 			want: "--secret-file " + loose + ": permissions 0644 are too open (want 0600 or stricter)"},
@@ -101,7 +143,7 @@ func TestBadInputLeavesNoTable(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			argv := append(append(append([]string{}, c.pre...), e.bin), c.argv...)
 			code, stdout, stderr := e.runServer(t, argv)
-			for _, secret := range []string{"file-open-secret", "file-close-secret", "twin-secret", "cred-open-secret", "argv-open-secret"} {
+			for _, secret := range []string{"file-open-secret", "file-close-secret", "twin-secret", "cred-open-secret", "argv-open-secret", "access-open-secret", "access-close-secret"} {
 				if strings.Contains(stderr, secret) {
 					t.Errorf("stderr shows a secret: %q", stderr)
 				}

@@ -65,6 +65,13 @@ type config struct {
 	SecretFile string
 	OpenFrom   secretSource
 	CloseFrom  secretSource
+	// AccessFile (--access-file) holds one section per user, with the
+	// user's secrets and ports; Users are its users (nil without one: the
+	// one pair of secrets of Params applies, see users()).
+	AccessFile string
+	Users      []knock.User
+	// OneTime (--one-time) accepts only one-time sequences, each once.
+	OneTime bool
 	// MetricsFile (--metrics-file) receives the counters in the
 	// Prometheus text format (metrics.go); "" for none.
 	MetricsFile string
@@ -111,7 +118,10 @@ func (c *config) guardPorts() []uint16 {
 
 // trackerConfig returns the configuration of the knock tracker.
 func (c *config) trackerConfig() knock.TrackerConfig {
-	return knock.TrackerConfig{Params: c.Params, Timeout: c.Timeout, MaxSources: c.MaxSources, Admit: !c.QueueAll}
+	return knock.TrackerConfig{
+		Params: c.Params, Timeout: c.Timeout, MaxSources: c.MaxSources, Admit: !c.QueueAll,
+		Users: c.users(), OneTime: c.OneTime,
+	}
 }
 
 // style words the usage errors of nfqknockd: printed as one line
@@ -251,6 +261,8 @@ func newFlagSet(c *config) (*pflag.FlagSet, *flagValues) {
 	fs.VarP(&cli.SecretValue{S: &c.Params.OpenSecret}, "open-secret", "o", "open `SECRET` (default: the C daemon's public default)")
 	fs.VarP(&cli.SecretValue{S: &c.Params.CloseSecret}, "close-secret", "c", "close `SECRET` (default: the C daemon's public default)")
 	fs.StringVar(&c.SecretFile, "secret-file", "", "read the secrets from `FILE`: lines open=SECRET and close=SECRET, mode 0600; -o/-c win over it. Without it and -o/-c, the systemd credential "+credentialName+" in $CREDENTIALS_DIRECTORY is read when set (default: none)")
+	fs.StringVar(&c.AccessFile, "access-file", "", "read the users from `FILE` instead: sections [NAME] with open=, close= and optional ports= (default: every guarded port), mode 0600; not with -o, -c or --secret-file. Without it and those flags, the systemd credential "+accessCredential+" is read when present (default: none)")
+	cli.BoolFlag(fs, &c.OneTime, "one-time", "", fmt.Sprintf("accept only one-time sequences (nfqknock --one-time): each client picks one of %d per secret and period, and each opens or closes once; a reuse is logged as a replay", knock.OneTimeNonces))
 	fs.VarP(&timeoutValue{d: &c.Timeout}, "timeout", "t", "longest gap between two knocks: `SECONDS` 1..600, or a duration such as 10s")
 	fs.Var(v.period, "period", "the sequences change every `DURATION` (whole seconds), at multiples of it since 1970-01-01 UTC")
 	fs.Var(v.grace, "grace", "accept the previous (next) period's sequences this `DURATION` after (before) a change; below half the period")
@@ -292,8 +304,9 @@ Signals:
   SIGINT, SIGTERM  stop: delete the nftables table and exit
   SIGQUIT          restart: exit 0 and leave the table guarding, with the
                    opened sources, for the next daemon to take over
-  SIGHUP           reload: re-read the secrets (--secret-file or the
-                   systemd credential); a bad file changes nothing
+  SIGHUP           reload: re-read the secrets (--secret-file, --access-file
+                   or the systemd credential); a bad file changes nothing;
+                   the sources opened by a removed user are closed
   SIGUSR1          log the opened sources
   SIGUSR2          log the knocking sources
 
@@ -363,8 +376,16 @@ func check(c *config, fs *pflag.FlagSet, v *flagValues) error {
 	if fs.Changed("secret-file") && c.SecretFile == "" {
 		return style.BadFlag("secret-file", "", "file name is empty")
 	}
-	if err := loadSecrets(c, fs, os.Getenv); err != nil {
+	if c.Show && c.OneTime {
+		return &cli.UsageError{Msg: "--one-time: -s cannot show one-time sequences: they depend on the client's nonce (nfqknock show --one-time prints one)"}
+	}
+	if err := loadAccess(c, fs, os.Getenv); err != nil {
 		return err
+	}
+	if c.Users == nil {
+		if err := loadSecrets(c, fs, os.Getenv); err != nil {
+			return err
+		}
 	}
 	if err := c.Params.Validate(); err != nil { // should not happen after the checks above
 		return &cli.UsageError{Msg: "command line: " + err.Error()}

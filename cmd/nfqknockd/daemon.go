@@ -47,9 +47,11 @@ type service struct {
 	metrics    metrics
 	metricsErr error
 
-	// paramsMu guards cfg.Params, which a reload changes while the
-	// first-port keeper reads it.
+	// paramsMu guards cfg.Params and cfg.Users, which a reload changes
+	// while the first-port keeper reads them.
 	paramsMu sync.Mutex
+	// spent are the one-time sequences used (--one-time), for all shards.
+	spent *spent
 }
 
 // exitError is a failed start: the line to print and the exit status.
@@ -178,7 +180,13 @@ func (d *service) openQueues() error {
 
 // newShard returns a shard of the daemon reading q (nil in unit tests).
 func (d *service) newShard(q *queue.Queue, tr *knock.Tracker) *shard {
-	s := &shard{q: q, tracker: tr, m: &d.metrics, log: d.log, ttl: d.cfg.OpenTimeout, ports: d.cfg.guardPorts(), verbose: d.cfg.Verbose}
+	if d.cfg.OneTime && d.spent == nil {
+		d.spent = newSpent(d.cfg.Params.Period)
+	}
+	s := &shard{
+		q: q, tracker: tr, m: &d.metrics, log: d.log, ttl: d.cfg.OpenTimeout, verbose: d.cfg.Verbose,
+		users: d.cfg.users(), guard: d.cfg.guardPorts(), spent: d.spent,
+	}
 	if q != nil {
 		s.now = q.ReadAt
 	}
@@ -214,6 +222,7 @@ func (d *service) program() error {
 		"allow", prefixList(d.cfg),
 		"digest", d.cfg.Params.Digest.String(),
 		"period", d.cfg.Params.Period,
+		"one_time", d.cfg.OneTime,
 		"open_timeout", ttlString(d.cfg.OpenTimeout),
 		"max_sources", d.cfg.MaxSources,
 		"secrets", d.cfg.secretsFrom(),
@@ -357,37 +366,6 @@ func (d *service) repaired(r nft.Repair) {
 	d.log.Warn("table changed by another program and put back", "table", "inet "+d.cfg.Table, "vanished", r.Vanished)
 }
 
-// reload re-reads the secrets (SIGHUP) and gives them to every tracker; a
-// bad file changes nothing. The table and the opened sources stay.
-func (d *service) reload() {
-	open, close, err := d.cfg.reloadSecrets(os.Getenv)
-	if err != nil {
-		d.log.Error("reload refused: the secrets in force stay", "err", err)
-		return
-	}
-	for _, s := range d.shards {
-		if err := s.setSecrets(open, close); err != nil {
-			d.log.Error("reload refused: the secrets in force stay", "err", err)
-			return
-		}
-	}
-	d.paramsMu.Lock()
-	d.cfg.Params.OpenSecret, d.cfg.Params.CloseSecret = open, close
-	d.paramsMu.Unlock()
-	if !d.cfg.QueueAll {
-		// The new sequences start with other ports: the kernel filter
-		// needs them now.
-		ports, _ := d.firstPorts(time.Now())
-		if err := d.rules.SetFirst(ports); err != nil {
-			d.log.Error("reload: renew the first ports of the kernel filter", "err", err)
-		}
-	}
-	d.log.Info("reloaded", "secrets", d.cfg.secretsFrom())
-	for _, w := range d.cfg.startWarnings() {
-		d.log.Warn(w)
-	}
-}
-
 // finish ends the daemon: the table is deleted on stop, left guarding on a
 // restart or a failure. It returns the exit status.
 func (d *service) finish(end ending) int {
@@ -438,7 +416,7 @@ func (d *service) logStats() {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	d.log.Info("stats", "received", sum.Received, "batches", sum.Batches, "parse_errors", sum.ParseErrors,
-		"read_errors", sum.ReadErrors, "verdict_errors", sum.VerdictErrors, "heap_allocs", ms.Mallocs)
+		"read_errors", sum.ReadErrors, "verdict_errors", sum.VerdictErrors, "replays", d.metrics.replays.Load(), "heap_allocs", ms.Mallocs)
 }
 
 // dumpOpened logs the opened sources (SIGUSR1), as the kernel holds them.

@@ -45,7 +45,7 @@ func expect(t *testing.T, sent []testutil.TimedSYN, admit bool) eqResult {
 	r := eqResult{sent: sent, events: map[netip.Addr][]string{}}
 	for _, s := range sent {
 		k := knock.Knock{Src: s.Src, SrcPort: s.SrcPort, DstPort: s.DstPort, Seq: s.Seq}
-		a := tr.Knock(&k, s.At)
+		a := tr.Knock(&k, s.At).Action
 		r.actions = append(r.actions, a)
 		if a != knock.None {
 			r.events[s.Src] = append(r.events[s.Src], a.String())
@@ -390,7 +390,7 @@ func simulate(st *eqStream) map[string]int {
 	out := map[string]int{}
 	for _, s := range st.steps {
 		k := knock.Knock{Src: s.syn.Src, SrcPort: s.syn.SrcPort, DstPort: s.syn.DstPort, Seq: s.syn.Seq}
-		switch tr.Knock(&k, st.rot.Add(s.at)) {
+		switch tr.Knock(&k, st.rot.Add(s.at)).Action {
 		case knock.Open:
 			when := "before"
 			if s.at >= 0 {

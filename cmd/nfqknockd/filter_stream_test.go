@@ -458,7 +458,7 @@ func TestFilterStreams(t *testing.T) {
 		}
 		for _, s := range st.steps {
 			k := knock.Knock{Src: s.syn.Src, SrcPort: s.syn.SrcPort, DstPort: s.syn.DstPort, Seq: s.syn.Seq}
-			a, b := trs[0].Knock(&k, rot.Add(s.at)), trs[1].Knock(&k, rot.Add(s.at))
+			a, b := trs[0].Knock(&k, rot.Add(s.at)).Action, trs[1].Knock(&k, rot.Add(s.at)).Action
 			if a != b {
 				t.Errorf("seed %d: %v at %v (%s): %v alone, %v with admission", seed, s.syn, s.at, s.note, a, b)
 			}

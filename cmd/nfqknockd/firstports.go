@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/nfqknockd/nfqknockd/knock"
 	"github.com/nfqknockd/nfqknockd/nft"
 )
 
@@ -28,9 +29,9 @@ const (
 // firstLead before the next period's ports join, so that they join early.
 func (d *service) firstPorts(now time.Time) ([]nft.FirstPort, time.Time) {
 	d.paramsMu.Lock()
-	p := d.cfg.Params
+	p, users := d.cfg.Params, d.cfg.users()
 	d.paramsMu.Unlock()
-	ports, next := p.FirstPorts(now, now.Add(firstLead), p.Lead(d.cfg.Timeout))
+	ports, next := knock.UsersFirstPorts(p, users, now, now.Add(firstLead), p.Lead(d.cfg.Timeout))
 	out := make([]nft.FirstPort, len(ports))
 	for i, f := range ports {
 		out[i] = nft.FirstPort{Port: f.Port, Timeout: f.Until.Sub(now) + firstMargin}

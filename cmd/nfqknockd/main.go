@@ -16,7 +16,6 @@ import (
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
 	"github.com/nfqknockd/nfqknockd/internal/version"
-	"github.com/nfqknockd/nfqknockd/knock"
 )
 
 func main() {
@@ -50,7 +49,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		if at.IsZero() {
 			at = time.Now()
 		}
-		fmt.Fprint(stdout, knock.FormatSequences(cfg.Params.Sequences(at)))
+		fmt.Fprint(stdout, cfg.showText(at))
 		return 0
 	}
 	return runDaemon(cfg)

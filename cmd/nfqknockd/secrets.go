@@ -35,7 +35,7 @@ func (s secretSource) isFile() bool { return s == fromFile || s == fromCredentia
 
 // describe returns s for a log line; file is the --secret-file path.
 func (s secretSource) describe(file string) string {
-	if s == fromFile {
+	if s == fromFile || s == fromAccessFile {
 		return string(s) + " " + style.Quote(file)
 	}
 	return string(s)
@@ -45,6 +45,9 @@ func (s secretSource) describe(file string) string {
 // phrase when both came from the same place ("--secret-file
 // /etc/nfqknockd/secrets"), else "open: SOURCE, close: SOURCE".
 func (c *config) secretsFrom() string {
+	if c.OpenFrom.isAccess() {
+		return c.accessSummary()
+	}
 	if c.OpenFrom == c.CloseFrom {
 		return c.OpenFrom.describe(c.SecretFile)
 	}
@@ -222,17 +225,34 @@ func (c *config) startWarnings() []string {
 		}
 		w = append(w, "the "+name+" secret on the command line can be read by every local user (/proc/PID/cmdline); prefer --secret-file or the systemd credential "+credentialName)
 	}
+	for _, u := range c.users() {
+		w = append(w, c.secretWarnings(u)...)
+	}
+	if msg := rangeWarning(c.Params.Range, c.Params.Digest); msg != "" {
+		w = append(w, msg)
+	}
+	return w
+}
+
+// secretWarnings returns the warnings about the secrets of user u (the
+// one nameless user without an access file): the example file's
+// placeholder, a public default, or a short secret.
+func (c *config) secretWarnings(u knock.User) []string {
+	var w []string
 	for _, s := range []struct {
 		name, secret string
 		from         secretSource
 	}{
-		{"open", c.Params.OpenSecret, c.OpenFrom},
-		{"close", c.Params.CloseSecret, c.CloseFrom},
+		{"open", u.OpenSecret, c.OpenFrom},
+		{"close", u.CloseSecret, c.CloseFrom},
 	} {
 		if s.from == fromDefault {
 			continue
 		}
 		what := fmt.Sprintf("the %s secret (from %s)", s.name, s.from.describe(c.SecretFile))
+		if u.Name != "" {
+			what = fmt.Sprintf("the %s secret of user %s (from %s)", s.name, u.Name, s.from.describe(c.AccessFile))
+		}
 		const fix = "set a long random one, e.g. from `head -c 24 /dev/urandom | base64`"
 		switch {
 		case isPlaceholder(s.secret):
@@ -242,9 +262,6 @@ func (c *config) startWarnings() []string {
 		case utf8.RuneCountInString(s.secret) < minSecretLen:
 			w = append(w, fmt.Sprintf("%s is shorter than %d characters: it may be guessed, and the sequences with it; %s", what, minSecretLen, fix))
 		}
-	}
-	if msg := rangeWarning(c.Params.Range, c.Params.Digest); msg != "" {
-		w = append(w, msg)
 	}
 	return w
 }

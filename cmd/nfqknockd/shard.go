@@ -22,10 +22,15 @@ type shard struct {
 	rules   ruleset
 	log     *slog.Logger
 	ttl     time.Duration
-	ports   []uint16         // the guarded ports an open opens
 	verbose bool             // -v: log every knock (never its port: the ports are the sequence)
 	now     func() time.Time // the time of the packet's batch (queue.Queue.ReadAt)
 	k       knock.Knock
+	// users are the tracker's users, in its order (Verdict.User indexes
+	// them); guard the guarded ports, which an open of a user without
+	// ports= opens. Both change only on the reader goroutine.
+	users []knock.User
+	guard []uint16
+	spent *spent // with --one-time: the sequences used, across the shards
 }
 
 // handle is called by the queue reader for every packet, before the verdict
@@ -41,31 +46,54 @@ func (s *shard) handle(p *queue.Packet) {
 		s.log.Debug("knock", "source", p.Src)
 	}
 	s.k = knock.Knock{Src: p.Src, SrcPort: p.SrcPort, DstPort: p.DstPort, Seq: p.Seq}
-	switch s.tracker.Knock(&s.k, s.now()) {
+	v := s.tracker.Knock(&s.k, s.now())
+	if s.spent != nil && (v.Action == knock.Open || v.Action == knock.Close) && !s.spent.use(s.users[v.User].Name, v) {
+		v.Action = knock.Replay // used before, through another queue
+	}
+	switch v.Action {
 	case knock.Open:
-		s.open(p.Src)
+		s.open(p.Src, s.users[v.User])
 	case knock.Close:
-		s.close(p.Src)
+		s.close(p.Src, s.users[v.User])
+	case knock.Replay:
+		s.replay(p.Src, s.users[v.User], v.Kind)
 	}
 	s.countTracked()
 }
 
-func (s *shard) open(src netip.Addr) {
-	if err := s.rules.Allow(src, s.ports, "", s.ttl); err != nil {
-		s.log.Error("open failed", "source", src, "err", err)
+func (s *shard) open(src netip.Addr, u knock.User) {
+	if err := s.rules.Allow(src, userPorts(u, s.guard), u.Name, s.ttl); err != nil {
+		s.log.Error("open failed", withUser(u, src, "err", err)...)
 		return
 	}
 	s.m.opens.Add(1)
-	s.log.Info("open", "source", src, "timeout", ttlString(s.ttl))
+	s.log.Info("open", withUser(u, src, "timeout", ttlString(s.ttl))...)
 }
 
-func (s *shard) close(src netip.Addr) {
-	if err := s.rules.Revoke(src, nil); err != nil {
-		s.log.Error("close failed", "source", src, "err", err)
+func (s *shard) close(src netip.Addr, u knock.User) {
+	if err := s.rules.Revoke(src, userPorts(u, s.guard)); err != nil {
+		s.log.Error("close failed", withUser(u, src, "err", err)...)
 		return
 	}
 	s.m.closes.Add(1)
-	s.log.Info("close", "source", src)
+	s.log.Info("close", withUser(u, src)...)
+}
+
+// replay logs a one-time sequence knocked again in its period: by the
+// client that used it (a retry), or by someone who saw it on the wire.
+func (s *shard) replay(src netip.Addr, u knock.User, kind knock.Action) {
+	s.m.replayed()
+	s.log.Warn("replay", withUser(u, src, "sequence", kind.String(), "effect", "none: a one-time sequence works once")...)
+}
+
+// withUser returns the attributes of a log line about user u: the user's
+// name after the source, when the users come from an access file.
+func withUser(u knock.User, src netip.Addr, rest ...any) []any {
+	attrs := []any{"source", src}
+	if u.Name != "" {
+		attrs = append(attrs, "user", u.Name)
+	}
+	return append(attrs, rest...)
 }
 
 // do runs fn on the shard's reader goroutine (so the tracker needs no
@@ -88,10 +116,14 @@ func (s *shard) dumpSources() {
 	s.log.Info("knocking sources", "count", n)
 }
 
-// setSecrets gives the shard's tracker new secrets (SIGHUP).
-func (s *shard) setSecrets(open, close string) error {
+// setUsers gives the shard's tracker new users (SIGHUP).
+func (s *shard) setUsers(users []knock.User) error {
 	var err error
-	s.do(func() { err = s.tracker.SetSecrets(open, close) })
+	s.do(func() {
+		if err = s.tracker.SetUsers(users); err == nil {
+			s.users = users
+		}
+	})
 	return err
 }
 

@@ -1,0 +1,163 @@
+package main
+
+// Unit tests of --access-file and --one-time through the fake ruleset.
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/nfqknockd/nfqknockd/knock"
+	"github.com/nfqknockd/nfqknockd/queue"
+)
+
+// unitUsers: alice may open 22, bob 443, carol every guarded port.
+var unitUsers = []knock.User{
+	{Name: "alice", OpenSecret: "unit-alice-open-secret", CloseSecret: "unit-alice-close-secret", Ports: []uint16{22}},
+	{Name: "bob", OpenSecret: "unit-bob-open-secret", CloseSecret: "unit-bob-close-secret", Ports: []uint16{443}},
+	{Name: "carol", OpenSecret: "unit-carol-open-secret", CloseSecret: "unit-carol-close-secret"},
+}
+
+// newAccessService writes users to an access file and starts a test
+// service guarding 22 and 443 with it and extra flags.
+func newAccessService(t *testing.T, users []knock.User, extra ...string) (*testService, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "access")
+	if err := os.WriteFile(path, []byte(accessText(users)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return newTestService(t, newFakeRules(), append([]string{"--guard", "443", "--access-file", path}, extra...)...), path
+}
+
+// ports returns the ports open for src in the fake table, with their user.
+func (ts *testService) ports(src netip.Addr) []string {
+	tab, _ := ts.rules.state()
+	var out []string
+	for e, o := range tab.allowed {
+		if e.src == src {
+			out = append(out, fmt.Sprintf("%d:%s", e.port, o.user))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestServiceAccessUsers: each user opens its own ports, named after it;
+// a close closes them; SIGHUP without bob closes bob's source and his
+// knocks no longer open; a broken file changes nothing.
+func TestServiceAccessUsers(t *testing.T) {
+	ts, path := newAccessService(t, unitUsers)
+	a, b, c := src4, src6, netip.MustParseAddr("10.0.0.3")
+	seqs := func(u knock.User) ([]uint16, []uint16) { return ts.sequences(u.OpenSecret, u.CloseSecret) }
+	for i, src := range []netip.Addr{a, b, c} {
+		open, _ := seqs(unitUsers[i])
+		ts.knock(src, open)
+	}
+	for src, want := range map[netip.Addr]string{a: "[22:alice]", b: "[443:bob]", c: "[22:carol 443:carol]"} {
+		if got := fmt.Sprint(ts.ports(src)); got != want {
+			t.Errorf("%s opened %s, want %s; log:\n%s", src, got, want, ts.logs)
+		}
+	}
+	_, aliceClose := seqs(unitUsers[0])
+	ts.knock(a, aliceClose)
+	if got := ts.ports(a); len(got) != 0 {
+		t.Errorf("alice's close left %v", got)
+	}
+	for _, want := range []string{"msg=open source=10.0.0.2 user=alice timeout=1h0m0s", "msg=close source=10.0.0.2 user=alice", "msg=open source=fd00::2 user=bob"} {
+		if !strings.Contains(ts.logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, ts.logs)
+		}
+	}
+
+	// A broken file: nothing changes.
+	if err := os.WriteFile(path, []byte("[alice]\nopen = x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts.signal(syscall.SIGHUP)
+	if !strings.Contains(ts.logs.String(), "reload refused") || len(ts.ports(b)) != 1 {
+		t.Fatalf("a broken access file: ports of bob %v; log:\n%s", ts.ports(b), ts.logs)
+	}
+	// bob leaves.
+	if err := os.WriteFile(path, []byte(accessText([]knock.User{unitUsers[0], unitUsers[2]})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts.signal(syscall.SIGHUP)
+	if got := ts.ports(b); len(got) != 0 {
+		t.Errorf("bob removed: his source still has %v; log:\n%s", got, ts.logs)
+	}
+	if want := `msg=close source=fd00::2 port=443 user=bob reason="user removed from the access file"`; !strings.Contains(ts.logs.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, ts.logs)
+	}
+	bobOpen, _ := seqs(unitUsers[1])
+	ts.knock(b, bobOpen)
+	if got := ts.ports(b); len(got) != 0 {
+		t.Errorf("bob's knock after his removal opened %v", got)
+	}
+	if got := fmt.Sprint(ts.ports(c)); got != "[22:carol 443:carol]" {
+		t.Errorf("carol after bob's removal: %s", got)
+	}
+	for _, u := range unitUsers {
+		if strings.Contains(ts.logs.String(), u.OpenSecret) || strings.Contains(ts.logs.String(), u.CloseSecret) {
+			t.Errorf("the log shows a secret of %s", u.Name)
+		}
+	}
+}
+
+// TestServiceOneTimeAcrossShards: a one-time sequence used through one
+// shard is a replay through another (the kernel sends another address to
+// another queue), for an open and for a close; a new nonce opens.
+func TestServiceOneTimeAcrossShards(t *testing.T) {
+	ts, _ := newAccessService(t, unitUsers[:1], "--one-time")
+	tr, err := knock.NewTracker(ts.cfg.trackerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := ts.newShard(nil, tr)
+	second.rules, second.now = ts.rules, ts.shards[0].now
+	ts.shards = append(ts.shards, second)
+	knockOn := func(sh *shard, src netip.Addr, ports []uint16) {
+		for _, p := range ports {
+			ts.seq++
+			ts.now = ts.now.Add(10e6)
+			sh.handle(&queue.Packet{Src: src, SrcPort: 40000, DstPort: p, Seq: ts.seq, Flags: queue.FlagSYN})
+		}
+	}
+	p := ts.cfg.Params
+	alice := unitUsers[0]
+	open := knock.OneTimeSequence(p.Digest, alice.OpenSecret, p.PeriodStart(ts.now), 7, p.Range)
+	close := knock.OneTimeSequence(p.Digest, alice.CloseSecret, p.PeriodStart(ts.now), 9, p.Range)
+	attacker := netip.MustParseAddr("10.0.0.66")
+
+	knockOn(ts.shards[0], src4, open)
+	knockOn(second, attacker, open)
+	if !ts.isOpen(src4) || ts.isOpen(attacker) {
+		t.Fatalf("open: client %v, replay from another shard %v; log:\n%s", ts.isOpen(src4), ts.isOpen(attacker), ts.logs)
+	}
+	knockOn(ts.shards[0], src4, close)
+	knockOn(second, src4, open) // the client's own open, replayed through the other shard
+	if ts.isOpen(src4) {
+		t.Fatalf("a used open reopened through another shard")
+	}
+	knockOn(second, src4, knock.OneTimeSequence(p.Digest, alice.OpenSecret, p.PeriodStart(ts.now), 8, p.Range))
+	if !ts.isOpen(src4) {
+		t.Fatalf("a new nonce did not open")
+	}
+	knockOn(second, src4, close)
+	if !ts.isOpen(src4) {
+		t.Fatalf("a used close closed again through another shard")
+	}
+	logs := ts.logs.String()
+	for _, want := range []string{"msg=replay source=10.0.0.66 user=alice sequence=open", "msg=replay source=10.0.0.2 user=alice sequence=open", "msg=replay source=10.0.0.2 user=alice sequence=close"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+	if n := ts.metrics.replays.Load(); n != 3 {
+		t.Errorf("replays counted %d, want 3", n)
+	}
+}

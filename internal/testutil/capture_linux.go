@@ -1,0 +1,140 @@
+package testutil
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nfqknockd/nfqknockd/internal/netns"
+)
+
+// Capture records the bare TCP SYNs that arrive in a network namespace, as
+// a sniffer on the server's link would see them: a packet socket
+// (AF_PACKET, SOCK_DGRAM, every protocol) bound inside the namespace.
+type Capture struct {
+	fd   int
+	stop atomic.Bool
+	mu   sync.Mutex
+	syns []SYN
+	done chan struct{}
+}
+
+// NewCapture starts capturing in namespace ns, on every interface but
+// loopback, until Close.
+func NewCapture(ns string) (*Capture, error) {
+	c := &Capture{fd: -1, done: make(chan struct{})}
+	err := netns.Do(ns, func() error {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+		if err != nil {
+			return fmt.Errorf("packet socket: %w", err)
+		}
+		c.fd = fd
+		// A blocked recvfrom is not woken by a close from another
+		// thread: read wakes up every 100 ms to see whether to stop.
+		tv := unix.Timeval{Usec: 100_000}
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("packet socket: SO_RCVTIMEO: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	go c.read()
+	return c, nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// read records packets until the socket is closed.
+func (c *Capture) read() {
+	defer close(c.done)
+	buf := make([]byte, 65536)
+	for !c.stop.Load() {
+		n, from, err := unix.Recvfrom(c.fd, buf, 0)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
+				continue
+			}
+			return
+		}
+		sll, ok := from.(*unix.SockaddrLinklayer)
+		if !ok || sll.Pkttype == unix.PACKET_OUTGOING || sll.Hatype == unix.ARPHRD_LOOPBACK {
+			continue
+		}
+		syn, ok := parseSYN(buf[:n])
+		if !ok {
+			continue
+		}
+		c.mu.Lock()
+		c.syns = append(c.syns, syn)
+		c.mu.Unlock()
+	}
+}
+
+// parseSYN returns the bare TCP SYN in the IP packet b: IPv4 (with
+// options, not a fragment) or IPv6 (TCP right after the fixed header, as
+// the tests send it). It does not import package queue, whose tests import
+// this package.
+func parseSYN(b []byte) (SYN, bool) {
+	var s SYN
+	var tcp []byte
+	switch {
+	case len(b) >= 20 && b[0]>>4 == 4:
+		ihl := int(b[0]&0x0f) * 4
+		if b[9] != unix.IPPROTO_TCP || ihl < 20 || len(b) < ihl+20 || binary.BigEndian.Uint16(b[6:8])&0x3fff != 0 {
+			return s, false
+		}
+		s.Src, s.Dst = netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20]))
+		tcp = b[ihl:]
+	case len(b) >= 60 && b[0]>>4 == 6:
+		if b[6] != unix.IPPROTO_TCP {
+			return s, false
+		}
+		s.Src, s.Dst = netip.AddrFrom16([16]byte(b[8:24])), netip.AddrFrom16([16]byte(b[24:40]))
+		tcp = b[40:]
+	default:
+		return s, false
+	}
+	const syn, ack, rst, fin = 0x02, 0x10, 0x04, 0x01
+	if tcp[13]&(syn|ack|rst|fin) != syn {
+		return s, false
+	}
+	s.SrcPort, s.DstPort = binary.BigEndian.Uint16(tcp[0:2]), binary.BigEndian.Uint16(tcp[2:4])
+	s.Seq = binary.BigEndian.Uint32(tcp[4:8])
+	return s, true
+}
+
+// From returns the SYNs captured so far from src, in the order they
+// arrived.
+func (c *Capture) From(src netip.Addr) []SYN {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []SYN
+	for _, s := range c.syns {
+		if s.Src == src {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Reset forgets what was captured so far.
+func (c *Capture) Reset() {
+	c.mu.Lock()
+	c.syns = nil
+	c.mu.Unlock()
+}
+
+// Close stops the capture.
+func (c *Capture) Close() error {
+	c.stop.Store(true)
+	<-c.done
+	return unix.Close(c.fd)
+}
