@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -116,6 +117,17 @@ func TestAccessFileUsers(t *testing.T) {
 			open := func(u knock.User) []uint16 { o, _ := userParams(u).Sequences(now); return o }
 
 			e.reach(t, alice, fam.server, [2]bool{false, false}, "before any knock")
+			// The kernel filter's first-port set holds every user's first
+			// ports (open and close, of this period at least).
+			first := e.firstSet(t)
+			for _, u := range testUsers {
+				o, c := userParams(u).Sequences(now)
+				for _, p := range firstPortsOf(o, c) {
+					if !slices.Contains(first, p) {
+						t.Errorf("set first lacks a first port of %s", u.Name)
+					}
+				}
+			}
 			e.knock(alice, fam.server, open(testUsers[0]))
 			e.knock(bob, fam.server, open(testUsers[1]))
 			e.knock(carol, fam.server, open(testUsers[2]))
