@@ -81,7 +81,7 @@ func TestSecrets(t *testing.T) {
 		{name: "directory", args: []string{"show", "--secret-file", sub}, wantError: "--secret-file " + sub + ": not a regular file"},
 		{name: "empty secret in file", args: []string{"show", "--secret-file", emptyOpen}, wantError: "--secret-file " + emptyOpen + ": line 1: empty open secret"},
 		{name: "line without =", args: []string{"show", "--secret-file", noEqual}, wantError: "--secret-file " + noEqual + ": line 2: want open=SECRET or close=SECRET"},
-		{name: "unknown key", args: []string{"show", "--secret-file", badKey}, wantError: "--secret-file " + badKey + `: line 2: unknown key "Open" (want open or close)`},
+		{name: "unknown key", args: []string{"show", "--secret-file", badKey}, wantError: "--secret-file " + badKey + ": line 2: unknown key (want open or close; the key is not shown: it may be a mistyped secret)"},
 		{name: "key twice", args: []string{"show", "--secret-file", twice}, wantError: "--secret-file " + twice + ": line 2: second close secret"},
 	}
 	for _, tt := range tests {
