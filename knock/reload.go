@@ -3,6 +3,7 @@ package knock
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // SetUsers replaces the users (a reload): their sequences are computed
@@ -50,3 +51,14 @@ func checkUsers(users []User) error {
 }
 
 var errUserName = errors.New("invalid name (want 1-32 characters of A-Z a-z 0-9 _ . -)")
+
+// Prepare computes now the sequences of the period holding now and of its
+// neighbours, which the first knock of the period would compute otherwise
+// (see the costs in Tracker's doc): the daemon calls it at start and after
+// SetUsers, so that a knock does not wait for them and a lack of memory
+// shows at once. A tracker already prepared for now does nothing.
+func (t *Tracker) Prepare(now time.Time) {
+	if ns := now.UnixNano(); ns < t.fromNs || ns >= t.untilNs {
+		t.rotate(now)
+	}
+}

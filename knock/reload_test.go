@@ -94,3 +94,37 @@ func TestRetransmissionAfterGap(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepare: Prepare computes the period's sequences, so that the knock
+// that completes a sequence finds them; a second Prepare in the same period
+// changes nothing, and the sequences still open.
+func TestPrepare(t *testing.T) {
+	p := DefaultParams()
+	p.OpenSecret, p.CloseSecret = "prepare-open", "prepare-close"
+	tr, err := NewTracker(TrackerConfig{Params: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_700_000_100, 0)
+	tr.Prepare(now)
+	from, until := tr.fromNs, tr.untilNs
+	if from != 1_699_999_200*1e9 || until != 1_700_002_800*1e9 {
+		t.Fatalf("after Prepare the tracker holds [%d, %d), want the hour of %v", from, until, now)
+	}
+	tr.Prepare(now.Add(time.Minute))
+	if tr.fromNs != from || tr.untilNs != until {
+		t.Errorf("a second Prepare in the period rotated again")
+	}
+	open, _ := p.Sequences(now)
+	src := netip.MustParseAddr("10.0.0.1")
+	var v Verdict
+	for i, port := range open {
+		v = tr.Knock(&Knock{Src: src, SrcPort: 1000, DstPort: port, Seq: uint32(i)}, now.Add(time.Duration(i)*time.Millisecond))
+	}
+	if v.Action != Open {
+		t.Errorf("the open sequence after Prepare gave %v", v.Action)
+	}
+	if allocs := testing.AllocsPerRun(10, func() { tr.Prepare(now) }); allocs != 0 {
+		t.Errorf("Prepare in a prepared period allocates %v", allocs)
+	}
+}
