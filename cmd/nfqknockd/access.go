@@ -136,17 +136,6 @@ func (c *config) users() []knock.User {
 	return []knock.User{{OpenSecret: c.Params.OpenSecret, CloseSecret: c.Params.CloseSecret}}
 }
 
-// removedUsers returns the names of the users in old that are not in new.
-func removedUsers(old, new []knock.User) map[string]bool {
-	gone := map[string]bool{}
-	for _, u := range old {
-		if !slices.ContainsFunc(new, func(n knock.User) bool { return n.Name == u.Name }) {
-			gone[u.Name] = true
-		}
-	}
-	return gone
-}
-
 // userPorts returns the ports an open of u opens: its ports=, or every
 // guarded port.
 func userPorts(u knock.User, guard []uint16) []uint16 {

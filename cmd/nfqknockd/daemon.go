@@ -173,6 +173,7 @@ func (d *service) openQueues() error {
 			q.Close()
 			return fail(2, "%v", err)
 		}
+		tr.Prepare(time.Now())
 		d.shards = append(d.shards, d.newShard(q, tr))
 	}
 	return nil
@@ -229,6 +230,9 @@ func (d *service) program() error {
 	)
 	for _, w := range d.cfg.startWarnings() {
 		d.log.Warn(w)
+	}
+	if res.Carried > 0 {
+		d.closeUnlisted() // what the daemon before opened for users no longer listed
 	}
 	for _, p := range d.cfg.Opened {
 		for _, g := range d.cfg.Guard {

@@ -2,9 +2,11 @@ package main
 
 import (
 	"os"
+	"slices"
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/knock"
+	"github.com/nfqknockd/nfqknockd/nft"
 )
 
 // reload re-reads the secrets or the access file (SIGHUP) and gives the
@@ -17,14 +19,14 @@ func (d *service) reload() {
 		d.log.Error("reload refused: the secrets in force stay", "err", err)
 		return
 	}
+	now := time.Now()
 	for _, s := range d.shards {
-		if err := s.setUsers(users); err != nil {
+		if err := s.setUsers(users, now); err != nil {
 			d.log.Error("reload refused: the secrets in force stay", "err", err)
 			return
 		}
 	}
 	d.paramsMu.Lock()
-	old := d.cfg.users()
 	if d.cfg.Users != nil {
 		d.cfg.Users = users
 	} else {
@@ -40,7 +42,7 @@ func (d *service) reload() {
 		}
 	}
 	d.log.Info("reloaded", "secrets", d.cfg.secretsFrom())
-	d.closeRemoved(removedUsers(old, users))
+	d.closeUnlisted()
 	for _, w := range d.cfg.startWarnings() {
 		d.log.Warn(w)
 	}
@@ -59,25 +61,45 @@ func (d *service) newUsers() ([]knock.User, error) {
 	return []knock.User{{OpenSecret: open, CloseSecret: close}}, nil
 }
 
-// closeRemoved closes the sources that users removed from the access file
-// opened: the elements of the allow sets that name them.
-func (d *service) closeRemoved(gone map[string]bool) {
-	if len(gone) == 0 {
-		return
-	}
+// closeUnlisted closes what the access in force no longer allows: the
+// elements of the allow sets that name a user who is not in it, or a port
+// that is not the user's (any more). It runs after a reload, and at start,
+// where the table taken over may hold what a daemon with an older access
+// file opened. An element without a user is left to its timeout.
+func (d *service) closeUnlisted() {
+	d.paramsMu.Lock()
+	users := d.cfg.users()
+	d.paramsMu.Unlock()
 	els, err := d.rules.Allowed()
 	if err != nil {
-		d.log.Error("reload: list the opened sources to close those of removed users", "err", err)
+		d.log.Error("list the opened sources to close those the access no longer allows", "err", err)
 		return
 	}
+	guard := d.cfg.guardPorts()
 	for _, e := range els {
-		if e.User == "" || !gone[e.User] {
+		reason := unlisted(e, users, guard)
+		if reason == "" {
 			continue
 		}
 		if err := d.rules.Revoke(e.Addr, []uint16{e.Port}); err != nil {
 			d.log.Error("close failed", "source", e.Addr, "port", e.Port, "user", e.User, "err", err)
 			continue
 		}
-		d.log.Info("close", "source", e.Addr, "port", e.Port, "user", e.User, "reason", "user removed from the access file")
+		d.log.Info("close", "source", e.Addr, "port", e.Port, "user", e.User, "reason", reason)
 	}
+}
+
+// unlisted says why users do not allow element e ("" when they do).
+func unlisted(e nft.Element, users []knock.User, guard []uint16) string {
+	if e.User == "" {
+		return ""
+	}
+	i := slices.IndexFunc(users, func(u knock.User) bool { return u.Name == e.User })
+	switch {
+	case i < 0:
+		return "user removed from the access file"
+	case !slices.Contains(userPorts(users[i], guard), e.Port):
+		return "port no longer among the user's ports"
+	}
+	return ""
 }

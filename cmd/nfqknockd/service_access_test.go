@@ -161,3 +161,54 @@ func TestServiceOneTimeAcrossShards(t *testing.T) {
 		t.Errorf("replays counted %d, want 3", n)
 	}
 }
+
+// TestServiceAccessRestartAndPorts: a daemon that takes over the table of
+// the daemon before closes what its access file no longer allows (bob,
+// removed; alice's port 443, no longer hers) and keeps the rest (carol,
+// and alice's 22); a reload that takes a port from a user closes it too.
+func TestServiceAccessRestartAndPorts(t *testing.T) {
+	users := []knock.User{unitUsers[0], unitUsers[1], unitUsers[2]}
+	users[0].Ports = []uint16{22, 443}
+	ts, _ := newAccessService(t, users)
+	a, b, c := src4, src6, netip.MustParseAddr("10.0.0.3")
+	for i, src := range []netip.Addr{a, b, c} {
+		open, _ := ts.sequences(users[i].OpenSecret, users[i].CloseSecret)
+		ts.knock(src, open)
+	}
+	if end, done := ts.signal(restartSignal); !done || ts.finish(end) != 0 {
+		t.Fatal("the restart signal did not end the daemon with status 0")
+	}
+	tab, _ := ts.rules.state()
+
+	// The next daemon: alice may open 22 only, bob is gone.
+	next := &fakeRules{table: tab, record: map[fakeElem]fakeOpen{}, vanish: make(chan string)}
+	path := filepath.Join(t.TempDir(), "access")
+	if err := os.WriteFile(path, []byte(accessText([]knock.User{unitUsers[0], unitUsers[2]})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts2 := newTestService(t, next, "--guard", "443", "--access-file", path)
+	for src, want := range map[netip.Addr]string{a: "[22:alice]", b: "[]", c: "[22:carol 443:carol]"} {
+		if got := fmt.Sprint(ts2.ports(src)); got != want {
+			t.Errorf("after the takeover %s has %s, want %s; log:\n%s", src, got, want, ts2.logs)
+		}
+	}
+	for _, want := range []string{
+		`msg=close source=10.0.0.2 port=443 user=alice reason="port no longer among the user's ports"`,
+		`msg=close source=fd00::2 port=443 user=bob reason="user removed from the access file"`,
+	} {
+		if !strings.Contains(ts2.logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, ts2.logs)
+		}
+	}
+
+	// A reload that leaves carol port 22 only closes her 443.
+	carol := unitUsers[2]
+	carol.Ports = []uint16{22}
+	if err := os.WriteFile(path, []byte(accessText([]knock.User{unitUsers[0], carol})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts2.signal(syscall.SIGHUP)
+	if got := fmt.Sprint(ts2.ports(c)); got != "[22:carol]" {
+		t.Errorf("after carol lost 443: %s; log:\n%s", got, ts2.logs)
+	}
+}

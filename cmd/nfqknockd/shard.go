@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
 	"net/netip"
 	"sync/atomic"
@@ -47,7 +48,7 @@ func (s *shard) handle(p *queue.Packet) {
 	}
 	s.k = knock.Knock{Src: p.Src, SrcPort: p.SrcPort, DstPort: p.DstPort, Seq: p.Seq}
 	v := s.tracker.Knock(&s.k, s.now())
-	if s.spent != nil && (v.Action == knock.Open || v.Action == knock.Close) && !s.spent.use(s.users[v.User].Name, v) {
+	if s.spent != nil && (v.Action == knock.Open || v.Action == knock.Close) && !s.spent.use(s.users[v.User], v) {
 		v.Action = knock.Replay // used before, through another queue
 	}
 	switch v.Action {
@@ -116,15 +117,28 @@ func (s *shard) dumpSources() {
 	s.log.Info("knocking sources", "count", n)
 }
 
-// setUsers gives the shard's tracker new users (SIGHUP).
-func (s *shard) setUsers(users []knock.User) error {
-	var err error
+// shardWait bounds how long a reload waits for a queue reader to take
+// the new users: a reader that stopped runs nothing.
+const shardWait = 10 * time.Second
+
+// setUsers gives the shard's tracker new users (SIGHUP) and computes their
+// sequences, on the reader goroutine, and waits until that is done.
+func (s *shard) setUsers(users []knock.User, now time.Time) error {
+	errc := make(chan error, 1)
 	s.do(func() {
-		if err = s.tracker.SetUsers(users); err == nil {
+		err := s.tracker.SetUsers(users)
+		if err == nil {
 			s.users = users
+			s.tracker.Prepare(now)
 		}
+		errc <- err
 	})
-	return err
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(shardWait):
+		return errors.New("the queue reader did not take the new users within " + shardWait.String())
+	}
 }
 
 func ttlString(d time.Duration) string {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"sync"
 	"time"
 
@@ -19,10 +20,11 @@ type spent struct {
 	used   map[spentKey]struct{}
 }
 
-// spentKey names one one-time sequence: its user, kind, period and nonce.
+// spentKey names one one-time sequence: a digest of its secret (a user
+// renamed at a reload keeps its used sequences, a user given a new secret
+// under the same name gets fresh ones), its period and its nonce.
 type spentKey struct {
-	user   string
-	kind   knock.Action
+	secret [16]byte
 	period int64
 	nonce  uint32
 }
@@ -31,12 +33,17 @@ func newSpent(period time.Duration) *spent {
 	return &spent{period: period, used: map[spentKey]struct{}{}}
 }
 
-// use marks the sequence of v (an Open or Close of user) used, and reports
+// use marks the sequence of v (an Open or Close of u) used, and reports
 // whether it was unused. Sequences of periods that can no longer be
 // accepted (older than the one before v's) are forgotten, which bounds
 // spent to users x 2 x OneTimeNonces x 3 sequences.
-func (s *spent) use(user string, v knock.Verdict) bool {
-	k := spentKey{user: user, kind: v.Kind, period: v.Seq.Period, nonce: v.Seq.Nonce}
+func (s *spent) use(u knock.User, v knock.Verdict) bool {
+	secret := u.OpenSecret
+	if v.Kind == knock.Close {
+		secret = u.CloseSecret
+	}
+	sum := sha256.Sum256([]byte(secret))
+	k := spentKey{secret: [16]byte(sum[:16]), period: v.Seq.Period, nonce: v.Seq.Nonce}
 	oldest := v.Seq.Period - 2*int64(s.period/time.Second)
 	s.mu.Lock()
 	defer s.mu.Unlock()
