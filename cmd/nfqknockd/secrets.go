@@ -230,6 +230,8 @@ func (c *config) startWarnings() []string {
 	}
 	if msg := rangeWarning(c.Params.Range, c.Params.Digest); msg != "" {
 		w = append(w, msg)
+	} else if msg := c.teamWarning(); msg != "" {
+		w = append(w, msg)
 	}
 	return w
 }
@@ -306,4 +308,27 @@ func rangeWarning(r knock.Range, d knock.Digest) string {
 	}
 	return fmt.Sprintf("the knock range makes the sequences guessable: end-start is %d, so %s sequences of %d ports number only %d^%d = %d, fewer than 2^40: one sweep of about as many knocks (a de Bruijn sequence) hits the open sequence; %s",
 		width, d, n, width, n, count, fix)
+}
+
+// teamWarning returns the warning for a knock range wide enough for one
+// pair of secrets but not for the open sequences valid at once with many
+// users and one-time nonces (a sweep hits any of them), or "".
+func (c *config) teamWarning() string {
+	valid := uint64(len(c.users()))
+	if c.OneTime {
+		valid *= knock.OneTimeNonces
+	}
+	r, n := c.Params.Range, c.Params.Digest.SeqLen()
+	if valid <= 1 || r.End <= r.Start {
+		return ""
+	}
+	width := uint64(r.End - r.Start)
+	count := uint64(1)
+	for range n {
+		if count *= width; count >= minSequences*valid {
+			return ""
+		}
+	}
+	return fmt.Sprintf("the knock range is narrow for %d users%s: %d open sequences are valid at once, so a sweep hits one in about %d^%d / %d = %d knocks, fewer than 2^40; widen the range or use a longer digest",
+		len(c.users()), map[bool]string{true: " with one-time sequences", false: ""}[c.OneTime], valid, width, n, valid, count/valid)
 }
