@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -97,7 +98,23 @@ func readAccessFile(name string, guard []uint16) ([]knock.User, error) {
 	if err := knock.CheckSecretMode(fi.Mode()); err != nil {
 		return nil, err
 	}
+	if err := checkOwner(fi); err != nil {
+		return nil, err
+	}
 	return knock.ParseAccess(f, guard)
+}
+
+// checkOwner refuses a file that another account than root or the
+// daemon's own owns: that account could decide who gets in.
+func checkOwner(fi os.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if euid := os.Geteuid(); st.Uid != 0 && int(st.Uid) != euid {
+		return fmt.Errorf("owned by uid %d: want root or the daemon's own user (uid %d)", st.Uid, euid)
+	}
+	return nil
 }
 
 // pathErr drops the operation and path of an *fs.PathError.

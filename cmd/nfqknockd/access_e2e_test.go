@@ -182,11 +182,10 @@ func TestAccessFileUsers(t *testing.T) {
 	}
 }
 
-// oneTime returns a one-time sequence of secret for now, with a random
-// nonce.
-func oneTime(secret string) []uint16 {
+// oneTime returns the one-time sequence of secret for now and nonce.
+func oneTime(secret string, nonce uint32) []uint16 {
 	p := defaultParams()
-	return knock.OneTimeSequence(p.Digest, secret, p.PeriodStart(time.Now()), rand.Uint32N(knock.OneTimeNonces), p.Range)
+	return knock.OneTimeSequence(p.Digest, secret, p.PeriodStart(time.Now()), nonce, p.Range)
 }
 
 // captured waits until the capture holds n SYNs from src and returns
@@ -247,7 +246,11 @@ func TestOneTimeReplay(t *testing.T) {
 			defer sender.Close()
 			opens := "msg=open source=" + client.String() + " user=alice "
 
-			open1 := oneTime(alice.OpenSecret)
+			// Two different nonces for the two opens (random ones could be
+			// equal: the second open would then be a replay).
+			n1 := rand.Uint32N(knock.OneTimeNonces)
+			n2 := (n1 + 1 + rand.Uint32N(knock.OneTimeNonces-1)) % knock.OneTimeNonces
+			open1 := oneTime(alice.OpenSecret, n1)
 			e.knock(client, fam.server, open1)
 			if d.waitCount(opens, 1) != 1 {
 				t.Fatalf("the one-time open did not open")
@@ -268,14 +271,14 @@ func TestOneTimeReplay(t *testing.T) {
 			// The client closes, with a one-time close, and opens again at
 			// once with a new nonce.
 			capture.Reset()
-			close1 := oneTime(alice.CloseSecret)
+			close1 := oneTime(alice.CloseSecret, rand.Uint32N(knock.OneTimeNonces))
 			e.knock(client, fam.server, close1)
 			if !d.waitLog("msg=close source="+client.String()+" user=alice", 2*time.Second) {
 				t.Fatalf("the one-time close did not close")
 			}
 			closeWire := captured(t, capture, client, len(close1))
 			e.reach(t, client, fam.server, [2]bool{false, false}, "alice closed")
-			e.knock(client, fam.server, oneTime(alice.OpenSecret))
+			e.knock(client, fam.server, oneTime(alice.OpenSecret, n2))
 			if d.waitCount(opens, 2) != 2 {
 				t.Fatalf("a new one-time open right after the close did not open")
 			}

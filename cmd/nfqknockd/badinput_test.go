@@ -47,7 +47,13 @@ func accessCases(t *testing.T, file func(name, content string, mode os.FileMode)
 	}
 	good := file("access-good", ok, 0o600)
 	loose := file("access-loose", ok, 0o640)
+	nobodys := file("access-nobodys", ok, 0o600)
+	if err := os.Chown(nobodys, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
 	return append(cases,
+		tcase{name: "access file of another user", argv: []string{"-p", "22", "--access-file", nobodys}, code: 2,
+			want: "--access-file " + nobodys + ": owned by uid 65534: want root or the daemon's own user (uid 0)"},
 		tcase{name: "access file group-readable", argv: []string{"-p", "22", "--access-file", loose}, code: 2,
 			want: "--access-file " + loose + ": permissions 0640 are too open (want 0600 or stricter)"},
 		tcase{name: "access file with -o", argv: []string{"-p", "22", "--access-file", good, "-o", "argv-open-secret"}, code: 2,
