@@ -417,3 +417,27 @@ func carryOver(elems []nftables.SetElement, guard []uint16) []nftables.SetElemen
 	}
 	return out
 }
+
+// OpenedSources counts the sources with at least one opening that has not
+// expired, IPv4 and IPv6, from the Conn's own record: no kernel dump, so it
+// costs the opens nothing. Where the kernel keeps others off the table
+// (flags owner) the record is what the kernel holds; elsewhere it is what
+// Watch puts back.
+func (c *Conn) OpenedSources() (v4, v6 int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	seen := make(map[netip.Addr]bool, len(c.opened))
+	for o, r := range c.opened {
+		if seen[o.addr] || !r.until.IsZero() && !r.until.After(now) {
+			continue
+		}
+		seen[o.addr] = true
+		if o.addr.Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	return v4, v6
+}

@@ -114,6 +114,21 @@ func TestAllowRevoke(t *testing.T) {
 			break
 		}
 		checkAllowed(t, e.c, s.want)
+		srcs := map[netip.Addr]bool{}
+		var want4, want6 int
+		for o := range s.want {
+			if a := o.addr.Unmap(); !srcs[a] {
+				srcs[a] = true
+				if a.Is4() {
+					want4++
+				} else {
+					want6++
+				}
+			}
+		}
+		if v4, v6 := e.c.OpenedSources(); v4 != want4 || v6 != want6 {
+			t.Errorf("OpenedSources = %d, %d; want %d, %d", v4, v6, want4, want6)
+		}
 		if t.Failed() {
 			t.Fatalf("after %s", s.name)
 		}

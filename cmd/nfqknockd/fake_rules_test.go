@@ -163,6 +163,21 @@ func (f *fakeRules) Revoke(src netip.Addr, ports []uint16) error {
 	})
 }
 
+func (f *fakeRules) OpenedSources() (v4, v6 int) {
+	els, _ := f.Allowed()
+	for i, e := range els {
+		if i > 0 && els[i-1].Addr == e.Addr {
+			continue
+		}
+		if e.Addr.Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	return v4, v6
+}
+
 func (f *fakeRules) Allowed() ([]nft.Element, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

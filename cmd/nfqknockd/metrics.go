@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -235,20 +234,8 @@ func (d *service) sample(tableGone bool) *sample {
 		s.queues = append(s.queues, q)
 	}
 	if !tableGone {
-		els, err := d.rules.Allowed()
-		s.openedOK = err == nil
-		seen := make(map[netip.Addr]bool, len(els))
-		for _, e := range els {
-			if seen[e.Addr] {
-				continue // one element per guarded port: count the source once
-			}
-			seen[e.Addr] = true
-			if e.Addr.Is4() {
-				s.opened4++
-			} else {
-				s.opened6++
-			}
-		}
+		s.opened4, s.opened6 = d.rules.OpenedSources()
+		s.openedOK = true
 	}
 	return s
 }

@@ -29,6 +29,9 @@ type ruleset interface {
 	Revoke(src netip.Addr, ports []uint16) error
 	// Allowed lists the opened sources, one element per source and port.
 	Allowed() ([]nft.Element, error)
+	// OpenedSources counts the opened sources per family without asking
+	// the kernel (for the metrics).
+	OpenedSources() (v4, v6 int)
 	// Destroy deletes the table (stop).
 	Destroy() error
 	// Close lets go of the table and leaves it guarding (restart).
