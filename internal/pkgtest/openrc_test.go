@@ -214,6 +214,25 @@ func writeAccess(t *testing.T, path string, mode os.FileMode, users []accessUser
 	}
 }
 
+// openrcConfAccess returns the shipped conf.d file with NFQKNOCKD_OPTS
+// set to opts and its NFQKNOCKD_ACCESS_FILE line uncommented, set to file,
+// as an admin would edit it.
+func openrcConfAccess(t *testing.T, opts, file string) string {
+	t.Helper()
+	shipped, err := os.ReadFile(filepath.Join(root(t), ".ci", "packaging", openrcConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const optsLine, accessLine = "\nNFQKNOCKD_OPTS=\"--guard 22\"\n", "\n#NFQKNOCKD_ACCESS_FILE=\"/etc/nfqknockd/access\"\n"
+	for _, l := range []string{optsLine, accessLine} {
+		if strings.Count(string(shipped), l) != 1 {
+			t.Fatalf("%s has not one line %q", openrcConf, strings.TrimSpace(l))
+		}
+	}
+	c := strings.Replace(string(shipped), optsLine, "\nNFQKNOCKD_OPTS="+shellQuote(opts)+"\n", 1)
+	return strings.Replace(c, accessLine, "\nNFQKNOCKD_ACCESS_FILE="+shellQuote(file)+"\n", 1)
+}
+
 // openrcShells are the shells the script must work in: busybox ash, the
 // shell that runs it on Alpine (Debian package busybox; required under
 // CI=true), dash (Debian's sh) and bash --posix.
@@ -275,22 +294,7 @@ func TestOpenRCScriptCalls(t *testing.T) {
 		daemon, "--", "--secret-file", secrets, "--guard", "22"}
 	stopCall := []string{"nfqknockd", "--stop"}
 	conf := func(opts string) string { return "NFQKNOCKD_OPTS=" + shellQuote(opts) + "\n" }
-	// confAccess is the shipped conf.d file with NFQKNOCKD_OPTS set to
-	// opts and its NFQKNOCKD_ACCESS_FILE line uncommented, set to file.
-	shipped, err := os.ReadFile(filepath.Join(root(t), ".ci", "packaging", openrcConf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	const optsLine, accessLine = "\nNFQKNOCKD_OPTS=\"--guard 22\"\n", "\n#NFQKNOCKD_ACCESS_FILE=\"/etc/nfqknockd/access\"\n"
-	for _, l := range []string{optsLine, accessLine} {
-		if strings.Count(string(shipped), l) != 1 {
-			t.Fatalf("%s has not one line %q", openrcConf, strings.TrimSpace(l))
-		}
-	}
-	confAccess := func(opts, file string) string {
-		c := strings.Replace(string(shipped), optsLine, "\nNFQKNOCKD_OPTS="+shellQuote(opts)+"\n", 1)
-		return strings.Replace(c, accessLine, "\nNFQKNOCKD_ACCESS_FILE="+shellQuote(file)+"\n", 1)
-	}
+	confAccess := func(opts, file string) string { return openrcConfAccess(t, opts, file) }
 	// The start with an access file: --access-file FILE where the
 	// secrets file was.
 	wantAccessStart := slices.Clone(wantStart)
