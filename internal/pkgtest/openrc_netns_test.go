@@ -17,6 +17,7 @@ import (
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
+	knockseq "github.com/nfqknockd/nfqknockd/knock"
 )
 
 // TestOpenRCCommandLine runs the command line that the OpenRC script's
@@ -29,30 +30,18 @@ import (
 // re-reads the secrets and keeps the table and the opened sources; SIGQUIT
 // (restart), even with a SIGTERM after it (the supervisor's stop), leaves
 // the table guarding with the opened sources, and the next daemon takes it
-// over; SIGTERM (stop) deletes it. supervise-daemon itself is not run (Debian has no OpenRC).
+// over; SIGTERM (stop) deletes it. Then, with NFQKNOCKD_ACCESS_FILE set
+// to an access file of two users, a knock of one user's sequences opens
+// the guarded port, and a reload re-reads the file. supervise-daemon
+// itself is not run (Debian has no OpenRC).
 func TestOpenRCCommandLine(t *testing.T) {
 	setpriv := needCommand(t, "setpriv", "util-linux")
 	needCommand(t, "nft", "nftables")
 	secrets, open, close := testSecrets(t, 0o600)
 
 	// The script's start, under the harness.
-	r := runOpenRC(t, "start", openrcSetup{shell: []string{"sh"}, secrets: secrets, childPID: "1", alive: true})
-	calls := r.supervise()
-	if r.err != nil || len(calls) != 1 {
-		t.Fatalf("the script's start: %v: %q\n%s", r.err, calls, r.stderr)
-	}
 	bin := filepath.Join(binDir(t), "nfqknockd")
-	i := slices.Index(calls[0], bin)
-	if i < 0 || i+1 >= len(calls[0]) || calls[0][i+1] != "--" {
-		t.Fatalf("supervise-daemon %q: no %s -- ARGS", calls[0], bin)
-	}
-	argv := append([]string{bin}, calls[0][i+2:]...)
-	opts := strings.Join(calls[0][:i], " ")
-	for _, o := range []string{"--capabilities ^cap_net_admin", "--secbits 0x3", "--no-new-privs"} {
-		if !strings.Contains(opts, o) {
-			t.Fatalf("supervise-daemon %s: no %s, which the setpriv below stands for", opts, o)
-		}
-	}
+	argv := openrcArgv(t, openrcSetup{shell: []string{"sh"}, secrets: secrets, childPID: "1", alive: true})
 	wrap := []string{setpriv, "--inh-caps=-all,+net_admin", "--ambient-caps=-all,+net_admin",
 		"--securebits=+noroot,+noroot_locked", "--no-new-privs", "--"}
 	t.Logf("the script's command line: %s", strings.Join(argv, " "))
@@ -159,6 +148,94 @@ func TestOpenRCCommandLine(t *testing.T) {
 			t.Errorf("a secret appears in the daemon's log")
 		}
 	}
+
+	t.Run("access file", func(t *testing.T) {
+		access, users := testAccess(t, 0o600)
+		argv := openrcArgv(t, openrcSetup{shell: []string{"sh"}, confd: openrcConfAccess(t, "--guard 22", access),
+			secrets: filepath.Join(t.TempDir(), "none"), childPID: "1", alive: true})
+		t.Logf("the script's command line: %s", strings.Join(argv, " "))
+		if want := []string{bin, "--access-file", access, "--guard", "22"}; !slices.Equal(argv, want) {
+			t.Fatalf("the script's command line: %q, want %q", argv, want)
+		}
+		// userOpen is the open sequence of u now, from u's secrets alone.
+		userOpen := func(u accessUser) []uint16 {
+			p := knockseq.DefaultParams()
+			p.OpenSecret, p.CloseSecret = u.open, u.close
+			open, _ := p.Sequences(time.Now())
+			return open
+		}
+
+		d := startProc(t, pair.Server, bin, append(wrap, argv...))
+		if !strings.Contains(d.stderr.String(), "(2 users: alice, bob)") {
+			t.Errorf("the start line does not name the access file's users:\n%s", d.stderr)
+		}
+		if err := dial(pair.Client, guard4, 800*time.Millisecond); !isTimeout(err) {
+			t.Fatalf("before the knock: connect %s: %v, want dropped", guard4, err)
+		}
+		knock(t, pair.Client, netns.ServerIP4, userOpen(users[0]))
+		if err := dial(pair.Client, guard4, 5*time.Second); err != nil {
+			t.Fatalf("after alice's open knock: connect %s: %v\n%s", guard4, err, d.stderr)
+		}
+		if !strings.Contains(d.stderr.String(), "user=alice") {
+			t.Errorf("the open is not logged with user=alice:\n%s", d.stderr)
+		}
+
+		// reload: bob gets new secrets; SIGHUP re-reads the access file.
+		if err := dial(pair.Client, guard6, 800*time.Millisecond); !isTimeout(err) {
+			t.Fatalf("before bob's knock: connect %s: %v, want dropped", guard6, err)
+		}
+		old := users[1]
+		users[1].open, users[1].close = randomSecret(t), randomSecret(t)
+		writeAccess(t, access, 0o600, users)
+		d.signal(t, syscall.SIGHUP)
+		if !waitFor(10*time.Second, func() bool { return strings.Contains(d.stderr.String(), "msg=reloaded") }) || d.exited() {
+			t.Fatalf("no reload on SIGHUP:\n%s", d.stderr)
+		}
+		knock(t, pair.Client, netns.ServerIP6, userOpen(users[1]))
+		if err := dial(pair.Client, guard6, 5*time.Second); err != nil {
+			t.Errorf("after the reload bob's new open sequence does not open: connect %s: %v\n%s", guard6, err, d.stderr)
+		}
+		if !strings.Contains(d.stderr.String(), "user=bob") {
+			t.Errorf("bob's open is not logged with user=bob:\n%s", d.stderr)
+		}
+		if err := dial(pair.Client, guard4, 5*time.Second); err != nil {
+			t.Errorf("alice lost her access in the reload: %v", err)
+		}
+
+		d.signal(t, syscall.SIGTERM)
+		if !waitFor(30*time.Second, d.exited) || d.waitErr != nil {
+			t.Fatalf("SIGTERM: exit %v, want 0:\n%s", d.waitErr, d.stderr)
+		}
+		for _, u := range append(users, old) {
+			if strings.Contains(d.stderr.String(), u.open) || strings.Contains(d.stderr.String(), u.close) {
+				t.Errorf("a secret of %s appears in the daemon's log", u.name)
+			}
+		}
+	})
+}
+
+// openrcArgv runs the script's start under the harness with s, checks that
+// it gives supervise-daemon the options that the tests' setpriv stands for,
+// and returns the daemon's command line (the binary, then its arguments).
+func openrcArgv(t *testing.T, s openrcSetup) []string {
+	t.Helper()
+	r := runOpenRC(t, "start", s)
+	calls := r.supervise()
+	if r.err != nil || len(calls) != 1 {
+		t.Fatalf("the script's start: %v: %q\n%s", r.err, calls, r.stderr)
+	}
+	bin := filepath.Join(binDir(t), "nfqknockd")
+	i := slices.Index(calls[0], bin)
+	if i < 0 || i+1 >= len(calls[0]) || calls[0][i+1] != "--" {
+		t.Fatalf("supervise-daemon %q: no %s -- ARGS", calls[0], bin)
+	}
+	opts := strings.Join(calls[0][:i], " ")
+	for _, o := range []string{"--capabilities ^cap_net_admin", "--secbits 0x3", "--no-new-privs"} {
+		if !strings.Contains(opts, o) {
+			t.Fatalf("supervise-daemon %s: no %s, which the tests' setpriv stands for", opts, o)
+		}
+	}
+	return append([]string{bin}, calls[0][i+2:]...)
 }
 
 // startProc starts argv in namespace ns, waits for the daemon (the process

@@ -225,12 +225,16 @@ func TestOpenRCScriptSyntax(t *testing.T) {
 // of the script under the harness, and checks what each calls: the
 // supervise-daemon command line (CAP_NET_ADMIN only, stop schedule
 // SIGTERM), SIGQUIT to the daemon before the supervisor stops for a
-// restart, SIGHUP for a reload; and that the script refuses secrets in
-// conf.d, a missing or open secrets file, and flags the daemon refuses,
-// before anything is started or stopped.
+// restart, SIGHUP for a reload; --access-file NFQKNOCKD_ACCESS_FILE in
+// place of --secret-file when that is set; and that the script refuses
+// secrets or --access-file in NFQKNOCKD_OPTS, a missing or open secrets or
+// access file, and flags the daemon refuses, before anything is started
+// or stopped.
 func TestOpenRCScriptCalls(t *testing.T) {
 	secrets, open, _ := testSecrets(t, 0o600)
 	loose, _, _ := testSecrets(t, 0o644)
+	access, users := testAccess(t, 0o600)
+	looseAccess, _ := testAccess(t, 0o644)
 	daemon := filepath.Join(binDir(t), "nfqknockd")
 	wantStart := []string{"nfqknockd", "--start",
 		"--capabilities", "^cap_net_admin", "--secbits", "0x3", "--no-new-privs",
@@ -239,6 +243,13 @@ func TestOpenRCScriptCalls(t *testing.T) {
 		daemon, "--", "--secret-file", secrets, "--guard", "22"}
 	stopCall := []string{"nfqknockd", "--stop"}
 	conf := func(opts string) string { return "NFQKNOCKD_OPTS=" + shellQuote(opts) + "\n" }
+	confAccess := func(opts, file string) string { return openrcConfAccess(t, opts, file) }
+	// The start with an access file: --access-file FILE where the
+	// secrets file was.
+	wantAccessStart := slices.Clone(wantStart)
+	wantAccessStart[len(wantAccessStart)-4] = "--access-file"
+	wantAccessStart[len(wantAccessStart)-3] = access
+	missing := filepath.Join(t.TempDir(), "none")
 
 	for _, sh := range openrcShells(t) {
 		t.Run(strings.Join(sh, "-"), func(t *testing.T) {
@@ -353,6 +364,8 @@ func TestOpenRCScriptCalls(t *testing.T) {
 				{"--open-secret=", "--guard 22 --open-secret=" + open, "--open-secret refused"},
 				{"--close-secret", "--guard 22 --close-secret " + open, "--close-secret refused"},
 				{"--secret-file", "--guard 22 --secret-file /tmp/x", "--secret-file refused"},
+				{"--access-file", "--guard 22 --access-file " + access, "--access-file refused"},
+				{"--access-file=", "--guard 22 --access-file=" + access, "--access-file refused"},
 				{"bad flag", "--guard 0", "--guard 0"},
 				{"no guard", "", "no port to guard"},
 			} {
@@ -387,6 +400,65 @@ func TestOpenRCScriptCalls(t *testing.T) {
 						t.Errorf("start: %v: %q\n%s\nwant refused, naming %q", r.err, r.calls, r.stderr, c.want)
 					}
 				})
+			}
+
+			// NFQKNOCKD_ACCESS_FILE: --access-file in place of
+			// --secret-file, for start and for the start of a restart,
+			// with no secrets file at all; --one-time allowed.
+			for _, c := range []struct{ name, opts string }{
+				{"access file", "--guard 22"},
+				{"access file with --one-time", "--guard 22 --one-time"},
+			} {
+				for _, action := range []string{"start", "restart"} {
+					t.Run(c.name+"/"+action, func(t *testing.T) {
+						s := base
+						s.secrets = missing
+						s.confd = confAccess(c.opts, access)
+						r := runOpenRC(t, action, s)
+						got := r.supervise()
+						if r.err != nil || len(got) == 0 {
+							t.Fatalf("%s: %v: %q\n%s", action, r.err, got, r.stderr)
+						}
+						want := append(slices.Clone(wantAccessStart), strings.Fields(c.opts)[2:]...)
+						if start := got[len(got)-1]; !slices.Equal(start, want) {
+							t.Errorf("%s: supervise-daemon %q\nwant %q", action, start, want)
+						}
+						for _, u := range users {
+							if strings.Contains(r.stderr, u.open) || strings.Contains(r.stderr, u.close) {
+								t.Errorf("%s: a secret of %s appears in the output: %q", action, u.name, r.stderr)
+							}
+						}
+					})
+				}
+			}
+
+			// An access file that the script or the daemon refuses, or
+			// --access-file in NFQKNOCKD_OPTS next to it: refused before
+			// any call, for start and for restart. A secrets file is there.
+			for _, c := range []struct{ name, confd, want string }{
+				{"missing access file", confAccess("--guard 22", missing), "(NFQKNOCKD_ACCESS_FILE) is missing"},
+				{"access file readable by others", confAccess("--guard 22", looseAccess), "--access-file " + looseAccess + ": permissions 0644"},
+				{"relative access file", confAccess("--guard 22", "access"), "not an absolute path"},
+				{"access file and --access-file", confAccess("--guard 22 --access-file "+access, access), "--access-file refused"},
+				{"access file and --access-file=", confAccess("--access-file="+access+" --guard 22", access), "--access-file refused"},
+				{"access file and --secret-file", confAccess("--guard 22 --secret-file "+secrets, access), "--secret-file refused"},
+				{"access file and -o", confAccess("--guard 22 -o "+open, access), "-o and -c refused"},
+				{"access file without a guard", confAccess("--one-time", access), "no port to guard"},
+			} {
+				for _, action := range []string{"start", "restart"} {
+					t.Run(c.name+"/"+action, func(t *testing.T) {
+						s := base
+						s.confd = c.confd
+						r := runOpenRC(t, action, s)
+						if r.err == nil || len(r.supervise()) != 0 || r.index("kill") >= 0 {
+							t.Errorf("%s with %q: %v: %q, want refused before any call", action, c.confd, r.err, r.calls)
+						}
+						if !strings.Contains(r.stderr, c.want) {
+							t.Errorf("%s: stderr %q, want %q", action, r.stderr, c.want)
+						}
+						t.Logf("%s refused: %s", action, strings.TrimSpace(r.stderr))
+					})
+				}
 			}
 
 			t.Run("depend", func(t *testing.T) {
