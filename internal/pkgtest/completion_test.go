@@ -1,6 +1,7 @@
 package pkgtest
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,17 +87,7 @@ func TestCompletionBash(t *testing.T) {
 			t.Errorf("%q: %v", c.line, err)
 			continue
 		}
-		got := strings.Fields(string(out))
-		switch {
-		case c.has != nil:
-			for _, w := range c.has {
-				if !slices.Contains(got, w) {
-					t.Errorf("%q: COMPREPLY %q, want it to hold %q", c.line, got, w)
-				}
-			}
-		case !slices.Equal(got, c.want):
-			t.Errorf("%q: COMPREPLY %q, want %q", c.line, got, c.want)
-		}
+		checkCompletions(t, fmt.Sprintf("%q: COMPREPLY", c.line), strings.Fields(string(out)), c.want, c.has)
 	}
 }
 
@@ -159,15 +150,22 @@ func TestCompletionFish(t *testing.T) {
 				got = append(got, w)
 			}
 		}
-		switch {
-		case c.has != nil:
-			for _, w := range c.has {
-				if !slices.Contains(got, w) {
-					t.Errorf("fish: complete -C %q: %q, want it to hold %q", c.line, got, w)
-				}
+		checkCompletions(t, fmt.Sprintf("fish: complete -C %q:", c.line), got, c.want, c.has)
+	}
+}
+
+// checkCompletions checks the completions got: exactly want, or, when has
+// is set, holding each of has.
+func checkCompletions(t *testing.T, what string, got, want, has []string) {
+	t.Helper()
+	switch {
+	case has != nil:
+		for _, w := range has {
+			if !slices.Contains(got, w) {
+				t.Errorf("%s %q, want it to hold %q", what, got, w)
 			}
-		case !slices.Equal(got, c.want):
-			t.Errorf("fish: complete -C %q: %q, want %q", c.line, got, c.want)
 		}
+	case !slices.Equal(got, want):
+		t.Errorf("%s %q, want %q", what, got, want)
 	}
 }

@@ -562,19 +562,7 @@ func startDaemon(t *testing.T, l *launch, ns, setpriv string, wrap ...string) *d
 }
 
 // daemonPID returns the pid of the installed daemon inside ns, 0 if none.
-func daemonPID(ns string) int {
-	out, _ := exec.Command("ip", "netns", "pids", ns).Output()
-	for _, f := range strings.Fields(string(out)) {
-		pid, err := strconv.Atoi(f)
-		if err != nil {
-			continue
-		}
-		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && exe == installedDaemon {
-			return pid
-		}
-	}
-	return 0
-}
+func daemonPID(ns string) int { return procOf(ns, installedDaemon) }
 
 // procCaps reads the capability sets of a process.
 func procCaps(t *testing.T, pid int) map[string]uint64 {
