@@ -10,9 +10,10 @@ import (
 )
 
 // reload re-reads the secrets or the access file (SIGHUP) and gives the
-// users to every tracker; a bad file changes nothing. The table and the
-// opened sources stay, except those of a user removed from the access
-// file, which are closed at once. Changed ports apply to the next opens.
+// users to every tracker, waiting until each has them; a bad file changes
+// nothing. The table and the opened sources stay, except what the access
+// file no longer allows (a removed user, a port taken from a user), which
+// is closed at once (closeUnlisted). New ports apply to the next opens.
 func (d *service) reload() {
 	users, err := d.newUsers()
 	if err != nil {
