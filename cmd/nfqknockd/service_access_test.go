@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nfqknockd/nfqknockd/knock"
 	"github.com/nfqknockd/nfqknockd/queue"
 )
@@ -289,5 +291,30 @@ func TestServiceOneTimeRestart(t *testing.T) {
 	plain.knock(src4, o)
 	if tab, _ := plain.rules.state(); !plain.isOpen(src4) || len(tab.spent) != 0 {
 		t.Errorf("without --one-time: opened %v, spent %v", plain.isOpen(src4), tab.spent)
+	}
+}
+
+// TestServiceOneTimeSpendFails: when the table cannot keep a used sequence
+// (a full set spent: ENFILE), the daemon logs an error, opens all the same,
+// and still refuses the sequence from memory.
+func TestServiceOneTimeSpendFails(t *testing.T) {
+	ts, _ := newAccessService(t, unitUsers[:1], "--one-time")
+	p := ts.cfg.Params
+	open := knock.OneTimeSequence(p.Digest, unitUsers[0].OpenSecret, p.PeriodStart(ts.now), 5, p.Range)
+	ts.knock(src4, open[:len(open)-1])
+	ts.rules.mu.Lock()
+	ts.rules.fail = unix.ENFILE // the next operation: the Spend of the last knock
+	ts.rules.mu.Unlock()
+	ts.knock(src4, open[len(open)-1:])
+	if !ts.isOpen(src4) {
+		t.Fatalf("a failed Spend kept the open from opening; log:\n%s", ts.logs)
+	}
+	if want := `msg="could not keep the used one-time sequence in the table: a restart in its period forgets it" source=10.0.0.2 user=alice`; !strings.Contains(ts.logs.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, ts.logs)
+	}
+	attacker := netip.MustParseAddr("10.0.0.66")
+	ts.knock(attacker, open)
+	if ts.isOpen(attacker) || !strings.Contains(ts.logs.String(), "msg=replay source=10.0.0.66") {
+		t.Errorf("the sequence is not refused from memory; log:\n%s", ts.logs)
 	}
 }
