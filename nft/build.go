@@ -41,6 +41,7 @@ const (
 	rate6SetID
 	flood4SetID
 	flood6SetID
+	spentSetID
 )
 
 // Ruleset is every object of our table but the table itself (which Conn
@@ -49,9 +50,9 @@ const (
 type Ruleset struct {
 	Table *nftables.Table
 	// Sets are guard, allow4, allow6, static4, static6, then first,
-	// knocking4, knocking6, rate4, rate6, flood4, flood6; Elements[i] are
-	// the elements Sets[i] starts with (the opened sources and first ports
-	// are added by Apply).
+	// knocking4, knocking6, rate4, rate6, flood4, flood6, and spent;
+	// Elements[i] are the elements Sets[i] starts with (the opened sources,
+	// first ports and used one-time sequences are added by Apply).
 	Sets     []*nftables.Set
 	Elements [][]nftables.SetElement
 	// Chains are knock, guard (base chains), guarded and knocks (regular
@@ -136,6 +137,10 @@ func Build(s Spec, v QueueVariant) (*Ruleset, error) {
 	f := filterSets(t, s)
 	rs.Sets = append(rs.Sets, f.first, f.knocking4, f.knocking6, f.rate4, f.rate6, f.flood4, f.flood6)
 	rs.Elements = append(rs.Elements, nil, nil, nil, nil, nil, nil, nil)
+	spent := spentSet(t)
+	spent.ID = spentSetID
+	rs.Sets = append(rs.Sets, spent)
+	rs.Elements = append(rs.Elements, nil)
 	accept := nftables.ChainPolicyAccept
 	knock := &nftables.Chain{
 		Name: ChainKnock, Table: t, Type: nftables.ChainTypeFilter,

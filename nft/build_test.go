@@ -267,6 +267,7 @@ func TestBuildObjects(t *testing.T) {
 		{"rate6", nftables.TypeIP6Addr, true, false, 65536},
 		{"flood4", nftables.TypeIPAddr, true, false, 65536},
 		{"flood6", nftables.TypeIP6Addr, true, false, 65536},
+		{"spent", nftables.TypeIP6Addr, true, false, SpentSize},
 	}
 	if len(rs.Sets) != len(sets) {
 		t.Fatalf("%d sets, want %d", len(rs.Sets), len(sets))

@@ -22,9 +22,9 @@ import (
 // Its methods are safe for concurrent use (they run one after another).
 //
 // A Conn keeps its own record of the sources it opened, with their ports,
-// users and when they expire: Apply puts them back with the table, so a
-// table deleted behind its back (on a kernel without ownership) comes back
-// with them.
+// users and when they expire, and of the used one-time sequences (Spend):
+// Apply puts them back with the table, so a table deleted behind its back
+// (on a kernel without ownership) comes back with them.
 type Conn struct {
 	netnsFd int
 	opts    []nftables.ConnOption         // for the reading connections
@@ -39,7 +39,8 @@ type Conn struct {
 	flags   uint32 // the table flags we write: owner|persist, or 0
 	probed  bool   // flags is known
 	opened  map[opening]openRecord
-	first   map[uint16]time.Time // the first ports and when they expire
+	first   map[uint16]time.Time   // the first ports and when they expire
+	spent   map[[16]byte]time.Time // the used one-time sequences and when they expire
 }
 
 // maxAttempts bounds how often one operation is sent again after its answer
@@ -91,7 +92,8 @@ func Dial(netnsFd int) (*Conn, error) {
 // dial returns a Conn that makes its nftables connections with opts (tests
 // pass nftables.WithTestDial and set rawDial).
 func dial(opts ...nftables.ConnOption) *Conn {
-	return &Conn{opts: opts, table: DefaultTable, now: time.Now, opened: map[opening]openRecord{}, first: map[uint16]time.Time{}}
+	return &Conn{opts: opts, table: DefaultTable, now: time.Now, opened: map[opening]openRecord{}, first: map[uint16]time.Time{},
+		spent: map[[16]byte]time.Time{}}
 }
 
 // Close closes the writing socket. An owned table stays as it is, without
@@ -172,7 +174,8 @@ type Result struct {
 // allow4/allow6 and those of the Conn's own record are carried over with
 // their ports, users and remaining timeouts (elements without timeout stay
 // without), so a daemon restarted after a crash or a restart locks nobody
-// out. The sources of an older version's allow sets, keyed by address
+// out; so are those of spent (the used one-time sequences), so that it
+// refuses what the daemon before it accepted. The sources of an older version's allow sets, keyed by address
 // alone, are carried over to every port of s.Guard, without user.
 //
 // A table of the name that is not ours gives ErrNotOurs, one owned by
@@ -226,6 +229,11 @@ func (c *Conn) applyOnce(s Spec) (Result, error) {
 		return res, err
 	}
 	res.Carried = len(carried[0]) + len(carried[1])
+	if exists {
+		if err := c.adoptSpent(s.Table); err != nil {
+			return res, err
+		}
+	}
 	if s.First != nil {
 		c.recordFirst(s.First)
 	}
@@ -342,6 +350,8 @@ func (c *Conn) replaceBatch(rs *Ruleset, carried [2][]nftables.SetElement, first
 				elems = carried[1]
 			case SetFirst:
 				elems = c.firstElements()
+			case SetSpent:
+				elems = c.spentElements()
 			}
 			if err := nc.AddSet(set, nil); err != nil {
 				return fmt.Errorf("add set %s: %w", set.Name, err)
@@ -395,6 +405,7 @@ func (c *Conn) Destroy() error {
 		return fmt.Errorf("delete table inet %s: %w", c.table, err)
 	}
 	clear(c.opened)
+	clear(c.spent)
 	return nil
 }
 

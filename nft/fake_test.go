@@ -146,6 +146,7 @@ func TestApplyBatchShape(t *testing.T) {
 		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSETELEM, // first and its port
 		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, // knocking4, knocking6, rate4
 		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, // rate6, flood4, flood6
+		unix.NFT_MSG_NEWSET, // spent, empty
 		unix.NFT_MSG_NEWCHAIN, unix.NFT_MSG_NEWCHAIN, unix.NFT_MSG_NEWCHAIN, unix.NFT_MSG_NEWCHAIN,
 		unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, // knock
 		unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, // guard

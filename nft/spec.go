@@ -1,9 +1,9 @@
 // Package nft programs the kernel ruleset of nfqknockd through netlink
 // (github.com/google/nftables): one private table, `inet nfqknock` by
 // default, with the sets guard, allow4, allow6, static4 and static6, the
-// kernel filter's sets first, knocking4/6, rate4/6 and flood4/6, and the
-// chains knock, knocks, guard and guarded (see DESIGN.md, "The kernel
-// ruleset").
+// kernel filter's sets first, knocking4/6, rate4/6 and flood4/6, the set
+// spent of the used one-time sequences, and the chains knock, knocks,
+// guard and guarded (see DESIGN.md, "The kernel ruleset").
 //
 // The package has two halves. Build is pure: it turns a Spec into the
 // sets, chains and rules, and is tested without a kernel. Conn is the
@@ -12,9 +12,9 @@
 // puts the table back), sends the ruleset in one transaction (Apply), opens
 // and closes guarded ports for sources (Allow, Revoke: the elements
 // `source . port` of allow4 and allow6, with their user as comment), lists
-// them (Allowed), renews the kernel filter's first ports (SetFirst), and
-// deletes the table (Destroy) or leaves it guarding for the next daemon
-// (Close). A Conn is bound to one network namespace, so tests run against a
+// them (Allowed), renews the kernel filter's first ports (SetFirst), keeps
+// the used one-time sequences (Spend, Spent), and deletes the table
+// (Destroy) or leaves it guarding for the next daemon (Close). A Conn is bound to one network namespace, so tests run against a
 // real kernel without touching the host's ruleset.
 //
 // No program is ever executed: everything goes through netlink.
@@ -47,6 +47,7 @@ const (
 	SetRate6     = "rate6"     // ipv6_addr, dynamic
 	SetFlood4    = "flood4"    // ipv4_addr, dynamic: knocking sources over the rate, not queued for a while
 	SetFlood6    = "flood6"    // ipv6_addr, dynamic
+	SetSpent     = "spent"     // ipv6_addr (an opaque 16-byte digest), flags timeout: used one-time sequences
 	ChainKnock   = "knock"     // bare SYNs to the knock range and this host jump to knocks
 	ChainKnocks  = "knocks"    // the kernel filter: only knocking sources are queued
 	ChainGuard   = "guard"     // new connections to guarded ports jump to guarded

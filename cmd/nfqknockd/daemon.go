@@ -52,6 +52,9 @@ type service struct {
 	paramsMu sync.Mutex
 	// spent are the one-time sequences used (--one-time), for all shards.
 	spent *spent
+	// clock is the time of the daemon's start-up work (seedSpent); nil:
+	// time.Now. Unit tests give the clock they move.
+	clock func() time.Time
 }
 
 // exitError is a failed start: the line to print and the exit status.
@@ -182,7 +185,7 @@ func (d *service) openQueues() error {
 // newShard returns a shard of the daemon reading q (nil in unit tests).
 func (d *service) newShard(q *queue.Queue, tr *knock.Tracker) *shard {
 	if d.cfg.OneTime && d.spent == nil {
-		d.spent = newSpent(d.cfg.Params.Period)
+		d.spent = newSpent(d.cfg.Params.Period, d.cfg.Params.Grace)
 	}
 	s := &shard{
 		q: q, tracker: tr, m: &d.metrics, log: d.log, ttl: d.cfg.OpenTimeout, verbose: d.cfg.Verbose,
@@ -231,6 +234,9 @@ func (d *service) program() error {
 	for _, w := range d.cfg.startWarnings() {
 		d.log.Warn(w)
 	}
+	if d.spent != nil {
+		d.seedSpent()
+	}
 	if res.Carried > 0 {
 		d.closeUnlisted() // what the daemon before opened for users no longer listed
 	}
@@ -242,6 +248,24 @@ func (d *service) program() error {
 		}
 	}
 	return nil
+}
+
+// seedSpent marks used the one-time sequences that the table's set spent
+// holds (those the daemon before this one used, in their period), so that
+// a knock of one is a replay. A table it cannot read leaves them unknown:
+// logged, and the daemon goes on.
+func (d *service) seedSpent() {
+	keys, err := d.rules.Spent()
+	if err != nil {
+		d.log.Error("could not read the used one-time sequences from the table: those used before this start may open once more in their period", "err", err)
+		return
+	}
+	now := time.Now()
+	if d.clock != nil {
+		now = d.clock()
+	}
+	n := d.spent.seed(keys, now)
+	d.log.Info("one-time sequences used before this start are refused", "kept", len(keys), "used", n)
 }
 
 // tableError turns an error of Check or Apply into the line to print.

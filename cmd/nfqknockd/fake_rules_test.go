@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"maps"
@@ -30,6 +31,7 @@ type fakeOpen struct {
 type fakeTable struct {
 	spec    nft.Spec
 	allowed map[fakeElem]fakeOpen
+	spent   map[[16]byte]time.Duration // the used one-time sequences and their ttl
 }
 
 // ttl returns the timeout of (src, port) and whether it is opened.
@@ -45,20 +47,21 @@ func (t *fakeTable) clone() *fakeTable {
 	if t == nil {
 		return nil
 	}
-	return &fakeTable{spec: t.spec, allowed: maps.Clone(t.allowed)}
+	return &fakeTable{spec: t.spec, allowed: maps.Clone(t.allowed), spent: maps.Clone(t.spent)}
 }
 
 // fakeRules is a ruleset without a kernel, with the semantics the daemon
 // relies on: every operation is a transaction that changes all or nothing
 // (it works on a copy and commits it on success), Apply carries the opened
 // sources over, like nft.Conn it keeps its own record of what it opened
-// and puts it back, and Watch repairs what the test deletes behind its
+// and puts it back (the used one-time sequences too), and Watch repairs what the test deletes behind its
 // back (vanish).
 type fakeRules struct {
 	mu      sync.Mutex
 	table   *fakeTable // nil: no table
 	fail    error      // the next operation fails with it, changing nothing
 	record  map[fakeElem]fakeOpen
+	spent   map[[16]byte]time.Duration // the record of Spend
 	applied *nft.Spec
 	closed  bool
 	notOurs bool // the table of the name is someone else's
@@ -67,7 +70,7 @@ type fakeRules struct {
 }
 
 func newFakeRules() *fakeRules {
-	return &fakeRules{record: map[fakeElem]fakeOpen{}, vanish: make(chan string)}
+	return &fakeRules{record: map[fakeElem]fakeOpen{}, spent: map[[16]byte]time.Duration{}, vanish: make(chan string)}
 }
 
 // txn runs fn on a copy of the table and commits it when fn and the
@@ -109,7 +112,14 @@ func (f *fakeRules) Apply(s nft.Spec) (nft.Result, error) {
 			maps.Copy(allowed, (*t).allowed)
 		}
 		res.Carried = len(allowed)
-		*t = &fakeTable{spec: s, allowed: allowed}
+		spent := maps.Clone(f.spent)
+		if spent == nil {
+			spent = map[[16]byte]time.Duration{}
+		}
+		if *t != nil {
+			maps.Copy(spent, (*t).spent)
+		}
+		*t = &fakeTable{spec: s, allowed: allowed, spent: spent}
 		return nil
 	})
 	if err == nil {
@@ -138,6 +148,43 @@ func (f *fakeRules) Allow(src netip.Addr, ports []uint16, user string, ttl time.
 		}
 		return nil
 	})
+}
+
+// Spend adds key to the table's spent, and to the record when it commits;
+// a key already there is no error.
+func (f *fakeRules) Spend(key [16]byte, ttl time.Duration) error {
+	return f.txn("spend", func(t **fakeTable) error {
+		if *t == nil {
+			return unix.ENOENT
+		}
+		if (*t).spent == nil {
+			(*t).spent = map[[16]byte]time.Duration{}
+		}
+		if _, ok := (*t).spent[key]; !ok {
+			(*t).spent[key] = ttl
+		}
+		if f.spent == nil {
+			f.spent = map[[16]byte]time.Duration{}
+		}
+		f.spent[key] = (*t).spent[key]
+		return nil
+	})
+}
+
+// Spent lists the table's spent, in key order (the fake's clock stands
+// still: each key has its whole ttl left).
+func (f *fakeRules) Spent() ([]nft.SpentKey, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.table == nil {
+		return nil, unix.ENOENT
+	}
+	var out []nft.SpentKey
+	for k, ttl := range f.table.spent {
+		out = append(out, nft.SpentKey{Key: k, Expires: ttl})
+	}
+	slices.SortFunc(out, func(a, b nft.SpentKey) int { return bytes.Compare(a.Key[:], b.Key[:]) })
+	return out, nil
 }
 
 func (f *fakeRules) SetFirst(ports []nft.FirstPort) error {
@@ -201,6 +248,7 @@ func (f *fakeRules) Destroy() error {
 	return f.txn("destroy", func(t **fakeTable) error {
 		*t = nil
 		clear(f.record)
+		clear(f.spent)
 		return nil
 	})
 }

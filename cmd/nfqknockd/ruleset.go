@@ -29,6 +29,12 @@ type ruleset interface {
 	Revoke(src netip.Addr, ports []uint16) error
 	// Allowed lists the opened sources, one element per source and port.
 	Allowed() ([]nft.Element, error)
+	// Spend keeps a used one-time sequence's key in the table for ttl (a
+	// key already there is no error; a full set: ENFILE).
+	Spend(key [16]byte, ttl time.Duration) error
+	// Spent lists the keys of the used one-time sequences the table
+	// holds, with their remaining life.
+	Spent() ([]nft.SpentKey, error)
 	// OpenedSources counts the opened sources per family without asking
 	// the kernel (for the metrics).
 	OpenedSources() (v4, v6 int)

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nfqknockd/nfqknockd/knock"
 	"github.com/nfqknockd/nfqknockd/queue"
 )
@@ -210,5 +212,109 @@ func TestServiceAccessRestartAndPorts(t *testing.T) {
 	ts2.signal(syscall.SIGHUP)
 	if got := fmt.Sprint(ts2.ports(c)); got != "[22:carol]" {
 		t.Errorf("after carol lost 443: %s; log:\n%s", got, ts2.logs)
+	}
+}
+
+// TestServiceOneTimeRestart: the one-time sequences used before a restart
+// stay used after it: the daemon keeps them in the table's set spent, and
+// the next daemon, which takes the table over, refuses them as replays
+// (an open and a close); a new nonce still opens. Without --one-time
+// nothing is written there.
+func TestServiceOneTimeRestart(t *testing.T) {
+	ts, _ := newAccessService(t, unitUsers[:1], "--one-time")
+	p := ts.cfg.Params
+	alice := unitUsers[0]
+	seq := func(secret string, nonce uint32) []uint16 {
+		return knock.OneTimeSequence(p.Digest, secret, p.PeriodStart(ts.now), nonce, p.Range)
+	}
+	open, close := seq(alice.OpenSecret, 7), seq(alice.CloseSecret, 9)
+	ts.knock(src4, open)
+	ts.knock(src4, close)
+	ts.knock(src4, seq(alice.OpenSecret, 8))
+	if !ts.isOpen(src4) {
+		t.Fatalf("the one-time opens did not open; log:\n%s", ts.logs)
+	}
+	if end, done := ts.signal(restartSignal); !done || ts.finish(end) != 0 {
+		t.Fatal("the restart signal did not end the daemon with status 0")
+	}
+	tab, _ := ts.rules.state()
+	if len(tab.spent) != 3 {
+		t.Fatalf("the table keeps %d used sequences, want 3: %v", len(tab.spent), tab.spent)
+	}
+	for k, ttl := range tab.spent {
+		// The end of the period plus the grace, from a knock in its first
+		// second: a little less than period + grace.
+		if ttl <= p.Period || ttl > p.Period+p.Grace {
+			t.Errorf("key %x kept for %s, want the rest of the period plus the grace", k, ttl)
+		}
+	}
+
+	next := &fakeRules{table: tab, record: map[fakeElem]fakeOpen{}, vanish: make(chan string)}
+	path := filepath.Join(t.TempDir(), "access")
+	if err := os.WriteFile(path, []byte(accessText(unitUsers[:1])), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts2 := newTestService(t, next, "--guard", "443", "--access-file", path, "--one-time")
+	if want := "kept=3"; !strings.Contains(ts2.logs.String(), want) {
+		t.Errorf("the start log lacks %q:\n%s", want, ts2.logs)
+	}
+	attacker := netip.MustParseAddr("10.0.0.66")
+	ts2.knock(attacker, open)
+	if ts2.isOpen(attacker) {
+		t.Fatalf("an open used before the restart opened after it; log:\n%s", ts2.logs)
+	}
+	ts2.knock(src4, close)
+	if !ts2.isOpen(src4) {
+		t.Fatalf("a close used before the restart closed after it; log:\n%s", ts2.logs)
+	}
+	for _, want := range []string{"msg=replay source=10.0.0.66 user=alice sequence=open", "msg=replay source=10.0.0.2 user=alice sequence=close"} {
+		if !strings.Contains(ts2.logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, ts2.logs)
+		}
+	}
+	ts2.knock(attacker, seq(alice.OpenSecret, 10))
+	if !ts2.isOpen(attacker) {
+		t.Errorf("a new nonce did not open after the restart; log:\n%s", ts2.logs)
+	}
+	if tab, _ := next.state(); len(tab.spent) != 4 {
+		t.Errorf("the table keeps %d used sequences, want 4", len(tab.spent))
+	}
+	for _, s := range []string{alice.OpenSecret, alice.CloseSecret} {
+		if strings.Contains(ts2.logs.String(), s) || strings.Contains(ts.logs.String(), s) {
+			t.Errorf("a log shows a secret")
+		}
+	}
+
+	// Without --one-time the set stays empty.
+	plain := newTestService(t, newFakeRules(), "-o", testOpen, "-c", testClose)
+	o, _ := plain.sequences(testOpen, testClose)
+	plain.knock(src4, o)
+	if tab, _ := plain.rules.state(); !plain.isOpen(src4) || len(tab.spent) != 0 {
+		t.Errorf("without --one-time: opened %v, spent %v", plain.isOpen(src4), tab.spent)
+	}
+}
+
+// TestServiceOneTimeSpendFails: when the table cannot keep a used sequence
+// (a full set spent: ENFILE), the daemon logs an error, opens all the same,
+// and still refuses the sequence from memory.
+func TestServiceOneTimeSpendFails(t *testing.T) {
+	ts, _ := newAccessService(t, unitUsers[:1], "--one-time")
+	p := ts.cfg.Params
+	open := knock.OneTimeSequence(p.Digest, unitUsers[0].OpenSecret, p.PeriodStart(ts.now), 5, p.Range)
+	ts.knock(src4, open[:len(open)-1])
+	ts.rules.mu.Lock()
+	ts.rules.fail = unix.ENFILE // the next operation: the Spend of the last knock
+	ts.rules.mu.Unlock()
+	ts.knock(src4, open[len(open)-1:])
+	if !ts.isOpen(src4) {
+		t.Fatalf("a failed Spend kept the open from opening; log:\n%s", ts.logs)
+	}
+	if want := `msg="could not keep the used one-time sequence in the table: a restart in its period forgets it" source=10.0.0.2 user=alice`; !strings.Contains(ts.logs.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, ts.logs)
+	}
+	attacker := netip.MustParseAddr("10.0.0.66")
+	ts.knock(attacker, open)
+	if ts.isOpen(attacker) || !strings.Contains(ts.logs.String(), "msg=replay source=10.0.0.66") {
+		t.Errorf("the sequence is not refused from memory; log:\n%s", ts.logs)
 	}
 }

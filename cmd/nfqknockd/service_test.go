@@ -53,6 +53,7 @@ func newTestService(t *testing.T, rules *fakeRules, args ...string) *testService
 		stderr: ts.logs,
 		rules:  rules,
 		spec:   nft.Spec{Table: cfg.Table, Start: cfg.Params.Range.Start, End: cfg.Params.Range.End, Guard: cfg.guardPorts(), Allow: cfg.Allow},
+		clock:  func() time.Time { return ts.now },
 	}
 	tr, err := knock.NewTracker(cfg.trackerConfig())
 	if err != nil {

@@ -47,9 +47,10 @@ func (s *shard) handle(p *queue.Packet) {
 		s.log.Debug("knock", "source", p.Src)
 	}
 	s.k = knock.Knock{Src: p.Src, SrcPort: p.SrcPort, DstPort: p.DstPort, Seq: p.Seq}
-	v := s.tracker.Knock(&s.k, s.now())
-	if s.spent != nil && (v.Action == knock.Open || v.Action == knock.Close) && !s.spent.use(s.users[v.User], v) {
-		v.Action = knock.Replay // used before, through another queue
+	now := s.now()
+	v := s.tracker.Knock(&s.k, now)
+	if s.spent != nil && (v.Action == knock.Open || v.Action == knock.Close) {
+		s.spend(&v, now)
 	}
 	switch v.Action {
 	case knock.Open:
@@ -60,6 +61,24 @@ func (s *shard) handle(p *queue.Packet) {
 		s.replay(p.Src, s.users[v.User], v.Kind)
 	}
 	s.countTracked()
+}
+
+// spend marks the one-time sequence of v used, or makes v a Replay when it
+// was used before: through another queue, or before a restart (spent was
+// seeded from the table). A fresh one also goes into the table's set spent
+// before it opens or closes anything, so that the next daemon refuses it
+// too; if that fails (a full set) the sequence is still refused from
+// memory, and the open or close goes on.
+func (s *shard) spend(v *knock.Verdict, now time.Time) {
+	u := s.users[v.User]
+	fresh, key, ttl := s.spent.use(u, *v, now)
+	if !fresh {
+		v.Action = knock.Replay
+		return
+	}
+	if err := s.rules.Spend(key, ttl); err != nil {
+		s.log.Error("could not keep the used one-time sequence in the table: a restart in its period forgets it", withUser(u, s.k.Src, "err", err)...)
+	}
 }
 
 func (s *shard) open(src netip.Addr, u knock.User) {

@@ -1,0 +1,78 @@
+package main
+
+// End-to-end test of the used one-time sequences kept over a restart, in
+// network namespaces.
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
+	"github.com/nfqknockd/nfqknockd/knock"
+)
+
+// TestOneTimeReplayAfterRestart: a one-time open captured on the wire
+// before a restart (SIGQUIT, a new daemon that takes the table over) and
+// replayed after it from another address opens nothing and is logged as a
+// replay: the first daemon kept the used sequence in the table's set
+// spent, and the second seeded itself from it. A new nonce still opens.
+// IPv4.
+func TestOneTimeReplayAfterRestart(t *testing.T) {
+	t.Parallel()
+	fam := filterFams[0]
+	e, d, path := accessEnv(t, "--one-time")
+	e.addClientAddrs(t, fam.second, fam.third)
+	client, attacker := fam.client, fam.second
+	alice := testUsers[0]
+	capture, err := testutil.NewCapture(e.pair.Server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer capture.Close()
+	sender, err := testutil.NewSYNSender(e.pair.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sender.Close()
+
+	n1 := rand.Uint32N(knock.OneTimeNonces)
+	n2 := (n1 + 1 + rand.Uint32N(knock.OneTimeNonces-1)) % knock.OneTimeNonces
+	open1 := oneTime(alice.OpenSecret, n1)
+	e.knock(client, fam.server, open1)
+	if d.waitCount("msg=open source="+client.String()+" user=alice ", 1) != 1 {
+		t.Fatalf("the one-time open did not open")
+	}
+	wire := captured(t, capture, client, len(open1))
+	if code := d.stop(syscall.SIGQUIT); code != 0 {
+		t.Fatalf("exit status after SIGQUIT = %d, want 0", code)
+	}
+	if list, err := e.nft("list", "set", "inet", "nfqknock", "spent"); err != nil || !strings.Contains(list, "elements = {") {
+		t.Fatalf("the table left by the restart keeps no used sequence (%v):\n%s", err, list)
+	}
+
+	d = e.startArgs("--range", "1-65535", "--guard", fmt.Sprintf("%d,%d", guardPort, secondGuard), "--access-file", path, "--one-time")
+	for _, want := range []string{"took_over=true", `msg="one-time sequences used before this start are refused" kept=1`} {
+		if !d.waitLog(want, 2*time.Second) {
+			t.Errorf("the new daemon's log lacks %s:\n%s", want, d.stderr)
+		}
+	}
+	replay(t, sender, attacker, fam.server, wire)
+	if s := "msg=replay source=" + attacker.String() + " user=alice sequence=open"; !d.waitLog(s, 2*time.Second) {
+		t.Errorf("no %q after the replay across the restart", s)
+	}
+	e.reach(t, attacker, fam.server, [2]bool{false, false}, "after the replay across the restart")
+	if strings.Contains(d.stderr.String(), "msg=open source="+attacker.String()) {
+		t.Errorf("the replay across the restart opened:\n%s", d.stderr)
+	}
+
+	// A new nonce opens, from the third address.
+	e.knock(fam.third, fam.server, oneTime(alice.OpenSecret, n2))
+	if d.waitCount("msg=open source="+fam.third.String()+" user=alice ", 1) != 1 {
+		t.Errorf("a new one-time open after the restart did not open:\n%s", d.stderr)
+	}
+	d.term()
+}
