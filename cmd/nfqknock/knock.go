@@ -158,14 +158,16 @@ func (k *knocker) one(ctx context.Context, port uint16) error {
 		_ = c.Close()
 		return nil
 	}
+	// The errors name the host, never the port: the ports are the
+	// period's sequence, and an error may end up in a log.
 	if c := context.Cause(ctx); c != nil {
-		return fmt.Errorf("knock %s: %w", ap, c)
+		return fmt.Errorf("knock %s: %w", k.addr, c)
 	}
 	var ne net.Error
 	if refused(err) || (errors.As(err, &ne) && ne.Timeout()) {
 		return nil
 	}
-	return fmt.Errorf("knock %s: %w", ap, dialReason(err))
+	return fmt.Errorf("knock %s: %w", k.addr, dialReason(err))
 }
 
 // dialReason strips a *net.OpError down to its cause ("connect: network is
