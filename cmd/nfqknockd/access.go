@@ -3,12 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -82,48 +80,17 @@ func (c *config) accessGuard() []uint16 {
 	return c.guardPorts()
 }
 
-// readAccessFile reads the access file name (knock.ParseAccess), refusing,
-// as for the secret file, one that group or others may read or write. Its
-// errors do not name the file: the caller's message does.
+// readAccessFile reads the access file name (knock.ParseAccess), refusing
+// what the secret file's check refuses (cli.OpenPrivate: a mode that lets
+// group or others at it, another owner than root or the daemon's user).
+// Its errors do not name the file: the caller's message does.
 func readAccessFile(name string, guard []uint16) ([]knock.User, error) {
-	f, err := os.Open(name)
+	f, err := cli.OpenPrivate(name)
 	if err != nil {
-		return nil, pathErr(err)
+		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, pathErr(err)
-	}
-	if err := knock.CheckSecretMode(fi.Mode()); err != nil {
-		return nil, err
-	}
-	if err := checkOwner(fi); err != nil {
-		return nil, err
-	}
 	return knock.ParseAccess(f, guard)
-}
-
-// checkOwner refuses a file that another account than root or the
-// daemon's own owns: that account could decide who gets in.
-func checkOwner(fi os.FileInfo) error {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
-	}
-	if euid := os.Geteuid(); st.Uid != 0 && int(st.Uid) != euid {
-		return fmt.Errorf("owned by uid %d: want root or the daemon's own user (uid %d)", st.Uid, euid)
-	}
-	return nil
-}
-
-// pathErr drops the operation and path of an *fs.PathError.
-func pathErr(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // reloadAccess re-reads the access file for SIGHUP, with the checks of the

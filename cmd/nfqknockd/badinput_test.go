@@ -53,7 +53,7 @@ func accessCases(t *testing.T, file func(name, content string, mode os.FileMode)
 	}
 	return append(cases,
 		tcase{name: "access file of another user", argv: []string{"-p", "22", "--access-file", nobodys}, code: 2,
-			want: "--access-file " + nobodys + ": owned by uid 65534: want root or the daemon's own user (uid 0)"},
+			want: "--access-file " + nobodys + ": owned by uid 65534: want root or this process's user (uid 0)"},
 		tcase{name: "access file group-readable", argv: []string{"-p", "22", "--access-file", loose}, code: 2,
 			want: "--access-file " + loose + ": permissions 0640 are too open (want 0600 or stricter)"},
 		tcase{name: "access file with -o", argv: []string{"-p", "22", "--access-file", good, "-o", "argv-open-secret"}, code: 2,
@@ -80,6 +80,10 @@ func TestBadInputLeavesNoTable(t *testing.T) {
 		return testutil.WriteFile(t, dir, name, content, mode)
 	}
 	loose := file("loose", "open=a\nclose=b\n", 0o644)
+	theirs := file("theirs", "open=a\nclose=b\n", 0o600)
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
 	rootOnly := file("root-only", "open=a\nclose=b\n", 0o600)
 	emptySecret := file("empty", "open=a\nclose=\n", 0o600)
 	openOnly := file("open-only", "open=file-open-secret\n", 0o600)
@@ -116,6 +120,8 @@ func TestBadInputLeavesNoTable(t *testing.T) {
 	cases = append(cases,
 		tcase{name: "secret file world-readable", argv: []string{"-p", "22", "--secret-file", loose}, code: 2,
 			want: "--secret-file " + loose + ": permissions 0644 are too open (want 0600 or stricter)"},
+		tcase{name: "secret file of another user", argv: []string{"-p", "22", "--secret-file", theirs}, code: 2,
+			want: "--secret-file " + theirs + ": owned by uid 65534: want root or this process's user (uid 0)"},
 		tcase{name: "secret file missing", argv: []string{"-p", "22", "--secret-file", missing}, code: 2,
 			want: "--secret-file " + missing + ": no such file or directory"},
 		tcase{name: "secret file unreadable", pre: asNobody, argv: []string{"-p", "22", "--secret-file", rootOnly}, code: 2,

@@ -375,13 +375,8 @@ func testInstalledDaemon(t *testing.T, setpriv string) {
 
 	// The sequences, from the installed daemon's -s with the unit's flags
 	// and the credential, and from the installed client with the file.
-	show := exec.Command(installedDaemon, append(append([]string{}, l.argv[1:]...), "-s")...)
-	show.Env = l.env
-	seqOut, err := show.Output()
-	if err != nil {
-		t.Fatalf("nfqknockd -s: %v", err)
-	}
-	open, closeSeq := parseSequences(t, string(seqOut))
+	seqOut := installedShow(t, l)
+	open, closeSeq := parseSequences(t, seqOut)
 	if out, err := exec.Command(installedClient, "--secret-file", l.secrets, "show").Output(); err != nil || string(out) != string(seqOut) {
 		t.Errorf("nfqknock show: %q, %v; nfqknockd -s printed %q", out, err, seqOut)
 	}

@@ -560,7 +560,18 @@ func testReload(t *testing.T, l *launch, u unitFile, d *daemonProc, pair *netns.
 // credential.
 func installedSequences(t *testing.T, l *launch) (open, close []uint16) {
 	t.Helper()
-	show := exec.Command(installedDaemon, append(append([]string{}, l.argv[1:]...), "-s")...)
+	return parseSequences(t, installedShow(t, l))
+}
+
+// installedShow returns what the installed daemon's -s prints with the
+// unit's flags and credential, run as the unit's user (the credential is
+// that user's, as systemd makes it, and the daemon refuses a secret file
+// of another account).
+func installedShow(t *testing.T, l *launch) string {
+	t.Helper()
+	setpriv := needCommand(t, "setpriv", "util-linux")
+	argv := append(l.setprivArgs(setpriv, false), "-s")
+	show := exec.Command(argv[0], argv[1:]...)
 	show.Env = l.env
 	var stderr bytes.Buffer
 	show.Stderr = &stderr
@@ -568,7 +579,7 @@ func installedSequences(t *testing.T, l *launch) (open, close []uint16) {
 	if err != nil {
 		t.Fatalf("nfqknockd -s: %v\n%s", err, stderr.Bytes())
 	}
-	return parseSequences(t, string(out))
+	return string(out)
 }
 
 // checkVersion checks that the installed binaries are of version.
