@@ -15,8 +15,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -342,69 +340,6 @@ func TestHostTableNotOurs(t *testing.T) {
 	}
 }
 
-// lcProber connects from src to dst:guardPort every 50 ms, each attempt
-// abandoned after 200 ms (a drop), until stopped.
-type lcProber struct {
-	attempts, successes, errs atomic.Int64
-	firstErr                  atomic.Value
-	stop                      chan struct{}
-	once                      sync.Once
-	wg                        sync.WaitGroup
-}
-
-func lcStartProber(e *env, src, dst netip.Addr) *lcProber {
-	p := &lcProber{stop: make(chan struct{})}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-p.stop:
-				return
-			case <-tick.C:
-			}
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				c, err := e.dial(src, dst, guardPort, 200*time.Millisecond)
-				p.attempts.Add(1)
-				switch {
-				case err == nil:
-					c.Close()
-					p.successes.Add(1)
-				case isTimeout(err):
-					// dropped: refused
-				default:
-					p.errs.Add(1)
-					p.firstErr.CompareAndSwap(nil, err.Error())
-				}
-			}()
-		}
-	}()
-	return p
-}
-
-// waitMore waits until the prober made n more attempts than now.
-func (p *lcProber) waitMore(t *testing.T, n int64, what string) {
-	t.Helper()
-	want := p.attempts.Load() + n
-	deadline := time.Now().Add(20 * time.Second)
-	for p.attempts.Load() < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("prober made %d attempts, not %d, %s", p.attempts.Load(), want, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// halt stops the prober and waits for its attempts under way.
-func (p *lcProber) halt() {
-	p.once.Do(func() { close(p.stop) })
-	p.wg.Wait()
-}
-
 // TestRestartKeepsGuard: a stranger tries to connect every 50 ms through a
 // restart (SIGQUIT, a gap without a daemon, a new daemon that takes the
 // table over) and never gets through; the opened client stays open. SIGTERM
@@ -425,14 +360,14 @@ func TestRestartKeepsGuard(t *testing.T) {
 			open, _ := e.sequences()
 			lcOpen(e, d, fam.client, fam.server, guardPort, open)
 
-			p := lcStartProber(e, fam.stranger, fam.server)
-			defer p.halt()
-			p.waitMore(t, 10, "before the restart")
+			p := testutil.StartProber(e.pair.Client, map[netip.Addr]netip.AddrPort{fam.stranger: netip.AddrPortFrom(fam.server, guardPort)}, 200*time.Millisecond)
+			defer p.Halt()
+			p.WaitMore(t, 10, "before the restart")
 
 			if code := d.stop(syscall.SIGQUIT); code != 0 {
 				t.Fatalf("exit status after SIGQUIT = %d, want 0", code)
 			}
-			atExit := p.attempts.Load()
+			atExit := p.Attempts.Load()
 			if !strings.Contains(d.stderr.String(), "msg=\"restarting: ") {
 				t.Errorf("no restarting logged after SIGQUIT:\n%s", d.stderr)
 			}
@@ -441,13 +376,13 @@ func TestRestartKeepsGuard(t *testing.T) {
 				t.Errorf("table after SIGQUIT lacks the opened client:\n%s", list)
 			}
 			// The gap: no daemon runs.
-			p.waitMore(t, 10, "with no daemon")
+			p.WaitMore(t, 10, "with no daemon")
 			if !e.reachable(fam.client, fam.server, guardPort) {
 				t.Errorf("opened client refused with no daemon running")
 			}
 
 			d = e.start()
-			inGap := p.attempts.Load() - atExit
+			inGap := p.Attempts.Load() - atExit
 			for _, want := range []string{"took_over=true", "opened_kept=1"} {
 				if !strings.Contains(d.stderr.String(), want) {
 					t.Errorf("start line of the new daemon lacks %s:\n%s", want, d.stderr)
@@ -456,15 +391,15 @@ func TestRestartKeepsGuard(t *testing.T) {
 			if !e.reachable(fam.client, fam.server, guardPort) {
 				t.Errorf("opened client lost its access over the restart")
 			}
-			p.waitMore(t, 10, "after the new daemon started")
-			p.halt()
+			p.WaitMore(t, 10, "after the new daemon started")
+			p.Halt()
 			t.Logf("prober %s -> [%s]:%d: %d attempts (%d between the first daemon's exit and the second's start), %d succeeded, %d other errors",
-				fam.stranger, fam.server, guardPort, p.attempts.Load(), inGap, p.successes.Load(), p.errs.Load())
-			if n := p.successes.Load(); n != 0 {
-				t.Errorf("the stranger connected %d times of %d through the restart", n, p.attempts.Load())
+				fam.stranger, fam.server, guardPort, p.Attempts.Load(), inGap, p.Successes.Load(), p.Errs.Load())
+			if n := p.Successes.Load(); n != 0 {
+				t.Errorf("the stranger connected %d times of %d through the restart", n, p.Attempts.Load())
 			}
-			if n := p.errs.Load(); n != 0 {
-				t.Errorf("%d probe attempts failed otherwise than by a drop, first: %v", n, p.firstErr.Load())
+			if n := p.Errs.Load(); n != 0 {
+				t.Errorf("%d probe attempts failed otherwise than by a drop, first: %v", n, p.FirstErr.Load())
 			}
 
 			lcStopGone(e, d, "nfqknock")

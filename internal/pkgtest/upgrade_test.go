@@ -11,13 +11,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -217,74 +216,11 @@ func knockFrom(t *testing.T, ns string, src, host netip.Addr, ports []uint16) {
 	}
 }
 
-// prober tries to connect from addresses that never knocked to the guarded
-// port, every 50 ms from each, until halted. An attempt waits 1.5 s: long
+// probeLimit is how long one attempt of the prober waits: long
 // enough for the kernel to send its SYN again after 1 s, so a guard that
 // is gone for a moment lets an attempt in even after its first SYN was
 // dropped.
-type prober struct {
-	started                   atomic.Int64 // attempts begun
-	attempts, successes, errs atomic.Int64 // attempts ended, and how
-	firstErr, firstIn         atomic.Value
-	stop                      chan struct{}
-	once                      sync.Once
-	wg                        sync.WaitGroup
-}
-
-// probeLimit is how long one attempt of the prober waits.
 const probeLimit = 1500 * time.Millisecond
-
-func startProber(ns string, targets map[netip.Addr]netip.AddrPort) *prober {
-	p := &prober{stop: make(chan struct{})}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-p.stop:
-				return
-			case <-tick.C:
-			}
-			for src, dst := range targets {
-				p.wg.Add(1)
-				p.started.Add(1)
-				go func() {
-					defer p.wg.Done()
-					err := dialFrom(ns, src, dst, probeLimit)
-					p.attempts.Add(1)
-					switch {
-					case err == nil:
-						p.successes.Add(1)
-						p.firstIn.CompareAndSwap(nil, fmt.Sprintf("%s -> %s at %s", src, dst, time.Now().Format(time.StampMilli)))
-					case isTimeout(err):
-						// dropped by the guard
-					default:
-						p.errs.Add(1)
-						p.firstErr.CompareAndSwap(nil, err.Error())
-					}
-				}()
-			}
-		}
-	}()
-	return p
-}
-
-// waitMore waits until the prober made n more attempts than now.
-func (p *prober) waitMore(t *testing.T, n int64, what string) {
-	t.Helper()
-	want := p.attempts.Load() + n
-	if !waitFor(30*time.Second, func() bool { return p.attempts.Load() >= want }) {
-		t.Fatalf("the prober made %d attempts, not %d, %s", p.attempts.Load(), want, what)
-	}
-}
-
-// halt stops the prober and waits for its attempts under way.
-func (p *prober) halt() {
-	p.once.Do(func() { close(p.stop) })
-	p.wg.Wait()
-}
 
 // TestDebUpgrade upgrades the installed .deb under a running daemon, as far
 // as a machine without systemd as PID 1 allows: the package's scripts run
@@ -356,9 +292,9 @@ func TestDebUpgrade(t *testing.T) {
 			t.Fatalf("after the open knock: connect %s -> %s: %v\n%s", src, dst, err, old.stderr)
 		}
 	}
-	p := startProber(pair.Client, map[netip.Addr]netip.AddrPort{strangerIP4: guarded4, strangerIP6: guarded6})
-	defer p.halt()
-	p.waitMore(t, 20, "before the upgrade")
+	p := testutil.StartProber(pair.Client, map[netip.Addr]netip.AddrPort{strangerIP4: guarded4, strangerIP6: guarded6}, probeLimit)
+	defer p.Halt()
+	p.WaitMore(t, 20, "before the upgrade")
 
 	// The upgrade: dpkg -i of the new package. Its scripts (the old
 	// package's prerm and postrm, the new one's postinst) must not stop the
@@ -389,13 +325,13 @@ func TestDebUpgrade(t *testing.T) {
 	u := installedUnitFile(t)
 	restartSig := unitSignal(t, u, "RestartKillSignal")
 	stopSig := unitSignal(t, u, "KillSignal")
-	p.waitMore(t, 10, "after dpkg -i")
-	restartAt, startedAtRestart := time.Now(), p.started.Load()
+	p.WaitMore(t, 10, "after dpkg -i")
+	restartAt, startedAtRestart := time.Now(), p.Started.Load()
 	old.signal(t, restartSig)
 	if !waitFor(30*time.Second, old.exited) {
 		t.Fatalf("the old daemon did not exit on RestartKillSignal=%v:\n%s", restartSig, old.stderr)
 	}
-	exitedAt, startedAtExit := time.Now(), p.started.Load()
+	exitedAt, startedAtExit := time.Now(), p.Started.Load()
 	if old.waitErr != nil {
 		t.Errorf("the old daemon exited with %v on RestartKillSignal=%v, want 0:\n%s", old.waitErr, restartSig, old.stderr)
 	}
@@ -413,12 +349,12 @@ func TestDebUpgrade(t *testing.T) {
 	if err := dialFrom(pair.Client, netns.ClientIP4, guarded4, 5*time.Second); err != nil {
 		t.Errorf("with no daemon: the opened client: %v", err)
 	}
-	if !waitFor(30*time.Second, func() bool { return p.started.Load() >= startedAtExit+10 }) {
+	if !waitFor(30*time.Second, func() bool { return p.Started.Load() >= startedAtExit+10 }) {
 		t.Fatalf("the prober began no attempt with no daemon running")
 	}
 
 	neu := startDaemon(t, l, pair.Server, setpriv)
-	startedAt, startedAtStart := time.Now(), p.started.Load()
+	startedAt, startedAtStart := time.Now(), p.Started.Load()
 	for _, want := range []string{"took_over=true", "opened_kept=2"} {
 		if !strings.Contains(neu.stderr.String(), want) {
 			t.Errorf("the new daemon's start line lacks %s:\n%s", want, neu.stderr)
@@ -432,19 +368,19 @@ func TestDebUpgrade(t *testing.T) {
 			t.Errorf("after the upgrade: the opened client %s -> %s: %v", src, dst, err)
 		}
 	}
-	p.waitMore(t, 20, "after the new daemon started")
-	p.halt()
+	p.WaitMore(t, 20, "after the new daemon started")
+	p.Halt()
 	t.Logf("prober %s, %s -> port %d, every 50 ms from each, %v per attempt: %d attempts from before dpkg -i to after the new daemon's start; "+
 		"%d begun in the %v from RestartKillSignal to the new daemon's start line, %d of them in the %v with no daemon running; %d got in, %d failed otherwise",
-		strangerIP4, strangerIP6, testGuardPort, probeLimit, p.attempts.Load(),
+		strangerIP4, strangerIP6, testGuardPort, probeLimit, p.Attempts.Load(),
 		startedAtStart-startedAtRestart, startedAt.Sub(restartAt).Round(time.Millisecond),
 		startedAtStart-startedAtExit, startedAt.Sub(exitedAt).Round(time.Millisecond),
-		p.successes.Load(), p.errs.Load())
-	if n := p.successes.Load(); n != 0 {
-		t.Errorf("a source that never knocked connected %d times of %d through the upgrade, first %v", n, p.attempts.Load(), p.firstIn.Load())
+		p.Successes.Load(), p.Errs.Load())
+	if n := p.Successes.Load(); n != 0 {
+		t.Errorf("a source that never knocked connected %d times of %d through the upgrade, first %v", n, p.Attempts.Load(), p.FirstIn.Load())
 	}
-	if n := p.errs.Load(); n != 0 {
-		t.Errorf("%d attempts of the prober failed otherwise than by a drop, first: %v", n, p.firstErr.Load())
+	if n := p.Errs.Load(); n != 0 {
+		t.Errorf("%d attempts of the prober failed otherwise than by a drop, first: %v", n, p.FirstErr.Load())
 	}
 
 	t.Run("reload", func(t *testing.T) {
