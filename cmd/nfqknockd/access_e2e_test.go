@@ -188,6 +188,34 @@ func oneTime(secret string, nonce uint32) []uint16 {
 	return knock.OneTimeSequence(p.Digest, secret, p.PeriodStart(time.Now()), nonce, p.Range)
 }
 
+// oneTimeEnv starts a daemon with the access file and --one-time (see
+// accessEnv), adds the client addresses, and opens a capture of the SYNs
+// reaching the server and a sender of raw SYNs in the client namespace;
+// the test's cleanup closes them.
+func oneTimeEnv(t *testing.T, addrs ...netip.Addr) (*env, *daemon, string, *testutil.Capture, *testutil.SYNSender) {
+	t.Helper()
+	e, d, path := accessEnv(t, "--one-time")
+	e.addClientAddrs(t, addrs...)
+	capture, err := testutil.NewCapture(e.pair.Server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { capture.Close() })
+	sender, err := testutil.NewSYNSender(e.pair.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sender.Close() })
+	return e, d, path, capture, sender
+}
+
+// twoNonces returns two different random nonces (for two opens: random
+// ones could be equal, and the second open would then be a replay).
+func twoNonces() (uint32, uint32) {
+	n1 := rand.Uint32N(knock.OneTimeNonces)
+	return n1, (n1 + 1 + rand.Uint32N(knock.OneTimeNonces-1)) % knock.OneTimeNonces
+}
+
 // captured waits until the capture holds n SYNs from src and returns
 // their destination ports, in order.
 func captured(t *testing.T, c *testutil.Capture, src netip.Addr, n int) []uint16 {
@@ -230,26 +258,11 @@ func TestOneTimeReplay(t *testing.T) {
 	for _, fam := range filterFams {
 		t.Run(fam.name, func(t *testing.T) {
 			t.Parallel()
-			e, d, _ := accessEnv(t, "--one-time")
-			e.addClientAddrs(t, fam.second, fam.third)
+			e, d, _, capture, sender := oneTimeEnv(t, fam.second, fam.third)
 			client, attacker := fam.client, fam.second
 			alice := testUsers[0]
-			capture, err := testutil.NewCapture(e.pair.Server)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer capture.Close()
-			sender, err := testutil.NewSYNSender(e.pair.Client)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sender.Close()
 			opens := "msg=open source=" + client.String() + " user=alice "
-
-			// Two different nonces for the two opens (random ones could be
-			// equal: the second open would then be a replay).
-			n1 := rand.Uint32N(knock.OneTimeNonces)
-			n2 := (n1 + 1 + rand.Uint32N(knock.OneTimeNonces-1)) % knock.OneTimeNonces
+			n1, n2 := twoNonces()
 			open1 := oneTime(alice.OpenSecret, n1)
 			e.knock(client, fam.server, open1)
 			if d.waitCount(opens, 1) != 1 {

@@ -5,14 +5,10 @@ package main
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/nfqknockd/nfqknockd/internal/testutil"
-	"github.com/nfqknockd/nfqknockd/knock"
 )
 
 // TestOneTimeReplayAfterRestart: a one-time open captured on the wire
@@ -24,23 +20,10 @@ import (
 func TestOneTimeReplayAfterRestart(t *testing.T) {
 	t.Parallel()
 	fam := filterFams[0]
-	e, d, path := accessEnv(t, "--one-time")
-	e.addClientAddrs(t, fam.second, fam.third)
+	e, d, path, capture, sender := oneTimeEnv(t, fam.second, fam.third)
 	client, attacker := fam.client, fam.second
 	alice := testUsers[0]
-	capture, err := testutil.NewCapture(e.pair.Server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer capture.Close()
-	sender, err := testutil.NewSYNSender(e.pair.Client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sender.Close()
-
-	n1 := rand.Uint32N(knock.OneTimeNonces)
-	n2 := (n1 + 1 + rand.Uint32N(knock.OneTimeNonces-1)) % knock.OneTimeNonces
+	n1, n2 := twoNonces()
 	open1 := oneTime(alice.OpenSecret, n1)
 	e.knock(client, fam.server, open1)
 	if d.waitCount("msg=open source="+client.String()+" user=alice ", 1) != 1 {
