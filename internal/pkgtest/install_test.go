@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -612,21 +611,7 @@ func parseSequences(t *testing.T, out string) (open, close []uint16) {
 // attempt abandoned before the kernel retransmits.
 func knock(t *testing.T, ns string, host netip.Addr, ports []uint16) {
 	t.Helper()
-	err := netns.Do(ns, func() error {
-		for _, p := range ports {
-			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-			var d net.Dialer
-			if c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(host, p).String()); err == nil {
-				c.Close()
-			}
-			cancel()
-			time.Sleep(10 * time.Millisecond)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	knockFrom(t, ns, netip.Addr{}, host, ports)
 }
 
 // dial connects to addr from namespace ns.

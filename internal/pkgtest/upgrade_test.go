@@ -196,7 +196,8 @@ func dialFrom(ns string, src netip.Addr, dst netip.AddrPort, limit time.Duration
 	})
 }
 
-// knockFrom sends one bare SYN from src to each port of host, as knock.
+// knockFrom sends one bare SYN from src (any address when not valid) to
+// each port of host, each a connect attempt abandoned after 100 ms.
 func knockFrom(t *testing.T, ns string, src, host netip.Addr, ports []uint16) {
 	t.Helper()
 	err := netns.Do(ns, func() error {
