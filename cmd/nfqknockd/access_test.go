@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nfqknockd/nfqknockd/knock"
 )
@@ -117,5 +118,25 @@ func TestTeamWarning(t *testing.T) {
 		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
 			t.Errorf("%s, %d users, one-time %v: %q, want %q", tc.rng, len(tc.users), tc.oneTime, got, tc.want)
 		}
+	}
+}
+
+// TestShowAccessFile: -s with an access file prints each user's C
+// sequences under a [NAME] line, in the file's order, and needs no --guard.
+func TestShowAccessFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access")
+	if err := os.WriteFile(path, []byte(accessText(unitUsers)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Unix(1_700_000_000, 0)
+	code, stdout, stderr := run("-s", "--access-file", path, "--at", "1700000000")
+	var want strings.Builder
+	for _, u := range unitUsers {
+		p := knock.DefaultParams()
+		p.OpenSecret, p.CloseSecret = u.OpenSecret, u.CloseSecret
+		want.WriteString("[" + u.Name + "]\n" + knock.FormatSequences(p.Sequences(at)))
+	}
+	if code != 0 || stderr != "" || stdout != want.String() {
+		t.Errorf("-s --access-file: exit %d, stderr %q, stdout:\n%s\nwant:\n%s", code, stderr, stdout, want.String())
 	}
 }
