@@ -398,9 +398,8 @@ func (d *service) repaired(r nft.Repair) {
 // table: what an admin can expect of it.
 func keptBy(gen nft.Generation, spec nft.Spec) string {
 	s := gen.String()
-	switch {
-	case gen == nft.GenOwner:
-		s += " (inet " + nft.BackupTable(spec.Table) + ")"
+	if gen == nft.GenOwner {
+		s = strings.Replace(s, "a backup table", "the backup table inet "+nft.BackupTable(spec.Table), 1)
 	}
 	switch {
 	case spec.NoOwner:

@@ -192,6 +192,10 @@ func outsideChange(t *testing.T, mode string, change []string) {
 	if hasBackup := backupErr == nil; hasBackup != (mode == "owner") {
 		t.Fatalf("%s: a backup table: %v", mode, hasBackup)
 	}
+	flags := map[string]string{"persist": "owner,persist", "owner": "owner", "monitor": "none"}[mode]
+	if !strings.Contains(d.stderr.String(), "table_flags="+flags+" ") {
+		t.Errorf("%s: the start line does not say table_flags=%s:\n%s", mode, flags, d.stderr)
+	}
 	// The backup table is the only one others may change on an owner kernel.
 	touchesBackup := mode == "owner" && (change[1] == "ruleset" || change[3] == "nfqknock_backup")
 
