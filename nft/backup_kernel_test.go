@@ -2,6 +2,7 @@ package nft
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +153,46 @@ func checkBackupWatch(t *testing.T, e *env, before string) {
 		if got := normalizeExpiry(normalize(e.mustList(t, DefaultTable))); got != main {
 			t.Errorf("after nft %s the owned table changed:\n%s", cmd, got)
 		}
+	}
+}
+
+// TestBackupNameNotOurs: a table named as our backup that someone else
+// made is never touched: a GenOwner kernel, which needs the name, refuses
+// to start; the other generations leave it alone, through Apply and
+// Destroy.
+func TestBackupNameNotOurs(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		spec Spec
+		ok   bool
+	}{
+		{"persist", goldenSpec, true},
+		{"owner", ownerSpec, false},
+		{"none", func() Spec { s := goldenSpec; s.NoOwner = true; return s }(), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			backup := BackupTable(DefaultTable)
+			if out, err := e.nft("add", "table", "inet", backup); err != nil {
+				t.Fatalf("nft add table: %v: %s", err, out)
+			}
+			before := e.mustList(t, backup)
+			_, err := e.c.Apply(tt.spec)
+			if tt.ok && err != nil {
+				t.Fatalf("Apply beside someone else's %s: %v", backup, err)
+			}
+			if !tt.ok && !errors.Is(err, ErrNotOurs) {
+				t.Fatalf("Apply over someone else's %s: %v, want ErrNotOurs", backup, err)
+			}
+			if err := e.c.Destroy(); (err == nil) != tt.ok {
+				t.Fatalf("Destroy: %v", err)
+			}
+			if after := e.mustList(t, backup); after != before {
+				t.Errorf("someone else's %s changed:\n%s\nwas:\n%s", backup, after, before)
+			}
+			if got := e.tables(t); len(got) != 1 || got[0] != backup {
+				t.Errorf("inet tables after Destroy: %v, want %s alone", got, backup)
+			}
+		})
 	}
 }
