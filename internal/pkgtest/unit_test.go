@@ -34,7 +34,8 @@ func repoUnit(t *testing.T) (string, unitFile) {
 func TestUnitHardening(t *testing.T) {
 	text, u := repoUnit(t)
 	want := []struct{ key, value string }{
-		{"Type", "exec"},
+		{"Type", "notify"},
+		{"NotifyAccess", "main"},
 		{"ExecStart", "/usr/sbin/nfqknockd $NFQKNOCKD_ARGS"},
 		{"EnvironmentFile", "/etc/default/nfqknockd"},
 		{"LoadCredential", "nfqknockd.secrets:/etc/nfqknockd/secrets"},
