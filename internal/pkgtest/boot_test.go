@@ -1,6 +1,7 @@
 package pkgtest
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -67,6 +68,19 @@ Accept=yes
 [Install]
 WantedBy=sockets.target
 `
+	// Fedora's and RHEL's nftables.service: the default dependencies,
+	// so after basic.target.
+	fedoraNftables = `[Unit]
+Description=Netfilter Tables
+Wants=network-pre.target
+Before=network-pre.target
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/true
+[Install]
+WantedBy=multi-user.target
+`
 	// Debian's nftables.service: no default dependencies, before
 	// network-pre.target.
 	debianNftables = `[Unit]
@@ -84,11 +98,25 @@ WantedBy=sysinit.target
 `
 )
 
+// dropInSource is the .deb's drop-in of the unit, in .ci/packaging; the
+// package installs it in /usr/lib/systemd/system/nfqknockd.service.d/.
+const dropInSource = "after-nftables.conf"
+
+// repoDropIn reads .ci/packaging/after-nftables.conf.
+func repoDropIn(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root(t), ".ci", "packaging", dropInSource))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // TestUnitBootOrder checks the [Unit] section that puts the guard in place
 // before any guarded service accepts at boot: no default dependencies
 // (they would make a cycle), ordered before sshd and its socket units and
-// before sockets.target, after the local file systems and nftables.service,
-// stopped at shutdown.
+// before sockets.target, after the local file systems, stopped at
+// shutdown; and the .deb's drop-in, which adds only After=nftables.service.
 func TestUnitBootOrder(t *testing.T) {
 	_, u := repoUnit(t)
 	if got := u.last("Unit", "DefaultDependencies"); got != "no" {
@@ -103,7 +131,7 @@ func TestUnitBootOrder(t *testing.T) {
 	}
 	want := map[string][]string{
 		"Before":    {"sockets.target", "ssh.socket", "sshd.socket", "ssh.service", "sshd.service", "shutdown.target"},
-		"After":     {"local-fs.target", "systemd-modules-load.service", "nftables.service"},
+		"After":     {"local-fs.target", "systemd-modules-load.service"},
 		"Conflicts": {"shutdown.target"},
 	}
 	for key, units := range want {
@@ -118,47 +146,74 @@ func TestUnitBootOrder(t *testing.T) {
 			t.Errorf("[Unit] %s=%q: the guard pulls in nothing at boot", key, u["Unit"][key])
 		}
 	}
+	if slices.Contains(words("After"), "nftables.service") {
+		t.Errorf("the unit itself is after nftables.service: a cycle with Fedora's (the .deb's drop-in orders it)")
+	}
+	d, err := parseUnit(repoDropIn(t))
+	if err != nil {
+		t.Fatalf("%s: %v", dropInSource, err)
+	}
+	if len(d) != 1 || len(d["Unit"]) != 1 || d.last("Unit", "After") != "nftables.service" {
+		t.Errorf("%s holds %q, want only [Unit] After=nftables.service", dropInSource, d)
+	}
 }
 
 // TestUnitBootCycles runs `systemd-analyze verify` on the boot transaction
-// of a machine with the unit enabled beside each distribution's ssh units
+// of a machine with the unit (and the .deb's drop-in where the .deb goes)
+// enabled beside each distribution's ssh units and nftables.service
 // (stand-ins of their files, which shadow the host's) and systemd's own
 // targets: no ordering cycle may involve nfqknockd.service. A unit with
-// the default dependencies must show the cycle, or the check sees nothing.
+// the default dependencies, and the drop-in beside Fedora's
+// nftables.service, must show their cycles, or the check sees nothing.
 func TestUnitBootCycles(t *testing.T) {
 	needCommand(t, "systemd-analyze", "systemd")
 	bin := filepath.Join(binDir(t), "nfqknockd")
 	text, _ := repoUnit(t)
 	text = strings.Replace(text, "ExecStart=/usr/sbin/nfqknockd ", "ExecStart="+bin+" ", 1)
 	withDefaults := strings.Replace(text, "\nDefaultDependencies=no\n", "\n", 1)
-
+	var (
+		debian = map[string]string{"nftables.service": debianNftables, "ssh.service": debianSSHService}
+		fedora = map[string]string{"nftables.service": fedoraNftables, "sshd.service": fedoraSSHDService}
+		with   = func(m map[string]string, name, body string) map[string]string {
+			m = maps.Clone(m)
+			m[name] = body
+			return m
+		}
+	)
 	tests := []struct {
-		name  string
-		unit  string
-		ssh   map[string]string // the ssh units of the distribution
-		wants string            // enabled: what the boot pulls in
-		cycle bool
+		name   string
+		unit   string
+		dropIn bool              // the .deb's
+		others map[string]string // the distribution's units
+		wants  string            // enabled: what the boot pulls in
+		cycle  bool
 	}{
-		{"debian ssh.service", text, map[string]string{"ssh.service": debianSSHService}, "ssh.service", false},
-		{"debian ssh.socket", text, map[string]string{"ssh.service": debianSSHService, "ssh.socket": debianSSHSocket}, "ssh.socket", false},
-		{"ubuntu ssh.socket", text, map[string]string{"ssh.service": debianSSHService, "ssh.socket": ubuntuSSHSocket}, "ssh.socket ssh.service", false},
-		{"fedora sshd.service", text, map[string]string{"sshd.service": fedoraSSHDService}, "sshd.service", false},
-		{"fedora sshd.socket", text, map[string]string{"sshd.service": fedoraSSHDService, "sshd.socket": fedoraSSHDSocket}, "sshd.socket", false},
-		// Whatever this host has installed (nothing: no unit, no cycle).
-		{"this host's ssh units", text, nil, "ssh.socket ssh.service sshd.socket sshd.service", false},
-		{"default dependencies make a cycle", withDefaults, map[string]string{"ssh.service": debianSSHService, "ssh.socket": debianSSHSocket}, "ssh.socket", true},
+		{"debian ssh.service", text, true, debian, "ssh.service", false},
+		{"debian ssh.socket", text, true, with(debian, "ssh.socket", debianSSHSocket), "ssh.socket", false},
+		{"ubuntu ssh.socket", text, true, with(debian, "ssh.socket", ubuntuSSHSocket), "ssh.socket ssh.service", false},
+		{"fedora sshd.service", text, false, fedora, "sshd.service", false},
+		{"fedora sshd.socket", text, false, with(fedora, "sshd.socket", fedoraSSHDSocket), "sshd.socket", false},
+		// Whatever this host has installed.
+		{"this host's units", text, true, nil, "ssh.socket ssh.service sshd.socket sshd.service", false},
+		{"default dependencies make a cycle", withDefaults, true, with(debian, "ssh.socket", debianSSHSocket), "ssh.socket", true},
+		{"the drop-in beside fedora's nftables makes a cycle", text, true, with(fedora, "sshd.socket", fedoraSSHDSocket), "sshd.socket", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			files := map[string]string{
 				"nfqknockd.service": tt.unit,
-				"nftables.service":  debianNftables,
 				// The boot: default.target with what is enabled.
 				"boot-check.target": "[Unit]\nDescription=the boot, with nfqknockd and ssh enabled\n" +
 					"Wants=multi-user.target sockets.target nftables.service nfqknockd.service " + tt.wants + "\n",
 			}
-			for name, body := range tt.ssh {
+			if tt.dropIn {
+				if err := os.Mkdir(filepath.Join(dir, "nfqknockd.service.d"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				files[filepath.Join("nfqknockd.service.d", dropInSource)] = repoDropIn(t)
+			}
+			for name, body := range tt.others {
 				files[name] = body
 			}
 			for name, body := range files {
