@@ -64,8 +64,26 @@ func TestOwnerBackup(t *testing.T) {
 	}
 	e.expect(t, "owned table alone", server, 22, true)
 	e.expect(t, "owned table alone", server, 443, false)
+	// Opens and closes while the backup is missing (before Watch puts it
+	// back) go to the owned table, and the repair takes them from the
+	// record.
+	if err := e.c.Allow(other4, ports(22), "bob", time.Hour); err != nil {
+		t.Fatalf("Allow without the backup: %v", err)
+	}
+	if err := e.c.Allow(other4, ports(443), "bob", time.Hour); err != nil {
+		t.Fatalf("Allow without the backup: %v", err)
+	}
+	if err := e.c.Revoke(other4, ports(443)); err != nil {
+		t.Fatalf("Revoke without the backup: %v", err)
+	}
 	if _, err := e.c.Apply(ownerSpec); err != nil {
 		t.Fatalf("Apply again: %v", err)
+	}
+	if got := e.mustList(t, backup); !strings.Contains(got, `10.200.0.3 . 22 timeout`) || strings.Contains(got, "10.200.0.3 . 443") {
+		t.Errorf("the backup put back lacks what was opened without it, or holds what was closed:\n%s", got)
+	}
+	if err := e.c.Revoke(other4, nil); err != nil {
+		t.Fatal(err)
 	}
 
 	// The owner goes (a restart, a crash): the backup alone guards.
