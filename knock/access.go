@@ -73,6 +73,9 @@ func ParseAccess(r io.Reader, guard []uint16) ([]User, error) {
 	if len(data) > MaxSecretFile {
 		return nil, fmt.Errorf("larger than %d bytes", MaxSecretFile)
 	}
+	if data, err = Text(data); err != nil {
+		return nil, err
+	}
 	p := accessParser{guard: guard}
 	for n := 1; len(data) > 0; n++ {
 		var line []byte

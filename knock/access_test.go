@@ -180,6 +180,7 @@ var accessMessages = func() map[string]bool {
 	m := map[string]bool{}
 	for _, s := range []string{
 		"larger than 1 bytes",
+		ErrUTF16.Error(),
 		"no user: want a [user] section with open and close secrets",
 		"line 1: malformed section (want [user])",
 		"line 1: malformed line (want [user] or KEY = VALUE)",

@@ -2,6 +2,7 @@ package knock
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"io/fs"
@@ -14,9 +15,17 @@ const MaxSecretFile = 64 << 10
 // ParseSecrets parses a secret file: lines "open=SECRET" and "close=SECRET";
 // blank lines and lines starting with # are skipped; spaces around the key
 // and the secret are trimmed. A secret missing from the file comes back
-// empty. Errors name the line but never show a secret.
+// empty. A UTF-8 byte-order mark is skipped, UTF-16 refused (Text). Errors
+// name the line but never show a secret.
 func ParseSecrets(r io.Reader) (open, close string, err error) {
-	sc := bufio.NewScanner(io.LimitReader(r, MaxSecretFile))
+	data, err := io.ReadAll(io.LimitReader(r, MaxSecretFile))
+	if err != nil {
+		return "", "", fmt.Errorf("read: %w", err)
+	}
+	if data, err = Text(data); err != nil {
+		return "", "", err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
+	"github.com/nfqknockd/nfqknockd/knock"
 )
 
 // The client config: one section per host, so that a ProxyCommand needs no
@@ -128,6 +129,9 @@ func parseConfig(r io.Reader) ([]section, error) {
 	}
 	if len(b) > maxConfig {
 		return nil, fmt.Errorf("longer than %d KiB", maxConfig>>10)
+	}
+	if b, err = knock.Text(b); err != nil {
+		return nil, err
 	}
 	var sections []section
 	var cur *section

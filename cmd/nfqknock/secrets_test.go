@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
+	"github.com/nfqknockd/nfqknockd/knock"
 )
 
 // TestSecrets covers where the secrets come from (flag, environment, file),
@@ -32,6 +33,10 @@ func TestSecrets(t *testing.T) {
 	noEqual := file("noequal", "# c\nopen x\n", 0o600)
 	badKey := file("badkey", "open=x\nOpen=y\n", 0o600)
 	twice := file("twice", "close=x\nclose=y\n", 0o600)
+	// Windows PowerShell 5.1's `>` writes UTF-16LE with a byte-order mark;
+	// older editors put a UTF-8 byte-order mark first.
+	utf16 := file("utf16", "\xff\xfeo\x00p\x00e\x00n\x00=\x00x\x00\n\x00", 0o600)
+	utf8BOM := file("utf8bom", "\xef\xbb\xbfopen=bom open\nclose=bom close\n", 0o600)
 	missing := filepath.Join(dir, "missing")
 	sub := filepath.Join(dir, "sub")
 	if err := os.Mkdir(sub, 0o700); err != nil {
@@ -53,6 +58,7 @@ func TestSecrets(t *testing.T) {
 		{name: "long flags", args: []string{"show", "--open-secret", "fo", "--close-secret=fc"}, open: "fo", close: "fc"},
 		{name: "environment", args: []string{"show"}, env: env("eo", "ec"), open: "eo", close: "ec"},
 		{name: "file", args: []string{"show", "--secret-file", both}, open: "file open", close: "file close"},
+		{name: "file with a UTF-8 byte-order mark", args: []string{"show", "--secret-file", utf8BOM}, open: "bom open", close: "bom close"},
 		{name: "file 0400", args: []string{"show", "--secret-file", readOnly}, open: "ro open", close: "ro close"},
 		{name: "file trims spaces, keeps = and # in the secret", args: []string{"show", "--secret-file", spaced}, open: "a=b#c", close: "x y"},
 		{name: "flag over environment", args: []string{"show", "-o", "fo", "-c", "fc"}, env: env("eo", "ec"), open: "fo", close: "fc"},
@@ -82,6 +88,7 @@ func TestSecrets(t *testing.T) {
 		{name: "empty secret in file", args: []string{"show", "--secret-file", emptyOpen}, wantError: "--secret-file " + emptyOpen + ": line 1: empty open secret"},
 		{name: "line without =", args: []string{"show", "--secret-file", noEqual}, wantError: "--secret-file " + noEqual + ": line 2: want open=SECRET or close=SECRET"},
 		{name: "unknown key", args: []string{"show", "--secret-file", badKey}, wantError: "--secret-file " + badKey + ": line 2: unknown key (want open or close; the key is not shown: it may be a mistyped secret)"},
+		{name: "UTF-16 file", args: []string{"show", "--secret-file", utf16}, wantError: "--secret-file " + utf16 + ": " + knock.ErrUTF16.Error()},
 		{name: "key twice", args: []string{"show", "--secret-file", twice}, wantError: "--secret-file " + twice + ": line 2: second close secret"},
 	}
 	for _, tt := range tests {
