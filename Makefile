@@ -57,7 +57,8 @@ bench: build
 # package's testdata/fuzz/ and are kept as regression inputs.
 FUZZTIME ?= 1m
 FUZZ_TARGETS := knock:FuzzTracker knock:FuzzParseRange knock:FuzzParsePorts knock:FuzzParseSecrets knock:FuzzAccessFile \
-	queue:FuzzParse queue:FuzzWalk cmd/nfqknockd:FuzzParseFlags cmd/nfqknock:FuzzClientConfig
+	queue:FuzzParse queue:FuzzWalk cmd/nfqknockd:FuzzParseFlags cmd/nfqknock:FuzzClientConfig \
+	internal/spentfile:FuzzParse
 fuzz:
 	@log=$$(mktemp); trap 'rm -f $$log' EXIT; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t#*:}; \
