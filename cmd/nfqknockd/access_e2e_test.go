@@ -76,6 +76,9 @@ func accessEnv(t *testing.T, extra ...string) (*env, *daemon, string) {
 	path := filepath.Join(t.TempDir(), "access")
 	writeAccess(t, path, testUsers)
 	args := append([]string{"--range", "1-65535", "--guard", fmt.Sprintf("%d,%d", guardPort, secondGuard), "--access-file", path}, extra...)
+	if slices.Contains(extra, "--one-time") {
+		args = append(args, "--state-dir", e.stateDir)
+	}
 	return e, e.startArgs(args...), path
 }
 

@@ -72,6 +72,11 @@ type config struct {
 	Users      []knock.User
 	// OneTime (--one-time) accepts only one-time sequences, each once.
 	OneTime bool
+	// LockDir (--lock-dir) holds the lock of the table (lock.go);
+	// StateDir (--state-dir) the file of the used one-time sequences, with
+	// --one-time ("" for none: the table's set alone keeps them).
+	LockDir  string
+	StateDir string
 	// MetricsFile (--metrics-file) receives the counters in the
 	// Prometheus text format (metrics.go); "" for none.
 	MetricsFile string
@@ -101,6 +106,8 @@ func defaultConfig() *config {
 		Queues:      1,
 		MaxQueueLen: queue.DefaultMaxLen,
 		Table:       "nfqknock",
+		LockDir:     defaultLockDir,
+		StateDir:    defaultStateDir,
 	}
 }
 
@@ -276,6 +283,8 @@ func newFlagSet(c *config) (*pflag.FlagSet, *flagValues) {
 	cli.BoolFlag(fs, &c.Foreground, "foreground", "f", "accepted for compatibility: nfqknockd always runs in the foreground")
 	cli.BoolFlag(fs, &c.IPTables, "iptables", "i", "accepted for compatibility: nfqknockd always manages its own nftables table")
 	cli.BoolFlag(fs, &c.QueueAll, "queue-all", "", "queue every new connection to the knock range to the daemon, as the C daemon did; by default the kernel queues only sources that knocked the first port of a valid sequence")
+	fs.Var(&dirValue{s: &c.LockDir}, "lock-dir", "hold the lock that keeps a second nfqknockd off the table in `DIR`, a directory only root or the daemon's user can write in (made 0700 when missing; the unit's RuntimeDirectory)")
+	fs.Var(&dirValue{s: &c.StateDir, none: true}, "state-dir", "with --one-time, keep the used one-time sequences in `DIR`/TABLE.spent, so that a stop and a start or a reboot does not make them usable again: a directory only root or the daemon's user can write in (made 0700 when missing; the unit's StateDirectory); \"\" keeps them in the table only, which a stop or a reboot loses")
 	fs.Var(&metricsFileValue{s: &c.MetricsFile}, "metrics-file", "write the counters to `FILE` every 10s and at exit, in the Prometheus text format, for node_exporter's textfile collector: name it *.prom, in a directory the collector reads (default: none)")
 	cli.BoolFlag(fs, &c.Verbose, "verbose", "v", "log the source of every knock (never its port: the ports are the sequence)")
 

@@ -56,8 +56,12 @@ type service struct {
 	// paramsMu guards cfg.Params and cfg.Users, which a reload changes
 	// while the first-port keeper reads them.
 	paramsMu sync.Mutex
-	// spent are the one-time sequences used (--one-time), for all shards.
-	spent *spent
+	// spent are the one-time sequences used (--one-time), for all shards;
+	// spentPath is their file in --state-dir ("" for none), and
+	// spentDirty asks keepSpentFile to write it (state.go).
+	spent      *spent
+	spentPath  string
+	spentDirty chan struct{}
 	// clock is the time of the daemon's start-up work (seedSpent); nil:
 	// time.Now. Unit tests give the clock they move.
 	clock func() time.Time
@@ -120,11 +124,12 @@ func (d *service) start() error {
 	if err := d.checkMetricsDir(); err != nil {
 		return err
 	}
-	lock, err := lockTable(d.cfg.Table)
-	if err != nil {
-		return fail(1, "--table %s: %v", d.cfg.Table, err)
+	if err := d.checkStateDir(); err != nil {
+		return err
 	}
-	d.lock = lock
+	if err := d.lockTable(); err != nil {
+		return err
+	}
 	rules, err := nft.Dial(0)
 	if err != nil {
 		d.release()
@@ -196,10 +201,11 @@ func (d *service) openQueues() error {
 func (d *service) newShard(q *queue.Queue, tr *knock.Tracker) *shard {
 	if d.cfg.OneTime && d.spent == nil {
 		d.spent = newSpent(d.cfg.Params.Period, d.cfg.Params.Grace)
+		d.spentDirty = make(chan struct{}, 1)
 	}
 	s := &shard{
 		q: q, tracker: tr, m: &d.metrics, log: d.log, ttl: d.cfg.OpenTimeout, verbose: d.cfg.Verbose,
-		users: d.cfg.users(), guard: d.cfg.guardPorts(), spent: d.spent,
+		users: d.cfg.users(), guard: d.cfg.guardPorts(), spent: d.spent, spentSaved: d.saveSpentSoon,
 	}
 	if q != nil {
 		s.now = q.ReadAt
@@ -254,24 +260,6 @@ func (d *service) program() error {
 	return nil
 }
 
-// seedSpent marks used the one-time sequences that the table's set spent
-// holds (those the daemon before this one used, in their period), so that
-// a knock of one is a replay. A table it cannot read leaves them unknown:
-// logged, and the daemon goes on.
-func (d *service) seedSpent() {
-	keys, err := d.rules.Spent()
-	if err != nil {
-		d.log.Error("could not read the used one-time sequences from the table: those used before this start may open once more in their period", "err", err)
-		return
-	}
-	now := time.Now()
-	if d.clock != nil {
-		now = d.clock()
-	}
-	n := d.spent.seed(keys, now)
-	d.log.Info("one-time sequences used before this start are refused", "kept", len(keys), "used", n)
-}
-
 // tableError turns an error of Check or Apply into the line to print.
 func (d *service) tableError(err error) error {
 	var held *nft.HeldError
@@ -303,7 +291,7 @@ func (d *service) release() {
 		}
 	}
 	if d.lock != nil {
-		d.lock.unlock()
+		d.lock.Unlock()
 		d.lock = nil
 	}
 }
@@ -339,6 +327,9 @@ func (d *service) serve(sigs <-chan os.Signal) int {
 	}
 	if d.cfg.MetricsFile != "" {
 		wg.Go(func() { d.keepMetrics(ctx) })
+	}
+	if d.spentPath != "" {
+		wg.Go(func() { d.keepSpentFile(ctx) })
 	}
 	if d.gen != nft.GenPersist {
 		wg.Go(func() {
@@ -432,6 +423,7 @@ func (d *service) finish(end ending) int {
 		}
 	}
 	d.writeMetrics(end == endStop && status == 0)
+	d.writeSpentFile() // a one-time open just before the signal is kept
 	for _, s := range d.shards {
 		if s.q == nil {
 			continue

@@ -61,12 +61,15 @@ type env struct {
 	t    *testing.T
 	pair *netns.Pair
 	bin  string
+	// stateDir is the test's --state-dir: the daemons of tests that run
+	// at once must not share one.
+	stateDir string
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	bin := testutil.Build(t, ".", "")
-	e := &env{t: t, pair: netns.NewPair(t), bin: bin}
+	e := &env{t: t, pair: netns.NewPair(t), bin: bin, stateDir: t.TempDir()}
 	if out, err := exec.Command("ip", "-n", e.pair.Client, "addr", "add", strangerIP4.String()+"/24", "dev", "veth0").CombinedOutput(); err != nil {
 		t.Fatalf("add stranger address: %v: %s", err, out)
 	}

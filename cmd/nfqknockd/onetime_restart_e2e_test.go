@@ -37,7 +37,7 @@ func TestOneTimeReplayAfterRestart(t *testing.T) {
 		t.Fatalf("the table left by the restart keeps no used sequence (%v):\n%s", err, list)
 	}
 
-	d = e.startArgs("--range", "1-65535", "--guard", fmt.Sprintf("%d,%d", guardPort, secondGuard), "--access-file", path, "--one-time")
+	d = e.startArgs("--range", "1-65535", "--guard", fmt.Sprintf("%d,%d", guardPort, secondGuard), "--access-file", path, "--one-time", "--state-dir", e.stateDir)
 	for _, want := range []string{"took_over=true", `msg="one-time sequences used before this start are refused" kept=1`} {
 		if !d.waitLog(want, 2*time.Second) {
 			t.Errorf("the new daemon's log lacks %s:\n%s", want, d.stderr)

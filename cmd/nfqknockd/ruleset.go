@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/netip"
-	"syscall"
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/nft"
-	"golang.org/x/sys/unix"
 )
 
 // ruleset is what the daemon asks of its nftables table: nft.Conn, or a
@@ -46,32 +42,3 @@ type ruleset interface {
 	// kernel cannot keep them out; it returns when ctx is done.
 	Watch(ctx context.Context, report func(nft.Repair)) error
 }
-
-// tableLock is held while a daemon uses a table name: an abstract unix
-// socket "@nfqknockd/table/NAME", which belongs to the network namespace
-// and vanishes with the process, so a crash never leaves it behind. A
-// second daemon for the same table fails to bind it and touches nothing,
-// whatever its queue.
-type tableLock struct{ fd int }
-
-// errTableInUse is the error of lockTable for a table another daemon uses.
-var errTableInUse = errors.New("another nfqknockd is running with this table")
-
-// lockTable takes the lock of table name.
-func lockTable(name string) (*tableLock, error) {
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("lock table %s: %w", name, err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: "@nfqknockd/table/" + name}); err != nil {
-		unix.Close(fd)
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return nil, errTableInUse
-		}
-		return nil, fmt.Errorf("lock table %s: %w", name, err)
-	}
-	return &tableLock{fd: fd}, nil
-}
-
-// unlock lets the lock go.
-func (l *tableLock) unlock() { unix.Close(l.fd) }

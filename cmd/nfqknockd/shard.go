@@ -32,6 +32,9 @@ type shard struct {
 	users []knock.User
 	guard []uint16
 	spent *spent // with --one-time: the sequences used, across the shards
+	// spentSaved asks for the file of the used sequences to be written
+	// (--state-dir), after a fresh one.
+	spentSaved func()
 }
 
 // handle is called by the queue reader for every packet, before the verdict
@@ -75,6 +78,9 @@ func (s *shard) spend(v *knock.Verdict, now time.Time) {
 	if !fresh {
 		v.Action = knock.Replay
 		return
+	}
+	if s.spentSaved != nil {
+		s.spentSaved()
 	}
 	if err := s.rules.Spend(key, ttl); err != nil {
 		s.log.Error("could not keep the used one-time sequence in the table: a restart in its period forgets it", withUser(u, s.k.Src, "err", err)...)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nfqknockd/nfqknockd/internal/spentfile"
 	"github.com/nfqknockd/nfqknockd/knock"
 	"github.com/nfqknockd/nfqknockd/nft"
 )
@@ -82,6 +83,31 @@ func (s *spent) seed(keys []nft.SpentKey, now time.Time) int {
 	}
 	s.prune(now)
 	return len(s.used)
+}
+
+// seedFile marks the entries of the state file used until their
+// instant, and returns how many sequences it holds then.
+func (s *spent) seedFile(entries []spentfile.Entry, now time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range entries {
+		if u, ok := s.used[e.Key]; !ok || u.Before(e.Until) {
+			s.used[e.Key] = e.Until
+		}
+	}
+	s.prune(now)
+	return len(s.used)
+}
+
+// entries returns the sequences used, for the state file.
+func (s *spent) entries() []spentfile.Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]spentfile.Entry, 0, len(s.used))
+	for k, u := range s.used {
+		out = append(out, spentfile.Entry{Key: k, Until: u})
+	}
+	return out
 }
 
 // prune forgets the sequences that can no longer be accepted at now. The
