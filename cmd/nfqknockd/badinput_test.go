@@ -106,6 +106,13 @@ func TestBadInputLeavesNoTable(t *testing.T) {
 	if err := os.Chown(nobodys, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
+	openDir := filepath.Join(dir, "open")
+	if err := os.Mkdir(openDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(openDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
 		t.Fatalf("setpriv (util-linux) not found: %v", err)
@@ -148,6 +155,16 @@ func TestBadInputLeavesNoTable(t *testing.T) {
 			want: "$CREDENTIALS_DIRECTORY " + filepath.Join(credDir, credentialName) + ": no close= line and no --close-secret: " + wantWhyClose},
 		tcase{name: "metrics directory not writable", argv: []string{"-p", "22", "-o", "a", "-c", "b", "--metrics-file", nobodys + "/nfqknockd.prom"}, code: 2,
 			want: "--metrics-file " + nobodys + "/nfqknockd.prom: cannot create a file in " + nobodys + ": permission denied"},
+		tcase{name: "lock directory writable by all", argv: []string{"-p", "22", "-o", "a", "-c", "b", "--lock-dir", openDir}, code: 2,
+			want: "--lock-dir " + openDir + ": mode 0777 lets other users write in it: give a directory only root or the daemon's user can write (chmod go-w)"},
+		tcase{name: "lock directory of another user", argv: []string{"-p", "22", "-o", "a", "-c", "b", "--lock-dir", nobodys}, code: 2,
+			want: "--lock-dir " + nobodys + ": owned by uid 65534, neither root nor this process's user (uid 0): that user could hold or change what is in it"},
+		tcase{name: "lock directory a file", argv: []string{"-p", "22", "-o", "a", "-c", "b", "--lock-dir", rootOnly}, code: 2,
+			want: "--lock-dir " + rootOnly + ": not a directory"},
+		tcase{name: "state directory writable by all", argv: []string{"-p", "22", "-o", "a", "-c", "b", "--one-time", "--state-dir", openDir}, code: 2,
+			want: "--state-dir " + openDir + ": mode 0777 lets other users write in it: give a directory only root or the daemon's user can write (chmod go-w)"},
+		tcase{name: "state directory's parent missing", argv: []string{"-p", "22", "-o", "a", "-c", "b", "--one-time", "--state-dir", missing + "/state"}, code: 2,
+			want: "--state-dir " + missing + "/state: cannot create it: no such file or directory"},
 		tcase{name: "no CAP_NET_ADMIN", pre: asNobody, argv: []string{"-p", "22", "-o", "a", "-c", "b"}, code: 1,
 			want: "CAP_NET_ADMIN is missing: run as root or grant the capability (it binds NFQUEUE and programs nf_tables)"},
 	)

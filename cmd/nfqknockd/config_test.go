@@ -72,6 +72,9 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-m", "4294967295", "-s"}, want(func(c *config) bool { return c.MaxQueueLen == 1<<32-1 })},
 		{[]string{"--max-sources", "1", "-s"}, want(func(c *config) bool { return c.MaxSources == 1 })},
 		{[]string{"--table", "My-table_1", "-s"}, want(func(c *config) bool { return c.Table == "My-table_1" })},
+		{[]string{"-s"}, want(func(c *config) bool { return c.LockDir == "/run/nfqknockd" && c.StateDir == "/var/lib/nfqknockd" })},
+		{[]string{"--lock-dir", "/run/x/", "--state-dir", "/var/lib//y", "-s"}, want(func(c *config) bool { return c.LockDir == "/run/x" && c.StateDir == "/var/lib/y" })},
+		{[]string{"--state-dir", "", "-s"}, want(func(c *config) bool { return c.StateDir == "" })},
 		{[]string{"--table", strings.Repeat("t", 64), "-s"}, want(func(c *config) bool { return len(c.Table) == 64 })},
 		{[]string{"--table", strings.Repeat("t", 248), "-s"}, want(func(c *config) bool { return len(c.Table) == 248 })},
 		{[]string{"--table", "a.b", "-s"}, want(func(c *config) bool { return c.Table == "a.b" })},
@@ -154,6 +157,10 @@ func badFlagCases() []badFlagCase {
 		zone      = "an address with a zone (%...) cannot be allowed: give it without the zone"
 	)
 	return []badFlagCase{
+		// Directories.
+		{[]string{"--lock-dir", ""}, "--lock-dir '': empty: give a directory"},
+		{[]string{"--lock-dir", "run/nfqknockd"}, "--lock-dir run/nfqknockd: not an absolute path"},
+		{[]string{"--state-dir", "lib"}, "--state-dir lib: not an absolute path"},
 		// Ports.
 		{[]string{"-a", "0"}, "--start 0: " + outside},
 		{[]string{"-a", "65536"}, "--start 65536: " + outside},
