@@ -195,7 +195,8 @@ type launch struct {
 	secrets string   // a root-only copy of the secrets, for the client
 	open    string   // the secrets, which must never be logged
 	close   string
-	uid     int // the unprivileged user (DynamicUser's range)
+	uid     int    // the unprivileged user (DynamicUser's range)
+	runDir  string // what RuntimeDirectory= makes: the daemon's --lock-dir
 	// notify is the notify socket of a unit of Type=notify (notify_test.go).
 	notify *testutil.NotifySocket
 }
@@ -232,7 +233,19 @@ func unitLaunch(t *testing.T) *launch {
 	}
 	dir := privateDir(t)
 	testEnvFile := filepath.Join(dir, "nfqknockd.default")
-	mine := bytes.Replace(shipped, []byte(line), []byte(fmt.Sprintf(`NFQKNOCKD_ARGS="--guard %d --verbose"`, testGuardPort)), 1)
+	// What RuntimeDirectory= makes: a directory of the service's user,
+	// of RuntimeDirectoryMode=, for the table's lock. The test makes it
+	// elsewhere than /run/nfqknockd (other tests' daemons run as root and
+	// use that one) and points --lock-dir at it.
+	if got := u.last("Service", "RuntimeDirectory"); got != "nfqknockd" {
+		t.Fatalf("RuntimeDirectory=%q, want nfqknockd (the daemon's default --lock-dir is /run/nfqknockd)", got)
+	}
+	mode, err := strconv.ParseUint(u.last("Service", "RuntimeDirectoryMode"), 8, 32)
+	if err != nil {
+		t.Fatalf("RuntimeDirectoryMode=%q: %v", u.last("Service", "RuntimeDirectoryMode"), err)
+	}
+	runDir := filepath.Join(dir, "run-nfqknockd")
+	mine := bytes.Replace(shipped, []byte(line), []byte(fmt.Sprintf(`NFQKNOCKD_ARGS="--guard %d --verbose --lock-dir %s"`, testGuardPort, runDir)), 1)
 	if err := os.WriteFile(testEnvFile, mine, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -250,6 +263,16 @@ func unitLaunch(t *testing.T) *launch {
 	}
 
 	l := &launch{argv: argv, uid: freeUID(t), open: randomSecret(t), close: randomSecret(t)}
+	l.runDir = runDir
+	if err := os.Mkdir(runDir, os.FileMode(mode)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(runDir, l.uid, l.uid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(runDir, os.FileMode(mode)); err != nil {
+		t.Fatal(err)
+	}
 	secrets := fmt.Sprintf("# test secrets\nopen=%s\nclose=%s\n", l.open, l.close)
 	l.secrets = filepath.Join(dir, "secrets")
 	if err := os.WriteFile(l.secrets, []byte(secrets), 0o600); err != nil {
@@ -468,7 +491,7 @@ func testInstalledDaemon(t *testing.T, setpriv string) {
 		}
 	}
 	if trace != "" {
-		checkTrace(t, trace)
+		checkTrace(t, trace, l.runDir)
 	}
 
 	t.Run("no capability", func(t *testing.T) {
@@ -639,8 +662,9 @@ func isTimeout(err error) bool {
 // every system call it made is in the SystemCallFilter= allow list (a
 // call outside it would fail with EPERM under systemd), every socket is of
 // a family of RestrictAddressFamilies=, and it wrote no file
-// (ProtectSystem=strict).
-func checkTrace(t *testing.T, trace string) {
+// (ProtectSystem=strict) but in its own runDir (RuntimeDirectory=: the
+// table's lock).
+func checkTrace(t *testing.T, trace, runDir string) {
 	t.Helper()
 	b, err := os.ReadFile(trace)
 	if err != nil {
@@ -681,7 +705,13 @@ func checkTrace(t *testing.T, trace string) {
 	if len(r.families) == 0 || !r.families["AF_NETLINK"] {
 		t.Errorf("no netlink socket in the trace: families %q", sortedKeys(r.families))
 	}
-	if len(r.writes) > 0 {
-		t.Errorf("the daemon opened files for writing: %q", r.writes)
+	var writes []string
+	for _, w := range r.writes {
+		if filepath.Dir(w) != runDir {
+			writes = append(writes, w)
+		}
+	}
+	if len(writes) > 0 {
+		t.Errorf("the daemon opened files for writing outside its RuntimeDirectory= %s: %q", runDir, writes)
 	}
 }

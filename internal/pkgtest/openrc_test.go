@@ -276,6 +276,15 @@ func TestOpenRCScriptCalls(t *testing.T) {
 				if got := r.supervise(); len(got) != 1 || !slices.Equal(got[0], wantStart) {
 					t.Errorf("start: supervise-daemon %q\nwant %q", got, wantStart)
 				}
+				// The lock's and the state's directories, root's alone,
+				// before the daemon starts.
+				start := r.index("supervise-daemon", "nfqknockd", "--start")
+				for _, dir := range []string{"/run/nfqknockd", "/var/lib/nfqknockd"} {
+					i := r.index("checkpath", "--directory", "--mode", "0700", "--owner", "root:root", dir)
+					if i < 0 || i > start {
+						t.Errorf("start: %q\nwant checkpath of %s, mode 0700, owner root:root, before supervise-daemon --start", r.calls, dir)
+					}
+				}
 			})
 
 			t.Run("stop", func(t *testing.T) {

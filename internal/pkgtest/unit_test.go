@@ -73,6 +73,12 @@ func TestUnitHardening(t *testing.T) {
 		{"IPAddressDeny", "any"},
 		{"SystemCallArchitectures", "native"},
 		{"MemoryMax", "64M"},
+		// The lock and the used one-time sequences, in directories of
+		// the daemon's alone.
+		{"RuntimeDirectory", "nfqknockd"},
+		{"RuntimeDirectoryMode", "0700"},
+		{"StateDirectory", "nfqknockd"},
+		{"StateDirectoryMode", "0700"},
 	}
 	for _, w := range want {
 		if got := u.last("Service", w.key); got != w.value {
