@@ -6,5 +6,5 @@ import "github.com/nfqknockd/nfqknockd/cmd/internal/cli"
 // (nfqknockd --completion bash|zsh|fish), made from its flag set.
 func completion() cli.Completion {
 	fs, _ := newFlagSet(defaultConfig())
-	return cli.Completion{Name: "nfqknockd", Flags: fs, Files: []string{"secret-file", "metrics-file"}}
+	return cli.Completion{Name: "nfqknockd", Flags: fs, Files: []string{"secret-file", "metrics-file", "lock-dir", "state-dir"}}
 }
