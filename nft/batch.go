@@ -164,6 +164,7 @@ func (c *Conn) writer() (*netlink.Conn, error) {
 	}
 	_ = bigSendBuffer(nl)
 	c.nl = nl
+	c.port.Store(nl.PID())
 	return nl, nil
 }
 
