@@ -50,14 +50,18 @@ func (c *Conn) Watch(ctx context.Context, report func(Repair)) error {
 		return fmt.Errorf("watch nf_tables: %w", err)
 	}
 	defer nl.Close()
-	bigReadBuffer(nl)
+	bigReadBuffer(nl, watchBuffer)
 	if err := nl.JoinGroup(unix.NFNLGRP_NFTABLES); err != nil {
 		return fmt.Errorf("watch nf_tables: join the notification group: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() { nl.Close() })
 	defer stop()
-	var changed changes // of the outside transaction being read
+	var changed changes   // of the outside transaction being read
+	filtered := uint32(0) // the port skipOwn filters out
 	for {
+		if own := c.port.Load(); own != filtered && skipOwn(nl, own) == nil {
+			filtered = own
+		}
 		msgs, err := nl.Receive()
 		if ctx.Err() != nil {
 			return nil
@@ -112,17 +116,17 @@ func (cs *changes) String() string {
 	return strings.Join(cs.list, ", ")
 }
 
-// bigReadBuffer raises nl's receive buffer to watchBuffer, best effort:
-// beyond net.core.rmem_max where the process may (CAP_NET_ADMIN), else as
-// far as rmem_max allows.
-func bigReadBuffer(nl *netlink.Conn) {
+// bigReadBuffer raises nl's receive buffer to size, best effort: beyond
+// net.core.rmem_max where the process may (CAP_NET_ADMIN), else as far as
+// rmem_max allows.
+func bigReadBuffer(nl *netlink.Conn, size int) {
 	rc, err := nl.SyscallConn()
 	if err != nil {
 		return
 	}
 	_ = rc.Control(func(fd uintptr) {
-		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, watchBuffer) != nil {
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, watchBuffer)
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, size)
 		}
 	})
 }
