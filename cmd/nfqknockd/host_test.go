@@ -316,15 +316,6 @@ func outsideChange(t *testing.T, mode string, change []string) {
 	checkOneRepair(t, d, cmd)
 }
 
-// checkOneRepair checks that the daemon logged one repair for the one
-// outside change cmd, a second or more after it: its own repair is no
-// outside change.
-func checkOneRepair(t *testing.T, d *daemon, cmd string) {
-	t.Helper()
-	if n := d.repairs(); n != 1 {
-		t.Errorf("after %s the daemon logged %d repairs, want 1:\n%s", cmd, n, d.stderr)
-	}
-}
 
 // checkBackupBack checks that the daemon put the backup table back, with
 // the opened clients, after cmd removed it, and said so.

@@ -56,6 +56,16 @@ func changedWant(change []string) string {
 // repairs counts the repair warnings the daemon logged.
 func (d *daemon) repairs() int { return strings.Count(d.stderr.String(), repairLine) }
 
+// checkOneRepair checks that the daemon logged one repair for the one
+// outside change cmd, a second or more after it: its own repair is no
+// outside change.
+func checkOneRepair(t *testing.T, d *daemon, cmd string) {
+	t.Helper()
+	if n := d.repairs(); n != 1 {
+		t.Errorf("after %s the daemon logged %d repairs, want 1:\n%s", cmd, n, d.stderr)
+	}
+}
+
 // TestWatchInPIDNamespace: a daemon started under `unshare --pid --fork
 // --mount-proc` (as in a container: its PIDs are not the kernel's global
 // ones) tells its own repairs from outside changes, on kernels without
