@@ -26,10 +26,11 @@ type Repair struct {
 const attrObjTable = 1
 
 // watchBuffer is the receive buffer of Watch's socket: a flush of a large
-// ruleset sends a notification for every rule, set and element, and so
-// does a repair of a table with many opened sources. As root it is set
-// beyond net.core.rmem_max (SO_RCVBUFFORCE), whose default (208 KiB) a
-// repair of a few thousand elements would overflow.
+// ruleset by another program sends a notification for every rule, set and
+// element. (The Conn's own, as many for a repair of a table with many
+// opened sources, are filtered out before they are queued: skipOwn.) As
+// root it is set beyond net.core.rmem_max (SO_RCVBUFFORCE), whose default
+// is 208 KiB.
 const watchBuffer = 16 << 20
 
 // Watch keeps the table that others can change where the kernel lacks the
@@ -96,6 +97,7 @@ type changes struct {
 	seen map[string]bool
 }
 
+// add notes one change, unless it was noted already.
 func (cs *changes) add(what string) {
 	if cs.seen == nil {
 		cs.seen = map[string]bool{}
@@ -106,6 +108,7 @@ func (cs *changes) add(what string) {
 	}
 }
 
+// any reports whether a change was noted.
 func (cs *changes) any() bool { return len(cs.list) > 0 }
 
 // String lists the changes; a deleted table says it all.
