@@ -11,6 +11,7 @@ require (
 	github.com/prometheus/common v0.66.1
 	github.com/spf13/pflag v1.1.0
 	golang.org/x/sys v0.43.0
+	kernel.org/pub/linux/libs/security/libcap/psx v1.2.77
 )
 
 require (

@@ -135,21 +135,24 @@ func dropBackupBatch(main string) []netlink.Message {
 	}
 }
 
-// checkBackup reports whether the backup table of main exists, refusing
-// one of that name that is not ours.
+// checkBackup reports whether our backup table of main exists. A table of
+// that name that is not ours is refused where the Conn needs the name (a
+// GenOwner kernel), and elsewhere left alone as if absent. The caller
+// holds c.mu.
 func (c *Conn) checkBackup(main string) (bool, error) {
 	name := BackupTable(main)
 	t, err := c.readTable(name)
-	if IsNotFound(err) {
+	switch {
+	case IsNotFound(err):
 		return false, nil
-	}
-	if err != nil {
+	case err != nil:
 		return false, err
+	case isBackupComment(t.Comment):
+		return true, nil
+	case c.gen == GenOwner:
+		return false, fmt.Errorf("table inet %s: %w", name, ErrNotOurs)
 	}
-	if !isBackupComment(t.Comment) {
-		return true, fmt.Errorf("table inet %s: %w", name, ErrNotOurs)
-	}
-	return true, nil
+	return false, nil
 }
 
 // withBackup returns set and, where the Conn keeps a backup table, the set

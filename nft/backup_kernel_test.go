@@ -2,6 +2,7 @@ package nft
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -63,8 +64,26 @@ func TestOwnerBackup(t *testing.T) {
 	}
 	e.expect(t, "owned table alone", server, 22, true)
 	e.expect(t, "owned table alone", server, 443, false)
+	// Opens and closes while the backup is missing (before Watch puts it
+	// back) go to the owned table, and the repair takes them from the
+	// record.
+	if err := e.c.Allow(other4, ports(22), "bob", time.Hour); err != nil {
+		t.Fatalf("Allow without the backup: %v", err)
+	}
+	if err := e.c.Allow(other4, ports(443), "bob", time.Hour); err != nil {
+		t.Fatalf("Allow without the backup: %v", err)
+	}
+	if err := e.c.Revoke(other4, ports(443)); err != nil {
+		t.Fatalf("Revoke without the backup: %v", err)
+	}
 	if _, err := e.c.Apply(ownerSpec); err != nil {
 		t.Fatalf("Apply again: %v", err)
+	}
+	if got := e.mustList(t, backup); !strings.Contains(got, `10.200.0.3 . 22 timeout`) || strings.Contains(got, "10.200.0.3 . 443") {
+		t.Errorf("the backup put back lacks what was opened without it, or holds what was closed:\n%s", got)
+	}
+	if err := e.c.Revoke(other4, nil); err != nil {
+		t.Fatal(err)
 	}
 
 	// The owner goes (a restart, a crash): the backup alone guards.
@@ -159,5 +178,46 @@ func checkBackupWatch(t *testing.T, e *env, before string) {
 		if got := normalizeExpiry(normalize(e.mustList(t, DefaultTable))); got != main {
 			t.Errorf("after nft %s the owned table changed:\n%s", cmd, got)
 		}
+	}
+}
+
+// TestBackupNameNotOurs: a table named as our backup that someone else
+// made is never touched: a GenOwner kernel, which needs the name, refuses
+// to start; the other generations leave it alone, through Apply and
+// Destroy.
+func TestBackupNameNotOurs(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		spec Spec
+		ok   bool
+	}{
+		{"persist", goldenSpec, true},
+		{"owner", ownerSpec, false},
+		{"none", func() Spec { s := goldenSpec; s.NoOwner = true; return s }(), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			backup := BackupTable(DefaultTable)
+			if out, err := e.nft("add", "table", "inet", backup); err != nil {
+				t.Fatalf("nft add table: %v: %s", err, out)
+			}
+			before := e.mustList(t, backup)
+			_, err := e.c.Apply(tt.spec)
+			if tt.ok && err != nil {
+				t.Fatalf("Apply beside someone else's %s: %v", backup, err)
+			}
+			if !tt.ok && !errors.Is(err, ErrNotOurs) {
+				t.Fatalf("Apply over someone else's %s: %v, want ErrNotOurs", backup, err)
+			}
+			if err := e.c.Destroy(); (err == nil) != tt.ok {
+				t.Fatalf("Destroy: %v", err)
+			}
+			if after := e.mustList(t, backup); after != before {
+				t.Errorf("someone else's %s changed:\n%s\nwas:\n%s", backup, after, before)
+			}
+			if got := e.tables(t); len(got) != 1 || got[0] != backup {
+				t.Errorf("inet tables after Destroy: %v, want %s alone", got, backup)
+			}
+		})
 	}
 }

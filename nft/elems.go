@@ -29,6 +29,25 @@ type elemOp struct {
 // maxAttempts times: an exclusive add that went through the first time then
 // says EEXIST, which Allow handles. The caller holds c.mu.
 func (c *Conn) elems(sets []*nftables.Set, keys [][]byte, ops ...elemOp) error {
+	err := c.elemsOnce(sets, keys, ops...)
+	if len(sets) > 1 && IsNotFound(err) && !c.backupThere() {
+		// The backup table was removed by another program and Watch has
+		// not put it back yet: write the main table alone. The record
+		// the caller updates is what the repair puts in the backup.
+		err = c.elemsOnce(sets[:1], keys, ops...)
+	}
+	return err
+}
+
+// backupThere reports whether the backup table exists (an error reading it
+// counts as there: the caller's error stands). The caller holds c.mu.
+func (c *Conn) backupThere() bool {
+	_, err := c.readTable(BackupTable(c.table))
+	return !IsNotFound(err)
+}
+
+// elemsOnce sends the transaction of elems. The caller holds c.mu.
+func (c *Conn) elemsOnce(sets []*nftables.Set, keys [][]byte, ops ...elemOp) error {
 	msgs := make([]netlink.Message, 0, len(ops)*len(sets))
 	for _, op := range ops {
 		for _, set := range sets {

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+	"kernel.org/pub/linux/libs/security/libcap/psx"
 )
 
 // capNetAdmin is the number of CAP_NET_ADMIN.
@@ -54,19 +55,23 @@ func hasCapNetAdmin() (bool, error) {
 // NFQUEUE and programs nf_tables over netlink, and executes no program.
 //
 // Capabilities belong to threads; Go runs on several, so every change goes
-// through syscall.AllThreadsSyscall, which needs a binary built without cgo
-// (the Makefile builds with CGO_ENABLED=0).
+// through libcap's psx.Syscall6, which makes it on every thread: through
+// syscall.AllThreadsSyscall in a binary built without cgo (the Makefile's),
+// and through psx's hook of pthread_create in one built with cgo (a plain
+// `go build` or `go install` where a C compiler is installed), where Go's
+// AllThreadsSyscall refuses to run.
 func dropCapabilities() error {
 	all := func(trap, a1, a2, a3 uintptr) error {
-		if _, _, e := syscall.AllThreadsSyscall(trap, a1, a2, a3); e != 0 {
+		// Syscall6 with zeroes: under cgo psx calls C's syscall(), which
+		// would pass whatever its registers hold as the arguments not
+		// given, and prctl refuses PR_SET_NO_NEW_PRIVS and
+		// PR_CAP_AMBIENT_CLEAR_ALL unless they are 0 (EINVAL).
+		if _, _, e := psx.Syscall6(trap, a1, a2, a3, 0, 0, 0); e != 0 {
 			return e
 		}
 		return nil
 	}
 	if err := all(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
-		if errors.Is(err, syscall.ENOTSUP) {
-			return errors.New("drop capabilities: this binary was built with cgo; build it with CGO_ENABLED=0")
-		}
 		return fmt.Errorf("set no_new_privs: %w", err)
 	}
 	if err := all(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); err != nil {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nfqknockd/nfqknockd/internal/sdnotify"
 	"github.com/nfqknockd/nfqknockd/knock"
 	"github.com/nfqknockd/nfqknockd/nft"
 	"github.com/nfqknockd/nfqknockd/queue"
@@ -60,6 +61,8 @@ type service struct {
 	// clock is the time of the daemon's start-up work (seedSpent); nil:
 	// time.Now. Unit tests give the clock they move.
 	clock func() time.Time
+	// notifier is systemd's notify socket (notify.go); nil: none.
+	notifier *sdnotify.Notifier
 }
 
 // exitError is a failed start: the line to print and the exit status.
@@ -99,6 +102,7 @@ func runDaemon(cfg *config) int {
 		fmt.Fprintf(d.stderr, "%snfqknockd: %s\n", errorPrefix(d.stderr), ee.msg)
 		return ee.code
 	}
+	d.notifyReady() // the guard is in place: systemd may start sshd
 	return d.serve(sigs)
 }
 
@@ -413,6 +417,7 @@ func keptBy(gen nft.Generation, spec nft.Spec) string {
 // finish ends the daemon: the table is deleted on stop, left guarding on a
 // restart or a failure. It returns the exit status.
 func (d *service) finish(end ending) int {
+	d.notifyEnd(end)
 	status := 0
 	switch end {
 	case endFailure:

@@ -669,10 +669,44 @@ func TestSignalDumps(t *testing.T) {
 }
 
 // TestDropsCapabilities: started as root, the daemon keeps CAP_NET_ADMIN
-// alone in its effective, permitted and bounding sets, on every thread.
+// alone in its effective, permitted and bounding sets, on every thread,
+// whether built as the Makefile builds it (CGO_ENABLED=0) or with cgo on,
+// as a plain `go build` or `go install` does where a C compiler is
+// installed.
 func TestDropsCapabilities(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+	for _, cgo := range []string{"0", "1"} {
+		t.Run("CGO_ENABLED="+cgo, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			if cgo == "1" {
+				e.bin = buildCgo(t)
+			}
+			dropsCapabilities(t, e)
+		})
+	}
+}
+
+// buildCgo builds the daemon with cgo on, or skips the test where no C
+// compiler is installed.
+func buildCgo(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("no C compiler: cannot build with cgo")
+	}
+	bin := filepath.Join(t.TempDir(), "nfqknockd-cgo")
+	build := exec.Command("go", "build", "-buildvcs=false", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build with cgo: %v: %s", err, out)
+	}
+	if out, err := exec.Command("go", "version", "-m", bin).CombinedOutput(); err != nil || !strings.Contains(string(out), "CGO_ENABLED=1") {
+		t.Fatalf("the binary was not built with cgo: %v: %s", err, out)
+	}
+	return bin
+}
+
+// dropsCapabilities runs one case of TestDropsCapabilities.
+func dropsCapabilities(t *testing.T, e *env) {
 	d := e.start()
 	if strings.Contains(d.stderr.String(), "could not drop") {
 		t.Fatalf("daemon could not drop capabilities:\n%s", d.stderr)
