@@ -184,7 +184,7 @@ func TestWatchRepairs(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	repairs := make(chan Repair, 16)
 	done := make(chan error, 1)
-	go func() { done <- e.c.Watch(ctx, func(r Repair) { repairs <- r }) }()
+	go func() { done <- e.c.Watch(ctx, reportTo(ctx, repairs)) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

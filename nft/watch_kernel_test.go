@@ -7,6 +7,18 @@ import (
 	"time"
 )
 
+// reportTo returns a report function for Watch that sends each repair to
+// repairs, until ctx is done: a Watch that repairs in a loop must not block
+// the test's end.
+func reportTo(ctx context.Context, repairs chan<- Repair) func(Repair) {
+	return func(r Repair) {
+		select {
+		case repairs <- r:
+		case <-ctx.Done():
+		}
+	}
+}
+
 // bigOpened is how many opened sources per family TestWatchLargeTable
 // puts in the table: about the most allow4 and allow6 hold (65,536).
 const bigOpened = 65000
@@ -50,7 +62,7 @@ func TestWatchLargeTable(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			repairs := make(chan Repair, 16)
 			done := make(chan error, 1)
-			go func() { done <- e.c.Watch(ctx, func(r Repair) { repairs <- r }) }()
+			go func() { done <- e.c.Watch(ctx, reportTo(ctx, repairs)) }()
 			defer func() {
 				cancel()
 				if err := <-done; err != nil {
