@@ -39,7 +39,7 @@ func TestOwnerBackup(t *testing.T) {
 	if err := e.c.Allow(client4, ports(22), "alice", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	key := [16]byte{1, 2, 3}
+	key := spentKey
 	if err := e.c.Spend(key, time.Hour); err != nil {
 		t.Fatal(err)
 	}
@@ -122,15 +122,15 @@ func TestOwnerBackup(t *testing.T) {
 }
 
 // checkBackupWatch runs Watch while others change the tables: changes of
-// the owned table are refused, and a removed backup comes back as it was
-// (before: its listing).
+// the owned table are refused, and a removed or edited backup (editChanges)
+// comes back as it was (before: its listing), one repair for each change.
 func checkBackupWatch(t *testing.T, e *env, before string) {
 	t.Helper()
 	backup := BackupTable(DefaultTable)
 	ctx, cancel := context.WithCancel(context.Background())
 	repairs := make(chan Repair, 16)
 	done := make(chan error, 1)
-	go func() { done <- e.c.Watch(ctx, func(r Repair) { repairs <- r }) }()
+	go func() { done <- e.c.Watch(ctx, reportTo(ctx, repairs)) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -139,13 +139,15 @@ func checkBackupWatch(t *testing.T, e *env, before string) {
 	}()
 	time.Sleep(100 * time.Millisecond) // Watch has joined the group
 	main := normalizeExpiry(normalize(e.mustList(t, DefaultTable)))
-	for _, args := range [][]string{
+	changes := [][]string{
 		{"flush", "ruleset"},
 		{"delete", "table", "inet", backup},
 		{"flush", "chain", "inet", backup, ChainGuarded},
 		{"delete", "table", "inet", DefaultTable},
 		{"flush", "table", "inet", DefaultTable},
-	} {
+		{"flush", "set", "inet", DefaultTable, SetGuard},
+	}
+	for _, args := range append(changes, editChanges(backup)...) {
 		cmd := strings.Join(args, " ")
 		out, err := e.nft(args...)
 		if strings.Contains(cmd, DefaultTable) && !strings.Contains(cmd, backup) {
@@ -164,6 +166,11 @@ func checkBackupWatch(t *testing.T, e *env, before string) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("after nft %s: no repair", cmd)
+		}
+		select {
+		case r := <-repairs:
+			t.Errorf("after nft %s: a second repair (%s): one outside change, one repair", cmd, r.Changed)
+		case <-time.After(200 * time.Millisecond):
 		}
 		if got := e.mustList(t, backup); normalizeExpiry(normalize(got)) != normalizeExpiry(normalize(before)) {
 			t.Errorf("after nft %s the backup is:\n%s\nwant:\n%s", cmd, got, before)

@@ -152,6 +152,14 @@ func drain(nl *netlink.Conn) {
 	})
 }
 
+// answerBuffer is the receive buffer of the writing socket. The kernel
+// answers each message of a batch with a buffer of its own (an ack of
+// about a kilobyte, all sent when the batch ends): a batch that carries
+// 65,536 opened sources per family into the main and the backup table is
+// some 300 messages, whose answers overflow the default buffer (208 KiB),
+// and sendBatch would then see ENOBUFS for a batch that went through.
+const answerBuffer = 4 << 20
+
 // writer returns the Conn's writing socket, dialled on first use. The
 // caller holds c.mu.
 func (c *Conn) writer() (*netlink.Conn, error) {
@@ -163,7 +171,9 @@ func (c *Conn) writer() (*netlink.Conn, error) {
 		return nil, fmt.Errorf("netlink socket: %w", err)
 	}
 	_ = bigSendBuffer(nl)
+	bigReadBuffer(nl, answerBuffer)
 	c.nl = nl
+	c.port.Store(nl.PID())
 	return nl, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/nftables"
@@ -32,6 +33,10 @@ type Conn struct {
 	opts    []nftables.ConnOption         // for the reading connections
 	rawDial func() (*netlink.Conn, error) // the writing socket and table reads
 	now     func() time.Time
+
+	// port is the netlink port ID of the writing socket, the last one
+	// dialled (kept after Close): Watch tells the Conn's own changes by it.
+	port atomic.Uint32
 
 	mu      sync.Mutex
 	nl      *netlink.Conn // the writing (owning) socket; nil until first used

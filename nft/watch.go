@@ -2,9 +2,7 @@ package nft
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/mdlayher/netlink"
@@ -12,51 +10,59 @@ import (
 )
 
 // Repair is what Watch reports after it put a table back: which (the main
-// table, or on a GenOwner kernel the backup), what vanished (for example
-// "table", "chain guard", "rule of chain knock"), and the error of the
-// repair, nil when the table is back.
+// table, or on a GenOwner kernel the backup), what another program changed
+// in it (for example "table deleted", "elements of set guard deleted",
+// "rule added to chain guarded"), and the error of the repair, nil when the
+// table is back.
 type Repair struct {
-	Table    string
-	Vanished string
-	Err      error
+	Table   string
+	Changed string
+	Err     error
 }
 
-// Attributes of the nf_tables notifications Watch reads: the table name is
-// attribute 1 of table, chain, rule and set messages (NFTA_TABLE_NAME,
-// NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE); the chain name is
-// given by nameAttr.
-const (
-	attrObjTable  = 1
-	attrGenProcID = 2 // NFTA_GEN_PROC_PID
-)
+// attrObjTable is the attribute that names the table in nf_tables'
+// notifications of tables, chains, rules, sets, elements, objects and
+// flowtables (see objectMsgs).
+const attrObjTable = 1
 
 // watchBuffer is the receive buffer of Watch's socket: a flush of a large
-// ruleset sends a notification for every rule and set.
-const watchBuffer = 4 << 20
+// ruleset by another program sends a notification for every rule, set and
+// element. (The Conn's own, as many for a repair of a table with many
+// opened sources, are filtered out before they are queued: skipOwn.) As
+// root it is set beyond net.core.rmem_max (SO_RCVBUFFORCE), whose default
+// is 208 KiB.
+const watchBuffer = 16 << 20
 
-// Watch keeps the table that others can remove where the kernel lacks the
+// Watch keeps the table that others can change where the kernel lacks the
 // flag persist (Result.Gen): the main table on a GenNone kernel, the backup
 // table on a GenOwner kernel. It listens to nf_tables' notifications and,
-// when a transaction of another process deletes that table, or a chain,
-// rule or set of it (`nft flush ruleset`, `nft delete table`, `nft flush
-// table`), puts the whole table back at once from the Conn's own record
-// (opened sources, used one-time sequences, first ports), and calls
-// report. It returns when ctx is done, or with an error if it cannot
-// listen.
+// when a transaction of another process changes that table in any way
+// (`nft flush ruleset`, `nft delete table`, `nft flush table`, a set
+// flushed, an element deleted or added, a rule or chain added, the table
+// made dormant), puts the whole table back at once from the Conn's own
+// record (opened sources, used one-time sequences, first ports): what
+// others added goes, what they removed comes back. It then calls report,
+// once per outside transaction. The Conn's own transactions are told apart
+// by the port ID of its writing socket (see notification). It returns when
+// ctx is done, or with an error if it cannot listen.
 func (c *Conn) Watch(ctx context.Context, report func(Repair)) error {
 	nl, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: c.netnsFd})
 	if err != nil {
 		return fmt.Errorf("watch nf_tables: %w", err)
 	}
 	defer nl.Close()
-	_ = nl.SetReadBuffer(watchBuffer)
+	bigReadBuffer(nl, watchBuffer)
 	if err := nl.JoinGroup(unix.NFNLGRP_NFTABLES); err != nil {
 		return fmt.Errorf("watch nf_tables: join the notification group: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() { nl.Close() })
 	defer stop()
-	var vanished []string // of the transaction being read
+	var changed changes   // of the outside transaction being read
+	filtered := uint32(0) // the port skipOwn filters out
 	for {
+		if own := c.port.Load(); own != filtered && skipOwn(nl, own) == nil {
+			filtered = own
+		}
 		msgs, err := nl.Receive()
 		if ctx.Err() != nil {
 			return nil
@@ -65,91 +71,67 @@ func (c *Conn) Watch(ctx context.Context, report func(Repair)) error {
 			if isLostAnswer(err) {
 				// Notifications were lost: put the table back to be sure.
 				report(c.repair("notifications lost (ENOBUFS)"))
-				vanished = nil
+				changed = changes{}
 				continue
 			}
 			return fmt.Errorf("watch nf_tables: %w", err)
 		}
+		watched, own := c.watched(), c.port.Load()
 		for _, m := range msgs {
-			what, gen, pid := c.notification(m)
+			ch := notification(m, watched, own)
 			switch {
-			case what != "":
-				vanished = append(vanished, what)
-			case gen && len(vanished) > 0:
-				if !ownThread(pid) {
-					report(c.repair(strings.Join(dedupe(vanished), ", ")))
-				}
-				vanished = nil
+			case ch.what != "" && !ch.own:
+				changed.add(ch.what)
+			case ch.gen && changed.any():
+				report(c.repair(changed.String()))
+				changed = changes{}
 			}
 		}
 	}
 }
 
-// notification reads one nf_tables notification: what of our table it
-// deleted (or ""), or, for the message that ends a transaction (NEWGEN),
-// gen and the ID of the process that made it.
-func (c *Conn) notification(m netlink.Message) (what string, gen bool, pid uint32) {
-	if int(m.Header.Type>>8) != unix.NFNL_SUBSYS_NFTABLES || len(m.Data) < 4 {
-		return "", false, 0
+// changes collects the descriptions of the changes of one transaction,
+// each once: a flush of a large set sends one notification per element.
+type changes struct {
+	list []string
+	seen map[string]bool
+}
+
+// add notes one change, unless it was noted already.
+func (cs *changes) add(what string) {
+	if cs.seen == nil {
+		cs.seen = map[string]bool{}
 	}
-	typ := int(m.Header.Type & 0xff)
-	ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+	if !cs.seen[what] {
+		cs.seen[what] = true
+		cs.list = append(cs.list, what)
+	}
+}
+
+// any reports whether a change was noted.
+func (cs *changes) any() bool { return len(cs.list) > 0 }
+
+// String lists the changes; a deleted table says it all.
+func (cs *changes) String() string {
+	if cs.seen[tableDeleted] {
+		return tableDeleted
+	}
+	return strings.Join(cs.list, ", ")
+}
+
+// bigReadBuffer raises nl's receive buffer to size, best effort: beyond
+// net.core.rmem_max where the process may (CAP_NET_ADMIN), else as far as
+// rmem_max allows.
+func bigReadBuffer(nl *netlink.Conn, size int) {
+	rc, err := nl.SyscallConn()
 	if err != nil {
-		return "", false, 0
+		return
 	}
-	ad.ByteOrder = binary.BigEndian
-	var table, name string
-	for ad.Next() {
-		switch {
-		case typ == unix.NFT_MSG_NEWGEN && ad.Type() == attrGenProcID:
-			pid = ad.Uint32()
-		case ad.Type() == attrObjTable:
-			table = ad.String()
-		case ad.Type() == nameAttr(typ):
-			name = ad.String()
+	_ = rc.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, size)
 		}
-	}
-	if typ == unix.NFT_MSG_NEWGEN {
-		return "", true, pid
-	}
-	if m.Data[0] != unix.NFPROTO_INET || table != c.watched() {
-		return "", false, 0
-	}
-	switch typ {
-	case unix.NFT_MSG_DELTABLE:
-		return "table", false, 0
-	case unix.NFT_MSG_DELCHAIN:
-		return "chain " + name, false, 0
-	case unix.NFT_MSG_DELRULE:
-		return "rules of chain " + name, false, 0
-	case unix.NFT_MSG_DELSET:
-		return "set " + name, false, 0
-	}
-	return "", false, 0
-}
-
-// ownThread reports whether tid, the ID that nf_tables gives as the
-// process of a transaction (the sending thread's), is a thread of this
-// process: its transactions are no outside changes.
-func ownThread(tid uint32) bool {
-	if tid == uint32(os.Getpid()) {
-		return true
-	}
-	_, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", tid))
-	return err == nil
-}
-
-// nameAttr is the attribute that names the object of a notification:
-// NFTA_CHAIN_NAME (3) for a chain, NFTA_RULE_CHAIN (2) for a rule (its
-// chain), NFTA_SET_NAME (2) for a set.
-func nameAttr(typ int) uint16 {
-	switch typ {
-	case unix.NFT_MSG_DELCHAIN:
-		return 3
-	case unix.NFT_MSG_DELRULE, unix.NFT_MSG_DELSET:
-		return 2
-	}
-	return 0
+	})
 }
 
 // watched returns the name of the table Watch keeps.
@@ -165,10 +147,10 @@ func (c *Conn) watched() string {
 // repair puts the watched table back with the last spec applied and the
 // Conn's record: no set is read, so the table is back as soon as the
 // kernel takes one transaction.
-func (c *Conn) repair(vanished string) Repair {
+func (c *Conn) repair(changed string) Repair {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := Repair{Table: c.table, Vanished: vanished}
+	r := Repair{Table: c.table, Changed: changed}
 	if c.gen == GenOwner {
 		r.Table = BackupTable(c.table)
 	}
@@ -207,16 +189,4 @@ func (c *Conn) repairOnce() error {
 		return fmt.Errorf("put back table inet %s: %w", BackupTable(c.table), err)
 	}
 	return c.sendBatch(msgs)
-}
-
-func dedupe(s []string) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, x := range s {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
-		}
-	}
-	return out
 }

@@ -382,11 +382,11 @@ func (d *service) signal(sig os.Signal) (ending, bool) {
 func (d *service) repaired(r nft.Repair) {
 	if r.Err != nil {
 		d.metrics.repairFailures.Add(1)
-		d.log.Error("table changed by another program and could not be put back", "table", "inet "+r.Table, "vanished", r.Vanished, "err", r.Err)
+		d.log.Error("table changed by another program and could not be put back", "table", "inet "+r.Table, "changed", r.Changed, "err", r.Err)
 		return
 	}
 	d.metrics.repairs.Add(1)
-	d.log.Warn("table changed by another program and put back", "table", "inet "+r.Table, "vanished", r.Vanished)
+	d.log.Warn("table changed by another program and put back", "table", "inet "+r.Table, "changed", r.Changed)
 }
 
 // keptBy says, for the start line, how the kernel generation gen keeps the

@@ -257,6 +257,13 @@ func (e *env) spawnArgs(environ []string, args ...string) *daemon {
 		cmd.Path = ip
 		cmd.Env = environ
 	}
+	return e.spawnCmd(cmd, args)
+}
+
+// spawnCmd starts cmd, a daemon with args, without waiting (see
+// spawnArgs).
+func (e *env) spawnCmd(cmd *exec.Cmd, args []string) *daemon {
+	e.t.Helper()
 	d := &daemon{t: e.t, cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {

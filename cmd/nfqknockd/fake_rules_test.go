@@ -273,7 +273,7 @@ func (f *fakeRules) Watch(ctx context.Context, report func(nft.Repair)) error {
 			s := *f.applied
 			f.mu.Unlock()
 			_, err := f.Apply(s)
-			report(nft.Repair{Table: s.Table, Vanished: what, Err: err})
+			report(nft.Repair{Table: s.Table, Changed: what, Err: err})
 		}
 	}
 }

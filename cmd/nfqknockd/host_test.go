@@ -111,8 +111,8 @@ var hostChanges = [][]string{
 	{"flush", "table", "inet", "nfqknock"},
 }
 
-// vanishedRE finds the vanished attribute of the daemon's repair warning.
-var vanishedRE = regexp.MustCompile(`msg="table changed by another program and put back".* vanished=("(?:[^"\\]|\\.)*"|\S+)`)
+// changedRE finds the changed attribute of the daemon's repair warning.
+var changedRE = regexp.MustCompile(`msg="table changed by another program and put back".* changed=("(?:[^"\\]|\\.)*"|\S+)`)
 
 // TestOutsideChanges: while the daemon runs and two clients (IPv4, IPv6)
 // have knocked open, another program runs `nft flush ruleset`, `nft delete
@@ -134,16 +134,22 @@ var vanishedRE = regexp.MustCompile(`msg="table changed by another program and p
 //
 // monitor (NFQKNOCKD_TEST_NO_OWNER=1, as before 5.12): every change
 // succeeds and the daemon puts the whole table back, opened sources
-// included, and logs a warning naming what vanished. A stranger may get in
+// included, and logs a warning naming what changed. A stranger may get in
 // during the moment between the change and the repair; from a second after
 // the change on it never does, and a new knock opens again.
+//
+// Besides the deletes, edits inside the table (tableEdits: the guarded
+// ports flushed, an opening deleted, the strangers opened, a rule that
+// accepts everything): refused on an owned table, put back elsewhere. Each
+// outside change is one repair.
 func TestOutsideChanges(t *testing.T) {
 	for _, mode := range []string{"persist", "owner", "monitor"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			changes := hostChanges
+			changes := append(slices.Clone(hostChanges), tableEdits("nfqknock")...)
 			if mode == "owner" {
 				changes = append(changes, []string{"delete", "table", "inet", "nfqknock_backup"})
+				changes = append(changes, tableEdits("nfqknock_backup")...)
 			}
 			for _, change := range changes {
 				t.Run(strings.Join(change, "_"), func(t *testing.T) {
@@ -269,6 +275,7 @@ func outsideChange(t *testing.T, mode string, change []string) {
 	}
 	if touchesBackup {
 		checkBackupBack(t, e, d, cmd)
+		checkOneRepair(t, d, cmd)
 		return
 	}
 	if !monitor {
@@ -285,21 +292,17 @@ func outsideChange(t *testing.T, mode string, change []string) {
 	if strings.Contains(d.stderr.String(), "could not be put back") {
 		t.Errorf("a repair failed:\n%s", d.stderr)
 	}
-	m := vanishedRE.FindStringSubmatch(d.stderr.String())
+	m := changedRE.FindStringSubmatch(d.stderr.String())
 	if m == nil {
-		t.Fatalf("the repair warning names nothing vanished:\n%s", d.stderr)
+		t.Fatalf("the repair warning names no change:\n%s", d.stderr)
 	}
-	vanished, err := strconv.Unquote(m[1])
+	changedAttr, err := strconv.Unquote(m[1])
 	if err != nil {
-		vanished = m[1]
+		changedAttr = m[1]
 	}
-	t.Logf("%s: the daemon logged vanished=%q", cmd, vanished)
-	want := "table"
-	if change[0] == "flush" && change[1] == "table" {
-		want = "rules of chain"
-	}
-	if !strings.Contains(vanished, want) {
-		t.Errorf("after %s the repair warning says vanished=%q, want it to name %q", cmd, vanished, want)
+	t.Logf("%s: the daemon logged changed=%q", cmd, changedAttr)
+	if want := changedWant(change); !strings.Contains(changedAttr, want) {
+		t.Errorf("after %s the repair warning says changed=%q, want it to name %q", cmd, changedAttr, want)
 	}
 
 	// The knock rule is back: a new knock opens.
@@ -310,7 +313,9 @@ func outsideChange(t *testing.T, mode string, change []string) {
 			t.Errorf("%s: a knock from %s after the repair did not open; stderr:\n%s", fam.name, s, d.stderr)
 		}
 	}
+	checkOneRepair(t, d, cmd)
 }
+
 
 // checkBackupBack checks that the daemon put the backup table back, with
 // the opened clients, after cmd removed it, and said so.

@@ -210,8 +210,8 @@ func TestServiceMetrics(t *testing.T) {
 	ts.knock(src4, close)
 	ts.knock(mapped, open[:1]) // an IPv4-mapped source is never tracked
 	ts.metrics.replayed()
-	ts.repaired(nft.Repair{Vanished: "table"})
-	ts.repaired(nft.Repair{Vanished: "table", Err: errors.New("EPERM")})
+	ts.repaired(nft.Repair{Changed: "table deleted"})
+	ts.repaired(nft.Repair{Changed: "table deleted", Err: errors.New("EPERM")})
 	ts.writeMetrics(false)
 	expect(read(), map[string]float64{
 		"nfqknockd_opens_total":                   2,

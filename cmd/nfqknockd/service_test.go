@@ -272,7 +272,7 @@ func TestServiceRestartAndStop(t *testing.T) {
 
 // TestServiceRepair: without ownership the daemon watches the table; when
 // it vanishes it is put back with the opened sources and a warning names
-// what vanished. serve runs the signal loop (no queue: no shards run).
+// what changed. serve runs the signal loop (no queue: no shards run).
 func TestServiceRepair(t *testing.T) {
 	rules := newFakeRules()
 	ts := newTestService(t, rules, "-o", testOpen, "-c", testClose)
@@ -288,12 +288,12 @@ func TestServiceRepair(t *testing.T) {
 	sigs := make(chan os.Signal, 1)
 	status := make(chan int, 1)
 	go func() { status <- ts.serve(sigs) }()
-	rules.vanish <- "table"
+	rules.vanish <- "table deleted"
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(ts.logs.String(), "put back") && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if !strings.Contains(ts.logs.String(), `level=WARN msg="table changed by another program and put back" table="inet nfqknock" vanished=table`) {
+	if !strings.Contains(ts.logs.String(), `level=WARN msg="table changed by another program and put back" table="inet nfqknock" changed="table deleted"`) {
 		t.Errorf("no repair warning:\n%s", ts.logs)
 	}
 	if !ts.isOpen(src6) {
