@@ -132,9 +132,17 @@ func Delete(ns string) error {
 	return nil
 }
 
+// staleAge is how old a namespace of a dead process must be before
+// SweepStale deletes it. A process in another PID namespace (a test run
+// under unshare --pid, a container) sees other processes' pids as dead, or
+// names its namespaces with pids the host does not know: the age keeps it
+// from deleting the namespaces of tests running now.
+const staleAge = time.Hour
+
 // SweepStale deletes namespaces made by earlier test processes of this
-// harness that have died (for example killed by a test timeout). Call it from
-// TestMain; it never touches a namespace of a process still running.
+// harness that have died (for example killed by a test timeout) at least
+// staleAge ago. Call it from TestMain; it never touches a namespace of a
+// process still running, nor a young one.
 func SweepStale() {
 	entries, err := os.ReadDir("/run/netns")
 	if err != nil {
@@ -152,6 +160,9 @@ func SweepStale() {
 		}
 		if syscall.Kill(pid, 0) == nil {
 			continue // its test process is still alive
+		}
+		if info, err := e.Info(); err != nil || time.Since(info.ModTime()) < staleAge {
+			continue // maybe a process this one cannot see
 		}
 		_ = Delete(name)
 	}
