@@ -39,11 +39,12 @@ const (
 func (o *options) proxy(ctx context.Context, k *knocker, stdin io.Reader, stdout io.Writer) error {
 	again := 0
 	knockOpen := func() error {
-		seq, err := o.openSequence(time.Now())
+		seq, err := o.openSequence(o.now())
 		if err != nil {
 			return err
 		}
-		return k.knock(ctx, seq)
+		_, err = k.knock(ctx, "open", seq)
+		return err
 	}
 	knockAgain := func() error { again++; return knockOpen() }
 	if err := knockOpen(); err != nil {
@@ -62,9 +63,9 @@ func (o *options) proxy(ctx context.Context, k *knocker, stdin io.Reader, stdout
 	}
 	// Not ctx: the close knock also follows a SIGHUP, which is how ssh ends
 	// its ProxyCommand.
-	seq, cerr := o.closeSequence(time.Now())
+	seq, cerr := o.closeSequence(o.now())
 	if cerr == nil {
-		cerr = k.knock(context.Background(), seq)
+		_, cerr = k.knock(context.Background(), "close", seq)
 	}
 	if err != nil && err != errHangup {
 		return err
