@@ -102,8 +102,11 @@ func (d *doctorRun) unreachable(err error) {
 		reason = "no route to its network from here (check this host's routes and connection)"
 	case errors.Is(err, syscall.EHOSTUNREACH):
 		reason = "a router reports it unreachable, or it does not answer on its link (down?)"
-	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
-		reason = "a firewall refuses the connection (here or a router's ICMP administratively prohibited)"
+	case errors.Is(err, syscall.EPERM):
+		d.cause = append(d.cause, "an egress firewall on this host refuses the connection (operation not permitted comes from the local firewall)")
+		return
+	case errors.Is(err, syscall.EACCES):
+		reason = "a router's firewall refuses it (ICMP administratively prohibited)"
 	default:
 		reason = dialReason(err).Error()
 	}
