@@ -20,9 +20,9 @@ import (
 //     open sequences of the periods around this client's clock; when one
 //     opens, the clocks differ by about that many periods.
 //   - Otherwise the sequences differ from the daemon's: the secrets, or a
-//     range, digest or period that is not the daemon's. The settings left at
-//     their defaults come first: a daemon run with other values is the
-//     usual mistake; the secrets come first when everything was given.
+//     range, digest or period that is not the daemon's. A client cannot
+//     tell which: the secrets come first, unless the range was left at its
+//     default, then the digest and period left at theirs, then those given.
 func (d *doctorRun) diagnose(ctx context.Context, st knockStats) {
 	if st.answered == 0 {
 		d.cause = append(d.cause,
@@ -34,23 +34,33 @@ func (d *doctorRun) diagnose(ctx context.Context, st knockStats) {
 	d.step("", "the knocks were answered: they reached the host")
 	if skew, ok := d.searchClock(ctx); ok {
 		d.skew = skew
-		d.cause = append(d.cause, fmt.Sprintf("clock: the sequence of this client's clock %s opened, so the two clocks differ by about %s (the daemon accepts the neighbouring period's sequence only within its --grace of a change): set both clocks right (NTP; compare date -u on both)",
-			signed(skew), cli.ShortDuration(abs(skew))))
+		ahead := "ahead of"
+		if skew > 0 {
+			ahead = "behind"
+		}
+		d.cause = append(d.cause, fmt.Sprintf("clock: this client's clock is about %s %s the server's: the sequence of this clock %s opened (the daemon accepts the neighbouring period's sequence only within its --grace of a change): set both clocks right (NTP; compare date -u on both)",
+			cli.ShortDuration(abs(skew)), ahead, signed(skew)))
 		d.closeAndCheck(ctx)
 		return
 	}
-	var defaults, given []string
+	// The range first when left at its default: a daemon behind a firewall
+	// is run with a range of its own (README: upstream firewalls), while
+	// its digest and period usually keep theirs.
+	var first, defaults, given []string
 	for _, name := range []string{"range", "digest", "period"} {
 		s := d.settingCause(name)
-		if d.o.from[name] == "default" {
-			defaults = append(defaults, s)
-		} else {
+		switch {
+		case d.o.from[name] != "default":
 			given = append(given, s)
+		case name == "range":
+			first = append(first, s)
+		default:
+			defaults = append(defaults, s)
 		}
 	}
-	secrets := "the secrets differ from the daemon's (open from " + d.o.from["open"] + ")"
+	d.cause = append(d.cause, first...)
+	d.cause = append(d.cause, "the secrets differ from the daemon's (open from "+d.o.from["open"]+")")
 	d.cause = append(d.cause, defaults...)
-	d.cause = append(d.cause, secrets)
 	d.cause = append(d.cause, given...)
 	d.cause = append(d.cause,
 		fmt.Sprintf("clock: the clocks differ by more than %d periods (compare date -u on both)", skewPeriods),

@@ -71,7 +71,10 @@ type doctorRun struct {
 
 // step prints one step: "name: what".
 func (d *doctorRun) step(name, format string, args ...any) {
-	fmt.Fprintf(d.w, "%-9s %s\n", name+":", fmt.Sprintf(format, args...))
+	if name != "" {
+		name += ":"
+	}
+	fmt.Fprintf(d.w, "%-9s %s\n", name, fmt.Sprintf(format, args...))
 }
 
 // doctor checks step by step that knocking opens o.port of o.host: it

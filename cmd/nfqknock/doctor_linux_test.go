@@ -84,7 +84,7 @@ func TestDoctor(t *testing.T) {
 		{"happy path", good, false, 0, "OK: knocking opens"},
 		{"wrong secret", []string{"--range", "10000-60000", "--connect-timeout", "1s", "-o", "not the open secret", "-c", "wire close"}, false, 1, "the secrets differ"},
 		{"wrong range", []string{"--connect-timeout", "1s", "-o", "wire open", "-c", "wire close"}, false, 1, "range: this client knocks with the default 1-65535"},
-		{"clock off by two hours", append([]string{"--" + testSkewFlag, "2h"}, good...), false, 1, "clock: the sequence of this client's clock -2h opened"},
+		{"clock off by two hours", append([]string{"--" + testSkewFlag, "2h"}, good...), false, 1, "clock: this client's clock is about 2h ahead of the server's"},
 		{"egress filter", good, true, 1, "egress firewall"},
 	}
 	for _, fam := range families {
@@ -101,6 +101,9 @@ func TestDoctor(t *testing.T) {
 					args := append([]string{"doctor", fam.flag}, tt.args...)
 					args = append(args, fam.server.String(), strconv.Itoa(doctorPort))
 					code, stdout, stderr := runIn(t, p.Client, strings.NewReader(""), args...)
+					if testing.Verbose() {
+						t.Logf("%q:\n%s", args, stdout)
+					}
 					got := firstCause(stdout)
 					if tt.code == 0 {
 						got = stdout

@@ -59,6 +59,7 @@ func (o *options) proxy(ctx context.Context, k *knocker, stdin io.Reader, stdout
 		}
 	}
 	if err == nil {
+		k.tracef("connect %s: connected", ap)
 		err = splice(ctx, conn, stdin, stdout)
 	}
 	// Not ctx: the close knock also follows a SIGHUP, which is how ssh ends
