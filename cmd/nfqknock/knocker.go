@@ -101,7 +101,10 @@ func (k *knocker) knock(ctx context.Context, what string, ports []uint16) (knock
 			case <-t.C:
 			}
 		}
-		at := time.Since(start)
+		if i == 0 {
+			start = time.Now() // the times are the send times after the first SYN's
+		}
+		at := time.Since(start).Round(time.Microsecond)
 		out, err := k.one(ctx, port, h)
 		if err == nil {
 			err = h.check(0)
