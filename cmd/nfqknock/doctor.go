@@ -81,18 +81,18 @@ func (d *doctorRun) step(name, format string, args ...any) {
 // reads the config and secrets as open does (done by parseArgs), resolves
 // the host, connects before the knock (a guarded port drops the SYN: a
 // timeout), knocks open, connects after (expect success), knocks close,
-// and prints on w what it saw and, when the knock did not open the port,
+// and prints on w what it saw (stderr gets the knocks with -v) and, when the knock did not open the port,
 // the likely causes in order. It cannot see the server's side: the causes
 // are guesses from what a client sees. It returns errNotOpened when the
 // knock did not open the port, or an error of the network.
-func (o *options) doctor(ctx context.Context, w io.Writer) error {
+func (o *options) doctor(ctx context.Context, w, stderr io.Writer) error {
 	d := &doctorRun{o: o, w: w}
 	d.settings()
 	addr, err := d.resolve(ctx)
 	if err != nil {
 		return err
 	}
-	d.k = o.knocker(addr, nil)
+	d.k = o.knocker(addr, stderr)
 	d.ap = netip.AddrPortFrom(addr, o.port)
 	opened, err := d.check(ctx)
 	if err != nil {

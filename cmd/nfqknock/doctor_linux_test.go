@@ -183,7 +183,8 @@ func TestVerbose(t *testing.T) {
 // whether the error comes at once (an nft reject in the router) or after
 // the knock timeout (the router's neighbour resolution fails after 600ms,
 // as with a host down behind it, where Linux waits 3s by default), over
-// IPv4 and IPv6; each knock stays one SYN.
+// IPv4 and IPv6; each knock stays one SYN. doctor then names the
+// unreachable host as the likely cause.
 func TestKnockICMP(t *testing.T) {
 	p := netns.NewPair(t)
 	netns.NewBehind(t, p) // veth1, the router's link to a LAN, with forwarding
@@ -225,5 +226,13 @@ func TestKnockICMP(t *testing.T) {
 				t.Errorf("no knock reached the router")
 			}
 		})
+	}
+	// doctor names the unreachable host as the likely cause.
+	for _, host := range []string{"10.201.0.98", "fd00:201::98"} {
+		args := append([]string{"doctor", host, "22"}, testSecrets...)
+		code, stdout, _ := runIn(t, p.Client, strings.NewReader(""), args...)
+		if want := "the host is unreachable: " + host; code != 1 || !strings.HasPrefix(firstCause(stdout), want) {
+			t.Errorf("%q = %d; want 1 and the likely cause %q...:\n%s", args, code, want, stdout)
+		}
 	}
 }

@@ -87,7 +87,7 @@ func (o *options) exec(stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, stop := signalContext()
 	defer stop()
 	if o.cmd == "doctor" {
-		return o.doctor(ctx, stdout)
+		return o.doctor(ctx, stdout, stderr)
 	}
 	addr, err := resolve(ctx, o.host, o.family)
 	if err != nil {
