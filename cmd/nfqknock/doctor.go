@@ -161,19 +161,24 @@ func (d *doctorRun) check(ctx context.Context) (bool, error) {
 		d.step("before", "connect %s: %v", d.ap, before)
 		d.cause = append(d.cause, fmt.Sprintf("the host answers port %d with a reset: nfqknockd does not guard it (a guarded port drops), and nothing listens on it", d.ap.Port()))
 		return false, nil
+	case context.Cause(ctx) != nil:
+		return false, context.Cause(ctx) // interrupted
 	default:
 		d.step("before", "connect %s: %v", d.ap, before)
 		d.unreachable(before.err)
 		return false, nil
 	}
 	st, opened, err := d.knockAndDial(ctx, 0, d.o.connectTimeout, "open")
+	if c := context.Cause(ctx); c != nil {
+		return false, c
+	}
 	if err != nil {
 		d.unreachable(err)
 		return false, nil
 	}
 	if !opened {
 		d.diagnose(ctx, st)
-		return false, nil
+		return false, context.Cause(ctx)
 	}
 	d.closeAndCheck(ctx)
 	return true, nil
