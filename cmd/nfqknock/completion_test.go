@@ -8,16 +8,22 @@ import (
 )
 
 // TestCompletionCommands keeps the subcommands of the shell completions
-// those that parseCommand takes: the same names, the same arguments.
+// those that parseCommand takes: the same names, the same arguments (in the
+// error's list, "[HOST]" when parseCommand takes the subcommand without
+// its arguments too).
 func TestCompletionCommands(t *testing.T) {
 	arg := map[string]string{cli.ArgHost: "example.org", cli.ArgPort: "22"}
 	var forms []string
 	for _, s := range completion().Commands {
 		args := []string{s.Name}
-		form := s.Name
+		var words []string
 		for _, a := range s.Args {
 			args = append(args, arg[a])
-			form += " " + strings.ToUpper(a)
+			words = append(words, strings.ToUpper(a))
+		}
+		form := strings.Join(append([]string{s.Name}, words...), " ")
+		if len(words) > 0 && new(options).parseCommand(args[:1]) == nil {
+			form = s.Name + " [" + strings.Join(words, " ") + "]"
 		}
 		forms = append(forms, form)
 		if err := new(options).parseCommand(args); err != nil {

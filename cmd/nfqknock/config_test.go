@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 	"github.com/nfqknockd/nfqknockd/knock"
 )
 
@@ -145,6 +146,13 @@ local-hour = yes
 	}{
 		{"[*] for another host", []string{"open", "other.example.org"}, base},
 		{"[*] for show", []string{"show"}, base},
+		{"[*] for show of a host without a section", []string{"show", "other.example.org"}, base},
+		{"host section for show HOST", []string{"show", "work.example.org"}, with(func(w *want) {
+			w.rng, w.oneTime, w.open, w.family = knock.Range{Start: 2000, End: 3000}, true, "work open", "ip4"
+		})},
+		{"host section for doctor", []string{"doctor", "Work.Example.Org", "22"}, with(func(w *want) {
+			w.rng, w.oneTime, w.open, w.family = knock.Range{Start: 2000, End: 3000}, true, "work open", "ip4"
+		})},
 		{"host section over [*]", []string{"proxy", "work.example.org", "22"}, with(func(w *want) {
 			w.rng, w.oneTime, w.open, w.family = knock.Range{Start: 2000, End: 3000}, true, "work open", "ip4"
 		})},
@@ -184,6 +192,34 @@ local-hour = yes
 				t.Fatalf("%q:\n got %+v\nwant %+v", args, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestShowHost: `show HOST` prints the sequences of the settings of HOST's
+// section of the config, `show` those of [*].
+func TestShowHost(t *testing.T) {
+	dir := t.TempDir()
+	secrets := testutil.WriteFile(t, dir, "work-secrets", "open=work open\nclose=work close\n", 0o600)
+	cfg := testutil.WriteFile(t, dir, "config", "[*]\ndigest = sha256\nrange = 10000-60000\n[work.example.org]\nrange = 2000-3000\nsecret-file = "+secrets+"\n", 0o644)
+	const at = "2026-12-07T04:00:00Z"
+	when, _ := time.Parse(time.RFC3339, at)
+	all := knock.Params{Digest: knock.SHA256, Range: knock.Range{Start: 10000, End: 60000}, Period: time.Hour, OpenSecret: "o", CloseSecret: "c"}
+	work := all
+	work.Range, work.OpenSecret, work.CloseSecret = knock.Range{Start: 2000, End: 3000}, "work open", "work close"
+	for _, tt := range []struct {
+		args []string
+		p    knock.Params
+	}{
+		{[]string{"show", "-o", "o", "-c", "c"}, all},
+		{[]string{"show", "-o", "o", "-c", "c", "other.example.org"}, all},
+		{[]string{"show", "work.example.org"}, work},
+		{[]string{"show", "WORK.example.org"}, work},
+	} {
+		code, stdout, stderr := runArgs(t, append(tt.args, "--config", cfg, "--at", at)...)
+		want := knock.FormatSequences(tt.p.Sequences(when))
+		if code != 0 || stdout != want || stderr != "" {
+			t.Errorf("%q = %d, %q, %q; want 0, %q", tt.args, code, stdout, stderr, want)
+		}
 	}
 }
 

@@ -27,6 +27,10 @@ const (
 	// two knocks of one sequence.
 	maxGap            = 5 * time.Second
 	maxConnectTimeout = time.Hour
+	// testSkewFlag is the hidden flag that shifts the client's clock: a
+	// test hook (doctor's clock diagnosis), not for users.
+	testSkewFlag = "test-clock-skew"
+	maxSkew      = 365 * 24 * time.Hour
 )
 
 var (
@@ -36,23 +40,31 @@ var (
 
 // options is the parsed command line.
 type options struct {
-	cmd    string // show, open, close, proxy
-	host   string
-	port   uint16 // proxy only
+	cmd    string // show, open, close, proxy, doctor
+	host   string // "" for a show without HOST
+	port   uint16 // proxy and doctor
 	family string // "ip", "ip4" or "ip6"
 	params knock.Params
 	at     time.Time // show only; zero = now
 
 	gap, knockTimeout, connectTimeout time.Duration
 
-	oneTime bool        // --one-time
-	nonces  nonceSource // the nonces of --one-time
+	oneTime bool // --one-time
+	verbose bool // -v: say what is done on stderr
+	// skew shifts this client's clock for the sequences it knocks: the
+	// hidden --test-clock-skew, with which the tests knock with a clock off
+	// by hours.
+	skew   time.Duration
+	nonces nonceSource // the nonces of --one-time
 
 	// Set by the client config: the secret file it names (resolved), the
 	// config file, and the setting that gave each flag.
 	secretFile string
 	configPath string
 	origin     map[string]setting
+	// from tells, for doctor, where the sequence settings and the secrets
+	// came from: "--range", "config line 3", "default"...
+	from map[string]string
 }
 
 // flagValues are the values of the flags, as parsed by their pflag.Value.
@@ -120,6 +132,9 @@ func newFlagSet(o *options, v *flagValues) *pflag.FlagSet {
 		"each knock, a TCP connect attempt, is abandoned after `DURATION`; below 1s, so that the kernel never retransmits its SYN")
 	fs.Var(duration(&o.connectTimeout, time.Millisecond, maxConnectTimeout, false), "connect-timeout",
 		"proxy: keep trying to connect for `DURATION` after knocking open")
+	cli.BoolFlag(fs, &o.verbose, "verbose", "v", "say on stderr which address and family were chosen, the ports knocked and the timing")
+	fs.Var(&cli.DurationValue{D: &o.skew, Min: -maxSkew, Max: maxSkew, Hint: "2h or -90m", Short: true}, testSkewFlag, "test hook: shift this client's clock by `DURATION` for the sequences it knocks")
+	_ = fs.MarkHidden(testSkewFlag)
 	cli.BoolFlag(fs, &v.help, "help", "h", "print this help and exit")
 	cli.BoolFlag(fs, &v.version, "version", "", "print the version and exit")
 	return fs
@@ -129,11 +144,14 @@ func newFlagSet(o *options, v *flagValues) *pflag.FlagSet {
 func usage() string {
 	var b strings.Builder
 	b.WriteString(`Usage:
-  nfqknock [flags] show               print the current OPEN: and CLOSE: sequences, as nfqknockd -s
+  nfqknock [flags] show [HOST]        print the current OPEN: and CLOSE: sequences, as nfqknockd -s
+                                      (with HOST: with the settings of its config section)
   nfqknock [flags] open HOST          knock the open sequence at HOST
   nfqknock [flags] close HOST         knock the close sequence at HOST
   nfqknock [flags] proxy HOST PORT    knock open, carry stdin and stdout to HOST:PORT, knock close
                                       (ssh: ProxyCommand nfqknock proxy %h %p)
+  nfqknock [flags] doctor HOST PORT   check step by step that knocking opens PORT of HOST, knock
+                                      close, and name the likely cause when it does not
 
 The digest, range and period flags must be the daemon's. Show and proxy need
 both secrets, open the open one, close the close one. A flag wins over the
@@ -155,7 +173,12 @@ With --one-time, a random nonce may be one already knocked this period:
 with k opens so far in the period, the chance is k/1024, and the daemon
 refuses it as a replay. proxy then knocks again with a new nonce.
 
-Exit status: 0 done, 1 network failure, 2 bad input.
+With -v, open, close and proxy print on stderr the address and family chosen,
+each port knocked with its send time after the first knock, the gap, the
+knock timeout and the total.
+
+Exit status: 0 done, 1 network failure (one line naming the host; doctor:
+the knock did not open PORT), 2 bad input (an unknown host too).
 
 Flags:
 `)
@@ -165,6 +188,9 @@ Flags:
 	)
 	fs := newFlagSet(&o, &v)
 	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Hidden {
+			return
+		}
 		name, text := pflag.UnquoteUsage(f)
 		left := "      --" + f.Name
 		if f.Shorthand != "" {
@@ -232,22 +258,26 @@ func parseArgsOn(args []string, s sys) (*options, error) {
 		return nil, err
 	}
 	o.params.OpenSecret, o.params.CloseSecret = sec.open, sec.close
+	o.from = settingsFrom(fs, o, src, s.getenv)
 	return o, nil
 }
 
 // parseCommand reads the command and its arguments.
 func (o *options) parseCommand(args []string) error {
-	const commands = "want show, open HOST, close HOST or proxy HOST PORT (see --help)"
+	const commands = "want show [HOST], open HOST, close HOST, proxy HOST PORT or doctor HOST PORT (see --help)"
 	if len(args) == 0 {
 		return &cli.UsageError{Msg: "no command: " + commands}
 	}
 	o.cmd = args[0]
-	n, ok := map[string]int{"show": 0, "open": 1, "close": 1, "proxy": 2}[o.cmd]
+	n, ok := map[string]int{"show": 1, "open": 1, "close": 1, "proxy": 2, "doctor": 2}[o.cmd]
 	if !ok {
 		return &cli.UsageError{Msg: style.Quote(o.cmd) + ": unknown command: " + commands}
 	}
+	if o.cmd == "show" && len(args) == 1 {
+		n = 0 // show's HOST may be left out
+	}
 	if got := len(args) - 1; got != n {
-		form := map[string]string{"show": "show", "open": "open HOST", "close": "close HOST", "proxy": "proxy HOST PORT"}[o.cmd]
+		form := map[string]string{"show": "show [HOST]", "open": "open HOST", "close": "close HOST", "proxy": "proxy HOST PORT", "doctor": "doctor HOST PORT"}[o.cmd]
 		return &cli.UsageError{Msg: fmt.Sprintf("%s: %d arguments: want %s", o.cmd, got, form)}
 	}
 	if n >= 1 {
@@ -293,6 +323,33 @@ func (o *options) check(fs *pflag.FlagSet, v *flagValues) error {
 		o.family = "ip6"
 	}
 	return nil
+}
+
+// settingsFrom returns where digest, range, period and the secrets came
+// from, for doctor.
+func settingsFrom(fs *pflag.FlagSet, o *options, src secretSource, getenv func(string) string) map[string]string {
+	from := map[string]string{}
+	for _, name := range []string{"digest", "range", "period"} {
+		switch st, ok := o.origin[name]; {
+		case fs.Changed(name) || (name == "range" && (fs.Changed("start") || fs.Changed("end"))):
+			from[name] = "command line"
+		case ok:
+			from[name] = fmt.Sprintf("%s, line %d", o.configPath, st.line)
+		default:
+			from[name] = "default"
+		}
+	}
+	for _, sec := range []struct{ name, flag, env string }{{"open", "open-secret", envOpenSecret}, {"close", "close-secret", envCloseSecret}} {
+		switch {
+		case fs.Changed(sec.flag):
+			from[sec.name] = "--" + sec.flag
+		case getenv(sec.env) != "":
+			from[sec.name] = sec.env
+		default:
+			from[sec.name] = src.path
+		}
+	}
+	return from
 }
 
 // given returns s, the secret of the flag name, or nil when the flag was not

@@ -2,10 +2,11 @@
 // sequences, knocks them at a host, and works as an ssh ProxyCommand that
 // knocks open, carries the ssh connection, and knocks close when it ends.
 //
-//	nfqknock show
+//	nfqknock show [HOST]
 //	nfqknock open HOST
 //	nfqknock close HOST
 //	nfqknock proxy HOST PORT
+//	nfqknock doctor HOST PORT
 //
 // It needs no privileges: a knock is an ordinary TCP connect attempt,
 // abandoned before the kernel would retransmit its SYN.
@@ -16,10 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
 	"github.com/nfqknockd/nfqknockd/internal/version"
@@ -57,7 +58,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	if err == nil {
-		err = o.exec(stdin, stdout)
+		err = o.exec(stdin, stdout, stderr)
 	}
 	return report(err, stderr)
 }
@@ -74,8 +75,8 @@ func report(err error, stderr io.Writer) int {
 	return exitFailure
 }
 
-// exec runs the subcommand of o.
-func (o *options) exec(stdin io.Reader, stdout io.Writer) error {
+// exec runs the subcommand of o; stderr gets the steps of -v.
+func (o *options) exec(stdin io.Reader, stdout, stderr io.Writer) error {
 	if o.cmd == "show" {
 		text, err := o.show()
 		if err == nil {
@@ -85,27 +86,41 @@ func (o *options) exec(stdin io.Reader, stdout io.Writer) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
+	if o.cmd == "doctor" {
+		return o.doctor(ctx, stdout, stderr)
+	}
 	addr, err := resolve(ctx, o.host, o.family)
 	if err != nil {
 		return err
 	}
-	k := o.knocker(addr)
+	k := o.knocker(addr, stderr)
+	k.tracef("host %s: address %s, %s", o.host, addr, familyName(addr))
 	switch o.cmd {
 	case "open":
-		seq, err := o.openSequence(time.Now())
+		seq, err := o.openSequence(o.now())
 		if err != nil {
 			return err
 		}
-		return k.knock(ctx, seq)
+		_, err = k.knock(ctx, "open", seq)
+		return err
 	case "close":
-		seq, err := o.closeSequence(time.Now())
+		seq, err := o.closeSequence(o.now())
 		if err != nil {
 			return err
 		}
-		return k.knock(ctx, seq)
+		_, err = k.knock(ctx, "close", seq)
+		return err
 	default: // "proxy"
 		return o.proxy(ctx, k, stdin, stdout)
 	}
+}
+
+// familyName returns "IPv4" or "IPv6", the family of a.
+func familyName(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
 }
 
 // signalContext returns a context cancelled by SIGHUP, SIGINT or SIGTERM,

@@ -164,9 +164,11 @@ func TestArgErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, "no command: want show, open HOST, close HOST or proxy HOST PORT (see --help)"},
-		{[]string{"frob"}, "frob: unknown command: want show, open HOST, close HOST or proxy HOST PORT (see --help)"},
-		{[]string{"show", "extra"}, "show: 1 arguments: want show"},
+		{nil, "no command: want show [HOST], open HOST, close HOST, proxy HOST PORT or doctor HOST PORT (see --help)"},
+		{[]string{"frob"}, "frob: unknown command: want show [HOST], open HOST, close HOST, proxy HOST PORT or doctor HOST PORT (see --help)"},
+		{[]string{"show", "host", "extra"}, "show: 2 arguments: want show [HOST]"},
+		{[]string{"doctor", "host"}, "doctor: 1 arguments: want doctor HOST PORT"},
+		{[]string{"doctor", "host", "ssh"}, "PORT ssh: port must be a number 1..65535"},
 		{[]string{"open"}, "open: 0 arguments: want open HOST"},
 		{[]string{"close", "a", "b"}, "close: 2 arguments: want close HOST"},
 		{[]string{"proxy", "host"}, "proxy: 1 arguments: want proxy HOST PORT"},

@@ -39,11 +39,12 @@ const (
 func (o *options) proxy(ctx context.Context, k *knocker, stdin io.Reader, stdout io.Writer) error {
 	again := 0
 	knockOpen := func() error {
-		seq, err := o.openSequence(time.Now())
+		seq, err := o.openSequence(o.now())
 		if err != nil {
 			return err
 		}
-		return k.knock(ctx, seq)
+		_, err = k.knock(ctx, "open", seq)
+		return err
 	}
 	knockAgain := func() error { again++; return knockOpen() }
 	if err := knockOpen(); err != nil {
@@ -58,13 +59,14 @@ func (o *options) proxy(ctx context.Context, k *knocker, stdin io.Reader, stdout
 		}
 	}
 	if err == nil {
+		k.tracef("connect %s: connected", ap)
 		err = splice(ctx, conn, stdin, stdout)
 	}
 	// Not ctx: the close knock also follows a SIGHUP, which is how ssh ends
 	// its ProxyCommand.
-	seq, cerr := o.closeSequence(time.Now())
+	seq, cerr := o.closeSequence(o.now())
 	if cerr == nil {
-		cerr = k.knock(context.Background(), seq)
+		_, cerr = k.knock(context.Background(), "close", seq)
 	}
 	if err != nil && err != errHangup {
 		return err

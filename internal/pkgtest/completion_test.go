@@ -65,7 +65,7 @@ func TestCompletionBash(t *testing.T) {
 		{line: "nfqknockd --digest = ", want: []string{"md5", "sha256", "sha384", "sha512"}},
 		{line: "nfqknockd --secret-file " + filepath.Join(tmp, "my-"), want: []string{secrets}},
 		{line: "nfqknockd --guard ", want: nil},
-		{line: "nfqknock ", want: []string{"show", "open", "close", "proxy"}},
+		{line: "nfqknock ", want: []string{"show", "open", "close", "proxy", "doctor"}},
 		{line: "nfqknock op", want: []string{"open"}},
 		{line: "nfqknock -d sha256 o", want: []string{"open"}},
 		{line: "nfqknock --digest = sha256 c", want: []string{"close"}},
@@ -128,7 +128,7 @@ func TestCompletionFish(t *testing.T) {
 		{line: "nfqknockd -", has: []string{"-p", "-P", "-s", "--guard"}},
 		{line: "nfqknockd -d ", want: []string{"md5", "sha256", "sha384", "sha512"}},
 		{line: "nfqknockd --digest=sha3", want: []string{"--digest=sha384"}},
-		{line: "nfqknock ", want: []string{"close", "open", "proxy", "show"}},
+		{line: "nfqknock ", want: []string{"close", "doctor", "open", "proxy", "show"}},
 		{line: "nfqknock pr", want: []string{"proxy"}},
 		{line: "nfqknock --kn", want: []string{"--knock-timeout"}},
 	} {
