@@ -162,6 +162,7 @@ func TestApplyGolden(t *testing.T) {
 	}{
 		{"kernel filter", goldenSpec, "ruleset.nft"},
 		{"queue all", func() Spec { s := goldenSpec; s.QueueAll = true; return s }(), "ruleset-queue-all.nft"},
+		{"conntrack", func() Spec { s := goldenSpec; s.Conntrack = true; return s }(), "ruleset-conntrack.nft"},
 	} {
 		t.Run(g.name, func(t *testing.T) { checkGolden(t, g.spec, g.file) })
 	}

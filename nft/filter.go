@@ -14,7 +14,7 @@ const CommentQueue = commentPrefix + "knock"
 
 // filter is the sets of the kernel filter in front of the queue.
 type filter struct {
-	first, knocking4, knocking6, rate4, rate6, flood4, flood6 *nftables.Set
+	first, knocking4, knocking6, rate4, rate6, flood4, flood6, overflow *nftables.Set
 }
 
 // filterSets returns the sets of the kernel filter of table t.
@@ -33,6 +33,8 @@ func filterSets(t *nftables.Table, s Spec) filter {
 		rate6:     dyn(rate6SetID, SetRate6, nftables.TypeIP6Addr, ft),
 		flood4:    dyn(flood4SetID, SetFlood4, nftables.TypeIPAddr, ft),
 		flood6:    dyn(flood6SetID, SetFlood6, nftables.TypeIP6Addr, ft),
+		overflow: &nftables.Set{Table: t, ID: overflowSetID, Name: SetOverflow, KeyType: nftables.TypeNFProto,
+			Dynamic: true, HasTimeout: true, Timeout: msDuration(kt), Size: 2},
 	}
 }
 
@@ -44,10 +46,27 @@ func filterSets(t *nftables.Table, s Spec) filter {
 //	tcp dport @first update @knocking4 { ip saddr }
 //	ip saddr @knocking4 update @rate4 { ip saddr limit rate over 250/second burst 64 packets } add @flood4 { ip saddr } accept
 //	ip saddr @knocking4 update @knocking4 { ip saddr } counter queue ... bypass
+//	meta nfproto ipv4 th dport @first update @overflow { meta nfproto }
+//	meta nfproto ipv4 meta nfproto @overflow limit rate 1000/second burst 1000 packets counter queue ... bypass
 //
 // A source reaches the daemon from its knock to a first port on, for
 // KnockTimeout after its last knock, and only while it knocks no faster
-// than FloodRate. Every other SYN never leaves the kernel.
+// than FloodRate. Every other SYN never leaves the kernel, but in an
+// overflow.
+//
+// The overflow: knocking4 holds knockingSize sources; when it is full the
+// kernel adds nobody (the update of the second rule fails and ends that
+// rule), so a flood of first-port SYNs from many sources (spoofed, or the
+// addresses of one IPv6 /64) would keep every new knocker out. A SYN that
+// gets past the fourth rule is from a source not in knocking4: if it is to
+// a first port, the add failed, and the fifth rule marks the family as
+// overflowing in the set overflow (key: meta nfproto) for KnockTimeout
+// after the last failed add. While it is marked, every bare SYN of the
+// range from a source not in knocking4 and not in flood4 is queued, at
+// most OverflowRate per second and family (the sixth rule; the excess is
+// accepted unseen, as a knock the daemon never sees), and the daemon's
+// tracker, bounded, decides who knocks. (nft's dynset has no "on failure"
+// branch: the failed add shows as the source's absence after it.)
 func (f filter) rules(c *nftables.Chain, s Spec, v QueueVariant) []*nftables.Rule {
 	queue := []expr.Any{&expr.Counter{}, queueExpr(s.QueueNum, s.QueueTotal, v)}
 	note := comment(knockComment(s, v))
@@ -73,8 +92,20 @@ func (f filter) rules(c *nftables.Chain, s Spec, v QueueVariant) []*nftables.Rul
 		over.Exprs = []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: FloodRate, Over: true, Unit: expr.LimitTimeSecond, Burst: FloodBurst}}
 		add(nil, concat(saddr, []expr.Any{lookup(fam.knocking), over, dynset(unix.NFT_DYNSET_OP_ADD, fam.flood), accept})...)
 		add(note, concat(saddr, []expr.Any{lookup(fam.knocking), dynset(unix.NFT_DYNSET_OP_UPDATE, fam.knocking)}, queue)...)
+		add(nil, concat(nfproto(fam.nfproto), []expr.Any{tcpDport(), lookup(f.first)}, nfproto(fam.nfproto)[:1],
+			[]expr.Any{dynset(unix.NFT_DYNSET_OP_UPDATE, f.overflow)})...)
+		limit := &expr.Limit{Type: expr.LimitTypePkts, Rate: OverflowRate, Unit: expr.LimitTimeSecond, Burst: OverflowBurst}
+		add(note, concat(nfproto(fam.nfproto), []expr.Any{lookup(f.overflow), limit}, queue)...)
 	}
 	return out
+}
+
+// nfproto is `meta nfproto ipv4` (ipv6): it leaves the family in register 1.
+func nfproto(p byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p}},
+	}
 }
 
 // source is `meta nfproto ipv4` (ipv6) and the source address in register 1.

@@ -48,6 +48,7 @@ const (
 	SetFlood4    = "flood4"    // ipv4_addr, dynamic: knocking sources over the rate, not queued for a while
 	SetFlood6    = "flood6"    // ipv6_addr, dynamic
 	SetSpent     = "spent"     // ipv6_addr (an opaque 16-byte digest), flags timeout: used one-time sequences
+	SetOverflow  = "overflow"  // nf_proto, dynamic: the families whose knocking set was full at a first-port SYN
 	ChainKnock   = "knock"     // bare SYNs to the knock range and this host jump to knocks
 	ChainKnocks  = "knocks"    // the kernel filter: only knocking sources are queued
 	ChainGuard   = "guard"     // new connections to guarded ports jump to guarded
@@ -86,6 +87,17 @@ const (
 	FloodTimeout        = 10 * time.Second
 	DefaultKnockTimeout = 12 * time.Second
 	knockingSize        = 65536
+)
+
+// Limits of the overflow path (see filter.rules): while knocking4 or
+// knocking6 is full, bare SYNs of the range from sources not in it reach
+// the daemon at most OverflowRate per second and family, beyond a burst of
+// OverflowBurst. The daemon spends a few microseconds on each (its queue
+// path costs about 6 s of CPU per million SYNs at full rate), so an
+// overflow costs it a few percent of a core at most.
+const (
+	OverflowRate  = 1000
+	OverflowBurst = 1000
 )
 
 // DefaultMaxOpen is the size of allow4 and allow6 when Spec.MaxOpen is 0:
@@ -151,6 +163,13 @@ type Spec struct {
 	// First are the first ports of the sequences valid now, each for its
 	// remaining validity (Conn.SetFirst renews them).
 	First []FirstPort
+	// Conntrack adds to the chain guard a rule for the packets of new
+	// connections that are not bare SYNs (`ct state new`, see ctNewTCP),
+	// which then meet the guard like SYNs. Set it only where conntrack is
+	// in use in the network namespace already: a ct expression makes the
+	// kernel track every connection of the namespace (see
+	// ConntrackInUse).
+	Conntrack bool
 	// NoOwner makes Conn.Apply leave out the table ownership flags, as on a
 	// kernel without them: the monitor then puts the table back (tests).
 	NoOwner bool
