@@ -6,7 +6,10 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net/netip"
 	"regexp"
 	"strconv"
@@ -14,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
 	"github.com/nfqknockd/nfqknockd/internal/syngen"
@@ -149,4 +154,202 @@ func (e *env) overflowQueued(t *testing.T) int {
 		sum += n
 	}
 	return sum
+}
+
+// conntrackTable stands for Docker or a stateful firewall: a ct expression
+// of another table makes the kernel track the server namespace's
+// connections; the chain out counts the RSTs the guarded and the free
+// port send.
+const conntrackTable = `table inet other {
+	chain pre {
+		type filter hook prerouting priority 0; policy accept;
+		ct state established,related counter
+	}
+	chain out {
+		type filter hook output priority 0; policy accept;
+		tcp sport { %d, %d } tcp flags & rst == rst counter
+	}
+}`
+
+// TestNewNonSYN (issue 20, case 3): with conntrack in use and
+// net.ipv4.tcp_syncookies=2 (every SYN answered with a cookie, so an ACK
+// carrying a guessed one would make a connection), a bare ACK from a
+// source that never knocked to the guarded port is dropped by the guard
+// and counted, while the same ACK to the free port reaches its listener
+// (which answers with an RST). An opened client's established connection
+// still carries data after its source is closed.
+func TestNewNonSYN(t *testing.T) {
+	for _, fam := range []struct {
+		name             string
+		server, stranger netip.Addr
+	}{
+		{"ipv4", netns.ServerIP4, strangerIP4},
+		{"ipv6", netns.ServerIP6, stranger6},
+	} {
+		t.Run(fam.name, func(t *testing.T) {
+			e := newEnv(t)
+			if fam.stranger.Is6() {
+				e.addStranger6()
+			}
+			cmd := netns.Command(e.pair.Server, "nft", "-f", "-")
+			cmd.Stdin = strings.NewReader(fmt.Sprintf(conntrackTable, guardPort, freePort))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("nft -f (conntrack table): %v: %s", err, out)
+			}
+			if out, err := netns.Command(e.pair.Server, "sysctl", "-w", "net.ipv4.tcp_syncookies=2").CombinedOutput(); err != nil {
+				t.Fatalf("sysctl: %v: %s", err, out)
+			}
+			none := netip.Addr{}
+			// A connection conntrack tracks: the daemon sees it in use.
+			if !e.reachable(none, fam.server, freePort) {
+				t.Fatalf("free port not reachable")
+			}
+			d := e.start()
+			if !strings.Contains(d.stderr.String(), " conntrack=true ") {
+				t.Fatalf("the start line does not say conntrack=true:\n%s", d.stderr)
+			}
+
+			// The control: an ACK to the free port reaches its listener.
+			rsts := e.rstsSent(t)
+			e.sendACK(t, fam.stranger, fam.server, freePort)
+			if !pollUntil(func() bool { return e.rstsSent(t) > rsts }) {
+				t.Fatalf("no RST for a bare ACK to the free port: the test cannot see ACKs reach a listener")
+			}
+			rsts, drops := e.rstsSent(t), e.guardedDrops()
+			e.sendACK(t, fam.stranger, fam.server, guardPort)
+			if !pollUntil(func() bool { return e.guardedDrops() > drops }) {
+				t.Errorf("a bare ACK from %s to the guarded port was not counted by the guard's drop (%d drops)", fam.stranger, e.guardedDrops())
+			}
+			if n := e.rstsSent(t); n != rsts {
+				t.Errorf("a bare ACK from %s reached the guarded port's listener: %d RSTs sent, want %d", fam.stranger, n, rsts)
+			}
+
+			// An established connection of an opened source outlives the
+			// close of its source.
+			open, close := e.sequences()
+			e.knock(none, fam.server, open)
+			c, err := e.dial(none, fam.server, guardPort, dropTimeout)
+			if err != nil {
+				t.Fatalf("connect after the open knock: %v", err)
+			}
+			defer c.Close()
+			echo := func(msg string) error {
+				c.SetDeadline(time.Now().Add(2 * time.Second))
+				if _, err := c.Write([]byte(msg)); err != nil {
+					return err
+				}
+				b := make([]byte, len(msg))
+				if _, err := io.ReadFull(c, b); err != nil {
+					return err
+				}
+				if string(b) != msg {
+					return fmt.Errorf("echo %q, want %q", b, msg)
+				}
+				return nil
+			}
+			if err := echo("before"); err != nil {
+				t.Fatalf("echo before the close: %v", err)
+			}
+			e.knock(none, fam.server, close)
+			if !d.waitLog("msg=close source=", 5*time.Second) {
+				t.Fatalf("no close logged:\n%s", d.stderr)
+			}
+			if e.reachable(none, fam.server, guardPort) {
+				t.Fatalf("a new connection reached the guarded port after the close")
+			}
+			if err := echo("after"); err != nil {
+				t.Errorf("the established connection stopped carrying data after the close: %v", err)
+			}
+			if code := d.stop(syscall.SIGTERM); code != 0 {
+				t.Errorf("exit status = %d", code)
+			}
+		})
+	}
+}
+
+// pollUntil calls cond every 20 ms, up to 100 times, until it holds.
+func pollUntil(cond func() bool) bool {
+	for range 100 {
+		if cond() {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+// rstsSent returns the RSTs the guarded and the free port sent (the chain
+// out of conntrackTable).
+func (e *env) rstsSent(t *testing.T) int {
+	t.Helper()
+	out, err := e.nft("list", "chain", "inet", "other", "out")
+	if err != nil {
+		t.Fatalf("nft list chain out: %v: %s", err, out)
+	}
+	m := regexp.MustCompile(`counter packets (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no counter in chain out:\n%s", out)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// sendACK sends one bare TCP ACK, with a random sequence and
+// acknowledgement number (a guessed SYN cookie), from src in the client
+// namespace to dst:port, through a raw socket (the kernel writes the IP
+// header; the TCP checksum is ours).
+func (e *env) sendACK(t *testing.T, src, dst netip.Addr, port int) {
+	t.Helper()
+	tcp := make([]byte, 20)
+	binary.BigEndian.PutUint16(tcp[0:], uint16(40000+rand.IntN(20000)))
+	binary.BigEndian.PutUint16(tcp[2:], uint16(port))
+	binary.BigEndian.PutUint32(tcp[4:], rand.Uint32())
+	binary.BigEndian.PutUint32(tcp[8:], rand.Uint32())
+	tcp[12] = 5 << 4 // data offset: 5 words
+	tcp[13] = 0x10   // ACK
+	binary.BigEndian.PutUint16(tcp[14:], 65535)
+	binary.BigEndian.PutUint16(tcp[16:], tcpChecksum(src, dst, tcp))
+	family, sa, da := unix.AF_INET6, unix.Sockaddr(&unix.SockaddrInet6{Addr: src.As16()}), unix.Sockaddr(&unix.SockaddrInet6{Addr: dst.As16()})
+	if dst.Is4() {
+		family, sa, da = unix.AF_INET, &unix.SockaddrInet4{Addr: src.As4()}, &unix.SockaddrInet4{Addr: dst.As4()}
+	}
+	err := netns.Do(e.pair.Client, func() error {
+		fd, err := unix.Socket(family, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+		if err != nil {
+			return fmt.Errorf("raw socket: %w", err)
+		}
+		defer unix.Close(fd)
+		if err := unix.Bind(fd, sa); err != nil {
+			return fmt.Errorf("bind %s: %w", src, err)
+		}
+		if err := unix.Sendto(fd, tcp, 0, da); err != nil {
+			return fmt.Errorf("send to %s: %w", dst, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("bare ACK: %v", err)
+	}
+}
+
+// tcpChecksum is the checksum of segment tcp (its checksum field zero)
+// from src to dst, over the pseudo-header of the family.
+func tcpChecksum(src, dst netip.Addr, tcp []byte) uint16 {
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(b[i:]))
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	add(src.AsSlice())
+	add(dst.AsSlice())
+	sum += unix.IPPROTO_TCP + uint32(len(tcp))
+	add(tcp)
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	return ^uint16(sum)
 }
