@@ -43,7 +43,8 @@ const (
 	flood4SetID
 	flood6SetID
 	spentSetID
-	overflowSetID
+	spill4SetID
+	spill6SetID
 )
 
 // Ruleset is every object of our table but the table itself (which Conn
@@ -52,8 +53,8 @@ const (
 type Ruleset struct {
 	Table *nftables.Table
 	// Sets are guard, allow4, allow6, static4, static6, then first,
-	// knocking4, knocking6, rate4, rate6, flood4, flood6, spent and
-	// overflow;
+	// knocking4, knocking6, rate4, rate6, flood4, flood6, spent, spill4
+	// and spill6;
 	// Elements[i] are the elements Sets[i] starts with (the opened sources,
 	// first ports and used one-time sequences are added by Apply).
 	Sets     []*nftables.Set
@@ -143,8 +144,8 @@ func Build(s Spec, v QueueVariant) (*Ruleset, error) {
 	rs.Elements = append(rs.Elements, nil, nil, nil, nil, nil, nil, nil)
 	spent := spentSet(t)
 	spent.ID = spentSetID
-	rs.Sets = append(rs.Sets, spent, f.overflow)
-	rs.Elements = append(rs.Elements, nil, nil)
+	rs.Sets = append(rs.Sets, spent, f.spill4, f.spill6)
+	rs.Elements = append(rs.Elements, nil, nil, nil)
 	accept := nftables.ChainPolicyAccept
 	knock := &nftables.Chain{
 		Name: ChainKnock, Table: t, Type: nftables.ChainTypeFilter,

@@ -293,7 +293,8 @@ func TestBuildObjects(t *testing.T) {
 		{"flood4", nftables.TypeIPAddr, true, false, 65536},
 		{"flood6", nftables.TypeIP6Addr, true, false, 65536},
 		{"spent", nftables.TypeIP6Addr, true, false, SpentSize},
-		{"overflow", nftables.TypeNFProto, true, false, 2},
+		{"spill4", nftables.TypeIPAddr, true, false, 13000},
+		{"spill6", nftables.TypeIP6Addr, true, false, 13000},
 	}
 	if len(rs.Sets) != len(sets) {
 		t.Fatalf("%d sets, want %d", len(rs.Sets), len(sets))
@@ -370,6 +371,8 @@ func TestBuildFilterRules(t *testing.T) {
 	}
 	over := dyn(unix.NFT_DYNSET_OP_UPDATE, "rate4")
 	over.Exprs = []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: 250, Over: true, Unit: expr.LimitTimeSecond, Burst: 64}}
+	spillOver := dyn(unix.NFT_DYNSET_OP_UPDATE, "rate4")
+	spillOver.Exprs = over.Exprs
 	accept := &expr.Verdict{Kind: expr.VerdictAccept}
 	want := [][]expr.Any{
 		append(append([]expr.Any{}, src4...), look("flood4"), accept),
@@ -378,18 +381,21 @@ func TestBuildFilterRules(t *testing.T) {
 		append(append([]expr.Any{}, src4...), look("knocking4"), over, dyn(unix.NFT_DYNSET_OP_ADD, "flood4"), accept),
 		append(append([]expr.Any{}, src4...), look("knocking4"), dyn(unix.NFT_DYNSET_OP_UPDATE, "knocking4"), &expr.Counter{},
 			&expr.Queue{Num: 100, Total: 1, Flag: expr.QueueFlagBypass}),
-		// The overflow: a first-port SYN that got here was not added to
-		// knocking4 (full); it marks IPv4 in overflow, and while marked,
-		// SYNs of sources not in knocking4 are queued at a bounded rate.
+		// The spill: a source that a full knocking4 did not take is
+		// queued from its first-port SYN on, through spill4, whose
+		// sources are rate-bounded as knocking ones; the first-port SYN
+		// at a bounded rate, adding its source (never renewed).
+		append(append([]expr.Any{}, src4...), look("spill4"), spillOver, dyn(unix.NFT_DYNSET_OP_ADD, "flood4"), accept),
+		append(append([]expr.Any{}, src4...), look("spill4"), &expr.Counter{},
+			&expr.Queue{Num: 100, Total: 1, Flag: expr.QueueFlagBypass}),
 		append(append([]expr.Any{}, src4[:2]...), &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			look("first"), src4[0], dyn(unix.NFT_DYNSET_OP_UPDATE, "overflow")),
-		append(append([]expr.Any{}, src4[:2]...), look("overflow"),
-			&expr.Limit{Type: expr.LimitTypePkts, Rate: 1000, Unit: expr.LimitTimeSecond, Burst: 1000}, &expr.Counter{},
+			look("first"), &expr.Limit{Type: expr.LimitTypePkts, Rate: 1000, Unit: expr.LimitTimeSecond, Burst: 1000},
+			src4[2], dyn(unix.NFT_DYNSET_OP_ADD, "spill4"), &expr.Counter{},
 			&expr.Queue{Num: 100, Total: 1, Flag: expr.QueueFlagBypass}),
 	}
 	knocks := rulesOf(rs, ChainKnocks)
-	if len(knocks) != 12 {
-		t.Fatalf("%d rules in knocks, want 12", len(knocks))
+	if len(knocks) != 14 {
+		t.Fatalf("%d rules in knocks, want 14", len(knocks))
 	}
 	for i, w := range want {
 		if diff := cmp.Diff(w, knocks[i].Exprs); diff != "" {
@@ -397,7 +403,7 @@ func TestBuildFilterRules(t *testing.T) {
 		}
 	}
 	for name, timeout := range map[string]time.Duration{"knocking4": 12 * time.Second, "knocking6": 12 * time.Second,
-		"rate4": 10 * time.Second, "flood6": 10 * time.Second, "overflow": 12 * time.Second} {
+		"rate4": 10 * time.Second, "flood6": 10 * time.Second, "spill4": 12 * time.Second, "spill6": 12 * time.Second} {
 		if s := rs.Set(name); !s.Dynamic || !s.HasTimeout || s.Timeout != timeout {
 			t.Errorf("set %s: dynamic %v, timeout %v %v; want dynamic, %v", name, s.Dynamic, s.HasTimeout, s.Timeout, timeout)
 		}

@@ -253,8 +253,8 @@ func TestApplyReplace(t *testing.T) {
 			t.Errorf("listing still holds %q from the first ruleset:\n%s", gone, out)
 		}
 	}
-	if n := strings.Count(out, "nfqknockd knock"); n != 4 {
-		t.Errorf("%d queue rules, want 4 (IPv4, IPv6, each a knock and an overflow rule):\n%s", n, out)
+	if n := strings.Count(out, "nfqknockd knock"); n != 6 {
+		t.Errorf("%d queue rules, want 6 (IPv4, IPv6, each a knock rule and two spill rules):\n%s", n, out)
 	}
 	if n := strings.Count(out, "nfqknockd guard"); n != 3 {
 		t.Errorf("%d guard rules, want 3:\n%s", n, out)

@@ -48,7 +48,8 @@ const (
 	SetFlood4    = "flood4"    // ipv4_addr, dynamic: knocking sources over the rate, not queued for a while
 	SetFlood6    = "flood6"    // ipv6_addr, dynamic
 	SetSpent     = "spent"     // ipv6_addr (an opaque 16-byte digest), flags timeout: used one-time sequences
-	SetOverflow  = "overflow"  // nf_proto, dynamic: the families whose knocking set was full at a first-port SYN
+	SetSpill4    = "spill4"    // ipv4_addr, dynamic: sources whose first-port SYN a full knocking4 did not take, queued like knocking ones
+	SetSpill6    = "spill6"    // ipv6_addr, dynamic
 	ChainKnock   = "knock"     // bare SYNs to the knock range and this host jump to knocks
 	ChainKnocks  = "knocks"    // the kernel filter: only knocking sources are queued
 	ChainGuard   = "guard"     // new connections to guarded ports jump to guarded
@@ -89,12 +90,12 @@ const (
 	knockingSize        = 65536
 )
 
-// Limits of the overflow path (see filter.rules): while knocking4 or
-// knocking6 is full, bare SYNs of the range from sources not in it reach
-// the daemon at most OverflowRate per second and family, beyond a burst of
-// OverflowBurst. The daemon spends a few microseconds on each (its queue
-// path costs about 6 s of CPU per million SYNs at full rate), so an
-// overflow costs it a few percent of a core at most.
+// Limits of the spill (see filter.rules): while knocking4 or knocking6 is
+// full, first-port SYNs of sources not in it reach the daemon at most
+// OverflowRate per second and family, beyond a burst of OverflowBurst, and
+// their sources join spill4 or spill6. The daemon spends a few
+// microseconds on each (its queue path costs about 6 s of CPU per million
+// SYNs at full rate).
 const (
 	OverflowRate  = 1000
 	OverflowBurst = 1000

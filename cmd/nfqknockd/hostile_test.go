@@ -37,7 +37,7 @@ const fillTries = 20
 // and fill knocking4 (knocking6) to its size; a legitimate client then
 // knocks and opens, 20 times out of 20, each from an address of its own.
 // The fill is sent again before each try, so the set stays full
-// throughout: the knocks get to the daemon by the overflow rules alone.
+// throughout: the knocks get to the daemon by the spill rules alone.
 func TestFullKnockingSet(t *testing.T) {
 	for _, fam := range []struct {
 		name     string
@@ -97,8 +97,8 @@ func TestFullKnockingSet(t *testing.T) {
 				}
 			}
 			full := len(e.setElements(t, fam.knocking))
-			t.Logf("%s: %d of %d clients opened with %s full (%d elements after the last try); overflow rules queued %d SYNs",
-				fam.name, opened, fillTries, fam.knocking, full, e.overflowQueued(t))
+			t.Logf("%s: %d of %d clients opened with %s full (%d elements after the last try); spill rules queued %d SYNs",
+				fam.name, opened, fillTries, fam.knocking, full, e.spillQueued(t))
 			if full != 65536 {
 				t.Errorf("%s holds %d elements after the tries, want 65536: the tries did not all run against a full set", fam.knocking, full)
 			}
@@ -136,18 +136,18 @@ func (e *env) queueDrained(t *testing.T) {
 	t.Fatalf("queue 100 did not drain")
 }
 
-// overflowRE finds the counters of the overflow rules of chain knocks.
-var overflowRE = regexp.MustCompile(`@overflow limit rate [^\n]* counter packets (\d+)`)
+// spillRE finds the counters of the spill rules of chain knocks.
+var spillRE = regexp.MustCompile(`@spill[46][^\n]* counter packets (\d+)`)
 
-// overflowQueued returns the SYNs the overflow rules queued (0 where there
-// are none).
-func (e *env) overflowQueued(t *testing.T) int {
+// spillQueued returns the SYNs the spill rules queued (0 where there are
+// none).
+func (e *env) spillQueued(t *testing.T) int {
 	t.Helper()
 	out, err := e.nft("list", "chain", "inet", "nfqknock", "knocks")
 	if err != nil {
 		t.Fatalf("nft list chain knocks: %v: %s", err, out)
 	}
-	ms := overflowRE.FindAllStringSubmatch(out, -1)
+	ms := spillRE.FindAllStringSubmatch(out, -1)
 	sum := 0
 	for _, m := range ms {
 		n, _ := strconv.Atoi(m[1])

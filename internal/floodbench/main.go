@@ -34,7 +34,7 @@
 // rounds, the kernel-only SYN rate (counted at input) of a flood from
 // 100,000 spoofed sources to the unguarded port, and of one to a current
 // first port (more sources than a knocking set holds: the knocking, rate
-// and flood sets and the overflow rules do their work), in both pairs one
+// and flood sets and the spill rules do their work), in both pairs one
 // right after the other: with / without per round, the median and the
 // spread.
 //

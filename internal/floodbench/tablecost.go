@@ -17,7 +17,7 @@ import (
 
 // costSources is how many spoofed sources each flood of the table-cost
 // rows cycles: more than a knocking set holds (65,536), so that the flood
-// at a first port fills knocking4 and runs through the overflow rules too.
+// at a first port fills knocking4 and runs through the spill rules too.
 const costSources = 100_000
 
 // costCounter counts, in the server namespace, every bare SYN that got
@@ -74,9 +74,9 @@ type tableCost struct {
 // in the third, then of one to a current first port in the second and in
 // the third, one right after the other (which first alternates by round).
 // The unguarded-port flood has a table of its own: in the table the
-// first-port flood fills, its sources would be knocking (queued) and the
-// family overflowing for 12 s, which is what a flood at a first port
-// costs, measured in its own row.
+// first-port flood fills, its sources would be knocking or spilled, and
+// queued, for 12 s: what a flood at a first port costs, measured in its
+// own row.
 func benchTableCost(ctx context.Context, o *options, filterArgs, seqArgs []string) (*tableCost, error) {
 	var pairs [3]*pair
 	for i := range pairs {
