@@ -23,6 +23,7 @@ const (
 	CommentGuard    = commentPrefix + "guard: a new connection to a guarded port of this host"
 	CommentFragment = commentPrefix + "guard: an IPv4 first fragment of TCP to a guarded port"
 	CommentDrop     = commentPrefix + "guard: not opened, not --allow"
+	CommentNew      = commentPrefix + "guard: a packet of a new connection that is no SYN (conntrack)"
 )
 
 // Set IDs inside one transaction. The rules refer to the sets by name and by
@@ -42,6 +43,8 @@ const (
 	flood4SetID
 	flood6SetID
 	spentSetID
+	spill4SetID
+	spill6SetID
 )
 
 // Ruleset is every object of our table but the table itself (which Conn
@@ -50,7 +53,8 @@ const (
 type Ruleset struct {
 	Table *nftables.Table
 	// Sets are guard, allow4, allow6, static4, static6, then first,
-	// knocking4, knocking6, rate4, rate6, flood4, flood6, and spent;
+	// knocking4, knocking6, rate4, rate6, flood4, flood6, spent, spill4
+	// and spill6;
 	// Elements[i] are the elements Sets[i] starts with (the opened sources,
 	// first ports and used one-time sequences are added by Apply).
 	Sets     []*nftables.Set
@@ -86,6 +90,7 @@ func (rs *Ruleset) Set(name string) *nftables.Set {
 //		iif "lo" accept
 //		tcp flags syn / fin,syn,rst,ack tcp dport @guard fib daddr type local jump guarded
 //		ip frag-off & 0x3fff == 0x2000 meta l4proto tcp tcp dport @guard fib daddr type local jump guarded
+//		meta l4proto tcp ct state new tcp dport @guard fib daddr type local jump guarded  (Spec.Conntrack only)
 //	}
 //	chain guarded {
 //		ip saddr . tcp dport @allow4 accept
@@ -139,8 +144,8 @@ func Build(s Spec, v QueueVariant) (*Ruleset, error) {
 	rs.Elements = append(rs.Elements, nil, nil, nil, nil, nil, nil, nil)
 	spent := spentSet(t)
 	spent.ID = spentSetID
-	rs.Sets = append(rs.Sets, spent)
-	rs.Elements = append(rs.Elements, nil)
+	rs.Sets = append(rs.Sets, spent, f.spill4, f.spill6)
+	rs.Elements = append(rs.Elements, nil, nil, nil)
 	accept := nftables.ChainPolicyAccept
 	knock := &nftables.Chain{
 		Name: ChainKnock, Table: t, Type: nftables.ChainTypeFilter,
@@ -167,12 +172,17 @@ func Build(s Spec, v QueueVariant) (*Ruleset, error) {
 		rule(guardChain, "", loopback()...),
 		rule(guardChain, CommentGuard, concat(bareSYN(), toGuard(guard), []expr.Any{jump})...),
 		rule(guardChain, CommentFragment, concat(firstFragment4(), toGuard(guard), []expr.Any{jump})...),
+	}
+	if s.Conntrack {
+		rs.Rules = append(rs.Rules, rule(guardChain, CommentNew, concat(ctNewTCP(), toGuard(guard), []expr.Any{jump})...))
+	}
+	rs.Rules = append(rs.Rules,
 		rule(guarded, "", acceptOpened(unix.NFPROTO_IPV4, allow4)...),
 		rule(guarded, "", acceptOpened(unix.NFPROTO_IPV6, allow6)...),
 		rule(guarded, "", acceptFrom(unix.NFPROTO_IPV4, static4)...),
 		rule(guarded, "", acceptFrom(unix.NFPROTO_IPV6, static6)...),
 		rule(guarded, CommentDrop, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}),
-	}
+	)
 	rs.Rules = append(rs.Rules, f.rules(knocks, s, v)...)
 	return rs, nil
 }
@@ -298,6 +308,28 @@ func firstFragment4() []expr.Any {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
 	}
 }
+
+// ctNewTCP matches a TCP packet that conntrack takes for the first of a
+// connection it does not know: `meta l4proto tcp ct state new`. After
+// bareSYN's rule only packets that are no bare SYN get there: an ACK with
+// a guessed SYN cookie (tcp_syncookies), or any segment conntrack picks up
+// in mid-stream (nf_conntrack_tcp_loose, the default), such as one of a
+// connection established before conntrack was loaded or after `conntrack
+// -F`. Conntrack runs at priority -200, before the guard chain, so the
+// state is known there.
+func ctNewTCP() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binary.NativeEndian.AppendUint32(nil, ctStateNew), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
+}
+
+// ctStateNew is NF_CT_STATE_BIT(IP_CT_NEW), the bit of `ct state new`.
+const ctStateNew = 1 << (2 + 1)
 
 // toGuard is `tcp dport @guard fib daddr type local`: a guarded port of an
 // address of this host, before any DNAT.

@@ -157,8 +157,12 @@ func TestBuildGuardRules(t *testing.T) {
 	if !littleEndian() {
 		t.Skip("the literals are written for a little-endian host")
 	}
-	for _, v := range []QueueVariant{Native, Compat} {
-		rs, err := Build(Spec{Start: 1, End: 65535, Guard: []uint16{443, 22, 22}, QueueNum: 100}, v)
+	for _, tc := range []struct {
+		v         QueueVariant
+		conntrack bool
+	}{{Native, false}, {Compat, false}, {Native, true}} {
+		v := tc.v
+		rs, err := Build(Spec{Start: 1, End: 65535, Guard: []uint16{443, 22, 22}, QueueNum: 100, Conntrack: tc.conntrack}, v)
 		if err != nil {
 			t.Fatalf("Build: %v", err)
 		}
@@ -209,12 +213,33 @@ func TestBuildGuardRules(t *testing.T) {
 			{"guard", loopbackWant(), false},
 			{"guard", append(append(bareSYNWant(), toGuard...), jump), true},
 			{"guard", append(append(fragment, toGuard...), jump), true},
+		}
+		if tc.conntrack {
+			// `meta l4proto tcp ct state new`, as nft encodes it.
+			ctNew := []expr.Any{
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{6}},
+				&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: []byte{8, 0, 0, 0}, Xor: []byte{0, 0, 0, 0}},
+				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+			}
+			want = append(want, struct {
+				chain string
+				exprs []expr.Any
+				ours  bool
+			}{"guard", append(append(ctNew, toGuard...), jump), true})
+		}
+		want = append(want, []struct {
+			chain string
+			exprs []expr.Any
+			ours  bool
+		}{
 			{"guarded", opened(unix.NFPROTO_IPV4, 12, 4, 9, "allow4"), false},
 			{"guarded", opened(unix.NFPROTO_IPV6, 8, 16, 2, "allow6"), false},
 			{"guarded", from(unix.NFPROTO_IPV4, 12, 4, "static4"), false},
 			{"guarded", from(unix.NFPROTO_IPV6, 8, 16, "static6"), false},
 			{"guarded", []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}}, true},
-		}
+		}...)
 		got := append(rulesOf(rs, ChainGuard), rulesOf(rs, ChainGuarded)...)
 		if len(got) != len(want) {
 			t.Fatalf("%d rules, want %d", len(got), len(want))
@@ -268,6 +293,8 @@ func TestBuildObjects(t *testing.T) {
 		{"flood4", nftables.TypeIPAddr, true, false, 65536},
 		{"flood6", nftables.TypeIP6Addr, true, false, 65536},
 		{"spent", nftables.TypeIP6Addr, true, false, SpentSize},
+		{"spill4", nftables.TypeIPAddr, true, false, 13000},
+		{"spill6", nftables.TypeIP6Addr, true, false, 13000},
 	}
 	if len(rs.Sets) != len(sets) {
 		t.Fatalf("%d sets, want %d", len(rs.Sets), len(sets))
@@ -344,6 +371,8 @@ func TestBuildFilterRules(t *testing.T) {
 	}
 	over := dyn(unix.NFT_DYNSET_OP_UPDATE, "rate4")
 	over.Exprs = []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: 250, Over: true, Unit: expr.LimitTimeSecond, Burst: 64}}
+	spillOver := dyn(unix.NFT_DYNSET_OP_UPDATE, "rate4")
+	spillOver.Exprs = over.Exprs
 	accept := &expr.Verdict{Kind: expr.VerdictAccept}
 	want := [][]expr.Any{
 		append(append([]expr.Any{}, src4...), look("flood4"), accept),
@@ -352,10 +381,21 @@ func TestBuildFilterRules(t *testing.T) {
 		append(append([]expr.Any{}, src4...), look("knocking4"), over, dyn(unix.NFT_DYNSET_OP_ADD, "flood4"), accept),
 		append(append([]expr.Any{}, src4...), look("knocking4"), dyn(unix.NFT_DYNSET_OP_UPDATE, "knocking4"), &expr.Counter{},
 			&expr.Queue{Num: 100, Total: 1, Flag: expr.QueueFlagBypass}),
+		// The spill: a source that a full knocking4 did not take is
+		// queued from its first-port SYN on, through spill4, whose
+		// sources are rate-bounded as knocking ones; the first-port SYN
+		// at a bounded rate, adding its source (never renewed).
+		append(append([]expr.Any{}, src4...), look("spill4"), spillOver, dyn(unix.NFT_DYNSET_OP_ADD, "flood4"), accept),
+		append(append([]expr.Any{}, src4...), look("spill4"), &expr.Counter{},
+			&expr.Queue{Num: 100, Total: 1, Flag: expr.QueueFlagBypass}),
+		append(append([]expr.Any{}, src4[:2]...), &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			look("first"), &expr.Limit{Type: expr.LimitTypePkts, Rate: 1000, Unit: expr.LimitTimeSecond, Burst: 1000},
+			src4[2], dyn(unix.NFT_DYNSET_OP_ADD, "spill4"), &expr.Counter{},
+			&expr.Queue{Num: 100, Total: 1, Flag: expr.QueueFlagBypass}),
 	}
 	knocks := rulesOf(rs, ChainKnocks)
-	if len(knocks) != 8 {
-		t.Fatalf("%d rules in knocks, want 8", len(knocks))
+	if len(knocks) != 14 {
+		t.Fatalf("%d rules in knocks, want 14", len(knocks))
 	}
 	for i, w := range want {
 		if diff := cmp.Diff(w, knocks[i].Exprs); diff != "" {
@@ -363,7 +403,7 @@ func TestBuildFilterRules(t *testing.T) {
 		}
 	}
 	for name, timeout := range map[string]time.Duration{"knocking4": 12 * time.Second, "knocking6": 12 * time.Second,
-		"rate4": 10 * time.Second, "flood6": 10 * time.Second} {
+		"rate4": 10 * time.Second, "flood6": 10 * time.Second, "spill4": 12 * time.Second, "spill6": 12 * time.Second} {
 		if s := rs.Set(name); !s.Dynamic || !s.HasTimeout || s.Timeout != timeout {
 			t.Errorf("set %s: dynamic %v, timeout %v %v; want dynamic, %v", name, s.Dynamic, s.HasTimeout, s.Timeout, timeout)
 		}

@@ -162,6 +162,7 @@ func TestApplyGolden(t *testing.T) {
 	}{
 		{"kernel filter", goldenSpec, "ruleset.nft"},
 		{"queue all", func() Spec { s := goldenSpec; s.QueueAll = true; return s }(), "ruleset-queue-all.nft"},
+		{"conntrack", func() Spec { s := goldenSpec; s.Conntrack = true; return s }(), "ruleset-conntrack.nft"},
 	} {
 		t.Run(g.name, func(t *testing.T) { checkGolden(t, g.spec, g.file) })
 	}
@@ -252,8 +253,8 @@ func TestApplyReplace(t *testing.T) {
 			t.Errorf("listing still holds %q from the first ruleset:\n%s", gone, out)
 		}
 	}
-	if n := strings.Count(out, "nfqknockd knock"); n != 2 {
-		t.Errorf("%d knock rules, want 2 (IPv4, IPv6):\n%s", n, out)
+	if n := strings.Count(out, "nfqknockd knock"); n != 6 {
+		t.Errorf("%d queue rules, want 6 (IPv4, IPv6, each a knock rule and two spill rules):\n%s", n, out)
 	}
 	if n := strings.Count(out, "nfqknockd guard"); n != 3 {
 		t.Errorf("%d guard rules, want 3:\n%s", n, out)

@@ -146,13 +146,15 @@ func TestApplyBatchShape(t *testing.T) {
 		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSETELEM, // first and its port
 		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, // knocking4, knocking6, rate4
 		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, // rate6, flood4, flood6
-		unix.NFT_MSG_NEWSET, // spent, empty
+		unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, unix.NFT_MSG_NEWSET, // spent, spill4 and spill6, empty
 		unix.NFT_MSG_NEWCHAIN, unix.NFT_MSG_NEWCHAIN, unix.NFT_MSG_NEWCHAIN, unix.NFT_MSG_NEWCHAIN,
 		unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, // knock
 		unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, // guard
 		unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, // guarded
 		unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, // knocks, IPv4
+		unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, // knocks, IPv4 spill
 		unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, // knocks, IPv6
+		unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, unix.NFT_MSG_NEWRULE, // knocks, IPv6 spill
 	}
 	if diff := cmp.Diff(want, k.types(0)); diff != "" {
 		t.Errorf("message types of the Apply batch (-want +got):\n%s", diff)

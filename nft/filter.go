@@ -14,7 +14,7 @@ const CommentQueue = commentPrefix + "knock"
 
 // filter is the sets of the kernel filter in front of the queue.
 type filter struct {
-	first, knocking4, knocking6, rate4, rate6, flood4, flood6 *nftables.Set
+	first, knocking4, knocking6, rate4, rate6, flood4, flood6, spill4, spill6 *nftables.Set
 }
 
 // filterSets returns the sets of the kernel filter of table t.
@@ -33,8 +33,23 @@ func filterSets(t *nftables.Table, s Spec) filter {
 		rate6:     dyn(rate6SetID, SetRate6, nftables.TypeIP6Addr, ft),
 		flood4:    dyn(flood4SetID, SetFlood4, nftables.TypeIPAddr, ft),
 		flood6:    dyn(flood6SetID, SetFlood6, nftables.TypeIP6Addr, ft),
+		spill4:    spill(dyn(spill4SetID, SetSpill4, nftables.TypeIPAddr, kt), s.KnockTimeout),
+		spill6:    spill(dyn(spill6SetID, SetSpill6, nftables.TypeIP6Addr, kt), s.KnockTimeout),
 	}
 }
+
+// spill sizes set, a spill set whose elements live timeout from their
+// add: it can never be full (see rules), as at most OverflowRate sources a
+// second beyond OverflowBurst join it.
+func spill(set *nftables.Set, timeout time.Duration) *nftables.Set {
+	secs := uint64((timeout + time.Second - 1) / time.Second)
+	set.Size = uint32(min(OverflowRate*secs+OverflowBurst, spillSizeMax))
+	return set
+}
+
+// spillSizeMax bounds the size of spill4 and spill6 (a knock timeout of
+// more than 18 minutes would ask for more).
+const spillSizeMax = 1 << 20
 
 // rules are the rules of chain knocks, which the knock chain jumps to for
 // every new connection to the knock range and this host. With QueueAll,
@@ -44,10 +59,30 @@ func filterSets(t *nftables.Table, s Spec) filter {
 //	tcp dport @first update @knocking4 { ip saddr }
 //	ip saddr @knocking4 update @rate4 { ip saddr limit rate over 250/second burst 64 packets } add @flood4 { ip saddr } accept
 //	ip saddr @knocking4 update @knocking4 { ip saddr } counter queue ... bypass
+//	ip saddr @spill4 update @rate4 { ip saddr limit rate over 250/second burst 64 packets } add @flood4 { ip saddr } accept
+//	ip saddr @spill4 counter queue ... bypass
+//	meta nfproto ipv4 th dport @first limit rate 1000/second burst 1000 packets add @spill4 { ip saddr } counter queue ... bypass
 //
 // A source reaches the daemon from its knock to a first port on, for
 // KnockTimeout after its last knock, and only while it knocks no faster
 // than FloodRate. Every other SYN never leaves the kernel.
+//
+// The spill: knocking4 holds knockingSize sources; when it is full the
+// kernel adds nobody (the update of the second rule fails and ends that
+// rule), so a flood of first-port SYNs from many sources (spoofed, or the
+// addresses of one IPv6 /64) would keep every new knocker out. A SYN to a
+// first port that gets past the fourth rule is from a source the full set
+// did not take (nft's dynset has no "on failure" branch: the failed add
+// shows as the source's absence after it). The last rule queues it, at
+// most OverflowRate per second and family beyond a burst of OverflowBurst
+// (the excess passes unseen, as a knock the daemon never sees), and adds
+// its source to spill4, whose sources are then queued as knocking ones
+// (the two rules before it), for KnockTimeout from that first knock: a
+// spilled source's timeout is never renewed, so spill4, sized for
+// OverflowRate sources a second over KnockTimeout, is never full. The
+// daemon's tracker, bounded, decides who knocks. A flood that goes on
+// shares the limit with a knocker's first knock only: the rest of its
+// sequence is queued through spill4.
 func (f filter) rules(c *nftables.Chain, s Spec, v QueueVariant) []*nftables.Rule {
 	queue := []expr.Any{&expr.Counter{}, queueExpr(s.QueueNum, s.QueueTotal, v)}
 	note := comment(knockComment(s, v))
@@ -60,11 +95,11 @@ func (f filter) rules(c *nftables.Chain, s Spec, v QueueVariant) []*nftables.Rul
 	}
 	accept := &expr.Verdict{Kind: expr.VerdictAccept}
 	for _, fam := range []struct {
-		nfproto               byte
-		knocking, rate, flood *nftables.Set
+		nfproto                      byte
+		knocking, rate, flood, spill *nftables.Set
 	}{
-		{unix.NFPROTO_IPV4, f.knocking4, f.rate4, f.flood4},
-		{unix.NFPROTO_IPV6, f.knocking6, f.rate6, f.flood6},
+		{unix.NFPROTO_IPV4, f.knocking4, f.rate4, f.flood4, f.spill4},
+		{unix.NFPROTO_IPV6, f.knocking6, f.rate6, f.flood6, f.spill6},
 	} {
 		saddr := source(fam.nfproto)
 		add(nil, concat(saddr, []expr.Any{lookup(fam.flood), accept})...)
@@ -73,6 +108,12 @@ func (f filter) rules(c *nftables.Chain, s Spec, v QueueVariant) []*nftables.Rul
 		over.Exprs = []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: FloodRate, Over: true, Unit: expr.LimitTimeSecond, Burst: FloodBurst}}
 		add(nil, concat(saddr, []expr.Any{lookup(fam.knocking), over, dynset(unix.NFT_DYNSET_OP_ADD, fam.flood), accept})...)
 		add(note, concat(saddr, []expr.Any{lookup(fam.knocking), dynset(unix.NFT_DYNSET_OP_UPDATE, fam.knocking)}, queue)...)
+		over = dynset(unix.NFT_DYNSET_OP_UPDATE, fam.rate)
+		over.Exprs = []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: FloodRate, Over: true, Unit: expr.LimitTimeSecond, Burst: FloodBurst}}
+		add(nil, concat(saddr, []expr.Any{lookup(fam.spill), over, dynset(unix.NFT_DYNSET_OP_ADD, fam.flood), accept})...)
+		add(note, concat(saddr, []expr.Any{lookup(fam.spill)}, queue)...)
+		limit := &expr.Limit{Type: expr.LimitTypePkts, Rate: OverflowRate, Unit: expr.LimitTimeSecond, Burst: OverflowBurst}
+		add(note, concat(saddr[:2], []expr.Any{tcpDport(), lookup(f.first), limit, saddr[2], dynset(unix.NFT_DYNSET_OP_ADD, fam.spill)}, queue)...)
 	}
 	return out
 }

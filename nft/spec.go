@@ -1,9 +1,9 @@
 // Package nft programs the kernel ruleset of nfqknockd through netlink
 // (github.com/google/nftables): one private table, `inet nfqknock` by
 // default, with the sets guard, allow4, allow6, static4 and static6, the
-// kernel filter's sets first, knocking4/6, rate4/6 and flood4/6, the set
-// spent of the used one-time sequences, and the chains knock, knocks,
-// guard and guarded (see DESIGN.md, "The kernel ruleset").
+// kernel filter's sets first, knocking4/6, rate4/6, flood4/6 and
+// spill4/6, the set spent of the used one-time sequences, and the chains
+// knock, knocks, guard and guarded (see DESIGN.md, "The kernel ruleset").
 //
 // The package has two halves. Build is pure: it turns a Spec into the
 // sets, chains and rules, and is tested without a kernel. Conn is the
@@ -48,6 +48,8 @@ const (
 	SetFlood4    = "flood4"    // ipv4_addr, dynamic: knocking sources over the rate, not queued for a while
 	SetFlood6    = "flood6"    // ipv6_addr, dynamic
 	SetSpent     = "spent"     // ipv6_addr (an opaque 16-byte digest), flags timeout: used one-time sequences
+	SetSpill4    = "spill4"    // ipv4_addr, dynamic: sources whose first-port SYN a full knocking4 did not take, queued like knocking ones
+	SetSpill6    = "spill6"    // ipv6_addr, dynamic
 	ChainKnock   = "knock"     // bare SYNs to the knock range and this host jump to knocks
 	ChainKnocks  = "knocks"    // the kernel filter: only knocking sources are queued
 	ChainGuard   = "guard"     // new connections to guarded ports jump to guarded
@@ -86,6 +88,17 @@ const (
 	FloodTimeout        = 10 * time.Second
 	DefaultKnockTimeout = 12 * time.Second
 	knockingSize        = 65536
+)
+
+// Limits of the spill (see filter.rules): while knocking4 or knocking6 is
+// full, first-port SYNs of sources not in it reach the daemon at most
+// OverflowRate per second and family, beyond a burst of OverflowBurst, and
+// their sources join spill4 or spill6. The daemon spends a few
+// microseconds on each (its queue path costs about 6 s of CPU per million
+// SYNs at full rate).
+const (
+	OverflowRate  = 1000
+	OverflowBurst = 1000
 )
 
 // DefaultMaxOpen is the size of allow4 and allow6 when Spec.MaxOpen is 0:
@@ -151,6 +164,13 @@ type Spec struct {
 	// First are the first ports of the sequences valid now, each for its
 	// remaining validity (Conn.SetFirst renews them).
 	First []FirstPort
+	// Conntrack adds to the chain guard a rule for the packets of new
+	// connections that are not bare SYNs (`ct state new`, see ctNewTCP),
+	// which then meet the guard like SYNs. Set it only where conntrack is
+	// in use in the network namespace already: a ct expression makes the
+	// kernel track every connection of the namespace (see
+	// ConntrackInUse).
+	Conntrack bool
 	// NoOwner makes Conn.Apply leave out the table ownership flags, as on a
 	// kernel without them: the monitor then puts the table back (tests).
 	NoOwner bool

@@ -152,6 +152,11 @@ func (d *service) start() error {
 		QueueAll:  d.cfg.QueueAll, KnockTimeout: d.cfg.Timeout + knockTimeoutMargin,
 	}
 	d.spec.First, _ = d.firstPorts(time.Now())
+	ct, err := nft.ConntrackInUse()
+	if err != nil {
+		d.log.Warn("conntrack: cannot tell whether it is in use; the guard drops new connections' SYNs only", "err", err)
+	}
+	d.spec.Conntrack = ct
 	if err := d.program(); err != nil {
 		d.release()
 		return err
@@ -228,6 +233,7 @@ func (d *service) program() error {
 		"table", "inet "+d.cfg.Table,
 		"took_over", res.TookOver, "opened_kept", res.Carried,
 		"table_flags", res.Gen.Flags(),
+		"conntrack", d.spec.Conntrack,
 		"kept_by", keptBy(res.Gen, d.spec),
 		"queue", fmt.Sprintf("num %d total %d", d.cfg.Queue, d.cfg.Queues),
 		"queue_variant", res.Queue.String(),

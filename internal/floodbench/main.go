@@ -28,6 +28,16 @@
 //     the same over its first --flood-only seconds (before the knocks), and
 //     its peak RSS (VmHWM) at the end.
 //
+// Then the table's own cost (--table-cost): in two fresh namespace pairs,
+// one with the daemon's table (the daemon loads it and leaves it on
+// SIGQUIT, so nothing reads the queue) and one without, in --cost-rounds
+// rounds, the kernel-only SYN rate (counted at input) of a flood from
+// 100,000 spoofed sources to the unguarded port, and of one to a current
+// first port (more sources than a knocking set holds: the knocking, rate
+// and flood sets and the spill rules do their work), in both pairs one
+// right after the other: with / without per round, the median and the
+// spread.
+//
 // Then the queue itself, with --queue-all (every bare SYN of the range
 // queued), for each number of sources N in a fresh namespace pair:
 //
@@ -196,6 +206,13 @@ func bench(ctx context.Context, o *options, stderr io.Writer) (*report, error) {
 	if !o.kernelOnly && o.filterRows {
 		if err := benchFilter(ctx, o, rep, filterArgs, daemonArgs, seqArgs); err != nil {
 			return rep, fmt.Errorf("kernel filter: %w", err)
+		}
+	}
+	if !o.kernelOnly && o.tableCost && ctx.Err() == nil {
+		tc, err := benchTableCost(ctx, o, filterArgs, seqArgs)
+		rep.TableCost = tc
+		if err != nil {
+			return rep, fmt.Errorf("table cost: %w", err)
 		}
 	}
 	if !o.queueAllRows {

@@ -52,6 +52,11 @@ type options struct {
 	floodOnly       time.Duration // flood the filter alone this long before the client knocks
 	filterRows      bool          // measure the filter's rows at all
 	queueAllRows    bool          // measure the --queue-all rows at all
+
+	// The table's own cost.
+	tableCost  bool          // measure it at all
+	costRounds int           // rounds of without and with the table
+	costFlood  time.Duration // each flood of a round
 }
 
 func parseOptions(args []string, stderr io.Writer) (*options, error) {
@@ -90,6 +95,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.floodOnly, "flood-only", 3*time.Second, "flood the kernel filter alone this long (its CPU measured apart) before the client knocks")
 	fs.BoolVar(&o.filterRows, "filter", true, "measure the kernel filter's rows (connect latency, knocking under random-port floods)")
 	fs.BoolVar(&o.queueAllRows, "queue-all-rows", true, "measure the --queue-all rows (the queue under floods)")
+	fs.BoolVar(&o.tableCost, "table-cost", true, "measure the table's own cost (kernel-only SYN rates with the daemon's table / without)")
+	fs.IntVar(&o.costRounds, "cost-rounds", 10, "rounds of without and with the table for the table's own cost")
+	fs.DurationVar(&o.costFlood, "cost-flood", time.Second, "length of each flood of the table's own cost")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -116,6 +124,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	o.unguarded = uint16(*unguarded)
 	if o.connects < 1 || o.rounds < 1 || o.rounds > o.connects {
 		return nil, fmt.Errorf("--connects %d --rounds %d: want 1 <= rounds <= connects", o.connects, o.rounds)
+	}
+	if o.costRounds < 1 || o.costFlood <= 0 || o.costFlood > syngen.MaxDuration {
+		return nil, fmt.Errorf("--cost-rounds %d --cost-flood %v: want >= 1 round and 0 < flood <= %v", o.costRounds, o.costFlood, syngen.MaxDuration)
 	}
 	if o.filterSources < 1 || o.filterSources > 1<<22 {
 		return nil, fmt.Errorf("--filter-sources %d: want 1..%d", o.filterSources, 1<<22)

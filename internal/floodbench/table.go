@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -152,6 +153,7 @@ func printTable(w io.Writer, rep *report) {
 	}
 	printConnect(w, rep.Connect)
 	printFilter(w, rep)
+	printTableCost(w, rep.TableCost)
 	printQueueAll(w, rep)
 	if len(rep.Targets) > 0 {
 		fmt.Fprintf(w, "\ntargets (%s; printed, never asserted):\n", runs)
@@ -320,6 +322,12 @@ func targets(rep *report) []target {
 			add(fmt.Sprintf("peak RSS at %s (kernel filter)", name), "<= 16 MiB", fmt.Sprintf("%.1f MiB", f.PeakRSSMiB), is(f.PeakRSSMiB <= 16))
 		}
 	}
+	if tc := rep.TableCost; tc != nil && len(tc.First.Ratios) > 0 {
+		for _, f := range []costFlood{tc.Unguard, tc.First} {
+			add(fmt.Sprintf("kernel-only SYN rate, flood at the %s: with the table / without (median of %d)", f.Name, len(f.Ratios)), ">= 0.95",
+				fmt.Sprintf("%.3f (%.3f-%.3f)", f.Median, f.Min, f.Max), is(f.Median >= 0.95))
+		}
+	}
 	// The --queue-all rows of the report's own sender and rate.
 	var allocs *float64
 	for _, r := range rep.Rows {
@@ -354,4 +362,21 @@ func group(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// printTableCost prints the table's own cost.
+func printTableCost(w io.Writer, tc *tableCost) {
+	if tc == nil || len(tc.First.Ratios) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nthe table's own cost: kernel-only SYNs per second of the sender's CPU with the daemon's table (%s, left by SIGQUIT) / without, %d sources, %d rounds of %.0f s:\n",
+		strings.Join(tc.Tables, ", "), tc.Sources, tc.Rounds, tc.FloodS)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "flood\twithout (median)\twith (median)\twith / without, median\tmin-max\t")
+	for _, f := range []costFlood{tc.Unguard, tc.First} {
+		fmt.Fprintf(tw, "%s %d\t%.0f\t%.0f\t%.3f\t%.3f-%.3f\t\n", f.Name, f.Port,
+			quantile(slices.Sorted(slices.Values(f.Without)), 0.5), quantile(slices.Sorted(slices.Values(f.With)), 0.5),
+			f.Median, f.Min, f.Max)
+	}
+	tw.Flush()
 }
