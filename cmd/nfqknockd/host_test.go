@@ -316,7 +316,6 @@ func outsideChange(t *testing.T, mode string, change []string) {
 	checkOneRepair(t, d, cmd)
 }
 
-
 // checkBackupBack checks that the daemon put the backup table back, with
 // the opened clients, after cmd removed it, and said so.
 func checkBackupBack(t *testing.T, e *env, d *daemon, cmd string) {
