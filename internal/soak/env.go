@@ -23,8 +23,30 @@ import (
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
-// pair is the server and the client namespace, named like those of
-// internal/netns (so netns.SweepStale removes them if the soak dies).
+// nsPrefix starts the names of the soak's namespaces. Not internal/netns's
+// "nfqk-": its SweepStale, run by the tests of a process in another PID
+// namespace (where the soak's pid looks dead), deleted a soak's namespaces
+// in the middle of a run.
+const nsPrefix = "nfqksoak-"
+
+// sweepStale deletes the namespaces of soaks that died without cleaning up.
+func sweepStale() {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(e.Name(), nsPrefix), "-", 2)[0])
+		if !strings.HasPrefix(e.Name(), nsPrefix) || err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		if err := netns.Delete(e.Name()); err != nil {
+			fmt.Fprintf(os.Stderr, "soak: %v\n", err)
+		}
+	}
+}
+
+// pair is the server and the client namespace.
 type pair struct {
 	server, client string
 }
@@ -34,7 +56,7 @@ type pair struct {
 // namespace, a sink for the server's replies to them. The caller deletes
 // the pair with close, also after an error.
 func newPair(extra []netip.Addr) (*pair, error) {
-	base := fmt.Sprintf("nfqk-%d-%d", os.Getpid(), 9000)
+	base := fmt.Sprintf("%s%d", nsPrefix, os.Getpid())
 	p := &pair{server: base + "-s", client: base + "-c"}
 	steps := [][]string{
 		{"netns", "add", p.server},

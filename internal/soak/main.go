@@ -144,7 +144,7 @@ func run() int {
 		return 2
 	}
 	fmt.Printf("soak: seed %d, %v, generation %s, daemon %s\n", *seed, *dur, *gen, *bin)
-	netns.SweepStale()
+	sweepStale()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

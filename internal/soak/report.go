@@ -71,8 +71,11 @@ type report struct {
 	SetsFirst    map[string]int `json:"sets_first"`
 	SetsLast     map[string]int `json:"sets_last"`
 	LogMessages  map[string]int `json:"log_warnings_errors"`
-	Failures     []string       `json:"failures"`
-	Passed       bool           `json:"passed"`
+	// Series are the resource readings, every 2 s: seconds since the
+	// start, pid, RSS KiB, open fds, OS threads.
+	Series   [][5]int64 `json:"series"`
+	Failures []string   `json:"failures"`
+	Passed   bool       `json:"passed"`
 }
 
 // report gathers the figures of the run from start to end.
@@ -102,6 +105,9 @@ func (s *soak) report(seed uint64, start, end time.Time, p *testutil.Prober, set
 	}
 	for k, n := range s.counts {
 		r.Events[kind(k).String()] = n
+	}
+	for _, x := range s.samples {
+		r.Series = append(r.Series, [5]int64{int64(x.At.Sub(start).Seconds()), int64(x.PID), x.RSSKiB, x.FDs, x.Threads})
 	}
 	if len(s.samples) > 0 {
 		r.First, r.Last = res(s.samples[0]), res(s.samples[len(s.samples)-1])
