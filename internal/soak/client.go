@@ -99,20 +99,25 @@ func (n *nonces) sequence(p knock.Params, secret string, now time.Time) ([]uint1
 }
 
 // knockPorts knocks ports at dst from src, in the calling thread's
-// namespace, and returns when it sent the last knock.
-func knockPorts(src, dst netip.Addr, ports []uint16) time.Time {
-	var last time.Time
+// namespace, and returns when it sent the last knock, and how many knocks
+// got no answer (a RST) within knockTimeout.
+func knockPorts(src, dst netip.Addr, ports []uint16) (last time.Time, waits int) {
 	d := net.Dialer{Timeout: knockTimeout, LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
 	for i, p := range ports {
 		if i > 0 {
 			time.Sleep(knockGap)
 		}
 		last = time.Now()
-		if c, err := d.Dial("tcp", netip.AddrPortFrom(dst, p).String()); err == nil {
+		c, err := d.Dial("tcp", netip.AddrPortFrom(dst, p).String())
+		var ne net.Error
+		switch {
+		case err == nil:
 			c.Close()
+		case errors.As(err, &ne) && ne.Timeout():
+			waits++
 		}
 	}
-	return last
+	return last, waits
 }
 
 // connectOnce tries one connect from src to dst, waiting connectTry: true
@@ -153,13 +158,14 @@ type clientRun struct {
 
 // run does the client's work in the client namespace.
 func (c clientRun) run() (attempt, error) {
-	a := attempt{Family: 4, OneTime: c.replay}
+	a := attempt{Family: 4, OneTime: c.replay, Src: c.src.String()}
 	if c.src.Is6() {
 		a.Family = 6
 	}
 	err := netns.Do(c.ns, func() error {
 		a.From = time.Now()
-		last := knockPorts(c.src, c.dst.Addr(), c.open)
+		last, waits := knockPorts(c.src, c.dst.Addr(), c.open)
+		a.KnockWaits = waits
 		ok, at := connectUntil(c.src, c.dst, last, openLimit)
 		a.To = at
 		if !ok {

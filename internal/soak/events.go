@@ -17,6 +17,7 @@ import (
 // do runs event e and records it; errors are counted, by event, in the
 // report (a daemon that cannot be started again ends the run: fatal).
 func (s *soak) do(e event) {
+	start := time.Now()
 	var err error
 	switch e.Kind {
 	case evFlushRuleset:
@@ -47,6 +48,7 @@ func (s *soak) do(e event) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.timeline = append(s.timeline, eventRec{From: start, To: time.Now(), Event: e, Err: err})
 	s.counts[e.Kind]++
 	if err != nil {
 		s.errs[e.Kind.String()+": "+firstLine(err.Error())]++
@@ -224,6 +226,26 @@ func (s *soak) client(family int, replay bool) error {
 	s.attempts = append(s.attempts, a)
 	s.mu.Unlock()
 	return nil
+}
+
+// eventRec is one event that ran: when, and how it ended.
+type eventRec struct {
+	From, To time.Time
+	Event    event
+	Err      error
+}
+
+// String is the event's line in the timeline.
+func (r eventRec) String() string {
+	s := fmt.Sprintf("%s..%s %s", r.From.UTC().Format("15:04:05.000"), r.To.UTC().Format("15:04:05.000"), r.Event.Kind)
+	switch r.Event.Kind {
+	case evFlood1, evFloodMillion, evOneTime:
+		s += fmt.Sprintf(" ipv%d", r.Event.Family)
+	}
+	if r.Err != nil {
+		s += ": " + firstLine(r.Err.Error())
+	}
+	return s
 }
 
 // writeSecrets writes a secret file (mode 0600) atomically.

@@ -94,6 +94,7 @@ type soak struct {
 	nftOutcomes map[string]int
 	windows     []window
 	attempts    []attempt
+	timeline    []eventRec
 	samples     []sample
 	floodSent   uint64
 	fatalErr    error
@@ -117,6 +118,7 @@ func run() int {
 		weights  = flag.String("weights", "", "event weights over the defaults, KIND=N,... (kinds: see soak.json's events)")
 		jsonOut  = flag.String("json", "soak.json", "write the figures to this file (empty: do not)")
 		logOut   = flag.String("daemon-log", "bin/soak-daemon.log", "write the daemons' logs to this file (empty: keep them in memory only)")
+		evOut    = flag.String("events-log", "bin/soak-events.log", "write the timeline of the events to this file (empty: do not)")
 		extraArg = flag.String("daemon-args", "", "more arguments for the daemon, space-separated")
 		verbose  = flag.Bool("v", false, "print each event as it ends, with its error")
 	)
@@ -228,6 +230,12 @@ func run() int {
 	r.print(os.Stdout)
 	if *jsonOut != "" {
 		if err := r.write(*jsonOut); err != nil {
+			fmt.Fprintln(os.Stderr, "soak:", err)
+			return 2
+		}
+	}
+	if *evOut != "" {
+		if err := s.writeTimeline(*evOut); err != nil {
 			fmt.Fprintln(os.Stderr, "soak:", err)
 			return 2
 		}
@@ -352,6 +360,20 @@ func (s *soak) setSizes() map[string]int {
 		m[name] = n
 	}
 	return m
+}
+
+// writeTimeline writes the events, one a line, in the order they ended.
+func (s *soak) writeTimeline(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	for _, r := range s.timeline {
+		b.WriteString(r.String() + "\n")
+	}
+	if err := os.WriteFile(name, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("events log: %w", err)
+	}
+	return nil
 }
 
 // addWindow records a window in which a client's open may fail.

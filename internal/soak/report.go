@@ -39,11 +39,13 @@ type report struct {
 	ProberErrors    int64  `json:"prober_errors"`
 	ProberFirstIn   string `json:"prober_first_in,omitempty"`
 
-	ClientTries      int            `json:"client_tries"`
-	ClientOpened     int            `json:"client_opened"`
-	ClientOpenPct    float64        `json:"client_open_success_pct"`
-	FailedInWindows  map[string]int `json:"client_failed_in_windows"`
-	FailedOutside    int            `json:"client_failed_outside_windows"`
+	ClientTries     int            `json:"client_tries"`
+	ClientOpened    int            `json:"client_opened"`
+	ClientOpenPct   float64        `json:"client_open_success_pct"`
+	FailedInWindows map[string]int `json:"client_failed_in_windows"`
+	FailedOutside   int            `json:"client_failed_outside_windows"`
+	// Outside are those failures, each with the events that overlapped it.
+	Outside          []string       `json:"client_failures_outside,omitempty"`
 	KnockToOpenP50ms float64        `json:"knock_to_open_p50_ms"`
 	KnockToOpenP99ms float64        `json:"knock_to_open_p99_ms"`
 	CloseFailures    int            `json:"client_close_failures"`
@@ -103,6 +105,22 @@ func (s *soak) report(seed uint64, start, end time.Time, p *testutil.Prober, set
 	for _, w := range s.windows {
 		r.Windows[w.Why]++
 	}
+	for _, a := range s.attempts {
+		if a.Opened {
+			continue
+		}
+		if _, ok := excuse(s.windows, a.From, a.To); ok {
+			continue
+		}
+		line := fmt.Sprintf("%s %s..%s, %d of its knocks unanswered within %v; events meanwhile:", a.Src,
+			a.From.UTC().Format("15:04:05.000"), a.To.UTC().Format("15:04:05.000"), a.KnockWaits, knockTimeout)
+		for _, e := range s.timeline {
+			if !e.To.Before(a.From) && !e.From.After(a.To) && e.Event.Kind != evClient4 && e.Event.Kind != evClient6 && e.Event.Kind != evOneTime {
+				line += " [" + e.String() + "]"
+			}
+		}
+		r.Outside = append(r.Outside, line)
+	}
 	for k, n := range s.counts {
 		r.Events[kind(k).String()] = n
 	}
@@ -141,6 +159,9 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "prober: %d attempts, %d got in, %d errors %s\n", r.ProberAttempts, r.ProberSuccesses, r.ProberErrors, r.ProberFirstIn)
 	fmt.Fprintf(w, "clients: %d tries, %d opened (%.1f %%), failed in windows %v, failed outside %d; knock-to-open p50 %.1f ms, p99 %.1f ms; close failures %d\n",
 		r.ClientTries, r.ClientOpened, r.ClientOpenPct, r.FailedInWindows, r.FailedOutside, r.KnockToOpenP50ms, r.KnockToOpenP99ms, r.CloseFailures)
+	for _, o := range r.Outside {
+		fmt.Fprintf(w, "  failed outside the windows: %s\n", o)
+	}
 	fmt.Fprintf(w, "one-time replays: %d, opened %d\n", r.Replays, r.ReplaysOpened)
 	fmt.Fprintf(w, "windows: %v\n", r.Windows)
 	fmt.Fprintln(w, "events:")

@@ -97,6 +97,8 @@ const (
 // attempt is one client's knock-open-connect: when it ran and how it ended.
 type attempt struct {
 	Family     int
+	Src        string        // the client's address
+	KnockWaits int           // knocks that got no answer within knockTimeout
 	From, To   time.Time     // first knock, end of the last connect attempt
 	Opened     bool          // a connect to the guarded port completed
 	Open       time.Duration // last knock to the completed connect
