@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/nfqknockd/nfqknockd/internal/version.stamp=$(VERSION)
 BIN      := bin
 
-.PHONY: all build test demo install uninstall bench fuzz vet cross-check clean
+.PHONY: all build test demo install uninstall bench fuzz vet cross-check clean soak
 
 all: build
 
@@ -53,6 +53,16 @@ bench: build
 	$(GO) build -o $(BIN)/floodbench ./internal/floodbench
 	$(BIN)/floodbench --daemon $(BIN)/nfqknockd --gobench $(BIN)/gobench.txt --json bench.json $(BENCHFLAGS)
 
+# The soak (root): the daemon for SOAK in throw-away network namespaces
+# under random events (nft flushes, reloads, restarts, SIGKILL, floods,
+# clients, one-time replays) and a prober that must never get in. Prints
+# its figures, writes soak.json, exits 1 on a failure (internal/soak).
+# Extra flags: make soak SOAKFLAGS='--gen owner --seed 42'
+SOAK ?= 10m
+soak: build
+	$(GO) build -o $(BIN)/soak ./internal/soak
+	$(BIN)/soak --daemon $(BIN)/nfqknockd --duration $(SOAK) --json soak.json --daemon-log $(BIN)/soak-daemon.log $(SOAKFLAGS)
+
 # Each fuzz target for FUZZTIME (go test -fuzz); crashers land in the
 # package's testdata/fuzz/ and are kept as regression inputs.
 FUZZTIME ?= 1m
@@ -76,7 +86,7 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/nfqknockd $(DESTDIR)$(PREFIX)/bin/nfqknock
 
 clean:
-	rm -rf $(BIN) bench.json $(DIST)
+	rm -rf $(BIN) bench.json soak.json $(DIST)
 
 # ---------------------------------------------------------------------------
 # Packages and release builds (paste into Makefile after the existing
