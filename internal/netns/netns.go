@@ -73,25 +73,32 @@ func NewPair(t testing.TB) *Pair {
 	base := fmt.Sprintf("%s%d-%d", prefix, os.Getpid(), n)
 	p := &Pair{Server: base + "-s", Client: base + "-c"}
 	t.Cleanup(func() { p.remove(t) })
-	steps := [][]string{
-		{"netns", "add", p.Server},
-		{"netns", "add", p.Client},
-		{"-n", p.Server, "link", "set", "lo", "up"},
-		{"-n", p.Client, "link", "set", "lo", "up"},
-		{"-n", p.Server, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0", "netns", p.Client},
-		{"-n", p.Server, "addr", "add", ServerIP4.String() + "/24", "dev", "veth0"},
-		{"-n", p.Client, "addr", "add", ClientIP4.String() + "/24", "dev", "veth0"},
-		{"-n", p.Server, "addr", "add", ServerIP6.String() + "/64", "dev", "veth0", "nodad"},
-		{"-n", p.Client, "addr", "add", ClientIP6.String() + "/64", "dev", "veth0", "nodad"},
-		{"-n", p.Server, "link", "set", "veth0", "up"},
-		{"-n", p.Client, "link", "set", "veth0", "up"},
-	}
-	for _, s := range steps {
+	for _, s := range PairCommands(p.Server, p.Client) {
 		if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
 			t.Fatalf("ip %s: %v: %s", strings.Join(s, " "), err, out)
 		}
 	}
 	return p
+}
+
+// PairCommands returns the `ip` commands (arguments of ip) that make the
+// namespaces server and client joined by veth0, with loopback up in both,
+// ServerIP4/ServerIP6 on the server end and ClientIP4/ClientIP6 on the
+// client end: NewPair runs them, and so do the bench and soak tools.
+func PairCommands(server, client string) [][]string {
+	return [][]string{
+		{"netns", "add", server},
+		{"netns", "add", client},
+		{"-n", server, "link", "set", "lo", "up"},
+		{"-n", client, "link", "set", "lo", "up"},
+		{"-n", server, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0", "netns", client},
+		{"-n", server, "addr", "add", ServerIP4.String() + "/24", "dev", "veth0"},
+		{"-n", client, "addr", "add", ClientIP4.String() + "/24", "dev", "veth0"},
+		{"-n", server, "addr", "add", ServerIP6.String() + "/64", "dev", "veth0", "nodad"},
+		{"-n", client, "addr", "add", ClientIP6.String() + "/64", "dev", "veth0", "nodad"},
+		{"-n", server, "link", "set", "veth0", "up"},
+		{"-n", client, "link", "set", "veth0", "up"},
+	}
 }
 
 // remove kills the processes left in both namespaces and deletes them.

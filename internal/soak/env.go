@@ -58,20 +58,7 @@ type pair struct {
 func newPair(extra []netip.Addr) (*pair, error) {
 	base := fmt.Sprintf("%s%d", nsPrefix, os.Getpid())
 	p := &pair{server: base + "-s", client: base + "-c"}
-	steps := [][]string{
-		{"netns", "add", p.server},
-		{"netns", "add", p.client},
-		{"-n", p.server, "link", "set", "lo", "up"},
-		{"-n", p.client, "link", "set", "lo", "up"},
-		{"-n", p.server, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0", "netns", p.client},
-		{"-n", p.server, "addr", "add", netns.ServerIP4.String() + "/24", "dev", "veth0"},
-		{"-n", p.client, "addr", "add", netns.ClientIP4.String() + "/24", "dev", "veth0"},
-		{"-n", p.server, "addr", "add", netns.ServerIP6.String() + "/64", "dev", "veth0", "nodad"},
-		{"-n", p.client, "addr", "add", netns.ClientIP6.String() + "/64", "dev", "veth0", "nodad"},
-		{"-n", p.server, "link", "set", "veth0", "up"},
-		{"-n", p.client, "link", "set", "veth0", "up"},
-	}
-	for _, s := range steps {
+	for _, s := range netns.PairCommands(p.server, p.client) {
 		if err := ip(s, ""); err != nil {
 			return p, err
 		}
