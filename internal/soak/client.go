@@ -177,7 +177,7 @@ func (c clientRun) run() (attempt, error) {
 		if c.replay {
 			knockPorts(c.other, c.dst.Addr(), c.open)
 			a.Replayed = true
-			a.ReplayOpen, _ = connectUntil(c.other, c.dst, time.Now(), 3*connectTry)
+			a.ReplayIn, _ = connectUntil(c.other, c.dst, time.Now(), 3*connectTry)
 		}
 		return nil
 	})

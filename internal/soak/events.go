@@ -218,9 +218,14 @@ func (s *soak) client(family int, replay bool) error {
 	if c.close, err = s.nonces.sequence(p, p.CloseSecret, now); err != nil {
 		return err
 	}
+	from := len(s.allLog.String())
 	a, err := c.run()
 	if err != nil {
 		return err
+	}
+	if a.Replayed {
+		time.Sleep(100 * time.Millisecond) // the daemon's log, through a pipe
+		a.ReplayOpen = strings.Contains(s.allLog.String()[from:], "msg=open source="+c.other.String()+" ")
 	}
 	s.mu.Lock()
 	s.attempts = append(s.attempts, a)

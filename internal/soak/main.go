@@ -30,7 +30,10 @@
 // owner), when a client's open failed outside the windows in which an
 // open may fail (stats.go names them), when RSS or open file descriptors
 // grew by more than 10 % from the first to the last tenth of the run, or
-// when a replay opened; 2 when it could not run.
+// when a replay opened (the daemon logged msg=open for the replay's
+// address; a replay that merely connects, as anyone does once the guard
+// set was flushed on the generation none, is reported apart); 2 when it
+// could not run.
 //
 // Usage (as root):
 //
@@ -68,6 +71,7 @@ type soak struct {
 	table      string
 	args, env  []string
 	log        io.Writer
+	allLog     *testutil.SyncBuffer // every daemon's log, as log
 	pair       *pair
 	secretFile string
 	floodRate  int
@@ -162,7 +166,7 @@ func run() int {
 		pool6: newAddrPool(netip.MustParseAddr("fd00:200::1:0"), 190),
 	}
 	var logBuf testutil.SyncBuffer
-	s.log = &logBuf
+	s.log, s.allLog = &logBuf, &logBuf
 	if *logOut != "" {
 		f, err := os.Create(*logOut)
 		if err != nil {

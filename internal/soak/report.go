@@ -50,6 +50,7 @@ type report struct {
 	KnockToOpenP99ms float64        `json:"knock_to_open_p99_ms"`
 	CloseFailures    int            `json:"client_close_failures"`
 	Replays          int            `json:"replays"`
+	ReplaysIn        int            `json:"replays_connected"`
 	ReplaysOpened    int            `json:"replays_opened"`
 	Windows          map[string]int `json:"windows"`
 
@@ -92,7 +93,7 @@ func (s *soak) report(seed uint64, start, end time.Time, p *testutil.Prober, set
 		ClientTries: o.Tries, ClientOpened: o.Opened, ClientOpenPct: o.SuccessPercent,
 		FailedInWindows: o.FailedExcused, FailedOutside: o.FailedOutside,
 		KnockToOpenP50ms: ms(o.P50), KnockToOpenP99ms: ms(o.P99),
-		CloseFailures: o.CloseFailures, Replays: o.Replays, ReplaysOpened: o.ReplaysOpened,
+		CloseFailures: o.CloseFailures, Replays: o.Replays, ReplaysIn: o.ReplaysIn, ReplaysOpened: o.ReplaysOpened,
 		Windows: map[string]int{}, Events: map[string]int{}, EventErrors: s.errs,
 		NftOutcomes: s.nftOutcomes, FloodSent: s.floodSent, Samples: len(s.samples),
 		Goroutines: "not measured: the daemon's --metrics-file has no goroutine count",
@@ -162,7 +163,7 @@ func (r *report) print(w io.Writer) {
 	for _, o := range r.Outside {
 		fmt.Fprintf(w, "  failed outside the windows: %s\n", o)
 	}
-	fmt.Fprintf(w, "one-time replays: %d, opened %d\n", r.Replays, r.ReplaysOpened)
+	fmt.Fprintf(w, "one-time replays: %d, opened by the daemon %d, connected anyway %d\n", r.Replays, r.ReplaysOpened, r.ReplaysIn)
 	fmt.Fprintf(w, "windows: %v\n", r.Windows)
 	fmt.Fprintln(w, "events:")
 	for _, k := range kindNames {

@@ -104,8 +104,13 @@ type attempt struct {
 	Open       time.Duration // last knock to the completed connect
 	CloseFail  bool          // still open after knocking close
 	OneTime    bool          // the first half of a one-time replay event
-	ReplayOpen bool          // the replay of its sequence opened
 	Replayed   bool          // the replay ran
+	// ReplayIn: the replay's address connected to the guarded port. Where
+	// the guard set was flushed (generation none) anyone connects.
+	ReplayIn bool
+	// ReplayOpen: the daemon opened the replay's address (logged msg=open
+	// for it): a one-time sequence worked twice.
+	ReplayOpen bool
 }
 
 // excuse returns the reason of the first window that overlaps [from, to],
@@ -127,7 +132,8 @@ type opens struct {
 	FirstOutside   string         // when the first of those ran
 	CloseFailures  int
 	Replays        int // replays that ran
-	ReplaysOpened  int
+	ReplaysIn      int // replays whose address then connected
+	ReplaysOpened  int // replays the daemon opened
 	P50, P99       time.Duration
 	SuccessPercent float64
 }
@@ -143,6 +149,9 @@ func sumOpens(as []attempt, ws []window) opens {
 		}
 		if a.Replayed {
 			o.Replays++
+			if a.ReplayIn {
+				o.ReplaysIn++
+			}
 			if a.ReplayOpen {
 				o.ReplaysOpened++
 			}
