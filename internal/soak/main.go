@@ -292,7 +292,10 @@ func (s *soak) setUp(extra string) error {
 	if err := writeSecrets(s.secretFile, s.params.OpenSecret, s.params.CloseSecret); err != nil {
 		return err
 	}
-	s.args = []string{"--guard", fmt.Sprint(guardPort), "--secret-file", s.secretFile, "--one-time", "--open-timeout", "5m"}
+	// A state directory of its own: the default /var/lib/nfqknockd is the
+	// host's, shared by every daemon of the table name in any namespace.
+	s.args = []string{"--guard", fmt.Sprint(guardPort), "--secret-file", s.secretFile, "--one-time", "--open-timeout", "5m",
+		"--state-dir", dir + "/state"}
 	s.args = append(s.args, strings.Fields(extra)...)
 	err = netns.Do(s.pair.server, func() error {
 		ln, err := net.Listen("tcp", fmt.Sprintf("[::]:%d", guardPort))
