@@ -13,7 +13,7 @@ trap 'kill $pid 2>/dev/null; ip netns delete $ns 2>/dev/null; rm -rf $d' EXIT
 ip netns add $ns && ip -n $ns link set lo up
 printf 'open=a\nclose=b\n' > $d/s && chmod 600 $d/s
 start() {
-	ip netns exec $ns "$bin" --guard 2222 --secret-file $d/s --one-time > $d/log 2>&1 & pid=$!
+	ip netns exec $ns "$bin" --guard 2222 --secret-file $d/s --one-time --state-dir $d/state > $d/log 2>&1 & pid=$!
 	for _ in $(seq 200); do grep -q msg=started $d/log && return; sleep 0.05; done
 	echo "daemon did not start:"; cat $d/log; exit 1
 }
