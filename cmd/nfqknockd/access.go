@@ -59,7 +59,7 @@ func loadAccess(c *config, fs *pflag.FlagSet, getenv func(string) string) error 
 	default:
 		return nil
 	}
-	users, err := readAccessFile(file.name, c.accessGuard())
+	users, err := readAccessFile(file.name, file.src == fromAccessCredential, c.accessGuard())
 	if err != nil {
 		return style.Bad(file.what, file.name, err.Error())
 	}
@@ -82,10 +82,15 @@ func (c *config) accessGuard() []uint16 {
 
 // readAccessFile reads the access file name (knock.ParseAccess), refusing
 // what the secret file's check refuses (cli.OpenPrivate: a mode that lets
-// group or others at it, another owner than root or the daemon's user).
+// group or others at it, another owner than root or the daemon's user; for
+// a systemd credential, cli.OpenCredential, which lets the group read).
 // Its errors do not name the file: the caller's message does.
-func readAccessFile(name string, guard []uint16) ([]knock.User, error) {
-	f, err := cli.OpenPrivate(name)
+func readAccessFile(name string, credential bool, guard []uint16) ([]knock.User, error) {
+	open := cli.OpenPrivate
+	if credential {
+		open = cli.OpenCredential
+	}
+	f, err := open(name)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +109,7 @@ func (c *config) reloadAccess(getenv func(string) string) ([]knock.User, error) 
 		}
 		what, name = "$CREDENTIALS_DIRECTORY", filepath.Join(dir, accessCredential)
 	}
-	users, err := readAccessFile(name, c.accessGuard())
+	users, err := readAccessFile(name, c.OpenFrom == fromAccessCredential, c.accessGuard())
 	if err != nil {
 		return nil, style.Bad(what, name, err.Error())
 	}

@@ -18,7 +18,8 @@ func TestAccessCredential(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) {
 		t.Helper()
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o400); err != nil {
+		// 0440, as systemd 257 and later make credentials (0400 before).
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o440); err != nil {
 			t.Fatal(err)
 		}
 	}

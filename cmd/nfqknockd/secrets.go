@@ -99,7 +99,11 @@ func loadSecrets(c *config, fs *pflag.FlagSet, getenv func(string) string) error
 // readSecretFile reads f and takes from it the secrets that are still the
 // defaults. Its errors name the file, never a secret.
 func (c *config) readSecretFile(f *secretFile) error {
-	open, close, err := cli.ReadSecretFile(f.name)
+	read := cli.ReadSecretFile
+	if f.src == fromCredential {
+		read = cli.ReadCredentialFile // systemd 257 and later: mode 0440
+	}
+	open, close, err := read(f.name)
 	if err != nil {
 		return style.Bad(f.what, f.name, err.Error())
 	}

@@ -55,6 +55,18 @@ func TestSecrets(t *testing.T) {
 	credOpenDir := filepath.Join(dir, "cred-half")
 	os.Mkdir(credOpenDir, 0o700)
 	credOpen := testutil.WriteFile(t, dir, "cred-half/nfqknockd.secrets", "open=cred-open\n", 0o400)
+	// systemd 257 and later give a credential mode 0440 (the service's
+	// group may read it); one that others may read, or the group write,
+	// is still refused.
+	cred440Dir := filepath.Join(dir, "cred440")
+	os.Mkdir(cred440Dir, 0o700)
+	testutil.WriteFile(t, dir, "cred440/nfqknockd.secrets", "open=cred-open\nclose=cred-close\n", 0o440)
+	cred444Dir := filepath.Join(dir, "cred444")
+	os.Mkdir(cred444Dir, 0o700)
+	cred444 := testutil.WriteFile(t, dir, "cred444/nfqknockd.secrets", "open=cred-open\nclose=cred-close\n", 0o444)
+	cred460Dir := filepath.Join(dir, "cred460")
+	os.Mkdir(cred460Dir, 0o700)
+	cred460 := testutil.WriteFile(t, dir, "cred460/nfqknockd.secrets", "open=cred-open\nclose=cred-close\n", 0o460)
 	nowhere := filepath.Join(dir, "nowhere")
 
 	tests := []struct {
@@ -82,6 +94,12 @@ func TestSecrets(t *testing.T) {
 			"open: the command line, close: --secret-file " + closeOnly, ""},
 		{"credential", nil, credDir, "cred-open", "cred-close", fromCredential, fromCredential,
 			"the systemd credential nfqknockd.secrets", ""},
+		{"credential 0440 (systemd 257)", nil, cred440Dir, "cred-open", "cred-close", fromCredential, fromCredential,
+			"the systemd credential nfqknockd.secrets", ""},
+		{"credential 0444", nil, cred444Dir, "", "", "", "", "",
+			"$CREDENTIALS_DIRECTORY " + cred444 + ": permissions 0444 are too open for a credential (want 0440 or stricter)"},
+		{"credential 0460", nil, cred460Dir, "", "", "", "", "",
+			"$CREDENTIALS_DIRECTORY " + cred460 + ": permissions 0460 are too open for a credential (want 0440 or stricter)"},
 		{"credential with open only, -c", []string{"-c", "argv-close"}, credOpenDir, "cred-open", "argv-close", fromCredential, fromArgv,
 			"open: the systemd credential nfqknockd.secrets, close: the command line", ""},
 		{"file wins over credential", []string{"--secret-file", good}, credDir, "file-open", "file-close", fromFile, fromFile,

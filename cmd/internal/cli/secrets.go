@@ -13,7 +13,12 @@ import (
 // what OpenPrivate refuses. Its errors do not name the file: the caller's
 // message does.
 func ReadSecretFile(name string) (open, close string, err error) {
-	f, err := OpenPrivate(name)
+	return readSecrets(name, OpenPrivate)
+}
+
+// readSecrets reads the secrets of the file name, opened with open.
+func readSecrets(name string, open func(string) (*os.File, error)) (string, string, error) {
+	f, err := open(name)
 	if err != nil {
 		return "", "", err
 	}
@@ -29,13 +34,18 @@ func ReadSecretFile(name string) (open, close string, err error) {
 // SYSTEM or Administrators owns or has access to (checkACL). Its errors do
 // not name the file: the caller's message does.
 func OpenPrivate(name string) (*os.File, error) {
+	return openChecked(name, checkPrivate)
+}
+
+// openChecked opens the file name and returns it if check accepts it.
+func openChecked(name string, check func(*os.File, fs.FileInfo) error) (*os.File, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, pathErr(err)
 	}
 	fi, err := f.Stat()
 	if err == nil {
-		err = checkPrivate(f, fi)
+		err = check(f, fi)
 	}
 	if err != nil {
 		f.Close()
