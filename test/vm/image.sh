@@ -22,13 +22,14 @@ recipe=$1
 name=$(basename "$recipe" .recipe)
 cache=${VM_CACHE:-/var/cache/nfqknockd-vm}/images
 M=${VM_MIRROR:-http://deb.debian.org/debian}
+SECURITY=${VM_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 SUITE= MIRRORS= INCLUDE= KERNEL_FROM= BAKE= ENABLE= MASK=
 # shellcheck disable=SC1090
 . "$recipe"
 
 bakefiles=()
 for b in $BAKE; do bakefiles+=("$here/${b%%:*}"); done
-key=$( { echo "$M"; cat "$0" "$recipe" "${bakefiles[@]}"; } | sha256sum | cut -c1-12)
+key=$( { echo "$M $SECURITY"; cat "$0" "$recipe" "${bakefiles[@]}"; } | sha256sum | cut -c1-12)
 dir=$cache/$name-$key
 if [ -f "$dir/done" ]; then
 	echo "$dir"

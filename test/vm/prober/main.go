@@ -5,8 +5,10 @@
 // `make vm-test` (test/vm), run inside the VMs from a network namespace;
 // the "opened client" check is the same program from a source that knocked.
 //
-//	prober [-every 5ms] [-timeout 300ms] [-out FILE] ADDR:PORT
+//	prober [-every 5ms] [-timeout 300ms] [-out FILE] [-ready FILE] ADDR:PORT
 //	prober -once [-timeout 2s] ADDR:PORT     exit 0 if it connects, else 1
+//	prober -listen [ADDR]:PORT               accept and close, forever (a cheap
+//	                                         guarded service: sshd forks per connection)
 //
 // It runs until SIGTERM or SIGINT, waits for the attempts in flight, and
 // writes key=value lines (to -out, or stdout): tries, ok, refused, timeout,
@@ -118,12 +120,27 @@ func main() {
 	timeout := flag.Duration("timeout", 300*time.Millisecond, "each attempt is abandoned after this")
 	out := flag.String("out", "", "write the counts to this file (default stdout)")
 	once := flag.Bool("once", false, "one attempt: exit 0 if it connects, else 1")
+	ready := flag.String("ready", "", "create this file once the first attempt has its answer")
+	listen := flag.Bool("listen", false, "accept connections on ADDR:PORT and close them, forever")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: prober [-every D] [-timeout D] [-out FILE] [-once] ADDR:PORT")
 		os.Exit(2)
 	}
 	addr := flag.Arg(0)
+	if *listen {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		for {
+			c, err := l.Accept()
+			if err == nil {
+				c.Close()
+			}
+		}
+	}
 	s := &stats{}
 	if *once {
 		if s.try(addr, *timeout) {
@@ -136,6 +153,7 @@ func main() {
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	tick := time.NewTicker(*every)
 	var wg sync.WaitGroup
+	n := 0
 loop:
 	for {
 		select {
@@ -143,7 +161,15 @@ loop:
 			break loop
 		case <-tick.C:
 			wg.Add(1)
-			go func() { defer wg.Done(); s.try(addr, *timeout) }()
+			first := n == 0 && *ready != ""
+			n++
+			go func() {
+				defer wg.Done()
+				s.try(addr, *timeout)
+				if first {
+					os.WriteFile(*ready, nil, 0o644)
+				}
+			}()
 		}
 	}
 	tick.Stop()
