@@ -81,6 +81,8 @@ events="flush reload-nftables delete-table restart reload kill9 upgrade"
 		for b in service socket; do
 			[ -e "$o/out/boot-$b.txt" ] || continue
 			[ "$(kv "$o/out/boot-$b.txt" ok)" = 0 ] || echo "$n: the boot prober got $(kv "$o/out/boot-$b.txt" ok) answers from sshd with ssh.$b enabled" >>"$o/fail"
+			[ "$(kv "$o/out/boot-$b.txt" control_refused)" != 0 ] && [ -n "$(kv "$o/out/boot-$b.txt" control_refused)" ] ||
+				echo "$n: the boot check is void (ssh.$b): the control prober never got an answer" >>"$o/fail"
 			[ "$(kv "$c" "boot_${b}_knock")" = 1 ] || echo "$n: a knock after the reboot (ssh.$b) did not open" >>"$o/fail"
 		done
 		if [ -n "$kver" ] && strict "$kver"; then
@@ -96,7 +98,7 @@ events="flush reload-nftables delete-table restart reload kill9 upgrade"
 		for b in service socket; do
 			f=$o/out/boot-$b.txt
 			[ -e "$f" ] || continue
-			echo "  - boot ssh.$b: prober $(kv "$f" ok) ok, $(kv "$f" refused) refused, $(kv "$f" timeout) dropped of $(kv "$f" tries); first refused at $(kv "$f" first_refused_up) s, first dropped at $(kv "$f" first_timeout_up) s, first answered at $(kv "$f" first_ok_up) s; active: prober $(kv "$f" vmbootprobe_active_up), nfqknockd $(kv "$f" nfqknockd_active_up), ssh.service $(kv "$f" ssh_active_up), ssh.socket $(kv "$f" ssh.socket_active_up) (since boot)"
+			echo "  - boot ssh.$b: prober $(kv "$f" ok) ok, $(kv "$f" refused) refused, $(kv "$f" timeout) dropped of $(kv "$f" tries); refused from $(kv "$f" first_refused_up) to $(kv "$f" last_refused_up) s, first dropped at $(kv "$f" first_timeout_up) s, first answered at $(kv "$f" first_ok_up) s; active: prober $(kv "$f" vmbootprobe_active_up), nfqknockd $(kv "$f" nfqknockd_active_up), ssh.service $(kv "$f" ssh_active_up), ssh.socket $(kv "$f" ssh.socket_active_up) (since boot); control (closed unguarded port 9): $(kv "$f" control_refused) refused, $(kv "$f" control_timeout) timed out of $(kv "$f" control_tries)"
 		done
 		[ ! -s "$o/fail" ] || sed 's/^/  - FAIL /' "$o/fail"
 		cat "$o/fail" 2>/dev/null >>"$dir/.fails"

@@ -14,7 +14,7 @@
 // writes key=value lines (to -out, or stdout): tries, ok, refused, timeout,
 // other; first_ok_ms and last_ok_ms (Unix milliseconds of the first and the
 // last success); first_ok_up, first_refused_up, first_timeout_up and
-// last_ok_up (seconds since boot, from /proc/uptime: for the boot checks);
+// last_ok_up, last_refused_up (seconds since boot, from /proc/uptime: for the boot checks);
 // ok_at (up to 50 success times, Unix ms). Each attempt is a fresh socket
 // with a new source port; attempts overlap when the timeout is longer than
 // the interval. Built static (CGO_ENABLED=0) for the guests. It has no test
@@ -41,7 +41,7 @@ type stats struct {
 	tries, ok, refused, timeout, other int
 	firstOK, lastOK                    int64
 	firstOKUp, firstRefUp, firstTOUp   string
-	lastOKUp                           string
+	lastOKUp, lastRefUp                string
 	okAt                               []int64
 	lastErr                            string
 }
@@ -85,6 +85,7 @@ func (s *stats) try(addr string, timeout time.Duration) bool {
 		if s.firstRefUp == "" {
 			s.firstRefUp = uptime()
 		}
+		s.lastRefUp = uptime()
 	case isTimeout(err):
 		s.timeout++
 		if s.firstTOUp == "" {
@@ -111,7 +112,7 @@ func (s *stats) write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "tries=%d\nok=%d\nrefused=%d\ntimeout=%d\nother=%d\n", s.tries, s.ok, s.refused, s.timeout, s.other)
 	fmt.Fprintf(w, "first_ok_ms=%d\nlast_ok_ms=%d\n", s.firstOK, s.lastOK)
-	fmt.Fprintf(w, "first_ok_up=%s\nlast_ok_up=%s\nfirst_refused_up=%s\nfirst_timeout_up=%s\n", s.firstOKUp, s.lastOKUp, s.firstRefUp, s.firstTOUp)
+	fmt.Fprintf(w, "first_ok_up=%s\nlast_ok_up=%s\nfirst_refused_up=%s\nlast_refused_up=%s\nfirst_timeout_up=%s\n", s.firstOKUp, s.lastOKUp, s.firstRefUp, s.lastRefUp, s.firstTOUp)
 	fmt.Fprintf(w, "ok_at=%s\nlast_error=%q\n", strings.Join(at, ","), s.lastErr)
 }
 

@@ -1,0 +1,60 @@
+#!/bin/bash
+# test/vm/openrc/vm.sh OUTDIR: the OpenRC row of `make vm-test`. Builds (or
+# finds in the cache) the OpenRC image (openrc.recipe, by test/vm/image.sh),
+# puts the .apk, the prober, the scenario (guest.sh, as /vm/run) and its
+# config on the input disk, boots bookworm-backports' 6.12 kernel
+# (VM_OPENRC_KERNEL=6.1 for Debian 12's own) with test/vm/boot.sh, and
+# leaves the results in OUTDIR/out (see guest.sh), the console in
+# OUTDIR/console.log, and prints them. Run as root from anywhere.
+#   VM_APK      the .apk to test (default: `make apk`, then dist's newest)
+#   VM_PROBER   a static build of test/vm/prober (default: built here)
+#   PROBE_EVERY (default 5ms), PROBE_PORT (2222), SETTLE (1, seconds),
+#   N_RESTART, N_KILL, N_FLUSH (default 1 each): the scenario's config
+# Exit 0 when the VM ran to its end (OUTDIR/out/done), else 1.
+set -euo pipefail
+out=$1
+top=$(cd "$(dirname "$0")/../../.." && pwd)
+vm=$top/test/vm
+t0=$(date +%s)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+apk=${VM_APK:-}
+if [ -z "$apk" ]; then
+	make -C "$top" apk >&2
+	apk=$(ls -t "$top"/dist/nfqknockd*.apk | head -n 1)
+fi
+img=$(bash "$vm/image.sh" "$vm/openrc/openrc.recipe")
+t1=$(date +%s)
+k=${VM_OPENRC_KERNEL:-6.12}
+v=$(grep "^$k\." "$img/kernels" | sort -V | tail -n 1)
+[ -n "$v" ] || { echo "vm.sh: no $k kernel in $img/kernels" >&2; exit 1; }
+
+in=$(mktemp -d "${TMPDIR:-/tmp}/vm-openrc.XXXXXX")
+trap 'rm -rf "$in"' EXIT
+if [ -n "${VM_PROBER:-}" ]; then
+	cp "$VM_PROBER" "$in/prober"
+else
+	(cd "$top" && CGO_ENABLED=0 go build -trimpath -o "$in/prober" ./test/vm/prober)
+fi
+cp "$apk" "$in/nfqknockd.apk"
+cp "$vm/openrc/guest.sh" "$in/run"
+cat >"$in/config" <<CONF
+PROBE_EVERY=${PROBE_EVERY:-5ms}
+PROBE_PORT=${PROBE_PORT:-2222}
+SETTLE=${SETTLE:-1}
+N_RESTART=${N_RESTART:-1}
+N_KILL=${N_KILL:-1}
+N_FLUSH=${N_FLUSH:-1}
+CONF
+
+rc=0
+bash "$vm/boot.sh" "$img/root.img" "$img/boot/vmlinuz-$v" "$img/boot/initrd.img-$v" "$in" "$out" || rc=$?
+t2=$(date +%s)
+{
+	echo "vm.sh: openrc on $v: image $((t1 - t0)) s (with the .apk), VM $((t2 - t1)) s, boot.sh exit $rc"
+	cat "$out/out/info" "$out/out/checks" 2>/dev/null
+	column -t -s "$(printf '\t')" "$out/out/events.tsv" 2>/dev/null || cat "$out/out/events.tsv" 2>/dev/null
+} | tee "$out/summary.txt"
+echo "openrc_vm_seconds=$((t2 - t1))" >>"$out/out/info" 2>/dev/null || true
+[ "$rc" = 0 ] && [ -e "$out/out/done" ]
