@@ -14,7 +14,9 @@ import (
 // no OpenRC, so the tests run the script under stubs of openrc-run's
 // functions and of supervise-daemon (TestOpenRCScriptCalls), and run the
 // command line it makes with the real daemon in a network namespace
-// (TestOpenRCCommandLine). A real OpenRC never runs it here.
+// (TestOpenRCCommandLine). A real OpenRC runs it in the OpenRC VM of
+// `make vm-test` (test/vm/openrc), on Debian's openrc 0.45.2, whose
+// supervise-daemon was built without libcap.
 const (
 	openrcScript = "nfqknockd.initd"
 	openrcConf   = "nfqknockd.confd"
@@ -72,26 +74,59 @@ esac
 `
 
 // stubCommand records its name and arguments as the harness's rec does.
+// With STUB_NO_CAPS set it refuses --capabilities and --secbits as a
+// supervise-daemon built without libcap does (Debian's openrc 0.45).
 const stubCommand = `#!/bin/sh
 { printf '%s' "${0##*/}"; for a; do printf '\t%s' "$a"; done; printf '\n'; } >>"$OPENRC_CALLS"
+if [ -n "$STUB_NO_CAPS" ]; then
+	for a; do
+		case $a in --capabilities | --secbits)
+			echo " * ${0##*/}: Capabilities support not enabled" >&2
+			exit 1
+			;;
+		esac
+	done
+fi
+exit 0
 `
+
+// isCapsProbe tells the script's question to supervise-daemon (whether it
+// takes --capabilities and --secbits: it stops at --help) from the calls
+// that start, stop or signal.
+func isCapsProbe(c []string) bool {
+	return len(c) > 0 && c[len(c)-1] == "--help" && slices.Contains(c, "--capabilities")
+}
 
 // openrcRun is what the script did for one action under the harness.
 type openrcRun struct {
 	calls  [][]string // every recorded call: the function or command, then its arguments
 	stderr string
-	err    error // the action's exit
+	err    error  // the action's exit
+	bin    string // the directory of the stubs
 }
 
-// supervise returns the calls of supervise-daemon, without its name.
+// supervise returns the calls of supervise-daemon, without its name, less
+// the script's question whether it takes --capabilities (see probes).
 func (r openrcRun) supervise() [][]string {
 	var out [][]string
 	for _, c := range r.calls {
-		if c[0] == "supervise-daemon" {
+		if c[0] == "supervise-daemon" && !isCapsProbe(c[1:]) {
 			out = append(out, c[1:])
 		}
 	}
 	return out
+}
+
+// probes counts the script's questions to supervise-daemon whether it
+// takes --capabilities.
+func (r openrcRun) probes() int {
+	n := 0
+	for _, c := range r.calls {
+		if c[0] == "supervise-daemon" && isCapsProbe(c[1:]) {
+			n++
+		}
+	}
+	return n
 }
 
 // index returns the position of the first call that starts with prefix,
@@ -111,6 +146,11 @@ type openrcSetup struct {
 	childPID string
 	alive    bool
 	secrets  string
+	// noCaps: supervise-daemon refuses --capabilities and --secbits (no
+	// libcap); setpriv: "stub" puts a stub setpriv in PATH, "none" leaves
+	// only the stubs in PATH (no setpriv at all), "" the host's PATH.
+	noCaps  bool
+	setpriv string
 }
 
 // runOpenRC runs action (start, stop, restart, reload, checkconfig) of the
@@ -122,7 +162,11 @@ func runOpenRC(t *testing.T, action string, s openrcSetup) openrcRun {
 	if err := os.Mkdir(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"supervise-daemon", "start-stop-daemon"} {
+	stubs := []string{"supervise-daemon", "start-stop-daemon"}
+	if s.setpriv == "stub" {
+		stubs = append(stubs, "setpriv")
+	}
+	for _, name := range stubs {
 		if err := os.WriteFile(filepath.Join(bin, name), []byte(stubCommand), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -143,8 +187,17 @@ func runOpenRC(t *testing.T, action string, s openrcSetup) openrcRun {
 	if s.alive {
 		alive = "1"
 	}
+	path := bin + ":" + os.Getenv("PATH")
+	if s.setpriv == "none" {
+		path = bin
+	}
+	noCaps := ""
+	if s.noCaps {
+		noCaps = "1"
+	}
 	env := []string{
-		"PATH=" + bin + ":" + os.Getenv("PATH"),
+		"PATH=" + path,
+		"STUB_NO_CAPS=" + noCaps,
 		"OPENRC_CALLS=" + calls,
 		"OPENRC_CONFD=" + confd,
 		"OPENRC_INITD=" + filepath.Join(root(t), ".ci", "packaging", openrcScript),
@@ -157,7 +210,7 @@ func runOpenRC(t *testing.T, action string, s openrcSetup) openrcRun {
 	cmd.Env = env
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	r := openrcRun{err: cmd.Run(), stderr: stderr.String()}
+	r := openrcRun{err: cmd.Run(), stderr: stderr.String(), bin: bin}
 	b, _ := os.ReadFile(calls)
 	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
 		if l != "" {
@@ -275,6 +328,44 @@ func TestOpenRCScriptCalls(t *testing.T) {
 				}
 				if got := r.supervise(); len(got) != 1 || !slices.Equal(got[0], wantStart) {
 					t.Errorf("start: supervise-daemon %q\nwant %q", got, wantStart)
+				}
+				if r.probes() != 1 || r.index("setpriv") >= 0 {
+					t.Errorf("start: %q, want one question to supervise-daemon (--capabilities ... --help), no setpriv", r.calls)
+				}
+			})
+
+			// A supervise-daemon without libcap (Debian's openrc 0.45)
+			// refuses --capabilities and --secbits: setpriv sets the
+			// same, between supervise-daemon and the daemon, and execs
+			// the daemon (the pid supervise-daemon watches is the
+			// daemon's). For a start and the start of a restart.
+			for _, action := range []string{"start", "restart"} {
+				t.Run("no libcap/"+action, func(t *testing.T) {
+					s := base
+					s.noCaps, s.setpriv = true, "stub"
+					r := runOpenRC(t, action, s)
+					got := r.supervise()
+					if r.err != nil || len(got) == 0 {
+						t.Fatalf("%s: %v: %q\n%s", action, r.err, got, r.stderr)
+					}
+					i := slices.Index(wantStart, daemon)
+					want := append([]string{"nfqknockd", "--start", "--no-new-privs"}, wantStart[7:i]...)
+					want = append(want, filepath.Join(r.bin, "setpriv"), "--",
+						"--inh-caps=-all,+net_admin", "--ambient-caps=-all,+net_admin",
+						"--securebits=+noroot,+noroot_locked", "--", daemon)
+					want = append(want, wantStart[i+2:]...)
+					if start := got[len(got)-1]; !slices.Equal(start, want) {
+						t.Errorf("%s: supervise-daemon %q\nwant %q", action, start, want)
+					}
+				})
+			}
+
+			t.Run("no libcap, no setpriv", func(t *testing.T) {
+				s := base
+				s.noCaps, s.setpriv = true, "none"
+				r := runOpenRC(t, "start", s)
+				if r.err == nil || len(r.supervise()) != 0 || !strings.Contains(r.stderr, "setpriv") {
+					t.Errorf("start: %v: %q\n%s\nwant refused, naming setpriv", r.err, r.calls, r.stderr)
 				}
 			})
 
