@@ -162,9 +162,10 @@ func (c *Conn) Allow(a netip.Addr, ports []uint16, user string, ttl time.Duratio
 	add := elemOp{typ: unix.NFT_MSG_NEWSETELEM, timeout: ttl, comment: user}
 	excl := add
 	excl.excl = true
-	err = c.elems(set, keys, excl)
+	sets := c.withBackup(set)
+	err = c.elems(sets, keys, excl)
 	if errors.Is(err, unix.EEXIST) {
-		err = c.elems(set, keys, add, elemOp{typ: unix.NFT_MSG_DELSETELEM}, add)
+		err = c.elems(sets, keys, add, elemOp{typ: unix.NFT_MSG_DELSETELEM}, add)
 	}
 	if err != nil {
 		hint := ""
@@ -221,9 +222,14 @@ func (c *Conn) Revoke(a netip.Addr, ports []uint16) error {
 		keys[i] = allowKey(a, p)
 		delete(c.opened, opening{a, p})
 	}
-	err = c.elems(set, keys, elemOp{typ: unix.NFT_MSG_NEWSETELEM}, elemOp{typ: unix.NFT_MSG_DELSETELEM})
+	sets := c.withBackup(set)
+	err = c.elems(sets, keys, elemOp{typ: unix.NFT_MSG_NEWSETELEM}, elemOp{typ: unix.NFT_MSG_DELSETELEM})
 	if errors.Is(err, unix.ENFILE) {
-		err = c.deletePresent(set, keys)
+		for _, set := range sets {
+			if err = c.deletePresent(set, keys); err != nil && !IsNotFound(err) {
+				break
+			}
+		}
 	}
 	if err != nil && !IsNotFound(err) {
 		return fmt.Errorf("delete element %s from %s of table inet %s: %w", elemString(a, ports), set.Name, c.table, err)
@@ -276,7 +282,7 @@ func (c *Conn) deletePresent(set *nftables.Set, keys [][]byte) error {
 		if len(present) == 0 {
 			return nil
 		}
-		if err = c.elems(set, present, elemOp{typ: unix.NFT_MSG_DELSETELEM}); !IsNotFound(err) {
+		if err = c.elems([]*nftables.Set{set}, present, elemOp{typ: unix.NFT_MSG_DELSETELEM}); !IsNotFound(err) {
 			return err
 		}
 	}
@@ -333,15 +339,16 @@ func (c *Conn) record(o opening, user string, ttl time.Duration) {
 	c.opened[o] = openRecord{until: until, user: user}
 }
 
-// carried returns the elements to put back in allow4 and allow6: the
-// kernel's (when the table exists) and the Conn's record, each with its
+// carried returns the elements to put back in allow4 and allow6: those of
+// the tables named (the main table and the backup, those that exist; the
+// first one's copy of an element wins) and the Conn's record, each with its
 // remaining life and its user. The elements of an older version's set,
 // keyed by address alone, become one element per port of guard.
-func (c *Conn) carried(table string, exists bool, guard []uint16) ([2][]nftables.SetElement, error) {
+func (c *Conn) carried(tables []string, guard []uint16) ([2][]nftables.SetElement, error) {
 	var out [2][]nftables.SetElement
-	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
 	seen := map[opening]bool{}
-	if exists {
+	for _, table := range tables {
+		t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
 		for i, name := range []string{SetAllow4, SetAllow6} {
 			elems, err := c.readSet(t, name)
 			if err != nil && !IsNotFound(err) {
@@ -350,6 +357,9 @@ func (c *Conn) carried(table string, exists bool, guard []uint16) ([2][]nftables
 			for _, e := range carryOver(elems, guard) {
 				a, port, _ := parseAllowKey(e.Key)
 				o := opening{a, port}
+				if seen[o] {
+					continue
+				}
 				seen[o] = true
 				out[i] = append(out[i], e)
 				if _, ok := c.opened[o]; !ok {

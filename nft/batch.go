@@ -31,15 +31,15 @@ const (
 // tableMessage returns a NEWTABLE or DELTABLE message for the inet table
 // name. google/nftables v0.3.0 always sends the flags 0 and no userdata, so
 // the table messages of our batches are built here: a NEWTABLE carries
-// flags and, when tag is set, TableComment.
-func tableMessage(typ int, name string, flags uint32, tag bool) netlink.Message {
+// flags and, unless it is "", the comment note.
+func tableMessage(typ int, name string, flags uint32, note string) netlink.Message {
 	ae := netlink.NewAttributeEncoder()
 	ae.ByteOrder = binary.BigEndian
 	ae.String(attrTableName, name)
 	if typ == unix.NFT_MSG_NEWTABLE {
 		ae.Uint32(attrTableFlags, flags)
-		if tag {
-			ae.Bytes(attrTableUserdata, comment(TableComment))
+		if note != "" {
+			ae.Bytes(attrTableUserdata, comment(note))
 		}
 	}
 	attrs, _ := ae.Encode() // strings and numbers always encode

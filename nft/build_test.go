@@ -500,8 +500,8 @@ func TestValidTableName(t *testing.T) {
 		{"nfqknock", true},
 		{"_x", true},
 		{"knock-2.v6_a", true},
-		{strings.Repeat("a", 255), true},
-		{strings.Repeat("a", 256), false},
+		{strings.Repeat("a", 248), true}, // room for "_backup"
+		{strings.Repeat("a", 249), false},
 		{"", false},
 		{"1abc", false},
 		{"-abc", false},

@@ -16,10 +16,12 @@ import (
 
 // Conn programs our table in one network namespace. It writes through one
 // netlink socket that lasts as long as the Conn: where the kernel has the
-// table flags owner and persist, that socket owns the table, so that no
-// other process can change or delete it (`nft flush ruleset` skips it) and
-// it stays guarding after the daemon exits. Reads use short-lived sockets.
-// Its methods are safe for concurrent use (they run one after another).
+// table flag owner, that socket owns the table, so that no other process
+// can change or delete it (`nft flush ruleset` skips it). Where it also has
+// persist, the table stays guarding after the daemon exits; where it does
+// not, a backup table does (see Generation and BuildBackup). Set dumps use
+// short-lived sockets. Its methods are safe for concurrent use (they run
+// one after another).
 //
 // A Conn keeps its own record of the sources it opened, with their ports,
 // users and when they expire, and of the used one-time sequences (Spend):
@@ -36,8 +38,9 @@ type Conn struct {
 	table   string
 	spec    Spec // the last spec applied, normalized
 	applied bool
-	flags   uint32 // the table flags we write: owner|persist, or 0
-	probed  bool   // flags is known
+	gen     Generation // the kernel's, known once probed
+	flags   uint32     // the flags of the main table in gen
+	probed  bool       // gen is known
 	opened  map[opening]openRecord
 	first   map[uint16]time.Time   // the first ports and when they expire
 	spent   map[[16]byte]time.Time // the used one-time sequences and when they expire
@@ -157,10 +160,10 @@ func (c *Conn) SetTable(name string) error {
 type Result struct {
 	// Queue is the queue variant of the knock rule.
 	Queue QueueVariant
-	// Owned is true when the table carries the flags owner and persist:
-	// the kernel itself keeps others from changing it. When false, the
-	// caller runs Watch to put the table back when it vanishes.
-	Owned bool
+	// Gen is the kernel's generation: how the table is kept. Unless it is
+	// GenPersist, the caller runs Watch, which puts back the table
+	// (GenNone) or the backup table (GenOwner) when others remove it.
+	Gen Generation
 	// TookOver is true when a table of ours was there (left by an earlier
 	// daemon) and was replaced; Carried is the number of elements of
 	// allow4 and allow6 (opened source and port) it carried over.
@@ -170,12 +173,15 @@ type Result struct {
 
 // Apply replaces our table with the ruleset of s in one transaction: add the
 // table, delete it (whatever it held), add it again, owned where the kernel
-// allows it, with its sets, chains and rules. The elements of an existing
+// allows it, with its sets, chains and rules; on a GenOwner kernel the same
+// transaction replaces the backup table (BuildBackup), and on the others it
+// deletes a backup table left there. The elements of an existing
 // allow4/allow6 and those of the Conn's own record are carried over with
 // their ports, users and remaining timeouts (elements without timeout stay
 // without), so a daemon restarted after a crash or a restart locks nobody
 // out; so are those of spent (the used one-time sequences), so that it
-// refuses what the daemon before it accepted. The sources of an older version's allow sets, keyed by address
+// refuses what the daemon before it accepted; they are read from the table
+// and from the backup table, whichever exist. The sources of an older version's allow sets, keyed by address
 // alone, are carried over to every port of s.Guard, without user.
 //
 // A table of the name that is not ours gives ErrNotOurs, one owned by
@@ -192,62 +198,112 @@ func (c *Conn) Apply(s Spec) (Result, error) {
 	defer c.mu.Unlock()
 	var res Result
 	for range maxAttempts {
-		if res, err = c.applyOnce(s); err == nil || !isLostAnswer(err) {
+		if res, err = c.applyOnce(s, false); err == nil || !isLostAnswer(err) {
 			break
 		}
 	}
 	if err != nil {
 		return res, err
 	}
+	// The first ports change every period (SetFirst keeps the record): a
+	// repair puts back the record's, never those of the start.
+	s.First = nil
 	c.table, c.spec, c.applied = s.Table, s, true
 	return res, nil
 }
 
-// applyOnce checks whose the table is, reads the sources to carry over and
+// applyOnce checks whose the tables are, reads the sources to carry over
+// (unless fromRecord: then the Conn's record alone, as a repair does) and
 // sends the replacing batch, native queue first. The caller holds c.mu.
-func (c *Conn) applyOnce(s Spec) (Result, error) {
-	var res Result
-	if err := c.decideFlags(s); err != nil {
-		return res, err
+func (c *Conn) applyOnce(s Spec, fromRecord bool) (Result, error) {
+	if err := c.decideGen(s); err != nil {
+		return Result{}, err
 	}
-	res.Owned = c.flags != 0
+	res := Result{Gen: c.gen}
 	old, exists, err := c.checkOurs(s.Table)
 	if err != nil {
 		return res, err
 	}
-	res.TookOver = exists && !c.applied
+	backup, err := c.checkBackup(s.Table)
+	if err != nil {
+		return res, err
+	}
+	res.TookOver = (exists || backup) && !c.applied
 	// The first add of the batch (see replaceBatch) adopts an orphaned
 	// table of ours, which kept the flag persist; a table without it (made
 	// where the kernel had no ownership, or by hand) takes no new owner
 	// (EOPNOTSUPP), so that add leaves its flags as they are.
-	first := c.flags
+	head := tableHead{first: c.flags, flags: c.flags, comment: mainComment(c.gen)}
 	if exists && old.Flags&TableFlagPersist == 0 {
-		first = old.Flags & (TableFlagOwner | TableFlagPersist)
+		head.first = old.Flags & (TableFlagOwner | TableFlagPersist)
 	}
-	carried, err := c.carried(s.Table, exists, s.Guard)
+	var from []string
+	if !fromRecord {
+		from = c.existing(s.Table, exists, backup)
+	}
+	carried, err := c.carried(from, s.Guard)
 	if err != nil {
 		return res, err
 	}
 	res.Carried = len(carried[0]) + len(carried[1])
-	if exists {
-		if err := c.adoptSpent(s.Table); err != nil {
+	for _, name := range from {
+		if err := c.adoptSpent(name); err != nil {
 			return res, err
 		}
 	}
-	if s.First != nil {
+	if s.First != nil && !fromRecord {
 		c.recordFirst(s.First)
 	}
+	tail, err := c.backupTail(s, carried, backup)
+	if err != nil {
+		return res, fmt.Errorf("apply table inet %s: %w", BackupTable(s.Table), err)
+	}
+	res.Queue, err = c.sendRuleset(s, carried, head, tail)
+	return res, err
+}
+
+// existing returns the names of the tables to read the opened sources and
+// used one-time sequences from: the main table and the backup, those that
+// exist.
+func (c *Conn) existing(main string, exists, backup bool) []string {
+	var out []string
+	if exists {
+		out = append(out, main)
+	}
+	if backup {
+		out = append(out, BackupTable(main))
+	}
+	return out
+}
+
+// backupTail returns the messages that follow the main table's in Apply's
+// batch: the backup table replaced (GenOwner), deleted (another generation,
+// where one is there), or nothing.
+func (c *Conn) backupTail(s Spec, carried [2][]nftables.SetElement, exists bool) ([]netlink.Message, error) {
+	switch {
+	case c.gen == GenOwner:
+		return c.backupBatch(s, carried)
+	case exists:
+		return dropBackupBatch(s.Table), nil
+	}
+	return nil, nil
+}
+
+// sendRuleset sends the batch that replaces the main table (head) followed
+// by tail, with the native queue expression and, when the kernel lacks
+// it, the xtables NFQUEUE target; it returns the variant that went
+// through. The caller holds c.mu.
+func (c *Conn) sendRuleset(s Spec, carried [2][]nftables.SetElement, head tableHead, tail []netlink.Message) (QueueVariant, error) {
 	var nativeErr error
 	for _, v := range []QueueVariant{Native, Compat} {
-		res.Queue = v
-		msgs, err := c.rulesetBatch(s, v, carried, first)
+		msgs, err := c.rulesetBatch(s, v, carried, head)
 		if err != nil {
-			return res, fmt.Errorf("apply table inet %s with %s: %w", s.Table, v, err)
+			return v, fmt.Errorf("apply table inet %s with %s: %w", s.Table, v, err)
 		}
-		err = c.sendBatch(msgs)
+		err = c.sendBatch(append(msgs, tail...))
 		switch {
 		case err == nil:
-			return res, nil
+			return v, nil
 		case v == Native && isUnsupported(err):
 			nativeErr = err
 			continue
@@ -256,31 +312,11 @@ func (c *Conn) applyOnce(s Spec) (Result, error) {
 			if isUnsupported(err) {
 				hint = " (the kernel has neither nft_queue nor nft_compat with xt_NFQUEUE)"
 			}
-			return res, fmt.Errorf("apply table inet %s with %s (after %s failed: %v): %w%s", s.Table, v, Native, nativeErr, err, hint)
+			return v, fmt.Errorf("apply table inet %s with %s (after %s failed: %v): %w%s", s.Table, v, Native, nativeErr, err, hint)
 		}
-		return res, fmt.Errorf("apply table inet %s with %s: %w", s.Table, v, err)
+		return v, fmt.Errorf("apply table inet %s with %s: %w", s.Table, v, err)
 	}
 	panic("unreachable")
-}
-
-// decideFlags finds out once whether the table gets the flags owner and
-// persist. The caller holds c.mu.
-func (c *Conn) decideFlags(s Spec) error {
-	if c.probed {
-		return nil
-	}
-	ok := false
-	if !s.NoOwner {
-		var err error
-		if ok, err = c.probeOwnerFlags(); err != nil {
-			return err
-		}
-	}
-	if ok {
-		c.flags = TableFlagOwner | TableFlagPersist
-	}
-	c.probed = true
-	return nil
 }
 
 // Check reports, without changing anything, whether Apply may program the
@@ -317,28 +353,35 @@ func (c *Conn) checkOurs(name string) (TableInfo, bool, error) {
 	return t, true, nil
 }
 
-// rulesetBatch returns the messages of the replacing transaction; first
-// are the flags of its first add (replaceBatch).
-func (c *Conn) rulesetBatch(s Spec, v QueueVariant, carried [2][]nftables.SetElement, first uint32) ([]netlink.Message, error) {
+// rulesetBatch returns the messages that replace the main table, written
+// as head says (replaceBatch).
+func (c *Conn) rulesetBatch(s Spec, v QueueVariant, carried [2][]nftables.SetElement, head tableHead) ([]netlink.Message, error) {
 	rs, err := Build(s, v)
 	if err != nil {
 		return nil, err
 	}
-	return c.replaceBatch(rs, carried, first)
+	return c.replaceBatch(rs, carried, head)
 }
 
-// replaceBatch returns the messages of the transaction that replaces the
-// table with rs, allow4 and allow6 holding carried. Its first add carries
-// the flags first: the Conn's own, which take over an orphaned table of
-// ours, or those of a table there that cannot be taken over.
-func (c *Conn) replaceBatch(rs *Ruleset, carried [2][]nftables.SetElement, first uint32) ([]netlink.Message, error) {
+// tableHead is how replaceBatch writes a table: the flags of its first
+// add, those of the new table, and the new table's comment.
+type tableHead struct {
+	first, flags uint32
+	comment      string
+}
+
+// replaceBatch returns the messages that replace the table of rs, allow4
+// and allow6 holding carried. Its first add carries the flags head.first:
+// the Conn's own, which take over an orphaned table of ours, or those of a
+// table there that cannot be taken over.
+func (c *Conn) replaceBatch(rs *Ruleset, carried [2][]nftables.SetElement, head tableHead) ([]netlink.Message, error) {
 	name := rs.Table.Name
 	// Add then delete: the delete never meets an absent table, and the add
 	// takes over an orphaned table of ours (the owner's socket has closed).
 	msgs := []netlink.Message{
-		tableMessage(unix.NFT_MSG_NEWTABLE, name, first, false),
-		tableMessage(unix.NFT_MSG_DELTABLE, name, 0, false),
-		tableMessage(unix.NFT_MSG_NEWTABLE, name, c.flags, true),
+		tableMessage(unix.NFT_MSG_NEWTABLE, name, head.first, ""),
+		tableMessage(unix.NFT_MSG_DELTABLE, name, 0, ""),
+		tableMessage(unix.NFT_MSG_NEWTABLE, name, head.flags, head.comment),
 	}
 	body, err := encode(func(nc *nftables.Conn) error {
 		for i, set := range rs.Sets {
@@ -385,22 +428,30 @@ func addElements(nc *nftables.Conn, set *nftables.Set, elems []nftables.SetEleme
 	return nil
 }
 
-// Destroy deletes our table, with everything in it, in one transaction. An
-// absent table is not an error; a table that is not ours, or that another
-// process owns, is left alone with an error.
+// Destroy deletes our table and its backup table, with everything in
+// them, in one transaction. An absent table is not an error; a table that
+// is not ours, or that another process owns, is left alone with an error.
 func (c *Conn) Destroy() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, _, err := c.checkOurs(c.table); err != nil {
 		return fmt.Errorf("delete table inet %s: %w", c.table, err)
 	}
+	backup, err := c.checkBackup(c.table)
+	if err != nil {
+		return fmt.Errorf("delete table inet %s: %w", c.table, err)
+	}
 	// Add then delete: the delete never meets an absent table, and the
 	// kernels before 6.3 have no NFT_MSG_DESTROYTABLE. The add carries the
 	// flags the table has: an owned table refuses losing its owner flag.
-	err := c.sendRetry([]netlink.Message{
-		tableMessage(unix.NFT_MSG_NEWTABLE, c.table, c.flags, false),
-		tableMessage(unix.NFT_MSG_DELTABLE, c.table, 0, false),
-	})
+	msgs := []netlink.Message{
+		tableMessage(unix.NFT_MSG_NEWTABLE, c.table, c.flags, ""),
+		tableMessage(unix.NFT_MSG_DELTABLE, c.table, 0, ""),
+	}
+	if backup {
+		msgs = append(msgs, dropBackupBatch(c.table)...)
+	}
+	err = c.sendRetry(msgs)
 	if err != nil {
 		return fmt.Errorf("delete table inet %s: %w", c.table, err)
 	}

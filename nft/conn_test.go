@@ -342,10 +342,11 @@ func TestFailedBatchLeavesNothing(t *testing.T) {
 		}
 		e.c.mu.Lock()
 		defer e.c.mu.Unlock()
-		if err := e.c.decideFlags(goldenSpec); err != nil {
+		if err := e.c.decideGen(goldenSpec); err != nil {
 			t.Fatal(err)
 		}
-		msgs, err := e.c.replaceBatch(rs, [2][]nftables.SetElement{{{Key: allowKey(netip.MustParseAddr("10.9.9.9"), 22)}}}, e.c.flags)
+		head := tableHead{first: e.c.flags, flags: e.c.flags, comment: mainComment(e.c.gen)}
+		msgs, err := e.c.replaceBatch(rs, [2][]nftables.SetElement{{{Key: allowKey(netip.MustParseAddr("10.9.9.9"), 22)}}}, head)
 		if err != nil {
 			t.Fatal(err)
 		}

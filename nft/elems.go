@@ -21,21 +21,24 @@ type elemOp struct {
 	comment string        // of an add: the elements' comment; "": none
 }
 
-// elems sends one transaction of ops, each on the elements keys of set, on
-// the writing socket, and waits for the kernel's answer to each message. It
+// elems sends one transaction of ops, each on the elements keys of each of
+// sets (a set of the main table and its twin in the backup), on the
+// writing socket, and waits for the kernel's answer to each message. It
 // writes the messages itself because nftables.Conn cannot set NLM_F_EXCL on
 // an element. A lost answer (ENOBUFS) sends the transaction again, up to
 // maxAttempts times: an exclusive add that went through the first time then
 // says EEXIST, which Allow handles. The caller holds c.mu.
-func (c *Conn) elems(set *nftables.Set, keys [][]byte, ops ...elemOp) error {
-	msgs := make([]netlink.Message, 0, len(ops))
+func (c *Conn) elems(sets []*nftables.Set, keys [][]byte, ops ...elemOp) error {
+	msgs := make([]netlink.Message, 0, len(ops)*len(sets))
 	for _, op := range ops {
-		for chunk := range slices.Chunk(keys, maxElemsPerMsg) {
-			m, err := elemMessage(set, chunk, op)
-			if err != nil {
-				return err
+		for _, set := range sets {
+			for chunk := range slices.Chunk(keys, maxElemsPerMsg) {
+				m, err := elemMessage(set, chunk, op)
+				if err != nil {
+					return err
+				}
+				msgs = append(msgs, m)
 			}
-			msgs = append(msgs, m)
 		}
 	}
 	return c.sendRetry(msgs)

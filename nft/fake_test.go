@@ -345,42 +345,46 @@ func TestRevokeEveryPortReads(t *testing.T) {
 	}
 }
 
-// TestOwnerFlagsByKernel: Apply tries the table flags owner and persist on
-// a scratch table first. A kernel that refuses them (EOPNOTSUPP before 6.9,
-// or EINVAL) gets a table without flags, which the caller watches (Owned
-// false); one that takes them gets them on the table.
-func TestOwnerFlagsByKernel(t *testing.T) {
+// TestGenerationByKernel: Apply tries the table flags owner and persist on
+// a scratch table first, then owner alone. A kernel that takes both gets
+// them on one table (GenPersist); one that takes owner alone (5.12 to 6.8)
+// gets an owned table and a backup table without flags in the same batch
+// (GenOwner); one that refuses both (EOPNOTSUPP before 5.12, or EINVAL)
+// gets a table without flags, which the caller watches (GenNone).
+func TestGenerationByKernel(t *testing.T) {
 	spec := fakeSpec
 	spec.NoOwner = false
 	for _, tt := range []struct {
-		name  string
-		probe unix.Errno
-		owned bool
+		name   string
+		probes []unix.Errno
+		gen    Generation
+		tables map[string]uint32 // the flags of each table the ruleset batch adds
 	}{
-		{"6.9 and later", 0, true},
-		{"before 6.9", unix.EOPNOTSUPP, false},
-		{"unknown flags refused", unix.EINVAL, false},
+		{"6.9 and later", []unix.Errno{0}, GenPersist, map[string]uint32{DefaultTable: TableFlagOwner | TableFlagPersist}},
+		{"5.12 to 6.8", []unix.Errno{unix.EOPNOTSUPP, 0}, GenOwner,
+			map[string]uint32{DefaultTable: TableFlagOwner, BackupTable(DefaultTable): 0}},
+		{"before 5.12", []unix.Errno{unix.EOPNOTSUPP, unix.EOPNOTSUPP}, GenNone, map[string]uint32{DefaultTable: 0}},
+		{"unknown flags refused", []unix.Errno{unix.EINVAL, unix.EINVAL}, GenNone, map[string]uint32{DefaultTable: 0}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			k := &fakeKernel{errnos: []unix.Errno{tt.probe}}
+			k := &fakeKernel{errnos: tt.probes}
 			res, err := k.conn().Apply(spec)
 			if err != nil {
 				t.Fatalf("Apply: %v", err)
 			}
-			if res.Owned != tt.owned {
-				t.Errorf("Owned = %v, want %v", res.Owned, tt.owned)
+			if res.Gen != tt.gen {
+				t.Errorf("Gen = %v, want %v", res.Gen, tt.gen)
 			}
-			if len(k.batches) != 2 {
-				t.Fatalf("%d batches, want the probe and the ruleset", len(k.batches))
+			if len(k.batches) != len(tt.probes)+1 {
+				t.Fatalf("%d batches, want %d probes and the ruleset", len(k.batches), len(tt.probes))
 			}
-			if got := k.types(0); !cmp.Equal(got, []int{unix.NFT_MSG_NEWTABLE, unix.NFT_MSG_DELTABLE}) {
-				t.Errorf("probe batch %v", got)
+			for i := range tt.probes {
+				if got := k.types(i); !cmp.Equal(got, []int{unix.NFT_MSG_NEWTABLE, unix.NFT_MSG_DELTABLE}) {
+					t.Errorf("probe batch %d: %v", i, got)
+				}
 			}
-			want := uint32(0)
-			if tt.owned {
-				want = TableFlagOwner | TableFlagPersist
-			}
-			for i, m := range k.batches[1] {
+			got := map[string]uint32{}
+			for _, m := range k.batches[len(tt.probes)] {
 				if int(m.Header.Type)&0xff != unix.NFT_MSG_NEWTABLE {
 					continue
 				}
@@ -388,9 +392,13 @@ func TestOwnerFlagsByKernel(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if tab.Flags != want {
-					t.Errorf("NEWTABLE #%d carries flags %#x, want %#x", i, tab.Flags, want)
+				if f, ok := got[tab.Name]; ok && f != tab.Flags {
+					t.Errorf("table %s added with flags %#x and %#x", tab.Name, f, tab.Flags)
 				}
+				got[tab.Name] = tab.Flags
+			}
+			if !cmp.Equal(got, tt.tables) {
+				t.Errorf("the ruleset batch adds the tables %v, want %v", got, tt.tables)
 			}
 		})
 	}

@@ -154,6 +154,10 @@ type Spec struct {
 	// NoOwner makes Conn.Apply leave out the table ownership flags, as on a
 	// kernel without them: the monitor then puts the table back (tests).
 	NoOwner bool
+	// NoPersist makes Conn.Apply leave out the table flag persist, as on a
+	// kernel with owner alone (5.12 to 6.8): an owned table and a backup
+	// table (tests).
+	NoPersist bool
 }
 
 // normalize returns s with defaults filled in and the guard ports sorted and
@@ -223,8 +227,9 @@ func (s *Spec) normalizeAllow() error {
 	return nil
 }
 
-// maxTableName is NFT_NAME_MAXLEN (256) less the terminating NUL.
-const maxTableName = 255
+// maxTableName is NFT_NAME_MAXLEN (256) less the terminating NUL, less
+// room for the backup table's name (BackupTable).
+const maxTableName = 255 - len(backupSuffix)
 
 // ValidTableName reports whether s can name our table: 1 to 255 bytes of
 // ASCII letters, digits, '_', '-' and '.', starting with a letter or '_'.

@@ -46,7 +46,7 @@ func (c *Conn) Spend(key [16]byte, ttl time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	set := spentSet(&nftables.Table{Name: c.table, Family: nftables.TableFamilyINet})
-	err := c.elems(set, [][]byte{key[:]}, elemOp{typ: unix.NFT_MSG_NEWSETELEM, excl: true, timeout: ttl})
+	err := c.elems(c.withBackup(set), [][]byte{key[:]}, elemOp{typ: unix.NFT_MSG_NEWSETELEM, excl: true, timeout: ttl})
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		hint := ""
 		if errors.Is(err, unix.ENFILE) {

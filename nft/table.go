@@ -44,13 +44,15 @@ func (e *HeldError) Error() string {
 }
 
 // readTable returns what the kernel holds of the inet table name; an absent
-// table gives an error for which IsNotFound is true.
+// table gives an error for which IsNotFound is true. It asks on the
+// writing socket, which lasts: closing a socket of nf_tables costs
+// milliseconds, and a repair reads the table first. The caller holds c.mu.
 func (c *Conn) readTable(name string) (TableInfo, error) {
-	nl, err := c.rawDial()
+	nl, err := c.writer()
 	if err != nil {
-		return TableInfo{}, fmt.Errorf("netlink socket: %w", err)
+		return TableInfo{}, err
 	}
-	defer nl.Close()
+	drain(nl)
 	ae := netlink.NewAttributeEncoder()
 	ae.String(attrTableName, name)
 	attrs, err := ae.Encode()
@@ -96,11 +98,11 @@ func parseTable(b []byte) (TableInfo, error) {
 	return t, ad.Err()
 }
 
-// isOurs reports whether the table t, as read, is nfqknockd's: it carries
-// TableComment, or (a table made by a version without the comment) its
+// isOurs reports whether the table t, as read, is nfqknockd's main table:
+// its comment starts with TableComment, or (a table made by a version without the comment) its
 // knock chain holds a rule with one of our rule comments.
 func (c *Conn) isOurs(t TableInfo) (bool, error) {
-	if t.Comment == TableComment {
+	if strings.HasPrefix(t.Comment, TableComment) {
 		return true, nil
 	}
 	if t.Comment != "" && !strings.HasPrefix(t.Comment, strings.TrimSpace(commentPrefix)) {
@@ -124,29 +126,4 @@ func (c *Conn) isOurs(t TableInfo) (bool, error) {
 		}
 	}
 	return false, nil
-}
-
-// probeOwnerFlags reports whether the kernel takes the table flags owner
-// and persist: it sends a batch that adds and deletes a scratch table with
-// them, which leaves nothing behind either way. Kernels before 5.12 (owner)
-// or 6.9 (persist) refuse it with EOPNOTSUPP. The caller holds c.mu.
-func (c *Conn) probeOwnerFlags() (bool, error) {
-	nl, err := c.writer()
-	if err != nil {
-		return false, err
-	}
-	// The writing socket's port tells this probe apart from another
-	// daemon's probing at the same moment.
-	name := fmt.Sprintf("nfqknockd_probe_%d", nl.PID())
-	err = c.sendRetry([]netlink.Message{
-		tableMessage(unix.NFT_MSG_NEWTABLE, name, TableFlagOwner|TableFlagPersist, false),
-		tableMessage(unix.NFT_MSG_DELTABLE, name, 0, false),
-	})
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EINVAL):
-		return false, nil
-	}
-	return false, fmt.Errorf("probe the table flags owner and persist: %w", err)
 }

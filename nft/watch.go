@@ -11,10 +11,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Repair is what Watch reports after it put the table back: what vanished
-// (for example "table", "chain guard", "rule of chain knock"), and the
-// error of the repair, nil when the table is back.
+// Repair is what Watch reports after it put a table back: which (the main
+// table, or on a GenOwner kernel the backup), what vanished (for example
+// "table", "chain guard", "rule of chain knock"), and the error of the
+// repair, nil when the table is back.
 type Repair struct {
+	Table    string
 	Vanished string
 	Err      error
 }
@@ -32,13 +34,15 @@ const (
 // ruleset sends a notification for every rule and set.
 const watchBuffer = 4 << 20
 
-// Watch is the guard's fallback where the kernel lacks table ownership
-// (Result.Owned is false). It listens to nf_tables' notifications and, when
-// a transaction of another process deletes our table, or a chain, rule or
-// set of it (`nft flush ruleset`, `nft delete table`, `nft flush table`),
-// puts the whole table back at once with Apply, opened sources included
-// (the Conn's own record), and calls report. It returns when ctx is done,
-// or with an error if it cannot listen.
+// Watch keeps the table that others can remove where the kernel lacks the
+// flag persist (Result.Gen): the main table on a GenNone kernel, the backup
+// table on a GenOwner kernel. It listens to nf_tables' notifications and,
+// when a transaction of another process deletes that table, or a chain,
+// rule or set of it (`nft flush ruleset`, `nft delete table`, `nft flush
+// table`), puts the whole table back at once from the Conn's own record
+// (opened sources, used one-time sequences, first ports), and calls
+// report. It returns when ctx is done, or with an error if it cannot
+// listen.
 func (c *Conn) Watch(ctx context.Context, report func(Repair)) error {
 	nl, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: c.netnsFd})
 	if err != nil {
@@ -108,7 +112,7 @@ func (c *Conn) notification(m netlink.Message) (what string, gen bool, pid uint3
 	if typ == unix.NFT_MSG_NEWGEN {
 		return "", true, pid
 	}
-	if m.Data[0] != unix.NFPROTO_INET || table != c.Table() {
+	if m.Data[0] != unix.NFPROTO_INET || table != c.watched() {
 		return "", false, 0
 	}
 	switch typ {
@@ -148,23 +152,61 @@ func nameAttr(typ int) uint16 {
 	return 0
 }
 
-// repair puts the table back with the last spec applied.
+// watched returns the name of the table Watch keeps.
+func (c *Conn) watched() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen == GenOwner {
+		return BackupTable(c.table)
+	}
+	return c.table
+}
+
+// repair puts the watched table back with the last spec applied and the
+// Conn's record: no set is read, so the table is back as soon as the
+// kernel takes one transaction.
 func (c *Conn) repair(vanished string) Repair {
 	c.mu.Lock()
-	s, ok := c.spec, c.applied
-	c.mu.Unlock()
-	if !ok {
-		return Repair{Vanished: vanished, Err: fmt.Errorf("no ruleset applied yet")}
+	defer c.mu.Unlock()
+	r := Repair{Table: c.table, Vanished: vanished}
+	if c.gen == GenOwner {
+		r.Table = BackupTable(c.table)
 	}
-	var err error
+	if !c.applied {
+		r.Err = fmt.Errorf("no ruleset applied yet")
+		return r
+	}
 	for range maxAttempts {
 		// Another outside change while the table is read fails the read
 		// with ENOENT: read again.
-		if _, err = c.Apply(s); err == nil || !IsNotFound(err) {
+		if r.Err = c.repairOnce(); r.Err == nil || !IsNotFound(r.Err) && !isLostAnswer(r.Err) {
 			break
 		}
 	}
-	return Repair{Vanished: vanished, Err: err}
+	return r
+}
+
+// repairOnce sends one repairing transaction. On a GenOwner kernel only
+// the backup can have been touched by others (the main table is owned):
+// it alone is replaced; elsewhere the main table is. The caller holds
+// c.mu.
+func (c *Conn) repairOnce() error {
+	if c.gen != GenOwner {
+		_, err := c.applyOnce(c.spec, true)
+		return err
+	}
+	if _, err := c.checkBackup(c.table); err != nil {
+		return err
+	}
+	carried, err := c.carried(nil, c.spec.Guard)
+	if err != nil {
+		return err
+	}
+	msgs, err := c.backupBatch(c.spec, carried)
+	if err != nil {
+		return fmt.Errorf("put back table inet %s: %w", BackupTable(c.table), err)
+	}
+	return c.sendBatch(msgs)
 }
 
 func dedupe(s []string) []string {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nfqknockd/nfqknockd/internal/sdnotify"
 	"github.com/nfqknockd/nfqknockd/knock"
 	"github.com/nfqknockd/nfqknockd/nft"
 	"github.com/nfqknockd/nfqknockd/queue"
@@ -25,10 +26,15 @@ import (
 // RestartKillSignal=): a restart or an upgrade leaves no gap in the guard.
 const restartSignal = syscall.SIGQUIT
 
-// noOwnerEnv, set to 1, keeps the table without the ownership flags, as on
-// a kernel without them: the daemon then watches the table and puts it back
-// (a test hook).
-const noOwnerEnv = "NFQKNOCKD_TEST_NO_OWNER"
+// Test hooks that make the daemon use the table as on an older kernel.
+// noOwnerEnv, set to 1, keeps the table without the ownership flags, as
+// before 5.12: the daemon then watches the table and puts it back.
+// noPersistEnv, set to 1, leaves out the flag persist, as from 5.12 to
+// 6.8: an owned table and a backup table.
+const (
+	noOwnerEnv   = "NFQKNOCKD_TEST_NO_OWNER"
+	noPersistEnv = "NFQKNOCKD_TEST_NO_PERSIST"
+)
 
 // service is a running nfqknockd: its table, its queues and what it was
 // started with.
@@ -40,7 +46,7 @@ type service struct {
 	spec   nft.Spec
 	shards []*shard
 	lock   *tableLock
-	owned  bool // the kernel keeps others off the table; else Watch does
+	gen    nft.Generation // how the kernel keeps the table; below GenPersist Watch helps
 
 	// metrics are the counters of --metrics-file (metrics.go);
 	// metricsErr is the last write's failure, owned by the writer.
@@ -55,6 +61,8 @@ type service struct {
 	// clock is the time of the daemon's start-up work (seedSpent); nil:
 	// time.Now. Unit tests give the clock they move.
 	clock func() time.Time
+	// notifier is systemd's notify socket (notify.go); nil: none.
+	notifier *sdnotify.Notifier
 }
 
 // exitError is a failed start: the line to print and the exit status.
@@ -94,6 +102,7 @@ func runDaemon(cfg *config) int {
 		fmt.Fprintf(d.stderr, "%snfqknockd: %s\n", errorPrefix(d.stderr), ee.msg)
 		return ee.code
 	}
+	d.notifyReady() // the guard is in place: systemd may start sshd
 	return d.serve(sigs)
 }
 
@@ -134,7 +143,8 @@ func (d *service) start() error {
 	d.spec = nft.Spec{
 		Table: d.cfg.Table, Start: d.cfg.Params.Range.Start, End: d.cfg.Params.Range.End, Guard: guard,
 		QueueNum: d.cfg.Queue, QueueTotal: d.cfg.Queues, Allow: d.cfg.Allow, NoOwner: os.Getenv(noOwnerEnv) == "1",
-		QueueAll: d.cfg.QueueAll, KnockTimeout: d.cfg.Timeout + knockTimeoutMargin,
+		NoPersist: os.Getenv(noPersistEnv) == "1",
+		QueueAll:  d.cfg.QueueAll, KnockTimeout: d.cfg.Timeout + knockTimeoutMargin,
 	}
 	d.spec.First, _ = d.firstPorts(time.Now())
 	if err := d.program(); err != nil {
@@ -204,21 +214,15 @@ func (d *service) program() error {
 	if err := d.tableError(err); err != nil {
 		return err
 	}
-	d.owned = res.Owned
+	d.gen = res.Gen
 	for _, s := range d.shards {
 		s.rules = d.rules
-	}
-	guardedBy := "the kernel (table flags owner, persist)"
-	switch {
-	case !res.Owned && d.spec.NoOwner:
-		guardedBy = "a watch that puts the table back (ownership switched off by " + noOwnerEnv + ")"
-	case !res.Owned:
-		guardedBy = "a watch that puts the table back (this kernel lacks the table flags owner and persist)"
 	}
 	d.log.Info("started",
 		"table", "inet "+d.cfg.Table,
 		"took_over", res.TookOver, "opened_kept", res.Carried,
-		"kept_by", guardedBy,
+		"table_flags", res.Gen.Flags(),
+		"kept_by", keptBy(res.Gen, d.spec),
 		"queue", fmt.Sprintf("num %d total %d", d.cfg.Queue, d.cfg.Queues),
 		"queue_variant", res.Queue.String(),
 		"range", fmt.Sprintf("%d-%d", d.cfg.Params.Range.Start, d.cfg.Params.Range.End),
@@ -336,7 +340,7 @@ func (d *service) serve(sigs <-chan os.Signal) int {
 	if d.cfg.MetricsFile != "" {
 		wg.Go(func() { d.keepMetrics(ctx) })
 	}
-	if !d.owned {
+	if d.gen != nft.GenPersist {
 		wg.Go(func() {
 			if err := d.rules.Watch(ctx, d.repaired); err != nil && ctx.Err() == nil {
 				d.log.Error("cannot watch the table: it is not put back if deleted", "err", err)
@@ -387,16 +391,33 @@ func (d *service) signal(sig os.Signal) (ending, bool) {
 func (d *service) repaired(r nft.Repair) {
 	if r.Err != nil {
 		d.metrics.repairFailures.Add(1)
-		d.log.Error("table changed by another program and could not be put back", "table", "inet "+d.cfg.Table, "vanished", r.Vanished, "err", r.Err)
+		d.log.Error("table changed by another program and could not be put back", "table", "inet "+r.Table, "vanished", r.Vanished, "err", r.Err)
 		return
 	}
 	d.metrics.repairs.Add(1)
-	d.log.Warn("table changed by another program and put back", "table", "inet "+d.cfg.Table, "vanished", r.Vanished)
+	d.log.Warn("table changed by another program and put back", "table", "inet "+r.Table, "vanished", r.Vanished)
+}
+
+// keptBy says, for the start line, how the kernel generation gen keeps the
+// table: what an admin can expect of it.
+func keptBy(gen nft.Generation, spec nft.Spec) string {
+	s := gen.String()
+	if gen == nft.GenOwner {
+		s = strings.Replace(s, "a backup table", "the backup table inet "+nft.BackupTable(spec.Table), 1)
+	}
+	switch {
+	case spec.NoOwner:
+		s += "; ownership switched off by " + noOwnerEnv
+	case spec.NoPersist && gen == nft.GenOwner:
+		s += "; persist switched off by " + noPersistEnv
+	}
+	return s
 }
 
 // finish ends the daemon: the table is deleted on stop, left guarding on a
 // restart or a failure. It returns the exit status.
 func (d *service) finish(end ending) int {
+	d.notifyEnd(end)
 	status := 0
 	switch end {
 	case endFailure:

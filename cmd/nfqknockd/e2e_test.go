@@ -372,7 +372,7 @@ func TestGuardOpenClose(t *testing.T) {
 			t.Logf("nft list table inet nfqknock:\n%s", list)
 			for _, want := range []string{
 				"flags owner",
-				`comment "nfqknockd: port knocking; managed by the daemon, do not edit"`,
+				`comment "nfqknockd: port knocking; managed by the daemon, do not edit; owned and persistent`,
 				"hook prerouting priority mangle;",
 				"tcp dport 1-65535 fib daddr type local jump knocks",
 				"set first",

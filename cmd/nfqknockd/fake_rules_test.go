@@ -106,7 +106,7 @@ func (f *fakeRules) Apply(s nft.Spec) (nft.Result, error) {
 		if f.notOurs {
 			return nft.ErrNotOurs
 		}
-		res = nft.Result{Owned: !s.NoOwner, TookOver: *t != nil && f.applied == nil}
+		res = nft.Result{Gen: fakeGen(s), TookOver: *t != nil && f.applied == nil}
 		allowed := maps.Clone(f.record)
 		if *t != nil {
 			maps.Copy(allowed, (*t).allowed)
@@ -273,7 +273,7 @@ func (f *fakeRules) Watch(ctx context.Context, report func(nft.Repair)) error {
 			s := *f.applied
 			f.mu.Unlock()
 			_, err := f.Apply(s)
-			report(nft.Repair{Vanished: what, Err: err})
+			report(nft.Repair{Table: s.Table, Vanished: what, Err: err})
 		}
 	}
 }
@@ -283,4 +283,16 @@ func (f *fakeRules) state() (*fakeTable, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.table.clone(), f.closed
+}
+
+// fakeGen is the kernel generation the fake gives spec: the newest, less
+// what the test switches turn off.
+func fakeGen(s nft.Spec) nft.Generation {
+	switch {
+	case s.NoOwner:
+		return nft.GenNone
+	case s.NoPersist:
+		return nft.GenOwner
+	}
+	return nft.GenPersist
 }

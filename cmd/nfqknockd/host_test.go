@@ -120,36 +120,61 @@ var vanishedRE = regexp.MustCompile(`msg="table changed by another program and p
 // namespace. Within a second, clients that never knocked are dropped on the
 // guarded port, and the opened clients still connect.
 //
-// owner: the table is the daemon's (flags owner, persist): the delete and
+// The three kernel generations, switched by the test hooks on this kernel:
+//
+// persist: the table is the daemon's (flags owner, persist): the delete and
 // the flush of the table fail with EPERM, `flush ruleset` succeeds and
 // skips the table; nothing changes, so a stranger is never let in.
 //
-// monitor (NFQKNOCKD_TEST_NO_OWNER=1, as on a kernel without those flags):
-// every change succeeds and the daemon puts the whole table back, opened
-// sources included, and logs a warning naming what vanished. A stranger may
-// get in during the moment between the change and the repair; from a second
-// after the change on it never does, and a new knock opens again.
+// owner (NFQKNOCKD_TEST_NO_PERSIST=1, as on 5.12 to 6.8): the same for the
+// owned table; `flush ruleset` and `nft delete table inet nfqknock_backup`
+// remove the backup table, which the daemon puts back with the opened
+// sources and a warning, while the owned table keeps guarding: a stranger
+// is never let in either.
+//
+// monitor (NFQKNOCKD_TEST_NO_OWNER=1, as before 5.12): every change
+// succeeds and the daemon puts the whole table back, opened sources
+// included, and logs a warning naming what vanished. A stranger may get in
+// during the moment between the change and the repair; from a second after
+// the change on it never does, and a new knock opens again.
 func TestOutsideChanges(t *testing.T) {
-	for _, mode := range []string{"owner", "monitor"} {
+	for _, mode := range []string{"persist", "owner", "monitor"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			for _, change := range hostChanges {
+			changes := hostChanges
+			if mode == "owner" {
+				changes = append(changes, []string{"delete", "table", "inet", "nfqknock_backup"})
+			}
+			for _, change := range changes {
 				t.Run(strings.Join(change, "_"), func(t *testing.T) {
 					t.Parallel()
-					outsideChange(t, mode == "monitor", change)
+					outsideChange(t, mode, change)
 				})
 			}
 		})
 	}
 }
 
+// genEnv is the test hook that makes the daemon use the table as on a
+// kernel of mode's generation; "" for the newest.
+func genEnv(mode string) string {
+	switch mode {
+	case "owner":
+		return noPersistEnv + "=1"
+	case "monitor":
+		return noOwnerEnv + "=1"
+	}
+	return ""
+}
+
 // outsideChange runs one case of TestOutsideChanges.
-func outsideChange(t *testing.T, monitor bool, change []string) {
+func outsideChange(t *testing.T, mode string, change []string) {
+	monitor := mode == "monitor"
 	e := newEnv(t)
 	e.addStranger6()
 	var d *daemon
-	if monitor {
-		d = e.spawn(append(os.Environ(), noOwnerEnv+"=1"))
+	if hook := genEnv(mode); hook != "" {
+		d = e.spawn(append(os.Environ(), hook))
 		if !d.waitLog("started", 10*time.Second) {
 			t.Fatalf("daemon did not start; stderr:\n%s", d.stderr)
 		}
@@ -163,6 +188,16 @@ func outsideChange(t *testing.T, monitor bool, change []string) {
 	if owned := strings.Contains(list, "flags owner"); owned == monitor {
 		t.Fatalf("table flags owner shown: %v, want %v:\n%s", owned, !monitor, list)
 	}
+	_, backupErr := e.nft("list", "table", "inet", "nfqknock_backup")
+	if hasBackup := backupErr == nil; hasBackup != (mode == "owner") {
+		t.Fatalf("%s: a backup table: %v", mode, hasBackup)
+	}
+	flags := map[string]string{"persist": "owner,persist", "owner": "owner", "monitor": "none"}[mode]
+	if !strings.Contains(d.stderr.String(), "table_flags="+flags+" ") {
+		t.Errorf("%s: the start line does not say table_flags=%s:\n%s", mode, flags, d.stderr)
+	}
+	// The backup table is the only one others may change on an owner kernel.
+	touchesBackup := mode == "owner" && (change[1] == "ruleset" || change[3] == "nfqknock_backup")
 
 	open, _ := e.sequences()
 	for _, fam := range families {
@@ -183,7 +218,9 @@ func outsideChange(t *testing.T, monitor bool, change []string) {
 		t.Fatalf("%s failed on a table without owner: %v: %s", cmd, err, out)
 	case !monitor && change[1] == "ruleset" && err != nil:
 		t.Errorf("%s failed: %v: %s; want it to succeed and skip the owned table", cmd, err, out)
-	case !monitor && change[1] != "ruleset" && (err == nil || !strings.Contains(out, "Operation not permitted")):
+	case touchesBackup && err != nil:
+		t.Fatalf("%s failed on the backup table: %v: %s", cmd, err, out)
+	case !monitor && !touchesBackup && change[1] != "ruleset" && (err == nil || !strings.Contains(out, "Operation not permitted")):
 		t.Errorf("%s on the owned table: %v: %s; want Operation not permitted", cmd, err, out)
 	}
 
@@ -230,6 +267,10 @@ func outsideChange(t *testing.T, monitor bool, change []string) {
 			t.Errorf("after %s the table lacks %q:\n%s", cmd, want, list)
 		}
 	}
+	if touchesBackup {
+		checkBackupBack(t, e, d, cmd)
+		return
+	}
 	if !monitor {
 		if strings.Contains(d.stderr.String(), "put back") {
 			t.Errorf("owned table: the daemon logged a repair:\n%s", d.stderr)
@@ -267,6 +308,26 @@ func outsideChange(t *testing.T, monitor bool, change []string) {
 		e.knock(s, fam.server, open)
 		if !e.reachable(s, fam.server, guardPort) {
 			t.Errorf("%s: a knock from %s after the repair did not open; stderr:\n%s", fam.name, s, d.stderr)
+		}
+	}
+}
+
+// checkBackupBack checks that the daemon put the backup table back, with
+// the opened clients, after cmd removed it, and said so.
+func checkBackupBack(t *testing.T, e *env, d *daemon, cmd string) {
+	t.Helper()
+	const warning = `msg="table changed by another program and put back" table="inet nfqknock_backup"`
+	if !d.waitLog(warning, 2*time.Second) {
+		t.Fatalf("no repair warning for the backup logged after %s; stderr:\n%s", cmd, d.stderr)
+	}
+	list, err := e.nft("list", "table", "inet", "nfqknock_backup")
+	if err != nil {
+		t.Fatalf("after %s: nft list table inet nfqknock_backup: %v: %s", cmd, err, list)
+	}
+	for _, want := range []string{"chain guard", "chain guarded", "nfqknockd backup guard",
+		netns.ClientIP4.String() + " . " + strconv.Itoa(guardPort) + " timeout", netns.ClientIP6.String() + " . " + strconv.Itoa(guardPort) + " timeout"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("after %s the backup lacks %q:\n%s", cmd, want, list)
 		}
 	}
 }

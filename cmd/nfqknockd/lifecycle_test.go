@@ -21,6 +21,7 @@ import (
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // lcCount waits until the daemon's stderr holds s at least n times.
@@ -341,70 +342,99 @@ func TestHostTableNotOurs(t *testing.T) {
 }
 
 // TestRestartKeepsGuard: a stranger tries to connect every 50 ms through a
-// restart (SIGQUIT, a gap without a daemon, a new daemon that takes the
-// table over) and never gets through; the opened client stays open. SIGTERM
-// then deletes the table.
+// restart (SIGQUIT) or a crash (SIGKILL), a gap without a daemon, and a new
+// daemon that takes the table over, and never gets through; the opened
+// client stays open. SIGTERM then deletes the table. On a kernel with
+// persist the table itself stays; on one with owner alone (persist switched
+// off by the test hook) the owned table goes with the daemon and the
+// backup table guards in the gap.
 func TestRestartKeepsGuard(t *testing.T) {
-	for _, fam := range []struct {
-		name                     string
-		server, client, stranger netip.Addr
-	}{
-		{"ipv4", netns.ServerIP4, netns.ClientIP4, strangerIP4},
-		{"ipv6", netns.ServerIP6, netns.ClientIP6, stranger6},
-	} {
-		t.Run(fam.name, func(t *testing.T) {
-			t.Parallel()
-			e := newEnv(t)
-			e.addStranger6()
-			d := e.start()
-			open, _ := e.sequences()
-			lcOpen(e, d, fam.client, fam.server, guardPort, open)
-
-			p := testutil.StartProber(e.pair.Client, map[netip.Addr]netip.AddrPort{fam.stranger: netip.AddrPortFrom(fam.server, guardPort)}, 200*time.Millisecond)
-			defer p.Halt()
-			p.WaitMore(t, 10, "before the restart")
-
-			if code := d.stop(syscall.SIGQUIT); code != 0 {
-				t.Fatalf("exit status after SIGQUIT = %d, want 0", code)
+	for _, mode := range []string{"persist", "owner"} {
+		for _, sig := range []syscall.Signal{syscall.SIGQUIT, syscall.SIGKILL} {
+			for _, fam := range []struct {
+				name                     string
+				server, client, stranger netip.Addr
+			}{
+				{"ipv4", netns.ServerIP4, netns.ClientIP4, strangerIP4},
+				{"ipv6", netns.ServerIP6, netns.ClientIP6, stranger6},
+			} {
+				t.Run(mode+"/"+unix.SignalName(sig)+"/"+fam.name, func(t *testing.T) {
+					t.Parallel()
+					restartKeepsGuard(t, mode, sig, fam.server, fam.client, fam.stranger)
+				})
 			}
-			atExit := p.Attempts.Load()
-			if !strings.Contains(d.stderr.String(), "msg=\"restarting: ") {
-				t.Errorf("no restarting logged after SIGQUIT:\n%s", d.stderr)
-			}
-			list := lcList(e, "nfqknock")
-			if !strings.Contains(list, fam.client.String()+" . "+strconv.Itoa(guardPort)+" timeout 1h") {
-				t.Errorf("table after SIGQUIT lacks the opened client:\n%s", list)
-			}
-			// The gap: no daemon runs.
-			p.WaitMore(t, 10, "with no daemon")
-			if !e.reachable(fam.client, fam.server, guardPort) {
-				t.Errorf("opened client refused with no daemon running")
-			}
-
-			d = e.start()
-			inGap := p.Attempts.Load() - atExit
-			for _, want := range []string{"took_over=true", "opened_kept=1"} {
-				if !strings.Contains(d.stderr.String(), want) {
-					t.Errorf("start line of the new daemon lacks %s:\n%s", want, d.stderr)
-				}
-			}
-			if !e.reachable(fam.client, fam.server, guardPort) {
-				t.Errorf("opened client lost its access over the restart")
-			}
-			p.WaitMore(t, 10, "after the new daemon started")
-			p.Halt()
-			t.Logf("prober %s -> [%s]:%d: %d attempts (%d between the first daemon's exit and the second's start), %d succeeded, %d other errors",
-				fam.stranger, fam.server, guardPort, p.Attempts.Load(), inGap, p.Successes.Load(), p.Errs.Load())
-			if n := p.Successes.Load(); n != 0 {
-				t.Errorf("the stranger connected %d times of %d through the restart", n, p.Attempts.Load())
-			}
-			if n := p.Errs.Load(); n != 0 {
-				t.Errorf("%d probe attempts failed otherwise than by a drop, first: %v", n, p.FirstErr.Load())
-			}
-
-			lcStopGone(e, d, "nfqknock")
-		})
+		}
 	}
+}
+
+// restartKeepsGuard runs one case of TestRestartKeepsGuard.
+func restartKeepsGuard(t *testing.T, mode string, sig syscall.Signal, server, client, stranger netip.Addr) {
+	e := newEnv(t)
+	e.addStranger6()
+	start := func() *daemon {
+		if hook := genEnv(mode); hook != "" {
+			d := e.spawn(append(os.Environ(), hook))
+			if !d.waitLog("msg=started", 10*time.Second) {
+				t.Fatalf("daemon did not start; stderr:\n%s", d.stderr)
+			}
+			return d
+		}
+		return e.start()
+	}
+	d := start()
+	open, _ := e.sequences()
+	lcOpen(e, d, client, server, guardPort, open)
+
+	p := testutil.StartProber(e.pair.Client, map[netip.Addr]netip.AddrPort{stranger: netip.AddrPortFrom(server, guardPort)}, 200*time.Millisecond)
+	defer p.Halt()
+	p.WaitMore(t, 10, "before the restart")
+
+	code := d.stop(sig)
+	if sig == syscall.SIGQUIT && code != 0 {
+		t.Fatalf("exit status after SIGQUIT = %d, want 0", code)
+	}
+	atExit := p.Attempts.Load()
+	if sig == syscall.SIGQUIT && !strings.Contains(d.stderr.String(), "msg=\"restarting: ") {
+		t.Errorf("no restarting logged after SIGQUIT:\n%s", d.stderr)
+	}
+	kept := "nfqknock"
+	if mode == "owner" {
+		lcGone(e, "nfqknock") // it went with its owner
+		kept = "nfqknock_backup"
+	}
+	list := lcList(e, kept)
+	if !strings.Contains(list, client.String()+" . "+strconv.Itoa(guardPort)+" timeout 1h") {
+		t.Errorf("table %s after %v lacks the opened client:\n%s", kept, sig, list)
+	}
+	// The gap: no daemon runs.
+	p.WaitMore(t, 10, "with no daemon")
+	if !e.reachable(client, server, guardPort) {
+		t.Errorf("opened client refused with no daemon running")
+	}
+
+	d = start()
+	inGap := p.Attempts.Load() - atExit
+	for _, want := range []string{"took_over=true", "opened_kept=1"} {
+		if !strings.Contains(d.stderr.String(), want) {
+			t.Errorf("start line of the new daemon lacks %s:\n%s", want, d.stderr)
+		}
+	}
+	if !e.reachable(client, server, guardPort) {
+		t.Errorf("opened client lost its access over the restart")
+	}
+	p.WaitMore(t, 10, "after the new daemon started")
+	p.Halt()
+	t.Logf("prober %s -> [%s]:%d: %d attempts (%d between the first daemon's exit and the second's start), %d succeeded, %d other errors",
+		stranger, server, guardPort, p.Attempts.Load(), inGap, p.Successes.Load(), p.Errs.Load())
+	if n := p.Successes.Load(); n != 0 {
+		t.Errorf("the stranger connected %d times of %d through the restart", n, p.Attempts.Load())
+	}
+	if n := p.Errs.Load(); n != 0 {
+		t.Errorf("%d probe attempts failed otherwise than by a drop, first: %v", n, p.FirstErr.Load())
+	}
+
+	lcStopGone(e, d, "nfqknock")
+	lcGone(e, "nfqknock_backup")
 }
 
 // TestReloadSecretsE2E: SIGHUP re-reads --secret-file: the old sequence no

@@ -98,7 +98,7 @@ func formatMetrics(b *bytes.Buffer, s *sample) {
 	value("nfqknockd_closes_total", "", s.closes)
 	family("nfqknockd_replays_total", "counter", "Knocked one-time sequences that were used before, and so opened nothing.")
 	value("nfqknockd_replays_total", "", s.replays)
-	family("nfqknockd_table_repairs_total", "counter", "Times another program changed the table and the daemon put it back (kernels without the table flags owner and persist).")
+	family("nfqknockd_table_repairs_total", "counter", "Times another program changed the table and the daemon put it back (kernels without the table flag persist: the table itself before 5.12, the backup table from 5.12 to 6.8).")
 	value("nfqknockd_table_repairs_total", "", s.repairs)
 	family("nfqknockd_table_repair_failures_total", "counter", "Times another program changed the table and the daemon could not put it back.")
 	value("nfqknockd_table_repair_failures_total", "", s.repairFailures)

@@ -15,6 +15,8 @@ import (
 // file no longer allows (a removed user, a port taken from a user), which
 // is closed at once (closeUnlisted). New ports apply to the next opens.
 func (d *service) reload() {
+	d.notifyReloading()
+	defer d.notifyReloaded()
 	users, err := d.newUsers()
 	if err != nil {
 		d.log.Error("reload refused: the secrets in force stay", "err", err)

@@ -280,7 +280,7 @@ func TestServiceRepair(t *testing.T) {
 	if _, err := ts.rules.Apply(ts.spec); err != nil {
 		t.Fatal(err)
 	}
-	ts.owned = false
+	ts.gen = nft.GenNone
 	open, _ := ts.sequences(testOpen, testClose)
 	ts.knock(src6, open)
 	shards := ts.shards

@@ -34,9 +34,11 @@ var shipped = []shippedFile{
 	{"/usr/share/fish/vendor_completions.d/nfqknock.fish", "-rw-r--r--"},
 }
 
-// debShipped are the paths the .deb holds besides shipped: zsh's
+// debShipped are the paths the .deb holds besides shipped: the unit's
+// drop-in that orders it after Debian's nftables.service, and zsh's
 // completions where Debian's zsh looks for packages' ones.
 var debShipped = []shippedFile{
+	{"/usr/lib/systemd/system/nfqknockd.service.d/after-nftables.conf", "-rw-r--r--"},
 	{"/usr/share/zsh/vendor-completions/_nfqknockd", "-rw-r--r--"},
 	{"/usr/share/zsh/vendor-completions/_nfqknock", "-rw-r--r--"},
 }

@@ -196,6 +196,8 @@ type launch struct {
 	open    string   // the secrets, which must never be logged
 	close   string
 	uid     int // the unprivileged user (DynamicUser's range)
+	// notify is the notify socket of a unit of Type=notify (notify_test.go).
+	notify *testutil.NotifySocket
 }
 
 // unitLaunch reads the installed unit and environment file, writes the
@@ -293,6 +295,7 @@ func unitLaunch(t *testing.T) *launch {
 	for k, v := range fileEnv {
 		l.env = append(l.env, k+"="+v)
 	}
+	unitNotify(t, u, dir, l)
 	return l
 }
 
@@ -519,8 +522,9 @@ func (d *daemonProc) signal(t *testing.T, sig syscall.Signal) {
 // startDaemon starts the installed daemon as the unit would (l), inside
 // namespace ns, wrapped by the command wrap (strace) when given:
 // ip netns exec NS [WRAP...] setpriv ... ExecStart. It waits for the start
-// line and fails the test if the daemon does not start. The test's cleanup
-// kills a daemon still running.
+// line, and its READY=1 under a unit of Type=notify, and fails the test if
+// the daemon does not start. The test's cleanup kills a daemon still
+// running.
 func startDaemon(t *testing.T, l *launch, ns, setpriv string, wrap ...string) *daemonProc {
 	t.Helper()
 	argv := append(append([]string{}, wrap...), l.setprivArgs(setpriv, true)...)
@@ -552,6 +556,7 @@ func startDaemon(t *testing.T, l *launch, ns, setpriv string, wrap ...string) *d
 	}) || d.exited() {
 		t.Fatalf("the daemon did not start:\n%s", d.stderr.String())
 	}
+	awaitReady(t, l, d, ns)
 	return d
 }
 

@@ -34,7 +34,8 @@ func repoUnit(t *testing.T) (string, unitFile) {
 func TestUnitHardening(t *testing.T) {
 	text, u := repoUnit(t)
 	want := []struct{ key, value string }{
-		{"Type", "exec"},
+		{"Type", "notify"},
+		{"NotifyAccess", "main"},
 		{"ExecStart", "/usr/sbin/nfqknockd $NFQKNOCKD_ARGS"},
 		{"EnvironmentFile", "/etc/default/nfqknockd"},
 		{"LoadCredential", "nfqknockd.secrets:/etc/nfqknockd/secrets"},
@@ -94,7 +95,8 @@ func TestUnitHardening(t *testing.T) {
 }
 
 // TestUnitVerify runs `systemd-analyze verify` on a copy of the unit whose
-// ExecStart is the freshly built daemon (verify needs the binary to exist).
+// ExecStart is the freshly built daemon (verify needs the binary to exist),
+// with the .deb's drop-in.
 func TestUnitVerify(t *testing.T) {
 	needCommand(t, "systemd-analyze", "systemd")
 	bin := filepath.Join(binDir(t), "nfqknockd")
@@ -103,6 +105,13 @@ func TestUnitVerify(t *testing.T) {
 	dir := t.TempDir()
 	unit := filepath.Join(dir, "nfqknockd.service")
 	if err := os.WriteFile(unit, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// With the .deb's drop-in, which verify reads beside the unit.
+	if err := os.Mkdir(filepath.Join(dir, "nfqknockd.service.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "nfqknockd.service.d", dropInSource), []byte(repoDropIn(t)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// --man=no: the man page is not installed yet (TestDebInstall checks

@@ -472,6 +472,7 @@ func testReload(t *testing.T, l *launch, u unitFile, d *daemonProc, pair *netns.
 	if d.exited() {
 		t.Fatalf("the daemon exited on ExecReload: %v\n%s", d.waitErr, d.stderr)
 	}
+	expectReload(t, l, d)
 
 	guarded := netip.AddrPortFrom(netns.ServerIP4, testGuardPort)
 	knockFrom(t, pair.Client, strangerIP4, netns.ServerIP4, oldOpen)

@@ -2,7 +2,8 @@
 // a buffer that a process's output copier and a test read at once, the
 // build of a command's binary once per test process, a TestMain that fails
 // the run when the tests left something behind, the writing of a file
-// with an exact mode, and a TCP server that only completes handshakes.
+// with an exact mode, a TCP server that only completes handshakes, and a
+// stand-in for systemd's notify socket.
 package testutil
 
 import (

@@ -1,0 +1,168 @@
+package nft
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// The backup table of GenOwner kernels (5.12 to 6.8): the main table is
+// owned by the daemon's socket and goes when the daemon exits, so a second
+// table, named BackupTable(main), without owner, holds the same guard: the
+// sets guard, allow4, allow6, static4, static6 and spent, and the chains
+// guard and guarded, hooked at the same priority as the main table's
+// guard. Two base chains on one hook both see a packet and a drop in either
+// drops it, so a new connection to a guarded port passes only where both
+// tables allow it. Every open, close and used one-time sequence goes into
+// both tables in one transaction. When the daemon exits (a restart, an
+// upgrade, a crash), the backup keeps guarding, with the opened sources,
+// and the next daemon takes it over together with a new owned table, in
+// one transaction. When another program removes the backup (`nft flush
+// ruleset` does), the owned table still guards and Watch puts the backup
+// back.
+//
+// The backup has no knock chain: knocks are seen by the main table alone,
+// and while no daemon runs nobody can open, as with one table.
+
+// backupSuffix makes the name of the backup table from the main table's.
+const backupSuffix = "_backup"
+
+// BackupTable returns the name of the backup table of the main table name
+// (GenOwner kernels): "nfqknock_backup" for "nfqknock".
+func BackupTable(name string) string { return name + backupSuffix }
+
+// Table comments. The main table's says which generation of kernel keeps it,
+// and so what an admin can expect of it; each starts with TableComment,
+// which isOurs looks for. The backup's says what it is for.
+const (
+	commentPersist = TableComment + "; owned and persistent (kernel 6.9+): stays guarding when the daemon exits"
+	commentOwner   = TableComment + "; owned (kernel without persist): goes when the daemon exits, the backup table keeps guarding"
+	commentWatched = TableComment + "; not owned (kernel before 5.12): the daemon puts it back when removed"
+	BackupComment  = "nfqknockd backup guard: keeps the guarded ports closed when the daemon exits (kernel without table persist); managed by the daemon, do not edit"
+)
+
+// mainComment returns the comment of the main table in generation g.
+func mainComment(g Generation) string {
+	switch g {
+	case GenPersist:
+		return commentPersist
+	case GenOwner:
+		return commentOwner
+	}
+	return commentWatched
+}
+
+// isBackupComment reports whether c is the comment of a backup table.
+func isBackupComment(c string) bool {
+	return strings.HasPrefix(c, "nfqknockd backup guard")
+}
+
+// backupSetIDBase shifts the set IDs of the backup's objects: the two
+// tables are written in one transaction, where a set added by the batch is
+// referred to by its ID.
+const backupSetIDBase = 100
+
+// backupSets are the sets the backup table holds.
+var backupSets = map[string]bool{SetGuard: true, SetAllow4: true, SetAllow6: true, SetStatic4: true, SetStatic6: true, SetSpent: true}
+
+// BuildBackup makes the ruleset of the backup table of s: the sets and
+// chains of the guard, as Build makes them for the table
+// BackupTable(s.Table), without the knock chain and the kernel filter. It
+// talks to no kernel.
+func BuildBackup(s Spec) (*Ruleset, error) {
+	s, err := s.normalize()
+	if err != nil {
+		return nil, err
+	}
+	s.Table = BackupTable(s.Table)
+	if err := ValidTableName(s.Table); err != nil {
+		return nil, err
+	}
+	full, err := Build(s, Native)
+	if err != nil {
+		return nil, err
+	}
+	rs := &Ruleset{Table: full.Table}
+	for i, set := range full.Sets {
+		if backupSets[set.Name] {
+			set.ID += backupSetIDBase
+			rs.Sets = append(rs.Sets, set)
+			rs.Elements = append(rs.Elements, full.Elements[i])
+		}
+	}
+	for _, ch := range full.Chains {
+		if ch.Name == ChainGuard || ch.Name == ChainGuarded {
+			rs.Chains = append(rs.Chains, ch)
+		}
+	}
+	for _, r := range full.Rules {
+		if r.Chain.Name != ChainGuard && r.Chain.Name != ChainGuarded {
+			continue
+		}
+		for _, e := range r.Exprs {
+			if l, ok := e.(*expr.Lookup); ok {
+				l.SetID += backupSetIDBase
+			}
+		}
+		rs.Rules = append(rs.Rules, r)
+	}
+	return rs, nil
+}
+
+// backupBatch returns the messages that replace the backup table of s,
+// allow4 and allow6 holding carried and spent the Conn's record. The
+// backup has no owner: its first add never takes one over.
+func (c *Conn) backupBatch(s Spec, carried [2][]nftables.SetElement) ([]netlink.Message, error) {
+	rs, err := BuildBackup(s)
+	if err != nil {
+		return nil, err
+	}
+	return c.replaceBatch(rs, carried, tableHead{flags: 0, comment: BackupComment})
+}
+
+// dropBackupBatch returns the messages that delete the backup table of
+// main, which must exist: a kernel of another generation than GenOwner has
+// no use for it (the daemon ran on another kernel, or a test switched).
+func dropBackupBatch(main string) []netlink.Message {
+	name := BackupTable(main)
+	return []netlink.Message{
+		tableMessage(unix.NFT_MSG_NEWTABLE, name, 0, ""),
+		tableMessage(unix.NFT_MSG_DELTABLE, name, 0, ""),
+	}
+}
+
+// checkBackup reports whether our backup table of main exists. A table of
+// that name that is not ours is refused where the Conn needs the name (a
+// GenOwner kernel), and elsewhere left alone as if absent. The caller
+// holds c.mu.
+func (c *Conn) checkBackup(main string) (bool, error) {
+	name := BackupTable(main)
+	t, err := c.readTable(name)
+	switch {
+	case IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, err
+	case isBackupComment(t.Comment):
+		return true, nil
+	case c.gen == GenOwner:
+		return false, fmt.Errorf("table inet %s: %w", name, ErrNotOurs)
+	}
+	return false, nil
+}
+
+// withBackup returns set and, where the Conn keeps a backup table, the set
+// of the same name there: the sets every open, close and spend writes.
+// The caller holds c.mu.
+func (c *Conn) withBackup(set *nftables.Set) []*nftables.Set {
+	if c.gen != GenOwner || !c.applied || set.Table.Name != c.table {
+		return []*nftables.Set{set}
+	}
+	twin := *set
+	twin.Table = &nftables.Table{Name: BackupTable(c.table), Family: set.Table.Family}
+	return []*nftables.Set{set, &twin}
+}
