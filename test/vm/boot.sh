@@ -56,13 +56,13 @@ mke2fs -q -t ext4 -L vmio -d "$indir" "$work/io.img" "$((mb + ${VM_IO_MB:-256}))
 
 echo "boot.sh: $(basename "$kernel") accel=$a" >&2
 rc=0
-timeout --foreground -k 10 "${VM_TIMEOUT:-1800}" "$QEMU" "${accelargs[@]}" \
+timeout --foreground -k 10 "${VM_TIMEOUT:-3600}" "$QEMU" "${accelargs[@]}" \
 	-m "${VM_MEM:-1024}" -smp "${VM_SMP:-2}" -nographic -monitor none \
 	-serial "file:$outdir/console.log" -nic none \
 	-drive "file=$image,format=raw,if=virtio,snapshot=on" \
 	-drive "file=$work/io.img,format=raw,if=virtio" \
 	-kernel "$kernel" -initrd "$initrd" \
-	-append "root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=10 ${VM_APPEND:-}" \
+	-append "root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=10 modprobe.blacklist=floppy,kvm_amd,kvm_intel ${VM_APPEND:-}" \
 	</dev/null || rc=$?
 
 rm -rf "$outdir/out"

@@ -33,7 +33,13 @@ exec >>"$OUT/run.log" 2>&1
 P=/usr/local/sbin/vmprober
 G=10.0.1.1 # the host's address as the clients see it (its veth side)
 PIDF=/run/openrc/options/nfqknockd/child_pid
-log() { echo "[$(cut -d' ' -f1 /proc/uptime)] $*"; }
+# log: a line in run.log and on the console.
+log() {
+	local l
+	l="[$(cut -d' ' -f1 /proc/uptime)] vmtest: $*"
+	echo "$l"
+	echo "$l" >/dev/console
+}
 check() { echo "$1=$2" >>"$OUT/checks"; log "check $1=$2"; }
 now() { date +%s%3N; }
 
@@ -42,16 +48,19 @@ finish() {
 	rc-status -a >"$OUT/rc-status.txt" 2>&1
 	cp /var/log/messages "$OUT/messages.txt" 2>/dev/null
 	touch "$OUT/done"
+	[ -z "${LISTENER:-}" ] || kill "$LISTENER"
+	exec >/dev/console 2>&1
 	cd / && sync && umount /vm
 	sync
 	poweroff -f
 }
 
 # mkns NAME N: a network namespace NAME joined to this one by a veth pair:
-# here 10.0.N.1/24 and fd00:N::1/64, there 10.0.N.2 and fd00:N::2.
+# here 10.0.N.1/24 and fd00:N::1/64, there 10.0.N.2 and fd00:N::2, with
+# fixed MAC addresses (as the systemd guest's).
 mkns() {
 	ip netns add "$1"
-	ip link add "v$2h" type veth peer name "v$2n"
+	ip link add "v$2h" address "02:00:00:00:0$2:01" type veth peer name "v$2n" address "02:00:00:00:0$2:02"
 	ip link set "v$2n" netns "$1"
 	ip addr add "10.0.$2.1/24" dev "v$2h"
 	ip addr add "fd00:$2::1/64" dev "v$2h" nodad
@@ -70,10 +79,12 @@ knock() { ip netns exec "$1" nfqknock --secret-file "$2" "${4:-open}" "$3"; }
 reach() { ip netns exec "$1" $P -once -timeout 2s "$2" >/dev/null 2>&1; }
 
 # fresh_knocker: gives namespace knk a source address that never knocked.
-knk_n=10
+# The counter lives in a file: knock_after runs in $(...) subshells.
 fresh_knocker() {
-	knk_n=$((knk_n + 1))
+	local knk_n
+	knk_n=$(($(cat /run/vmknk 2>/dev/null || echo 10) + 1))
 	[ $knk_n -lt 250 ] || knk_n=11
+	echo $knk_n >/run/vmknk
 	ip -n knk addr flush dev v3n scope global
 	ip -n knk addr add "10.0.3.$knk_n/24" dev v3n
 	ip -n knk route replace default via 10.0.3.1
@@ -93,14 +104,22 @@ daemon_pid() {
 	[ -n "$p" ] && [ -d "/proc/$p" ] && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = nfqknockd ] && echo "$p"
 }
 
-# wait_guard [PID]: until OpenRC has the service started, the daemon runs
-# with a pid other than PID (when given), and its table exists; at most 60 s.
+# starts: how many times a daemon logged its start (syslog).
+starts() {
+	local c
+	c=$(grep -c 'msg=started' /var/log/messages 2>/dev/null)
+	echo "${c:-0}"
+}
+
+# wait_guard [PID [STARTS]]: until OpenRC has the service started, the
+# daemon runs with a pid other than PID, more daemons than STARTS logged
+# their start, and its table exists; at most 60 s.
 wait_guard() {
 	local i p
 	for i in $(seq 600); do
-		if rc-service nfqknockd status >/dev/null 2>&1 && p=$(daemon_pid) &&
-			nft list table inet nfqknock >/dev/null 2>&1; then
-			[ -z "${1:-}" ] || [ "$p" != "$1" ] && return 0
+		if rc-service nfqknockd status >/dev/null 2>&1 && p=$(daemon_pid) && [ "$p" != "${1:-}" ] &&
+			[ "$(starts)" -gt "${2:--1}" ] && nft list table inet nfqknock >/dev/null 2>&1; then
+			return 0
 		fi
 		sleep 0.1
 	done
@@ -112,7 +131,7 @@ wait_guard() {
 # then a knock from a fresh source. One line of events.tsv (the systemd
 # guest's columns).
 event() {
-	local name=$1 i=$2 t0 rc before
+	local name=$1 i=$2 t0 rc before n
 	shift 2
 	ip netns exec prb $P -every "$PROBE_EVERY" -timeout 300ms -out /run/p.txt 10.0.2.1:$PROBE_PORT &
 	local pp=$!
@@ -120,10 +139,11 @@ event() {
 	local cp=$!
 	sleep 1
 	before=$(daemon_pid)
+	n=$(starts)
 	t0=$(now)
 	"$@" >/run/ev.out 2>&1
 	rc=$?
-	case $name in kill9 | restart) wait_guard "$before" ;; *) wait_guard ;; esac
+	case $name in kill9 | restart) wait_guard "$before" "$n" ;; *) wait_guard ;; esac
 	echo "$(($(now) - t0))" >/run/ev.back
 	sleep "$SETTLE"
 	kill -TERM $pp $cp
@@ -217,12 +237,13 @@ mkns prb 2
 mkns knk 3
 mkns sshc 4
 $P -listen "[::]:$PROBE_PORT" &
+LISTENER=$!
 sleep 1
 
 # start
 t0=$(now)
 rc-service nfqknockd start >"$OUT/start.txt" 2>&1 && check start ok || check start FAIL
-wait_guard && check start_guard "$(($(now) - t0))ms" || check start_guard FAIL
+wait_guard "" 0 && check start_guard "$(($(now) - t0))ms" || check start_guard FAIL
 pid=$(daemon_pid)
 nft list table inet nfqknock >"$OUT/table.txt" 2>&1
 nft list tables >"$OUT/tables.txt" 2>&1
@@ -290,8 +311,9 @@ daemon_pid >/dev/null && check stop_daemon FAIL:runs || check stop_daemon gone
 fresh_knocker
 reach knk 10.0.3.1:$PROBE_PORT && check stop_port_open_to_all yes || check stop_port_open_to_all no
 t0=$(now)
+n=$(starts)
 rc-service nfqknockd start >>"$OUT/start.txt" 2>&1 && check start_again ok || check start_again FAIL
-wait_guard && check start_again_guard "$(($(now) - t0))ms" || check start_again_guard FAIL
+wait_guard "" "$n" && check start_again_guard "$(($(now) - t0))ms" || check start_again_guard FAIL
 fresh_knocker
 reach knk 10.0.3.1:$PROBE_PORT && check start_again_blocked FAIL || check start_again_blocked ok
 check start_again_knock "$(knock_after)"

@@ -5,7 +5,9 @@
 # config on the input disk, boots bookworm-backports' 6.12 kernel
 # (VM_OPENRC_KERNEL=6.1 for Debian 12's own) with test/vm/boot.sh, and
 # leaves the results in OUTDIR/out (see guest.sh), the console in
-# OUTDIR/console.log, and prints them. Run as root from anywhere.
+# OUTDIR/console.log, and OUTDIR/vm (seconds, accel, init: as vm-test.sh
+# writes for its VMs), so that `matrix.sh DIR ... openrc` prints its row
+# when OUTDIR is DIR/openrc. It prints the results. Run as root.
 #   VM_APK      the .apk to test (default: `make apk`, then dist's newest)
 #   VM_PROBER   a static build of test/vm/prober (default: built here)
 #   PROBE_EVERY (default 5ms), PROBE_PORT (2222), SETTLE (1, seconds),
@@ -51,10 +53,18 @@ CONF
 rc=0
 bash "$vm/boot.sh" "$img/root.img" "$img/boot/vmlinuz-$v" "$img/boot/initrd.img-$v" "$in" "$out" || rc=$?
 t2=$(date +%s)
+# The `vm` file of vm-test.sh's VMs, which matrix.sh reads.
+{
+	echo "seconds=$((t2 - t1))"
+	echo "boot_rc=$rc"
+	echo "accel=$(cat "${VM_CACHE:-/var/cache/nfqknockd-vm}/accel/$(sha256sum "$img/boot/vmlinuz-$v" | cut -c1-16)" 2>/dev/null || echo "${VM_ACCEL:-?}")"
+	echo "name=openrc"
+	echo "init=openrc $(sed -n 's/^openrc=//p' "$out/out/info" 2>/dev/null)"
+	echo "image_seconds=$((t1 - t0))"
+} >"$out/vm"
 {
 	echo "vm.sh: openrc on $v: image $((t1 - t0)) s (with the .apk), VM $((t2 - t1)) s, boot.sh exit $rc"
 	cat "$out/out/info" "$out/out/checks" 2>/dev/null
 	column -t -s "$(printf '\t')" "$out/out/events.tsv" 2>/dev/null || cat "$out/out/events.tsv" 2>/dev/null
 } | tee "$out/summary.txt"
-echo "openrc_vm_seconds=$((t2 - t1))" >>"$out/out/info" 2>/dev/null || true
 [ "$rc" = 0 ] && [ -e "$out/out/done" ]
