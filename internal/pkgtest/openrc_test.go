@@ -74,14 +74,20 @@ esac
 `
 
 // stubCommand records its name and arguments as the harness's rec does.
-// With STUB_NO_CAPS set it refuses --capabilities and --secbits as a
-// supervise-daemon built without libcap does (Debian's openrc 0.45).
+// With STUB_OLD set it is an older supervise-daemon, as Debian's openrc
+// 0.45: built without libcap, it refuses --capabilities and --secbits,
+// and it does not know --stderr-logger.
 const stubCommand = `#!/bin/sh
 { printf '%s' "${0##*/}"; for a; do printf '\t%s' "$a"; done; printf '\n'; } >>"$OPENRC_CALLS"
-if [ -n "$STUB_NO_CAPS" ]; then
+if [ -n "$STUB_OLD" ]; then
 	for a; do
-		case $a in --capabilities | --secbits)
+		case $a in
+		--capabilities | --secbits)
 			echo " * ${0##*/}: Capabilities support not enabled" >&2
+			exit 1
+			;;
+		--stderr-logger)
+			echo "${0##*/}: unrecognized option '--stderr-logger'" >&2
 			exit 1
 			;;
 		esac
@@ -90,11 +96,11 @@ fi
 exit 0
 `
 
-// isCapsProbe tells the script's question to supervise-daemon (whether it
-// takes --capabilities and --secbits: it stops at --help) from the calls
-// that start, stop or signal.
-func isCapsProbe(c []string) bool {
-	return len(c) > 0 && c[len(c)-1] == "--help" && slices.Contains(c, "--capabilities")
+// isProbe tells the script's questions to supervise-daemon (whether it
+// takes an option: it stops at --help) from the calls that start, stop or
+// signal.
+func isProbe(c []string) bool {
+	return len(c) > 0 && c[len(c)-1] == "--help"
 }
 
 // openrcRun is what the script did for one action under the harness.
@@ -106,27 +112,27 @@ type openrcRun struct {
 }
 
 // supervise returns the calls of supervise-daemon, without its name, less
-// the script's question whether it takes --capabilities (see probes).
+// the script's questions whether it takes an option (see probes).
 func (r openrcRun) supervise() [][]string {
 	var out [][]string
 	for _, c := range r.calls {
-		if c[0] == "supervise-daemon" && !isCapsProbe(c[1:]) {
+		if c[0] == "supervise-daemon" && !isProbe(c[1:]) {
 			out = append(out, c[1:])
 		}
 	}
 	return out
 }
 
-// probes counts the script's questions to supervise-daemon whether it
-// takes --capabilities.
-func (r openrcRun) probes() int {
-	n := 0
+// probes returns the options that the script asked supervise-daemon
+// whether it takes.
+func (r openrcRun) probes() []string {
+	var out []string
 	for _, c := range r.calls {
-		if c[0] == "supervise-daemon" && isCapsProbe(c[1:]) {
-			n++
+		if c[0] == "supervise-daemon" && isProbe(c[1:]) && len(c) > 2 {
+			out = append(out, c[2])
 		}
 	}
-	return n
+	return out
 }
 
 // index returns the position of the first call that starts with prefix,
@@ -146,10 +152,11 @@ type openrcSetup struct {
 	childPID string
 	alive    bool
 	secrets  string
-	// noCaps: supervise-daemon refuses --capabilities and --secbits (no
-	// libcap); setpriv: "stub" puts a stub setpriv in PATH, "none" leaves
-	// only the stubs in PATH (no setpriv at all), "" the host's PATH.
-	noCaps  bool
+	// old: supervise-daemon is as Debian's openrc 0.45 (no libcap, no
+	// --stderr-logger); setpriv: "stub" puts a stub setpriv in PATH,
+	// "none" leaves only the stubs in PATH (no setpriv at all), "" the
+	// host's PATH.
+	old     bool
 	setpriv string
 }
 
@@ -191,13 +198,13 @@ func runOpenRC(t *testing.T, action string, s openrcSetup) openrcRun {
 	if s.setpriv == "none" {
 		path = bin
 	}
-	noCaps := ""
-	if s.noCaps {
-		noCaps = "1"
+	old := ""
+	if s.old {
+		old = "1"
 	}
 	env := []string{
 		"PATH=" + path,
-		"STUB_NO_CAPS=" + noCaps,
+		"STUB_OLD=" + old,
 		"OPENRC_CALLS=" + calls,
 		"OPENRC_CONFD=" + confd,
 		"OPENRC_INITD=" + filepath.Join(root(t), ".ci", "packaging", openrcScript),
@@ -329,40 +336,45 @@ func TestOpenRCScriptCalls(t *testing.T) {
 				if got := r.supervise(); len(got) != 1 || !slices.Equal(got[0], wantStart) {
 					t.Errorf("start: supervise-daemon %q\nwant %q", got, wantStart)
 				}
-				if r.probes() != 1 || r.index("setpriv") >= 0 {
-					t.Errorf("start: %q, want one question to supervise-daemon (--capabilities ... --help), no setpriv", r.calls)
+				if p := r.probes(); !slices.Equal(p, []string{"--capabilities", "--secbits", "--stderr-logger"}) {
+					t.Errorf("start: asked supervise-daemon about %q, want --capabilities, --secbits, --stderr-logger", p)
 				}
 			})
 
-			// A supervise-daemon without libcap (Debian's openrc 0.45)
-			// refuses --capabilities and --secbits: setpriv sets the
-			// same, between supervise-daemon and the daemon, and execs
-			// the daemon (the pid supervise-daemon watches is the
-			// daemon's). For a start and the start of a restart.
+			// An older supervise-daemon (Debian's openrc 0.45): built
+			// without libcap, it refuses --capabilities and --secbits,
+			// so setpriv sets the same, between supervise-daemon and the
+			// daemon, and execs the daemon (the pid supervise-daemon
+			// watches is the daemon's); it has no --stderr-logger, so the
+			// log goes to the file error_log. For a start and the start
+			// of a restart.
 			for _, action := range []string{"start", "restart"} {
-				t.Run("no libcap/"+action, func(t *testing.T) {
+				t.Run("old supervise-daemon/"+action, func(t *testing.T) {
 					s := base
-					s.noCaps, s.setpriv = true, "stub"
+					s.old, s.setpriv = true, "stub"
 					r := runOpenRC(t, action, s)
 					got := r.supervise()
 					if r.err != nil || len(got) == 0 {
 						t.Fatalf("%s: %v: %q\n%s", action, r.err, got, r.stderr)
 					}
-					i := slices.Index(wantStart, daemon)
+					i := slices.Index(wantStart, "--stderr-logger")
 					want := append([]string{"nfqknockd", "--start", "--no-new-privs"}, wantStart[7:i]...)
-					want = append(want, filepath.Join(r.bin, "setpriv"), "--",
+					want = append(want, "--stderr", "/var/log/nfqknockd.log", filepath.Join(r.bin, "setpriv"), "--",
 						"--inh-caps=-all,+net_admin", "--ambient-caps=-all,+net_admin",
 						"--securebits=+noroot,+noroot_locked", "--", daemon)
-					want = append(want, wantStart[i+2:]...)
+					want = append(want, wantStart[i+4:]...)
 					if start := got[len(got)-1]; !slices.Equal(start, want) {
 						t.Errorf("%s: supervise-daemon %q\nwant %q", action, start, want)
+					}
+					if r.index("ewarn") < 0 {
+						t.Errorf("%s: no warning that the log goes to a file: %q", action, r.calls)
 					}
 				})
 			}
 
-			t.Run("no libcap, no setpriv", func(t *testing.T) {
+			t.Run("old supervise-daemon, no setpriv", func(t *testing.T) {
 				s := base
-				s.noCaps, s.setpriv = true, "none"
+				s.old, s.setpriv = true, "none"
 				r := runOpenRC(t, "start", s)
 				if r.err == nil || len(r.supervise()) != 0 || !strings.Contains(r.stderr, "setpriv") {
 					t.Errorf("start: %v: %q\n%s\nwant refused, naming setpriv", r.err, r.calls, r.stderr)
