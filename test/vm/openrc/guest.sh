@@ -47,6 +47,7 @@ finish() {
 	log finish
 	rc-status -a >"$OUT/rc-status.txt" 2>&1
 	cp /var/log/messages "$OUT/messages.txt" 2>/dev/null
+	cp /var/log/nfqknockd.log "$OUT/nfqknockd.log" 2>/dev/null
 	touch "$OUT/done"
 	[ -z "${LISTENER:-}" ] || kill "$LISTENER"
 	exec >/dev/console 2>&1
@@ -104,19 +105,20 @@ daemon_pid() {
 	[ -n "$p" ] && [ -d "/proc/$p" ] && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = nfqknockd ] && echo "$p"
 }
 
-# starts: how many times a daemon logged its start (syslog).
+# LOGS: where the daemon's log can be: syslog (error_logger), or the file
+# error_log where supervise-daemon has no --stderr-logger.
+LOGS="/var/log/messages /var/log/nfqknockd.log"
+# starts: how many times a daemon logged its start.
 starts() {
-	local c
-	c=$(grep -c 'msg=started' /var/log/messages 2>/dev/null)
-	echo "${c:-0}"
+	cat $LOGS 2>/dev/null | grep -c 'msg=started'
 }
 
 # wait_guard [PID [STARTS]]: until OpenRC has the service started, the
 # daemon runs with a pid other than PID, more daemons than STARTS logged
 # their start, and its table exists; at most 60 s.
 wait_guard() {
-	local i p
-	for i in $(seq 600); do
+	local p end=$(($(now) + 60000))
+	while [ "$(now)" -lt $end ]; do
 		if rc-service nfqknockd status >/dev/null 2>&1 && p=$(daemon_pid) && [ "$p" != "${1:-}" ] &&
 			[ "$(starts)" -gt "${2:--1}" ] && nft list table inet nfqknock >/dev/null 2>&1; then
 			return 0
@@ -249,7 +251,8 @@ nft list table inet nfqknock >"$OUT/table.txt" 2>&1
 nft list tables >"$OUT/tables.txt" 2>&1
 {
 	echo "modules=$(lsmod | awk '/^(nft_queue|xt_NFQUEUE|nft_compat|nfnetlink_queue)/{printf "%s ", $1}')"
-	echo "startline=$(grep -m1 'nfqknockd' /var/log/messages 2>/dev/null | sed 's/^.*nfqknockd[^:]*: //')"
+	echo "startline=$(cat $LOGS 2>/dev/null | grep -m1 'msg=started' | sed 's/^.*nfqknockd[^:]*: //')"
+	echo "daemon_log=$(for f in $LOGS; do grep -qs 'msg=started' "$f" && printf '%s ' "$f"; done)"
 	echo "daemon_cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline")"
 	echo "daemon_caps=$(caps "$pid")"
 	echo "daemon_parent=$(ps -o args= -p "$(ps -o ppid= -p "$pid")")"
