@@ -26,6 +26,7 @@ kv() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -n 1; }
 # over the events EVENT of events.tsv.
 cell() {
 	awk -F'\t' -v e="$2" '
+		BEGIN { m = 0 }
 		$1 == e { n++; t += $3; o += $4; if ($8 > m) m = $8; cf += $11; k += $12 }
 		END {
 			if (!n) { print "-"; exit }
@@ -42,7 +43,7 @@ strict() {
 events="flush reload-nftables delete-table restart reload kill9 upgrade"
 {
 	h=$dir/host
-	echo "VM matrix of \`make vm-test\`: commit $(kv "$h" commit), host $(kv "$h" host_kernel), $(kv "$h" cpu), $(kv "$h" nproc) CPUs; $(kv "$h" repeat), $(kv "$h" strict), prober every $(kv "$h" probe_every); whole run $(kv "$h" total_seconds) s."
+	echo "VM matrix of \`make vm-test\`: commit $(kv "$h" commit), host $(kv "$h" host_kernel), $(kv "$h" cpu), $(kv "$h" nproc) CPUs; settings: $(sed -n 's/^repeat=/repeat=/p; s/^strict=/strict=/p; s/^probe_every=/probe every /p' "$h" | paste -sd' ' -); whole run $(kv "$h" total_seconds) s."
 	echo
 	echo "Each event cell: prober successes/tries from a never-knocked source, whether the opened client kept access, how long the guard was missing (prober's first to last success, max over the repetitions), knocks from a fresh source after the event that opened."
 	echo
@@ -63,7 +64,7 @@ events="flush reload-nftables delete-table restart reload kill9 upgrade"
 		q=compat
 		grep -q ' queue ' "$t" 2>/dev/null && q="native queue"
 		grep -q 'NFQUEUE' "$t" 2>/dev/null && q="compat NFQUEUE"
-		fl=$(sed -n 's/^[[:space:]]*flags //p' "$t" 2>/dev/null | head -n 1)
+		fl=$(sed -n 's/^\tflags //p' "$t" 2>/dev/null | head -n 1)
 		tabs=$(awk '{print $2 " " $3}' "$o/out/tables.txt" 2>/dev/null | paste -sd, -)
 		printf '| %s | %s | %s | %s, flags %s | %s |' "${kver:-$n}" "$(kv "$o/vm" init)" "$(kv "$o/vm" seconds)" "$q" "${fl:-none}" "$tabs"
 		for e in $events; do printf ' %s |' "$(cell "$o/out/events.tsv" "$e" 2>/dev/null)"; done
@@ -93,7 +94,7 @@ events="flush reload-nftables delete-table restart reload kill9 upgrade"
 	for n in "$@"; do
 		o=$dir/$n
 		echo "- $n: $(kv "$o/out/info" kernel), $(kv "$o/out/info" systemd), $(kv "$o/out/info" nft), openssh $(kv "$o/out/info" sshd), accel $(kv "$o/vm" accel), unit Type=$(kv "$o/out/info" unit_type), modules: $(kv "$o/out/info" modules)"
-		echo "  - start line: \`$(kv "$o/out/info" startline)\`"
+		echo "  - start line: \`$(grep -h -m 1 -o 'nfqknockd\[[0-9]*\]: .*msg=started.*' "$o/out/journal-setup.txt" 2>/dev/null | sed 's/^nfqknockd\[[0-9]*\]: //')\`"
 		echo "  - reload with new secrets: credential $(kv "$o/out/checks" reload_credential), new secrets open: $(kv "$o/out/checks" reload_new_secrets_open), old secrets open: $(kv "$o/out/checks" reload_old_secrets_open)"
 		for b in service socket; do
 			f=$o/out/boot-$b.txt

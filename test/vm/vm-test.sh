@@ -82,7 +82,7 @@ for k in $kernels; do
 	[ -n "${imgdir[$recipe]:-}" ] && continue
 	t0=$(date +%s)
 	echo "== vm-test: image $recipe"
-	imgdir[$recipe]=$("$here/image.sh" "$here/images/$recipe.recipe")
+	imgdir[$recipe]=$("$here/image.sh" "$here/images/$recipe.recipe" | tail -n 1)
 	echo "   $(($(date +%s) - t0)) s: ${imgdir[$recipe]}"
 done
 
@@ -127,7 +127,9 @@ wait || true
 	echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
 	echo "nproc=$(nproc)"
 	echo "commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo -dirty)"
-	echo "repeat=${VM_REPEAT:-issue19} strict=${VM_STRICT:-persist} probe_every=${VM_PROBE_EVERY:-5ms}"
+	echo "repeat=${VM_REPEAT:-issue19}"
+	echo "strict=${VM_STRICT:-persist}"
+	echo "probe_every=${VM_PROBE_EVERY:-5ms}"
 } >"$out/host"
 mkdir -p "$top/dist"
 VM_STRICT=${VM_STRICT:-persist} bash "$here/matrix.sh" "$out" $kernels
