@@ -92,7 +92,7 @@ run_vm() {
 	read -r recipe glob <<<"$(kernel "$k")"
 	dir=${imgdir[$recipe]}
 	# shellcheck disable=SC2053
-	v=$(while read -r x; do [[ $x == $glob ]] && echo "$x"; done <"$dir/kernels" | sort -V | tail -n 1)
+	v=$(while read -r x; do [[ $x != $glob ]] || echo "$x"; done <"$dir/kernels" | sort -V | tail -n 1)
 	[ -n "$v" ] || { echo "vm-test: no kernel $glob in $dir" >&2; return 1; }
 	o=$out/$k
 	rm -rf "$o"
