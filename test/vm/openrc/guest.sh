@@ -130,8 +130,8 @@ wait_guard() {
 }
 
 # event NAME I COMMAND...: probers on, COMMAND, guard back, probers off,
-# then a knock from a fresh source. One line of events.tsv (the systemd
-# guest's columns).
+# then a knock from a fresh source (with KNOCK_SECRETS, default the
+# secrets in force). One line of events.tsv (the systemd guest's columns).
 event() {
 	local name=$1 i=$2 t0 rc before n
 	shift 2
@@ -151,7 +151,7 @@ event() {
 	kill -TERM $pp $cp
 	wait $pp $cp
 	local k
-	k=$(knock_after)
+	k=$(knock_after "${KNOCK_SECRETS:-/root/secrets}")
 	(
 		. /run/p.txt
 		pt=$tries pok=$ok pref=$refused pto=$timeout poth=$other f=$first_ok_ms l=$last_ok_ms
@@ -255,7 +255,7 @@ nft list tables >"$OUT/tables.txt" 2>&1
 	echo "daemon_log=$(for f in $LOGS; do grep -qs 'msg=started' "$f" && printf '%s ' "$f"; done)"
 	echo "daemon_cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline")"
 	echo "daemon_caps=$(caps "$pid")"
-	echo "daemon_parent=$(ps -o args= -p "$(ps -o ppid= -p "$pid")")"
+	echo "daemon_parent=$(tr '\0' ' ' <"/proc/$(awk '{print $4}' "/proc/$pid/stat")/cmdline")"
 } >>"$OUT/info"
 eff=$(sed -n 's/^CapEff:[[:space:]]*//p' "/proc/$pid/status")
 [ "$eff" = 0000000000001000 ] && check daemon_cap_net_admin_only ok || check daemon_cap_net_admin_only "FAIL: CapEff $eff"
@@ -287,7 +287,7 @@ for i in $(seq "$N_RESTART"); do event restart "$i" rc-service nfqknockd restart
 # longer.
 new_secrets /root/secrets.new
 cp /root/secrets.new /etc/nfqknockd/secrets
-event reload 1 rc-service nfqknockd reload
+KNOCK_SECRETS=/root/secrets.new event reload 1 rc-service nfqknockd reload
 check reload_new_secrets_open "$(knock_after /root/secrets.new)"
 check reload_old_secrets_open "$(knock_after /root/secrets)"
 cp /root/secrets /etc/nfqknockd/secrets
