@@ -323,6 +323,23 @@ rc-service nfqknockd status >/dev/null 2>&1 && check kill9_service_started ok ||
 
 for i in $(seq "$N_FLUSH"); do event flush "$i" nft flush ruleset; done
 
+# A restart with flags that the daemon refuses stops nothing: stop_pre's
+# checkconfig fails, openrc-run goes no further, the daemon keeps running
+# with its table.
+pid=$(daemon_pid)
+cp /etc/conf.d/nfqknockd /root/confd.good
+sed -i 's/^NFQKNOCKD_OPTS=.*/NFQKNOCKD_OPTS="--guard 0"/' /etc/conf.d/nfqknockd
+rc-service nfqknockd restart >"$OUT/restart-refused.txt" 2>&1 && check restart_bad_flags "FAIL: exit 0" || {
+	if [ "$(daemon_pid)" = "$pid" ] && nft list table inet nfqknock >/dev/null 2>&1 &&
+		rc-service nfqknockd status >/dev/null 2>&1; then
+		check restart_bad_flags "refused, the daemon runs on"
+	else
+		check restart_bad_flags "FAIL: the daemon or its table is gone"
+	fi
+}
+cp /root/confd.good /etc/conf.d/nfqknockd
+check restart_bad_flags_knock "$(knock_after)"
+
 # stop: SIGTERM, the daemon deletes its table: the guarded ports are open
 # to all (as a stop promises); then start again.
 rc-service nfqknockd stop >"$OUT/stop.txt" 2>&1 && check stop ok || check stop FAIL
