@@ -33,6 +33,11 @@ exec >>"$OUT/run.log" 2>&1
 P=/usr/local/sbin/vmprober
 G=10.0.1.1 # the host's address as the clients see it (its veth side)
 PIDF=/run/openrc/options/nfqknockd/child_pid
+# The phase (setup, boot) lives on the root disk's overlay, which survives
+# the reboot.
+STATE=/var/lib/vmtest
+mkdir -p "$STATE"
+phase=$(cat "$STATE/phase" 2>/dev/null || echo setup)
 # log: a line in run.log and on the console.
 log() {
 	local l
@@ -43,11 +48,19 @@ log() {
 check() { echo "$1=$2" >>"$OUT/checks"; log "check $1=$2"; }
 now() { date +%s%3N; }
 
+# finish [reboot]: the logs to /vm/out, then power off (or reboot).
 finish() {
-	log finish
-	rc-status -a >"$OUT/rc-status.txt" 2>&1
+	log "finish ($phase)"
+	rc-status -a >"$OUT/rc-status-$phase.txt" 2>&1
 	cp /var/log/messages "$OUT/messages.txt" 2>/dev/null
 	cp /var/log/nfqknockd.log "$OUT/nfqknockd.log" 2>/dev/null
+	if [ "${1:-}" = reboot ]; then
+		[ -z "${LISTENER:-}" ] || kill "$LISTENER"
+		exec >/dev/console 2>&1
+		sync
+		reboot
+		exit 0
+	fi
 	touch "$OUT/done"
 	[ -z "${LISTENER:-}" ] || kill "$LISTENER"
 	exec >/dev/console 2>&1
@@ -212,6 +225,71 @@ install_apk() {
 # caps PID: the capability lines and NoNewPrivs of /proc/PID/status.
 caps() { grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' "/proc/$1/status" | tr -s '\t\n' '  '; }
 
+# up_of PID: when process PID began, in seconds since boot.
+up_of() {
+	[ -n "$1" ] && awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", $22 / hz }' "/proc/$1/stat"
+}
+
+# install_bootprobe: an OpenRC service in the default runlevel, ordered
+# before sshd (Debian's ssh script provides it) and nfqknockd, that probes
+# sshd's port 22 from namespace bp (10.0.9.2) from then on, with a control
+# prober on port 9 (closed, not guarded: every try should be refused).
+install_bootprobe() {
+	cat >/etc/init.d/vmbootprobe <<-EOF
+		#!/sbin/openrc-run
+		description="VM test: probes sshd's port from early boot (test/vm/openrc)"
+		depend() {
+			before sshd ssh nfqknockd
+		}
+		start() {
+			ebegin "Starting the VM test's boot prober"
+			ip netns add bp
+			ip link add v9h address 02:00:00:00:09:01 type veth peer name v9n address 02:00:00:00:09:02
+			ip link set v9n netns bp
+			ip addr add 10.0.9.1/24 dev v9h
+			ip link set v9h up
+			ip -n bp link set lo up
+			ip -n bp addr add 10.0.9.2/24 dev v9n
+			ip -n bp link set v9n up
+			ip netns exec bp $P -every 20ms -timeout 1s -out /run/vmbootctl.txt 10.0.9.1:9 </dev/null >/dev/null 2>&1 &
+			echo \$! >/run/vmbootctl.pid
+			ip netns exec bp $P -every $PROBE_EVERY -timeout 300ms -ready /run/vmbootprobe.first -out /run/vmbootprobe.txt 10.0.9.1:22 </dev/null >/dev/null 2>&1 &
+			echo \$! >/run/vmbootprobe.pid
+			i=0
+			while [ ! -e /run/vmbootprobe.first ] && [ \$i -lt 300 ]; do sleep 0.01; i=\$((i + 1)); done
+			eend 0
+		}
+	EOF
+	chmod 0755 /etc/init.d/vmbootprobe
+	rc-update add vmbootprobe default >/dev/null 2>&1
+}
+
+if [ "$phase" = boot ]; then
+	log "after the reboot: $(uname -r)"
+	kill -TERM "$(cat /run/vmbootprobe.pid)" "$(cat /run/vmbootctl.pid)"
+	sleep 1.5
+	cp /run/vmbootprobe.txt "$OUT/boot-service.txt"
+	sed 's/^/control_/' /run/vmbootctl.txt >>"$OUT/boot-service.txt"
+	{
+		# Seconds since boot: when the processes began (sshd: the
+		# listener, the oldest sshd), when the guard was first seen
+		# (first_timeout_up above).
+		echo "nfqknockd_process_up=$(up_of "$(daemon_pid)")"
+		echo "sshd_process_up=$(up_of "$(pgrep -o -x sshd)")"
+		echo "nfqknockd_started_log=$(cat $LOGS 2>/dev/null | grep 'msg=started' | tail -n 1 | cut -d' ' -f1)"
+	} >>"$OUT/boot-service.txt"
+	ok=$(sed -n 's/^ok=//p' "$OUT/boot-service.txt")
+	check boot_service "${ok:-none}"
+	mkns knk 3
+	mkns sshc 4
+	check boot_service_knock "$(knock_after)"
+	out=$(ip netns exec sshc ssh -F none -i /root/.ssh/id_ed25519 -o BatchMode=yes \
+		-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=30 \
+		-o "ProxyCommand nfqknock --secret-file /root/secrets proxy %h %p" root@10.0.4.1 echo through 2>>"$OUT/ssh.err")
+	[ "$out" = through ] && check ssh_boot ok || check ssh_boot FAIL
+	finish
+fi
+
 log "start: $(uname -r), pid 1 $(readlink /proc/1/exe)"
 cp /vm/prober $P && chmod 0755 $P
 # The daemon logs through error_logger (logger, syslog): a syslog daemon
@@ -360,4 +438,12 @@ out=$(ip netns exec sshc ssh -F none -i /root/.ssh/id_ed25519 -o BatchMode=yes \
 	-o "ProxyCommand nfqknock --secret-file /root/secrets proxy %h %p" root@10.0.4.1 echo through 2>>"$OUT/ssh.err")
 [ "$out" = through ] && check ssh_end ok || check ssh_end FAIL
 nft list tables >"$OUT/tables-end.txt" 2>&1
+if [ "${BOOTS:-yes}" = yes ]; then
+	# A reboot: OpenRC stops the daemon (SIGTERM, its table goes) and
+	# starts it at boot, before sshd; the boot prober shows whether sshd
+	# ever answered a source that never knocked.
+	install_bootprobe
+	echo boot >"$STATE/phase"
+	finish reboot
+fi
 finish

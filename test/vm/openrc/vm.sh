@@ -11,7 +11,8 @@
 #   VM_APK      the .apk to test (default: `make apk`, then dist's newest)
 #   VM_PROBER   a static build of test/vm/prober (default: built here)
 #   PROBE_EVERY (default 5ms), PROBE_PORT (2222), SETTLE (1, seconds),
-#   N_RESTART, N_KILL, N_FLUSH (default 1 each): the scenario's config
+#   N_RESTART, N_KILL, N_FLUSH (default 1 each), BOOTS (yes: the reboot
+#   check; no): the scenario's config
 # Exit 0 when the VM ran to its end (OUTDIR/out/done), else 1.
 set -euo pipefail
 out=$1
@@ -48,6 +49,7 @@ SETTLE=${SETTLE:-1}
 N_RESTART=${N_RESTART:-1}
 N_KILL=${N_KILL:-1}
 N_FLUSH=${N_FLUSH:-1}
+BOOTS=${BOOTS:-yes}
 CONF
 
 rc=0
