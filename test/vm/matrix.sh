@@ -66,7 +66,9 @@ events="flush reload-nftables delete-table restart reload kill9 upgrade"
 		grep -q 'NFQUEUE' "$t" 2>/dev/null && q="compat NFQUEUE"
 		fl=$(sed -n 's/^\tflags //p' "$t" 2>/dev/null | head -n 1)
 		tabs=$(awk '{print $2 " " $3}' "$o/out/tables.txt" 2>/dev/null | paste -sd, -)
-		printf '| %s | %s | %s | %s, flags %s | %s |' "${kver:-$n}" "$(kv "$o/vm" init)" "$(kv "$o/vm" seconds)" "$q" "${fl:-none}" "$tabs"
+		# nft 1.0.6 (Debian 12) does not print persist: the daemon's start line says.
+		df=$(grep -h -m 1 -o 'msg=started.* table_flags=[a-z,]*' "$o/out/journal-setup.txt" 2>/dev/null | sed 's/.*table_flags=//')
+		printf '| %s | %s | %s | %s; nft: flags %s; daemon: %s |  %s |' "${kver:-$n}" "$(kv "$o/vm" init)" "$(kv "$o/vm" seconds)" "$q" "${fl:-none}" "${df:-?}" "$tabs"
 		for e in $events; do printf ' %s |' "$(cell "$o/out/events.tsv" "$e" 2>/dev/null)"; done
 		for b in service socket; do
 			f=$o/out/boot-$b.txt

@@ -28,6 +28,8 @@ kernels=${VM_KERNELS:-5.10 6.1 6.12 newest}
 out=${VM_OUT:-$top/dist/vm}
 GO=${GO:-go}
 t_all=$(date +%s)
+# The commit under test, taken now: the tree may move while the VMs run.
+commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo -dirty)
 
 # kernel NAME: prints "RECIPE GLOB": the image recipe, and the kernel
 # version glob within it (the highest match is taken).
@@ -126,7 +128,7 @@ wait || true
 	echo "host_kernel=$(uname -r)"
 	echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
 	echo "nproc=$(nproc)"
-	echo "commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo -dirty)"
+	echo "commit=$commit"
 	echo "repeat=${VM_REPEAT:-issue19}"
 	echo "strict=${VM_STRICT:-persist}"
 	echo "probe_every=${VM_PROBE_EVERY:-5ms}"
