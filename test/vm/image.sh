@@ -76,7 +76,7 @@ for k in "$root"/boot/vmlinuz-*; do
 done
 [ -s "$work/kernels" ] || { echo "image.sh: no kernel in $name" >&2; exit 1; }
 mb=$(du -sm "$root" | cut -f1)
-mke2fs -q -t ext4 -L root -d "$root" "$work/root.img" "$((mb * 13 / 10 + 400))M"
+mke2fs -q -t ext4 -L root -d "$root" "$work/root.img" "$((mb * 13 / 10 + 400))M" >&2
 rm -rf "$root"
 # Older builds of the same recipe go; this one takes their place.
 rm -rf "$cache/$name"-*

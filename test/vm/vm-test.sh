@@ -9,7 +9,9 @@
 # Knobs (environment; `make vm-test VAR=...` passes them):
 #   VM_KERNELS  kernel names, default "5.10 6.1 6.12 newest":
 #               5.10 bullseye; 6.1 bookworm; 6.12 bookworm-backports;
-#               newest trixie-backports (the newest kernel Debian ships)
+#               newest trixie-backports (the newest kernel Debian ships);
+#               openrc: the OpenRC image and scenario (test/vm/openrc/vm.sh,
+#               the .apk's scripts, bookworm-backports' 6.12)
 #   VM_REPEAT   "issue19" (default): 20 flush ruleset, 20 reload nftables,
 #               5 delete table, 5 restart, 5 kill -9, 2 upgrades; or a number
 #               N: N of each (and N upgrades), for a quick run
@@ -39,6 +41,7 @@ kernel() {
 	6.1) echo "bookworm 6.1.*" ;;
 	6.12) echo "bookworm 6.12.*" ;;
 	newest) echo "trixie *" ;;
+	openrc) echo "openrc -" ;; # test/vm/openrc/vm.sh builds its own image
 	*) echo "vm-test: unknown kernel $1 (5.10, 6.1, 6.12, newest)" >&2; return 1 ;;
 	esac
 }
@@ -81,6 +84,7 @@ echo "   $(($(date +%s) - t0)) s: $(ls "$in/debs" | tr '\n' ' ')"
 declare -A imgdir
 for k in $kernels; do
 	read -r recipe _ <<<"$(kernel "$k")"
+	[ "$recipe" != openrc ] || continue
 	[ -n "${imgdir[$recipe]:-}" ] && continue
 	t0=$(date +%s)
 	echo "== vm-test: image $recipe"
@@ -91,6 +95,17 @@ done
 # run_vm NAME: boots kernel NAME, results in $out/NAME.
 run_vm() {
 	local k=$1 recipe glob dir v o t0 rc=0
+	if [ "$k" = openrc ]; then
+		# The OpenRC row: its own script, the same prober and repetitions; it
+		# writes $out/openrc/vm itself. It builds the .apk (make apk).
+		echo "== vm-test: openrc ..."
+		t0=$(date +%s)
+		VM_PROBER="$in/prober" N_FLUSH=$n_flush N_RESTART=$n_restart N_KILL=$n_kill \
+			BOOTS=${VM_BOOTS:-yes} PROBE_EVERY=${VM_PROBE_EVERY:-5ms} \
+			bash "$here/openrc/vm.sh" "$out/openrc" >"$work/openrc.log" 2>&1 || rc=$?
+		echo "== vm-test: openrc done in $(($(date +%s) - t0)) s (exit $rc)"
+		return 0
+	fi
 	read -r recipe glob <<<"$(kernel "$k")"
 	dir=${imgdir[$recipe]}
 	# shellcheck disable=SC2053
