@@ -76,9 +76,14 @@ esac
 // stubCommand records its name and arguments as the harness's rec does.
 // With STUB_OLD set it is an older supervise-daemon, as Debian's openrc
 // 0.45: built without libcap, it refuses --capabilities and --secbits,
-// and it does not know --stderr-logger.
+// and it does not know --stderr-logger. As nft, it finds the table
+// unless STUB_NO_TABLE is set.
 const stubCommand = `#!/bin/sh
 { printf '%s' "${0##*/}"; for a; do printf '\t%s' "$a"; done; printf '\n'; } >>"$OPENRC_CALLS"
+if [ "${0##*/}" = nft ]; then
+	[ -z "$STUB_NO_TABLE" ]
+	exit
+fi
 if [ -n "$STUB_OLD" ]; then
 	for a; do
 		case $a in
@@ -158,6 +163,7 @@ type openrcSetup struct {
 	// host's PATH.
 	old     bool
 	setpriv string
+	noTable bool // nft finds no table
 }
 
 // runOpenRC runs action (start, stop, restart, reload, checkconfig) of the
@@ -169,7 +175,7 @@ func runOpenRC(t *testing.T, action string, s openrcSetup) openrcRun {
 	if err := os.Mkdir(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	stubs := []string{"supervise-daemon", "start-stop-daemon"}
+	stubs := []string{"supervise-daemon", "start-stop-daemon", "nft"}
 	if s.setpriv == "stub" {
 		stubs = append(stubs, "setpriv")
 	}
@@ -202,8 +208,13 @@ func runOpenRC(t *testing.T, action string, s openrcSetup) openrcRun {
 	if s.old {
 		old = "1"
 	}
+	noTable := ""
+	if s.noTable {
+		noTable = "1"
+	}
 	env := []string{
 		"PATH=" + path,
+		"STUB_NO_TABLE=" + noTable,
 		"STUB_OLD=" + old,
 		"OPENRC_CALLS=" + calls,
 		"OPENRC_CONFD=" + confd,
@@ -338,6 +349,38 @@ func TestOpenRCScriptCalls(t *testing.T) {
 				}
 				if p := r.probes(); !slices.Equal(p, []string{"--capabilities", "--secbits", "--stderr-logger"}) {
 					t.Errorf("start: asked supervise-daemon about %q, want --capabilities, --secbits, --stderr-logger", p)
+				}
+				// start_post: the table is there, the start is done.
+				nft := r.index("nft", "list", "table", "inet", "nfqknock")
+				if nft < r.index("supervise-daemon", "nfqknockd", "--start") || r.index("ewarn") >= 0 {
+					t.Errorf("start: %q, want nft list table inet nfqknock after the start, no warning", r.calls)
+				}
+			})
+
+			// start_post waits for the daemon's table (sshd starts after
+			// the service), start_wait seconds at most, then warns; the
+			// table of --table NAME.
+			t.Run("start waits for the table", func(t *testing.T) {
+				s := base
+				s.noTable = true
+				s.confd = conf("--guard 22 --table knock2") + "start_wait=1\n"
+				r := runOpenRC(t, "start", s)
+				n := 0
+				for _, c := range r.calls {
+					if slices.Equal(c, []string{"nft", "list", "table", "inet", "knock2"}) {
+						n++
+					}
+				}
+				if r.err != nil || n != 11 || r.index("ewarn") < 0 {
+					t.Errorf("start without a table: %v: %d looks for inet knock2, want 11 (1 s), then a warning; %q", r.err, n, r.calls)
+				}
+			})
+			t.Run("start_post --table=", func(t *testing.T) {
+				s := base
+				s.confd = conf("--table=knock3 --guard 22")
+				r := runOpenRC(t, "start", s)
+				if r.err != nil || r.index("nft", "list", "table", "inet", "knock3") < 0 {
+					t.Errorf("start: %v: %q, want nft list table inet knock3", r.err, r.calls)
 				}
 			})
 
