@@ -280,6 +280,15 @@ if [ "$phase" = boot ]; then
 	} >>"$OUT/boot-service.txt"
 	ok=$(sed -n 's/^ok=//p' "$OUT/boot-service.txt")
 	check boot_service "${ok:-none}"
+	# sshd's process began after the guard was in place (start_post): the
+	# prober sees a drop when its 300 ms timeout ends.
+	g=$(sed -n 's/^first_timeout_up=//p' "$OUT/boot-service.txt")
+	d=$(sed -n 's/^sshd_process_up=//p' "$OUT/boot-service.txt")
+	if [ -n "$g" ] && [ -n "$d" ] && awk -v g="$g" -v d="$d" 'BEGIN { exit !(g - 0.3 < d) }'; then
+		check boot_guard_before_sshd "ok (guard seen at $g s, sshd began at $d s)"
+	else
+		check boot_guard_before_sshd "FAIL: guard seen at ${g:-never} s, sshd began at ${d:-?} s"
+	fi
 	mkns knk 3
 	mkns sshc 4
 	check boot_service_knock "$(knock_after)"
