@@ -22,15 +22,16 @@ fail=()
 # kv FILE KEY: the value of KEY= in FILE.
 kv() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -n 1; }
 
-# cell FILE EVENT: "ok/tries, client kept|lost N, missing max ms, knock k/n"
-# over the events EVENT of events.tsv.
+# cell FILE EVENT: "ok/tries, client kept|lost N, missing ms (p50 and max
+# over the repetitions), knock k/n" over the events EVENT of events.tsv.
 cell() {
 	awk -F'\t' -v e="$2" '
-		BEGIN { m = 0 }
-		$1 == e { n++; t += $3; o += $4; if ($8 > m) m = $8; cf += $11; k += $12 }
+		$1 == e { n++; t += $3; o += $4; v[n] = $8 + 0; cf += $11; k += $12 }
 		END {
 			if (!n) { print "-"; exit }
-			printf "%d/%d, %s, %s ms, knock %d/%d", o, t, cf ? "client lost " cf : "kept", m, k, n
+			for (i = 2; i <= n; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+			printf "%d/%d, %s, %s ms, knock %d/%d", o, t, cf ? "client lost " cf : "kept",
+				v[n] ? "p50 " v[int((n + 1) / 2)] " max " v[n] : "0", k, n
 		}' "$1"
 }
 
@@ -45,7 +46,7 @@ events="flush reload-nftables delete-table restart reload kill9 upgrade"
 	h=$dir/host
 	echo "VM matrix of \`make vm-test\`: commit $(kv "$h" commit), host $(kv "$h" host_kernel), $(kv "$h" cpu), $(kv "$h" nproc) CPUs; settings: $(sed -n 's/^repeat=/repeat=/p; s/^strict=/strict=/p; s/^probe_every=/probe every /p' "$h" | paste -sd' ' -); whole run $(kv "$h" total_seconds) s."
 	echo
-	echo "Each event cell: prober successes/tries from a never-knocked source, whether the opened client kept access, how long the guard was missing (prober's first to last success, max over the repetitions), knocks from a fresh source after the event that opened."
+	echo "Each event cell: prober successes/tries from a never-knocked source, whether the opened client kept access, how long the guard was missing (the prober's first to last success plus one interval; p50 and max over the repetitions), knocks from a fresh source after the event that opened."
 	echo
 	printf '| kernel | init | VM s | table | tables |'
 	for e in $events; do printf ' %s |' "$e"; done
@@ -57,6 +58,8 @@ events="flush reload-nftables delete-table restart reload kill9 upgrade"
 		o=$dir/$n
 		c=$o/out/checks
 		kver=$(kv "$o/out/info" kernel)
+		# Debian's kernel ABI name, and the package version from the boot line.
+		kpkg=$(grep -a -m 1 -o 'SMP [A-Z_ ]*Debian [0-9][^ ]*' "$o/out/journal-setup.txt" 2>/dev/null | sed 's/.*Debian //')
 		if [ ! -e "$o/out/done" ]; then
 			fail+=("$n: the VM did not finish (see $o/console.log, $o/out/run.log)")
 		fi
@@ -68,7 +71,7 @@ events="flush reload-nftables delete-table restart reload kill9 upgrade"
 		tabs=$(awk '{print $2 " " $3}' "$o/out/tables.txt" 2>/dev/null | paste -sd, -)
 		# nft 1.0.6 (Debian 12) does not print persist: the daemon's start line says.
 		df=$(grep -h -m 1 -o 'msg=started.* table_flags=[a-z,]*' "$o/out/journal-setup.txt" 2>/dev/null | sed 's/.*table_flags=//')
-		printf '| %s | %s | %s | %s; nft: flags %s; daemon: %s |  %s |' "${kver:-$n}" "$(kv "$o/vm" init)" "$(kv "$o/vm" seconds)" "$q" "${fl:-none}" "${df:-?}" "$tabs"
+		printf '| %s | %s | %s | %s; nft: flags %s; daemon: %s |  %s |' "${kver:-$n}${kpkg:+ ($kpkg)}" "$(kv "$o/vm" init)" "$(kv "$o/vm" seconds)" "$q" "${fl:-none}" "${df:-?}" "$tabs"
 		for e in $events; do printf ' %s |' "$(cell "$o/out/events.tsv" "$e" 2>/dev/null)"; done
 		for b in service socket; do
 			f=$o/out/boot-$b.txt
