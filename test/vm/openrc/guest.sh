@@ -143,6 +143,19 @@ starts() {
 	cat $LOGS 2>/dev/null | grep -c 'msg=started'
 }
 
+# reload_secrets: rc-service nfqknockd reload, then until the daemon has
+# logged that it re-read them (at most 30 s).
+reload_secrets() {
+	local n end=$(($(now) + 30000)) rc
+	n=$(cat $LOGS 2>/dev/null | grep -c 'msg=reloaded')
+	rc-service nfqknockd reload
+	rc=$?
+	while [ "$(cat $LOGS 2>/dev/null | grep -c 'msg=reloaded')" -le "$n" ] && [ "$(now)" -lt $end ]; do
+		sleep 0.1
+	done
+	return $rc
+}
+
 # wait_guard [PID [STARTS]]: until OpenRC has the service started, the
 # daemon runs with a pid other than PID, more daemons than STARTS logged
 # their start, and its table exists; at most 60 s.
@@ -392,12 +405,11 @@ for i in $(seq "$N_RESTART"); do event restart "$i" rc-service nfqknockd restart
 # longer.
 new_secrets /root/secrets.new
 cp /root/secrets.new /etc/nfqknockd/secrets
-KNOCK_SECRETS=/root/secrets.new event reload 1 rc-service nfqknockd reload
+KNOCK_SECRETS=/root/secrets.new event reload 1 reload_secrets
 check reload_new_secrets_open "$(knock_after /root/secrets.new)"
 check reload_old_secrets_open "$(knock_after /root/secrets)"
 cp /root/secrets /etc/nfqknockd/secrets
-rc-service nfqknockd reload >/dev/null 2>&1
-sleep 1
+reload_secrets >/dev/null 2>&1
 check reload_back_open "$(knock_after /root/secrets)"
 
 # A crash: supervise-daemon starts the daemon again after its respawn
