@@ -54,6 +54,13 @@ finish() {
 	rc-status -a >"$OUT/rc-status-$phase.txt" 2>&1
 	cp /var/log/messages "$OUT/messages.txt" 2>/dev/null
 	cp /var/log/nfqknockd.log "$OUT/nfqknockd.log" 2>/dev/null
+	# journal-PHASE.txt as the systemd guest's, which matrix.sh reads: the
+	# kernel's log, then the daemon's lines as "nfqknockd[]: LINE" (no pid).
+	{
+		dmesg
+		sed -n 's/^.* nfqknockd: /nfqknockd[]: /p' /var/log/messages 2>/dev/null
+		sed 's/^/nfqknockd[]: /' /var/log/nfqknockd.log 2>/dev/null
+	} >"$OUT/journal-$phase.txt"
 	if [ "${1:-}" = reboot ]; then
 		[ -z "${LISTENER:-}" ] || kill "$LISTENER"
 		exec >/dev/console 2>&1
