@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/nfqknockd/nfqknockd/internal/version.stamp=$(VERSION)
 BIN      := bin
 
-.PHONY: all build test demo install uninstall bench fuzz vet cross-check clean soak
+.PHONY: all build test demo install uninstall bench fuzz vet cross-check clean soak vm-test
 
 all: build
 
@@ -38,6 +38,14 @@ cross-check:
 		done; \
 	done; \
 	if [ -n "$$failed" ]; then echo "cross-check failed:$$failed"; exit 1; fi
+
+# Debian's own kernels in qemu, systemd as PID 1, the admin's whole path in
+# each VM (root; see test/vm/README.md). Prints a matrix, writes
+# dist/vm-matrix.md, fails when a security check fails. Images are cached in
+# VM_CACHE (/var/cache/nfqknockd-vm). E.g. make vm-test VM_KERNELS="6.1 6.12"
+VM_VARS := VM_KERNELS VM_REPEAT VM_BOOTS VM_STRICT VM_PROBE_EVERY VM_JOBS VM_OUT VM_CACHE VM_ACCEL VM_MEM VM_SMP VM_TIMEOUT VM_MIRROR
+vm-test:
+	$(foreach v,$(VM_VARS),$(if $($(v)),$(v)='$($(v))')) GO='$(GO)' bash test/vm/vm-test.sh
 
 # A knock opening a guarded port, in two throw-away network namespaces.
 demo: build

@@ -14,7 +14,9 @@ import (
 // no OpenRC, so the tests run the script under stubs of openrc-run's
 // functions and of supervise-daemon (TestOpenRCScriptCalls), and run the
 // command line it makes with the real daemon in a network namespace
-// (TestOpenRCCommandLine). A real OpenRC never runs it here.
+// (TestOpenRCCommandLine). A real OpenRC runs it in the OpenRC VM of
+// `make vm-test` (test/vm/openrc), on Debian's openrc 0.45.2, whose
+// supervise-daemon was built without libcap.
 const (
 	openrcScript = "nfqknockd.initd"
 	openrcConf   = "nfqknockd.confd"
@@ -72,23 +74,67 @@ esac
 `
 
 // stubCommand records its name and arguments as the harness's rec does.
+// With STUB_OLD set it is an older supervise-daemon, as Debian's openrc
+// 0.45: built without libcap, it refuses --capabilities and --secbits,
+// and it does not know --stderr-logger. As nft, it finds the table
+// unless STUB_NO_TABLE is set.
 const stubCommand = `#!/bin/sh
 { printf '%s' "${0##*/}"; for a; do printf '\t%s' "$a"; done; printf '\n'; } >>"$OPENRC_CALLS"
+if [ "${0##*/}" = nft ]; then
+	[ -z "$STUB_NO_TABLE" ]
+	exit
+fi
+if [ -n "$STUB_OLD" ]; then
+	for a; do
+		case $a in
+		--capabilities | --secbits)
+			echo " * ${0##*/}: Capabilities support not enabled" >&2
+			exit 1
+			;;
+		--stderr-logger)
+			echo "${0##*/}: unrecognized option '--stderr-logger'" >&2
+			exit 1
+			;;
+		esac
+	done
+fi
+exit 0
 `
+
+// isProbe tells the script's questions to supervise-daemon (whether it
+// takes an option: it stops at --help) from the calls that start, stop or
+// signal.
+func isProbe(c []string) bool {
+	return len(c) > 0 && c[len(c)-1] == "--help"
+}
 
 // openrcRun is what the script did for one action under the harness.
 type openrcRun struct {
 	calls  [][]string // every recorded call: the function or command, then its arguments
 	stderr string
-	err    error // the action's exit
+	err    error  // the action's exit
+	bin    string // the directory of the stubs
 }
 
-// supervise returns the calls of supervise-daemon, without its name.
+// supervise returns the calls of supervise-daemon, without its name, less
+// the script's questions whether it takes an option (see probes).
 func (r openrcRun) supervise() [][]string {
 	var out [][]string
 	for _, c := range r.calls {
-		if c[0] == "supervise-daemon" {
+		if c[0] == "supervise-daemon" && !isProbe(c[1:]) {
 			out = append(out, c[1:])
+		}
+	}
+	return out
+}
+
+// probes returns the options that the script asked supervise-daemon
+// whether it takes.
+func (r openrcRun) probes() []string {
+	var out []string
+	for _, c := range r.calls {
+		if c[0] == "supervise-daemon" && isProbe(c[1:]) && len(c) > 2 {
+			out = append(out, c[2])
 		}
 	}
 	return out
@@ -111,6 +157,13 @@ type openrcSetup struct {
 	childPID string
 	alive    bool
 	secrets  string
+	// old: supervise-daemon is as Debian's openrc 0.45 (no libcap, no
+	// --stderr-logger); setpriv: "stub" puts a stub setpriv in PATH,
+	// "none" leaves only the stubs in PATH (no setpriv at all), "" the
+	// host's PATH.
+	old     bool
+	setpriv string
+	noTable bool // nft finds no table
 }
 
 // runOpenRC runs action (start, stop, restart, reload, checkconfig) of the
@@ -122,7 +175,11 @@ func runOpenRC(t *testing.T, action string, s openrcSetup) openrcRun {
 	if err := os.Mkdir(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"supervise-daemon", "start-stop-daemon"} {
+	stubs := []string{"supervise-daemon", "start-stop-daemon", "nft"}
+	if s.setpriv == "stub" {
+		stubs = append(stubs, "setpriv")
+	}
+	for _, name := range stubs {
 		if err := os.WriteFile(filepath.Join(bin, name), []byte(stubCommand), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -143,8 +200,22 @@ func runOpenRC(t *testing.T, action string, s openrcSetup) openrcRun {
 	if s.alive {
 		alive = "1"
 	}
+	path := bin + ":" + os.Getenv("PATH")
+	if s.setpriv == "none" {
+		path = bin
+	}
+	old := ""
+	if s.old {
+		old = "1"
+	}
+	noTable := ""
+	if s.noTable {
+		noTable = "1"
+	}
 	env := []string{
-		"PATH=" + bin + ":" + os.Getenv("PATH"),
+		"PATH=" + path,
+		"STUB_NO_TABLE=" + noTable,
+		"STUB_OLD=" + old,
 		"OPENRC_CALLS=" + calls,
 		"OPENRC_CONFD=" + confd,
 		"OPENRC_INITD=" + filepath.Join(root(t), ".ci", "packaging", openrcScript),
@@ -157,7 +228,7 @@ func runOpenRC(t *testing.T, action string, s openrcSetup) openrcRun {
 	cmd.Env = env
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	r := openrcRun{err: cmd.Run(), stderr: stderr.String()}
+	r := openrcRun{err: cmd.Run(), stderr: stderr.String(), bin: bin}
 	b, _ := os.ReadFile(calls)
 	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
 		if l != "" {
@@ -284,6 +355,81 @@ func TestOpenRCScriptCalls(t *testing.T) {
 					if i < 0 || i > start {
 						t.Errorf("start: %q\nwant checkpath of %s, mode 0700, owner root:root, before supervise-daemon --start", r.calls, dir)
 					}
+				}
+				if p := r.probes(); !slices.Equal(p, []string{"--capabilities", "--secbits", "--stderr-logger"}) {
+					t.Errorf("start: asked supervise-daemon about %q, want --capabilities, --secbits, --stderr-logger", p)
+				}
+				// start_post: the table is there, the start is done.
+				nft := r.index("nft", "list", "table", "inet", "nfqknock")
+				if nft < r.index("supervise-daemon", "nfqknockd", "--start") || r.index("ewarn") >= 0 {
+					t.Errorf("start: %q, want nft list table inet nfqknock after the start, no warning", r.calls)
+				}
+			})
+
+			// start_post waits for the daemon's table (sshd starts after
+			// the service), start_wait seconds at most, then warns; the
+			// table of --table NAME.
+			t.Run("start waits for the table", func(t *testing.T) {
+				s := base
+				s.noTable = true
+				s.confd = conf("--guard 22 --table knock2") + "start_wait=1\n"
+				r := runOpenRC(t, "start", s)
+				n := 0
+				for _, c := range r.calls {
+					if slices.Equal(c, []string{"nft", "list", "table", "inet", "knock2"}) {
+						n++
+					}
+				}
+				if r.err != nil || n != 11 || r.index("ewarn") < 0 {
+					t.Errorf("start without a table: %v: %d looks for inet knock2, want 11 (1 s), then a warning; %q", r.err, n, r.calls)
+				}
+			})
+			t.Run("start_post --table=", func(t *testing.T) {
+				s := base
+				s.confd = conf("--table=knock3 --guard 22")
+				r := runOpenRC(t, "start", s)
+				if r.err != nil || r.index("nft", "list", "table", "inet", "knock3") < 0 {
+					t.Errorf("start: %v: %q, want nft list table inet knock3", r.err, r.calls)
+				}
+			})
+
+			// An older supervise-daemon (Debian's openrc 0.45): built
+			// without libcap, it refuses --capabilities and --secbits,
+			// so setpriv sets the same, between supervise-daemon and the
+			// daemon, and execs the daemon (the pid supervise-daemon
+			// watches is the daemon's); it has no --stderr-logger, so the
+			// log goes to the file error_log. For a start and the start
+			// of a restart.
+			for _, action := range []string{"start", "restart"} {
+				t.Run("old supervise-daemon/"+action, func(t *testing.T) {
+					s := base
+					s.old, s.setpriv = true, "stub"
+					r := runOpenRC(t, action, s)
+					got := r.supervise()
+					if r.err != nil || len(got) == 0 {
+						t.Fatalf("%s: %v: %q\n%s", action, r.err, got, r.stderr)
+					}
+					i := slices.Index(wantStart, "--stderr-logger")
+					want := append([]string{"nfqknockd", "--start", "--no-new-privs"}, wantStart[7:i]...)
+					want = append(want, "--stderr", "/var/log/nfqknockd.log", filepath.Join(r.bin, "setpriv"), "--",
+						"--inh-caps=-all,+net_admin", "--ambient-caps=-all,+net_admin",
+						"--securebits=+noroot,+noroot_locked", "--", daemon)
+					want = append(want, wantStart[i+4:]...)
+					if start := got[len(got)-1]; !slices.Equal(start, want) {
+						t.Errorf("%s: supervise-daemon %q\nwant %q", action, start, want)
+					}
+					if r.index("ewarn") < 0 {
+						t.Errorf("%s: no warning that the log goes to a file: %q", action, r.calls)
+					}
+				})
+			}
+
+			t.Run("old supervise-daemon, no setpriv", func(t *testing.T) {
+				s := base
+				s.old, s.setpriv = true, "none"
+				r := runOpenRC(t, "start", s)
+				if r.err == nil || len(r.supervise()) != 0 || !strings.Contains(r.stderr, "setpriv") {
+					t.Errorf("start: %v: %q\n%s\nwant refused, naming setpriv", r.err, r.calls, r.stderr)
 				}
 			})
 
