@@ -226,11 +226,19 @@ func run() int {
 	s.life.Lock()
 	stopErr := s.stopDaemon()
 	s.life.Unlock()
+	r := s.report(*seed, start, stopAt, prober, sets0, sets1, logBuf.String(), stopErr)
 	if interrupted {
-		fmt.Fprintln(os.Stderr, "soak: interrupted")
+		// What ran until the signal is reported all the same (a long run
+		// stopped early still tells its figures), then exit 2.
+		fmt.Fprintf(os.Stderr, "soak: interrupted after %v: the figures so far\n", stopAt.Sub(start).Round(time.Second))
+		r.print(os.Stdout)
+		if *jsonOut != "" {
+			if err := r.write(*jsonOut); err != nil {
+				fmt.Fprintln(os.Stderr, "soak:", err)
+			}
+		}
 		return 2
 	}
-	r := s.report(*seed, start, stopAt, prober, sets0, sets1, logBuf.String(), stopErr)
 	r.print(os.Stdout)
 	if *jsonOut != "" {
 		if err := r.write(*jsonOut); err != nil {
