@@ -29,7 +29,8 @@
 // when the prober got in where the kernel owns the table (--gen persist or
 // owner), when a client's open failed outside the windows in which an
 // open may fail (stats.go names them), when RSS or open file descriptors
-// grew by more than 10 % from the first to the last tenth of the run, or
+// grew by more than 10 % from the first to the last tenth of the run (RSS:
+// and by more than 1 MiB, see rssNoiseKiB), or
 // when a replay opened (the daemon logged msg=open for the replay's
 // address; a replay that merely connects, as anyone does once the guard
 // set was flushed on the generation none, is reported apart); 2 when it

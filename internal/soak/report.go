@@ -135,6 +135,7 @@ func (s *soak) report(seed uint64, start, end time.Time, p *testutil.Prober, set
 	var first, last int64
 	in.RSSGrowth, first, last, in.RSSOK = growth(s.samples, start, end, func(x sample) int64 { return x.RSSKiB })
 	r.TenthRSSKiB = [2]int64{first, last}
+	in.RSSGrowthKiB = last - first
 	in.FDGrowth, first, last, in.FDOK = growth(s.samples, start, end, func(x sample) int64 { return x.FDs })
 	r.TenthFDs = [2]int64{first, last}
 	if in.RSSOK {

@@ -127,13 +127,15 @@ func TestVerdict(t *testing.T) {
 		{"open failed outside", func(v *verdictIn) { v.Opens.FailedOutside = 2; v.Opens.FirstOutside = "IPv4 client x" }, []string{"2 client opens failed outside the windows (first: IPv4 client x)"}},
 		{"failed in windows only", func(v *verdictIn) { v.Opens.FailedExcused = map[string]int{winKill: 5} }, nil},
 		{"RSS at 10 %", func(v *verdictIn) { v.RSSGrowth = 0.10 }, nil},
-		{"RSS over 10 %", func(v *verdictIn) { v.RSSGrowth = 0.11 }, []string{"RSS grew by 11.0 %"}},
+		{"RSS over 10 %", func(v *verdictIn) { v.RSSGrowth, v.RSSGrowthKiB = 0.11, 2048 }, []string{"RSS grew by 11.0 % (2048 KiB)"}},
+		{"RSS over 10 %, within the noise", func(v *verdictIn) { v.RSSGrowth, v.RSSGrowthKiB = 0.14, 812 }, nil},
 		{"RSS not measured", func(v *verdictIn) { v.RSSGrowth, v.RSSOK = 5, false }, nil},
 		{"fds over 10 %", func(v *verdictIn) { v.FDGrowth = 0.5 }, []string{"descriptors grew by 50.0 %"}},
 		{"replay opened", func(v *verdictIn) { v.Opens.ReplaysOpened = 1 }, []string{"1 one-time replays opened"}},
 		{"fatal", func(v *verdictIn) { v.Fatal = "no daemon" }, []string{"the run stopped: no daemon"}},
 		{"all", func(v *verdictIn) {
 			v.Fatal, v.ProberSuccesses, v.Opens.FailedOutside, v.RSSGrowth, v.FDGrowth, v.Opens.ReplaysOpened = "x", 1, 1, 1, 1, 1
+			v.RSSGrowthKiB = 6000
 		}, []string{"stopped", "prober", "outside", "RSS", "descriptors", "replays"}},
 	}
 	for _, tc := range tests {
