@@ -1,7 +1,6 @@
 package nft
 
 import (
-	"context"
 	"errors"
 	"net/netip"
 	"os"
@@ -181,17 +180,7 @@ func TestWatchRepairs(t *testing.T) {
 	}
 	opened := map[opening]grant{at(client4, 22): {time.Hour, "alice"}, at(client4, 443): {time.Hour, "alice"}, at(client6, 22): {}}
 	checkAllowed(t, e.c, opened)
-	ctx, cancel := context.WithCancel(context.Background())
-	repairs := make(chan Repair, 16)
-	done := make(chan error, 1)
-	go func() { done <- e.c.Watch(ctx, reportTo(ctx, repairs)) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Watch: %v", err)
-		}
-	}()
-	time.Sleep(100 * time.Millisecond) // Watch has joined the group
+	repairs := startWatch(t, e.c)
 	want := normalize(e.mustList(t, DefaultTable))
 	for _, args := range append(outsideChanges, editChanges(DefaultTable)...) {
 		if out, err := e.nft(args...); err != nil {

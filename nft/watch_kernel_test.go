@@ -10,6 +10,24 @@ import (
 // reportTo returns a report function for Watch that sends each repair to
 // repairs, until ctx is done: a Watch that repairs in a loop must not block
 // the test's end.
+// startWatch runs c.Watch until the test ends, and returns the repairs it
+// reports. It waits a moment for Watch to join the notification group.
+func startWatch(t *testing.T, c *Conn) <-chan Repair {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	repairs := make(chan Repair, 16)
+	done := make(chan error, 1)
+	go func() { done <- c.Watch(ctx, reportTo(ctx, repairs)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	})
+	time.Sleep(100 * time.Millisecond) // Watch has joined the group
+	return repairs
+}
+
 func reportTo(ctx context.Context, repairs chan<- Repair) func(Repair) {
 	return func(r Repair) {
 		select {
@@ -59,17 +77,7 @@ func TestWatchLargeTable(t *testing.T) {
 				t.Fatalf("Apply with %d opened sources per family: %v", bigOpened, err)
 			}
 			t.Logf("Apply with %d opened sources per family: %v", bigOpened, time.Since(start).Round(time.Millisecond))
-			ctx, cancel := context.WithCancel(context.Background())
-			repairs := make(chan Repair, 16)
-			done := make(chan error, 1)
-			go func() { done <- e.c.Watch(ctx, reportTo(ctx, repairs)) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("Watch: %v", err)
-				}
-			}()
-			time.Sleep(100 * time.Millisecond) // Watch has joined the group
+			repairs := startWatch(t, e.c)
 			if out, err := e.nft("delete", "table", "inet", tc.tbl); err != nil {
 				t.Fatalf("nft delete table: %v: %s", err, out)
 			}

@@ -97,6 +97,7 @@ import (
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
 // Fixed parts of the benchmark.
@@ -173,7 +174,7 @@ func bench(ctx context.Context, o *options, stderr io.Writer) (*report, error) {
 			return rep, fmt.Errorf("--daemon-log: %w", err)
 		}
 		defer f.Close()
-		daemonLog = &lockedWriter{w: f}
+		daemonLog = &testutil.LockedWriter{W: f}
 	}
 	if o.gobench != "" {
 		gb, err := readGoBench(o.gobench)

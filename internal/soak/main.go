@@ -175,7 +175,7 @@ func run() int {
 			return 2
 		}
 		defer f.Close()
-		s.log = &lockedWriter{w: io.MultiWriter(&logBuf, f)}
+		s.log = &testutil.LockedWriter{W: io.MultiWriter(&logBuf, f)}
 	}
 	s.params = knock.DefaultParams()
 	probers := proberAddrs()
