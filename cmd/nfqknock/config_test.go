@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -333,4 +335,23 @@ func FuzzClientConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestClientConfigEncoding: a config file saved as UTF-16 (PowerShell
+// 5.1's >) is refused with knock.ErrUTF16; one with a UTF-8 byte-order
+// mark is read.
+func TestClientConfigEncoding(t *testing.T) {
+	text := "[*]\nrange = 2000-3000\n"
+	var utf16 []byte
+	utf16 = append(utf16, 0xff, 0xfe)
+	for _, c := range []byte(text) {
+		utf16 = append(utf16, c, 0)
+	}
+	if _, err := parseConfig(bytes.NewReader(utf16)); !errors.Is(err, knock.ErrUTF16) {
+		t.Errorf("UTF-16 config: %v, want knock.ErrUTF16", err)
+	}
+	s, err := parseConfig(bytes.NewReader(append([]byte{0xef, 0xbb, 0xbf}, text...)))
+	if err != nil || len(s) != 1 || s[0].host != "*" {
+		t.Errorf("UTF-8 config with a byte-order mark: %+v, %v", s, err)
+	}
 }
