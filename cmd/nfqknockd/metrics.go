@@ -51,6 +51,7 @@ type sample struct {
 	// is false when the table could not be read (the gauge is left out).
 	opened4, opened6 int
 	openedOK         bool
+	runtime          runtimeSample
 }
 
 // queueSample are the counters of one queue.
@@ -109,6 +110,12 @@ func formatMetrics(b *bytes.Buffer, s *sample) {
 		value("nfqknockd_opened_sources", `family="ipv4"`, uint64(s.opened4))
 		value("nfqknockd_opened_sources", `family="ipv6"`, uint64(s.opened6))
 	}
+	family("nfqknockd_goroutines", "gauge", "Goroutines of the daemon: a count that grows without end is a leak.")
+	value("nfqknockd_goroutines", "", s.runtime.goroutines)
+	family("nfqknockd_heap_live_bytes", "gauge", "Bytes of the daemon's heap that the last collection found live; the knock trackers are most of it, and a count that grows without end is a leak.")
+	value("nfqknockd_heap_live_bytes", "", s.runtime.heapLive)
+	family("nfqknockd_runtime_memory_bytes", "gauge", "Memory the daemon's Go runtime has from the system and has not released: heap, stacks and the runtime's own (RSS less the binary's pages, roughly).")
+	value("nfqknockd_runtime_memory_bytes", "", s.runtime.held)
 }
 
 // metricsFileValue is --metrics-file: a file name whose directory exists.
@@ -219,7 +226,7 @@ func (d *service) sample(tableGone bool) *sample {
 	s := &sample{
 		opens: m.opens.Load(), closes: m.closes.Load(), replays: m.replays.Load(),
 		repairs: m.repairs.Load(), repairFailures: m.repairFailures.Load(),
-		openedOK: true,
+		openedOK: true, runtime: readRuntime(),
 	}
 	for i, sh := range d.shards {
 		s.tracked += sh.tracked.Load()

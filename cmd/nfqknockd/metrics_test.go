@@ -88,6 +88,7 @@ func TestFormatMetrics(t *testing.T) {
 			{num: 101, received: 20, parseErrors: 0, drops: 0, dropsOK: false},
 		},
 		opened4: 6, opened6: 1, openedOK: true,
+		runtime: runtimeSample{goroutines: 9, heapLive: 5 << 20, held: 11 << 20},
 	}
 	bare := &sample{}
 	tests := []struct {
@@ -110,6 +111,9 @@ func TestFormatMetrics(t *testing.T) {
 			`nfqknockd_tracked_sources`:                     12,
 			`nfqknockd_opened_sources{family="ipv4"}`:       6,
 			`nfqknockd_opened_sources{family="ipv6"}`:       1,
+			`nfqknockd_goroutines`:                          9,
+			`nfqknockd_heap_live_bytes`:                     5 << 20,
+			`nfqknockd_runtime_memory_bytes`:                11 << 20,
 		}, []string{`nfqknockd_queue_drops_total{queue="101"}`}},
 		// No queue (unit tests) and the table unread: the counters that
 		// need neither are still there.
@@ -120,6 +124,9 @@ func TestFormatMetrics(t *testing.T) {
 			`nfqknockd_table_repairs_total`:         0,
 			`nfqknockd_table_repair_failures_total`: 0,
 			`nfqknockd_tracked_sources`:             0,
+			`nfqknockd_goroutines`:                  0,
+			`nfqknockd_heap_live_bytes`:             0,
+			`nfqknockd_runtime_memory_bytes`:        0,
 		}, []string{`nfqknockd_opened_sources{family="ipv4"}`, `nfqknockd_packets_received_total{queue="100"}`}},
 	}
 	for _, tt := range tests {
@@ -223,6 +230,17 @@ func TestServiceMetrics(t *testing.T) {
 		`nfqknockd_opened_sources{family="ipv4"}`: 0,
 		`nfqknockd_opened_sources{family="ipv6"}`: 1,
 	})
+	// The runtime's gauges are this process's: its goroutines, and a heap
+	// that holds at least the trackers' tables, within what the runtime
+	// holds from the system.
+	got := read()
+	if g := got["nfqknockd_goroutines"]; g < 1 || g != float64(int(g)) {
+		t.Errorf("nfqknockd_goroutines = %v, want a count of at least 1", g)
+	}
+	heap, held := got["nfqknockd_heap_live_bytes"], got["nfqknockd_runtime_memory_bytes"]
+	if heap < 1<<20 || heap > held {
+		t.Errorf("heap objects %v bytes, runtime memory %v: want at least 1 MiB of heap (the trackers), within the runtime's memory", heap, held)
+	}
 	// The last write of a stop, once the table is deleted: nobody is open.
 	ts.writeMetrics(true)
 	expect(read(), map[string]float64{

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -181,14 +180,7 @@ func (d *service) program() error {
 			}
 		}
 	}
-	// A takeover reads the table's sets (the opened sources, the used
-	// one-time sequences) and decodes each element several times, leaving
-	// garbage that grows with the sets (internal/soak/spentrss.sh: a peak
-	// of about 7 KiB per used one-time sequence): hand that memory back to the
-	// system now, rather than carry the start's peak as the daemon's size
-	// for its whole life (make soak measured +39 % of RSS over 10 minutes
-	// of restarts with one-time opens without it).
-	debug.FreeOSMemory()
+	settleMemory()
 	return nil
 }
 

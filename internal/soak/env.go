@@ -265,6 +265,29 @@ func readSample(pid int) (sample, error) {
 	return s, nil
 }
 
+// readRuntime sets the goroutines and the live heap of r from the daemon's
+// metrics file, which it rewrites every 10 s; they stay 0 when it cannot
+// be read.
+func readRuntime(metricsFile string, r *sample) {
+	b, err := os.ReadFile(metricsFile)
+	if err != nil {
+		return
+	}
+	for line := range strings.Lines(string(b)) {
+		name, v, _ := strings.Cut(strings.TrimSpace(line), " ")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "nfqknockd_goroutines":
+			r.Goroutines = n
+		case "nfqknockd_heap_live_bytes":
+			r.HeapLiveKiB = n / 1024
+		}
+	}
+}
+
 // tail returns the last n lines of s.
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")

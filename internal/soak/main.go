@@ -75,13 +75,16 @@ type soak struct {
 	allLog     *testutil.SyncBuffer // every daemon's log, as log
 	pair       *pair
 	secretFile string
-	floodRate  int
-	dst4, dst6 netip.AddrPort
-	pool4      *addrPool
-	pool6      *addrPool
-	nonces     *nonces
-	rng        *rand.Rand // the secrets of the reloads
-	verbose    bool       // print each event as it ends
+	// metricsFile is the daemon's --metrics-file, read for its goroutines
+	// and live heap.
+	metricsFile string
+	floodRate   int
+	dst4, dst6  netip.AddrPort
+	pool4       *addrPool
+	pool6       *addrPool
+	nonces      *nonces
+	rng         *rand.Rand // the secrets of the reloads
+	verbose     bool       // print each event as it ends
 
 	// life serialises what changes the daemon or its table: restarts,
 	// reloads, nft changes.
@@ -303,8 +306,9 @@ func (s *soak) setUp(extra string) error {
 	}
 	// A state directory of its own: the default /var/lib/nfqknockd is the
 	// host's, shared by every daemon of the table name in any namespace.
+	s.metricsFile = dir + "/nfqknockd.prom"
 	s.args = []string{"--guard", fmt.Sprint(guardPort), "--secret-file", s.secretFile, "--one-time", "--open-timeout", "5m",
-		"--state-dir", dir + "/state"}
+		"--state-dir", dir + "/state", "--metrics-file", s.metricsFile}
 	s.args = append(s.args, strings.Fields(extra)...)
 	err = netns.Do(s.pair.server, func() error {
 		ln, err := net.Listen("tcp", fmt.Sprintf("[::]:%d", guardPort))
@@ -353,6 +357,7 @@ func (s *soak) sample(ctx context.Context, interval time.Duration) {
 		pid := s.d.pid
 		s.dmu.Unlock()
 		if r, err := readSample(pid); err == nil {
+			readRuntime(s.metricsFile, &r)
 			s.mu.Lock()
 			s.samples = append(s.samples, r)
 			s.mu.Unlock()

@@ -18,10 +18,19 @@ import (
 
 // resources are the daemon's resources at one reading.
 type resources struct {
-	PID     int   `json:"pid"`
-	RSSKiB  int64 `json:"rss_kib"`
-	FDs     int64 `json:"open_fds"`
-	Threads int64 `json:"os_threads"`
+	PID         int   `json:"pid"`
+	RSSKiB      int64 `json:"rss_kib"`
+	FDs         int64 `json:"open_fds"`
+	Threads     int64 `json:"os_threads"`
+	Goroutines  int64 `json:"goroutines"`
+	HeapLiveKiB int64 `json:"heap_live_kib"`
+}
+
+// tenths are a resource's medians in the first and last tenth of the run.
+type tenths struct {
+	First int64    `json:"first_tenth_median"`
+	Last  int64    `json:"last_tenth_median"`
+	Pct   *float64 `json:"growth_pct"` // nil: not measured
 }
 
 // report is the whole JSON document.
@@ -62,21 +71,16 @@ type report struct {
 	First   resources `json:"daemon_first"`
 	Last    resources `json:"daemon_last"`
 	Samples int       `json:"resource_samples"`
-	// Goroutines are not in the daemon's --metrics-file: left out;
-	// os_threads (from /proc) instead.
-	Goroutines   string         `json:"goroutines"`
-	RSSGrowthPct *float64       `json:"rss_growth_pct"`
-	FDGrowthPct  *float64       `json:"fd_growth_pct"`
-	TenthRSSKiB  [2]int64       `json:"rss_kib_first_last_tenth_median"`
-	TenthFDs     [2]int64       `json:"fds_first_last_tenth_median"`
-	DaemonsRun   int            `json:"daemons_started"`
-	StopError    string         `json:"stop_error,omitempty"`
-	SetsFirst    map[string]int `json:"sets_first"`
-	SetsLast     map[string]int `json:"sets_last"`
-	LogMessages  map[string]int `json:"log_warnings_errors"`
+	// Growth holds rss_kib, heap_live_kib, goroutines and open_fds.
+	Growth      map[string]tenths `json:"growth"`
+	DaemonsRun  int               `json:"daemons_started"`
+	StopError   string            `json:"stop_error,omitempty"`
+	SetsFirst   map[string]int    `json:"sets_first"`
+	SetsLast    map[string]int    `json:"sets_last"`
+	LogMessages map[string]int    `json:"log_warnings_errors"`
 	// Series are the resource readings, every 2 s: seconds since the
-	// start, pid, RSS KiB, open fds, OS threads.
-	Series   [][5]int64 `json:"series"`
+	// start, pid, RSS KiB, open fds, OS threads, goroutines, live heap KiB.
+	Series   [][7]int64 `json:"series"`
 	Failures []string   `json:"failures"`
 	Passed   bool       `json:"passed"`
 }
@@ -96,8 +100,7 @@ func (s *soak) report(seed uint64, start, end time.Time, p *testutil.Prober, set
 		CloseFailures: o.CloseFailures, Replays: o.Replays, ReplaysIn: o.ReplaysIn, ReplaysOpened: o.ReplaysOpened,
 		Windows: map[string]int{}, Events: map[string]int{}, EventErrors: s.errs,
 		NftOutcomes: s.nftOutcomes, FloodSent: s.floodSent, Samples: len(s.samples),
-		Goroutines: "not measured: the daemon's --metrics-file has no goroutine count",
-		SetsFirst:  sets0, SetsLast: sets1, LogMessages: logMessages(log),
+		SetsFirst: sets0, SetsLast: sets1, LogMessages: logMessages(log),
 		DaemonsRun: strings.Count(log, "msg=started"),
 	}
 	if v, ok := p.FirstIn.Load().(string); ok {
@@ -126,24 +129,26 @@ func (s *soak) report(seed uint64, start, end time.Time, p *testutil.Prober, set
 		r.Events[kind(k).String()] = n
 	}
 	for _, x := range s.samples {
-		r.Series = append(r.Series, [5]int64{int64(x.At.Sub(start).Seconds()), int64(x.PID), x.RSSKiB, x.FDs, x.Threads})
+		r.Series = append(r.Series, [7]int64{int64(x.At.Sub(start).Seconds()), int64(x.PID), x.RSSKiB, x.FDs, x.Threads, x.Goroutines, x.HeapLiveKiB})
 	}
 	if len(s.samples) > 0 {
 		r.First, r.Last = res(s.samples[0]), res(s.samples[len(s.samples)-1])
 	}
 	in := verdictIn{Gen: s.gen, ProberSuccesses: r.ProberSuccesses, Opens: o}
-	var first, last int64
-	in.RSSGrowth, first, last, in.RSSOK = growth(s.samples, start, end, func(x sample) int64 { return x.RSSKiB })
-	r.TenthRSSKiB = [2]int64{first, last}
-	in.RSSGrowthKiB = last - first
-	in.FDGrowth, first, last, in.FDOK = growth(s.samples, start, end, func(x sample) int64 { return x.FDs })
-	r.TenthFDs = [2]int64{first, last}
-	if in.RSSOK {
-		r.RSSGrowthPct = ptr(100 * in.RSSGrowth)
+	r.Growth = map[string]tenths{}
+	measure := func(name string, field func(sample) int64) grown {
+		g, first, last, ok := growth(s.samples, start, end, field)
+		t := tenths{First: first, Last: last}
+		if ok {
+			t.Pct = ptr(100 * g)
+		}
+		r.Growth[name] = t
+		return grown{Frac: g, Abs: last - first, OK: ok}
 	}
-	if in.FDOK {
-		r.FDGrowthPct = ptr(100 * in.FDGrowth)
-	}
+	in.RSS = measure("rss_kib", func(x sample) int64 { return x.RSSKiB })
+	in.HeapLive = measure("heap_live_kib", func(x sample) int64 { return x.HeapLiveKiB })
+	in.Goroutines = measure("goroutines", func(x sample) int64 { return x.Goroutines })
+	in.FDs = measure("open_fds", func(x sample) int64 { return x.FDs })
 	if s.fatalErr != nil {
 		in.Fatal = firstLine(s.fatalErr.Error())
 	}
@@ -174,9 +179,13 @@ func (r *report) print(w io.Writer) {
 	printMap(w, "event errors", r.EventErrors)
 	fmt.Fprintf(w, "floods: %d SYNs sent\n", r.FloodSent)
 	fmt.Fprintf(w, "daemon first: %+v\ndaemon last:  %+v\n", r.First, r.Last)
-	fmt.Fprintf(w, "daemons started: %d; goroutines: %s\n", r.DaemonsRun, r.Goroutines)
-	fmt.Fprintf(w, "growth, first to last tenth (medians): RSS %d -> %d KiB (%s), fds %d -> %d (%s)\n",
-		r.TenthRSSKiB[0], r.TenthRSSKiB[1], pct(r.RSSGrowthPct), r.TenthFDs[0], r.TenthFDs[1], pct(r.FDGrowthPct))
+	fmt.Fprintf(w, "daemons started: %d\n", r.DaemonsRun)
+	fmt.Fprint(w, "growth, first to last tenth (medians):")
+	for _, k := range []string{"rss_kib", "heap_live_kib", "goroutines", "open_fds"} {
+		g := r.Growth[k]
+		fmt.Fprintf(w, " %s %d -> %d (%s)", k, g.First, g.Last, pct(g.Pct))
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "sets first: %v\nsets last:  %v\n", r.SetsFirst, r.SetsLast)
 	printMap(w, "log warnings and errors", r.LogMessages)
 	if r.StopError != "" {
@@ -215,7 +224,7 @@ func printMap(w io.Writer, title string, m map[string]int) {
 }
 
 func res(s sample) resources {
-	return resources{PID: s.PID, RSSKiB: s.RSSKiB, FDs: s.FDs, Threads: s.Threads}
+	return resources{PID: s.PID, RSSKiB: s.RSSKiB, FDs: s.FDs, Threads: s.Threads, Goroutines: s.Goroutines, HeapLiveKiB: s.HeapLiveKiB}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

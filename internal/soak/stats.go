@@ -25,25 +25,32 @@ func percentile(d []time.Duration, p float64) time.Duration {
 	return s[rank-1]
 }
 
-// sample is one reading of the daemon's resources.
+// sample is one reading of the daemon's resources: from /proc, and from
+// its metrics file (0 until the daemon first wrote it).
 type sample struct {
-	At      time.Time
-	PID     int
-	RSSKiB  int64
-	FDs     int64
-	Threads int64
+	At          time.Time
+	PID         int
+	RSSKiB      int64
+	FDs         int64
+	Threads     int64
+	Goroutines  int64
+	HeapLiveKiB int64
 }
 
 // growth returns by how much field grew from the first tenth of the run
 // [start, end] to its last tenth, as a fraction (0.1 is 10 %): the median of
 // the samples in the last tenth over the median of those in the first,
-// minus one. ok is false when a tenth holds no sample or the first median
-// is 0. Medians, not means: a restart in a tenth (a new daemon, smaller)
-// or one sample under a flood moves them little.
+// minus one. Samples whose field is 0 were not read (the metrics file
+// before its first write) and are left out; ok is false when a tenth holds
+// no other sample. Medians, not means: a restart in a tenth (a new daemon,
+// smaller) or one sample under a flood moves them little.
 func growth(samples []sample, start, end time.Time, field func(sample) int64) (g float64, first, last int64, ok bool) {
 	tenth := end.Sub(start) / 10
 	var a, b []int64
 	for _, s := range samples {
+		if field(s) == 0 {
+			continue // not read
+		}
 		if s.At.Before(start.Add(tenth)) && !s.At.Before(start) {
 			a = append(a, field(s))
 		}
@@ -55,9 +62,6 @@ func growth(samples []sample, start, end time.Time, field func(sample) int64) (g
 		return 0, 0, 0, false
 	}
 	first, last = median(a), median(b)
-	if first == 0 {
-		return 0, first, last, false
-	}
 	return float64(last)/float64(first) - 1, first, last, true
 }
 
@@ -178,29 +182,49 @@ func sumOpens(as []attempt, ws []window) opens {
 	return o
 }
 
-// maxGrowth is the most RSS or open file descriptors may grow from the
-// first to the last tenth of the run.
+// maxGrowth is the most a resource may grow from the first to the last
+// tenth of the run, beyond its noise.
 const maxGrowth = 0.10
 
-// rssNoiseKiB is RSS growth that never fails the run, whatever its share:
-// the daemon's RSS is about 6 MiB, and the daemons of the first and last
-// tenth are different processes (restarts), whose RSS differs by a few
-// hundred KiB with the number of OS threads the Go runtime made (7 to 9
-// here) and the moment of the last collection; 10 % of 6 MiB is within
-// that. The leak make soak found (+2.5 MiB over 10 minutes, +1.2 MiB over
-// 3) is above it.
-const rssNoiseKiB = 1024
+// The growth of each resource that never fails the run, whatever its
+// share: what a daemon that leaks nothing shows. The daemons of the first
+// and last tenth may be different processes (restarts).
+const (
+	// rssNoiseKiB: a daemon's RSS is about 12 MiB, 5 of it the binary's
+	// pages and 4 the knock tracker. With a flat live heap (+64 KiB over
+	// 3 minutes of events), the Go runtime's freed pages that it keeps
+	// for reuse (up to a tenth above its heap goal), its span
+	// fragmentation and its metadata grew RSS by 1.2 to 1.5 MiB in 1 to 3
+	// minutes, then no more; OS threads (7 to 9) differ by a few hundred
+	// KiB. A leak shows in the live heap first (heapNoiseKiB).
+	rssNoiseKiB = 2048
+	// heapNoiseKiB: the live heap is the trackers (4 MiB) and some 100
+	// KiB that moves with the events in flight at the collection.
+	heapNoiseKiB = 256
+	// goroutineNoise: a reload or a repair in flight adds one or two.
+	goroutineNoise = 2
+)
+
+// grown is a resource's growth from the first to the last tenth (growth).
+type grown struct {
+	Frac float64 // 0.1 is 10 %
+	Abs  int64   // in the resource's unit
+	OK   bool    // measured
+}
+
+// over reports whether g is a failure: more than maxGrowth, and more than
+// noise.
+func (g grown) over(noise int64) bool { return g.OK && g.Frac > maxGrowth && g.Abs > noise }
 
 // verdictIn is what the verdict is made of.
 type verdictIn struct {
 	Gen             string // persist, owner or none
 	ProberSuccesses int64
 	Opens           opens
-	RSSGrowth       float64
-	RSSGrowthKiB    int64 // the same, in KiB
-	RSSOK           bool  // RSSGrowth was measured
-	FDGrowth        float64
-	FDOK            bool
+	RSS             grown // KiB
+	HeapLive        grown // KiB
+	Goroutines      grown
+	FDs             grown
 	Fatal           string // the run could not go on (a daemon that did not start again)
 }
 
@@ -216,12 +240,21 @@ func verdict(in verdictIn) []string {
 	if in.Opens.FailedOutside > 0 {
 		why = append(why, fmt.Sprintf("%d client opens failed outside the windows (first: %s)", in.Opens.FailedOutside, in.Opens.FirstOutside))
 	}
-	if in.RSSOK && in.RSSGrowth > maxGrowth && in.RSSGrowthKiB > rssNoiseKiB {
-		why = append(why, fmt.Sprintf("RSS grew by %.1f %% (%d KiB) from the first to the last tenth (at most %.0f %%, or %d KiB)",
-			100*in.RSSGrowth, in.RSSGrowthKiB, 100*maxGrowth, rssNoiseKiB))
-	}
-	if in.FDOK && in.FDGrowth > maxGrowth {
-		why = append(why, fmt.Sprintf("open file descriptors grew by %.1f %% from the first to the last tenth (at most %.0f %%)", 100*in.FDGrowth, 100*maxGrowth))
+	for _, r := range []struct {
+		what  string
+		g     grown
+		noise int64
+		unit  string
+	}{
+		{"RSS", in.RSS, rssNoiseKiB, " KiB"},
+		{"the live heap", in.HeapLive, heapNoiseKiB, " KiB"},
+		{"goroutines", in.Goroutines, goroutineNoise, ""},
+		{"open file descriptors", in.FDs, 0, ""},
+	} {
+		if r.g.over(r.noise) {
+			why = append(why, fmt.Sprintf("%s grew by %.1f %% (%d%s) from the first to the last tenth (at most %.0f %%, or %d%s)",
+				r.what, 100*r.g.Frac, r.g.Abs, r.unit, 100*maxGrowth, r.noise, r.unit))
+		}
 	}
 	if in.Opens.ReplaysOpened > 0 {
 		why = append(why, fmt.Sprintf("%d one-time replays opened", in.Opens.ReplaysOpened))

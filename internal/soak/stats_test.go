@@ -65,7 +65,8 @@ func TestGrowth(t *testing.T) {
 		{"middle ignored", []sample{at(1, 100), at(50, 1000), at(99, 105)}, 0.05, 100, 105, true},
 		{"no sample in the last tenth", []sample{at(1, 100), at(50, 100)}, 0, 0, 0, false},
 		{"no sample in the first tenth", []sample{at(50, 100), at(99, 100)}, 0, 0, 0, false},
-		{"first median 0", []sample{at(1, 0), at(99, 100)}, 0, 0, 100, false},
+		{"first tenth not read", []sample{at(1, 0), at(99, 100)}, 0, 0, 0, false},
+		{"unread samples left out", []sample{at(1, 0), at(2, 0), at(3, 100), at(98, 0), at(99, 110)}, 0.1, 100, 110, true},
 		{"outside the run ignored", []sample{at(-5, 1), at(1, 100), at(99, 100), at(105, 1000)}, 0, 100, 100, true},
 	}
 	for _, tc := range tests {
@@ -114,7 +115,8 @@ func TestSumOpens(t *testing.T) {
 }
 
 func TestVerdict(t *testing.T) {
-	clean := verdictIn{Gen: "persist", RSSOK: true, FDOK: true, RSSGrowth: 0.05, FDGrowth: 0}
+	ok := func(frac float64, abs int64) grown { return grown{Frac: frac, Abs: abs, OK: true} }
+	clean := verdictIn{Gen: "persist", RSS: ok(0.05, 600), HeapLive: ok(0.01, 40), Goroutines: ok(0, 0), FDs: ok(0, 0)}
 	tests := []struct {
 		name string
 		mod  func(*verdictIn)
@@ -126,17 +128,22 @@ func TestVerdict(t *testing.T) {
 		{"prober in, none: reported, not failed", func(v *verdictIn) { v.Gen = "none"; v.ProberSuccesses = 40 }, nil},
 		{"open failed outside", func(v *verdictIn) { v.Opens.FailedOutside = 2; v.Opens.FirstOutside = "IPv4 client x" }, []string{"2 client opens failed outside the windows (first: IPv4 client x)"}},
 		{"failed in windows only", func(v *verdictIn) { v.Opens.FailedExcused = map[string]int{winKill: 5} }, nil},
-		{"RSS at 10 %", func(v *verdictIn) { v.RSSGrowth = 0.10 }, nil},
-		{"RSS over 10 %", func(v *verdictIn) { v.RSSGrowth, v.RSSGrowthKiB = 0.11, 2048 }, []string{"RSS grew by 11.0 % (2048 KiB)"}},
-		{"RSS over 10 %, within the noise", func(v *verdictIn) { v.RSSGrowth, v.RSSGrowthKiB = 0.14, 812 }, nil},
-		{"RSS not measured", func(v *verdictIn) { v.RSSGrowth, v.RSSOK = 5, false }, nil},
-		{"fds over 10 %", func(v *verdictIn) { v.FDGrowth = 0.5 }, []string{"descriptors grew by 50.0 %"}},
+		{"RSS at 10 %", func(v *verdictIn) { v.RSS = ok(0.10, 4000) }, nil},
+		{"RSS over 10 %", func(v *verdictIn) { v.RSS = ok(0.11, 2049) }, []string{"RSS grew by 11.0 % (2049 KiB)"}},
+		{"RSS over 10 %, within the noise", func(v *verdictIn) { v.RSS = ok(0.14, 2048) }, nil},
+		{"RSS not measured", func(v *verdictIn) { v.RSS = grown{Frac: 5, Abs: 9000} }, nil},
+		{"live heap over 10 %", func(v *verdictIn) { v.HeapLive = ok(0.2, 960) }, []string{"the live heap grew by 20.0 % (960 KiB)"}},
+		{"live heap within the noise", func(v *verdictIn) { v.HeapLive = ok(0.2, 256) }, nil},
+		{"goroutines grew by 3", func(v *verdictIn) { v.Goroutines = ok(3.0/16, 3) }, []string{"goroutines grew by 18.8 % (3)"}},
+		{"goroutines grew by 2", func(v *verdictIn) { v.Goroutines = ok(2.0/16, 2) }, nil},
+		{"fds over 10 %", func(v *verdictIn) { v.FDs = ok(0.5, 6) }, []string{"descriptors grew by 50.0 % (6)"}},
+		{"fds up by one of 12", func(v *verdictIn) { v.FDs = ok(1.0/12, 1) }, nil},
 		{"replay opened", func(v *verdictIn) { v.Opens.ReplaysOpened = 1 }, []string{"1 one-time replays opened"}},
 		{"fatal", func(v *verdictIn) { v.Fatal = "no daemon" }, []string{"the run stopped: no daemon"}},
 		{"all", func(v *verdictIn) {
-			v.Fatal, v.ProberSuccesses, v.Opens.FailedOutside, v.RSSGrowth, v.FDGrowth, v.Opens.ReplaysOpened = "x", 1, 1, 1, 1, 1
-			v.RSSGrowthKiB = 6000
-		}, []string{"stopped", "prober", "outside", "RSS", "descriptors", "replays"}},
+			v.Fatal, v.ProberSuccesses, v.Opens.FailedOutside, v.Opens.ReplaysOpened = "x", 1, 1, 1
+			v.RSS, v.HeapLive, v.Goroutines, v.FDs = ok(1, 6000), ok(1, 4000), ok(1, 16), ok(1, 12)
+		}, []string{"stopped", "prober", "outside", "RSS", "heap", "goroutines", "descriptors", "replays"}},
 	}
 	for _, tc := range tests {
 		in := clean
