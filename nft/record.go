@@ -1,0 +1,148 @@
+package nft
+
+// The Conn's record of what it opened, and what the allow sets carry
+// across a restart or a repair: the elements of the old tables and the
+// record, with their remaining life.
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/google/nftables"
+)
+
+// opening is one element of allow4 or allow6 in the Conn's record.
+type opening struct {
+	addr netip.Addr
+	port uint16
+}
+
+// openRecord is what the Conn remembers of an opening: when it expires
+// (zero: never) and its user.
+type openRecord struct {
+	until time.Time
+	user  string
+}
+
+// record notes that o was opened for user for ttl (0: until closed).
+func (c *Conn) record(o opening, user string, ttl time.Duration) {
+	var until time.Time
+	if ttl > 0 {
+		until = c.now().Add(ttl)
+	}
+	c.opened[o] = openRecord{until: until, user: user}
+}
+
+// carried returns the elements to put back in allow4 and allow6: those of
+// the tables named (the main table and the backup, those that exist; the
+// first one's copy of an element wins) and the Conn's record, each with its
+// remaining life and its user. The elements of an older version's set,
+// keyed by address alone, become one element per port of guard.
+func (c *Conn) carried(tables []string, guard []uint16) ([2][]nftables.SetElement, error) {
+	var out [2][]nftables.SetElement
+	seen := map[opening]bool{}
+	for _, table := range tables {
+		t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
+		for i, name := range []string{SetAllow4, SetAllow6} {
+			elems, err := c.readSet(t, name)
+			if err != nil && !IsNotFound(err) {
+				return out, fmt.Errorf("apply table inet %s: read the opened sources to keep: %w", table, err)
+			}
+			for _, e := range carryOver(elems, guard) {
+				a, port, _ := parseAllowKey(e.Key)
+				o := opening{a, port}
+				if seen[o] {
+					continue
+				}
+				seen[o] = true
+				out[i] = append(out[i], e)
+				if _, ok := c.opened[o]; !ok {
+					c.record(o, e.Comment, e.Timeout)
+				}
+			}
+		}
+	}
+	now := c.now()
+	for o, r := range c.opened {
+		if seen[o] {
+			continue
+		}
+		e := nftables.SetElement{Key: allowKey(o.addr, o.port), Comment: r.user}
+		if !r.until.IsZero() {
+			left := r.until.Sub(now)
+			if left < time.Millisecond {
+				delete(c.opened, o)
+				continue
+			}
+			e.Timeout = left
+		}
+		i := 0
+		if o.addr.Is6() {
+			i = 1
+		}
+		out[i] = append(out[i], e)
+	}
+	return out, nil
+}
+
+// carryOver turns elements read from allow4 or allow6 into elements to add
+// again: an element with a timeout gets its remaining life as its new
+// timeout; one that has (nearly) expired is dropped, never turned into one
+// without timeout. An element keyed by address alone (an older version's
+// set) becomes one element per port of guard, without user; an element of
+// another shape is dropped.
+func carryOver(elems []nftables.SetElement, guard []uint16) []nftables.SetElement {
+	var out []nftables.SetElement
+	for _, e := range elems {
+		a, port, ok := parseAllowKey(e.Key)
+		if !ok {
+			continue
+		}
+		n := nftables.SetElement{Comment: e.Comment}
+		if e.Timeout != 0 {
+			if e.Expires < time.Millisecond {
+				continue
+			}
+			n.Timeout = e.Expires
+		}
+		if port != 0 {
+			n.Key = allowKey(a, port)
+			if err := checkUser(n.Comment); err != nil {
+				n.Comment = "" // not ours: an element's comment is a user name
+			}
+			out = append(out, n)
+			continue
+		}
+		n.Comment = ""
+		for _, p := range guard {
+			n.Key = allowKey(a, p)
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// OpenedSources counts the sources with at least one opening that has not
+// expired, IPv4 and IPv6, from the Conn's own record: no kernel dump, so it
+// costs the opens nothing. Where the kernel keeps others off the table
+// (flags owner) the record is what the kernel holds; elsewhere it is what
+// Watch puts back.
+func (c *Conn) OpenedSources() (v4, v6 int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	seen := make(map[netip.Addr]bool, len(c.opened))
+	for o, r := range c.opened {
+		if seen[o.addr] || !r.until.IsZero() && !r.until.After(now) {
+			continue
+		}
+		seen[o.addr] = true
+		if o.addr.Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	return v4, v6
+}
