@@ -2,7 +2,7 @@
 GO       ?= go
 PREFIX   ?= /usr/local
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X github.com/nfqknockd/nfqknockd/internal/version.stamp=$(VERSION)
+LDFLAGS  := -s -w -X github.com/nfqknockd/nfqknockd/cmd/internal/version.stamp=$(VERSION)
 BIN      := bin
 
 .PHONY: all build test demo install uninstall bench fuzz vet cross-check clean soak vm-test
@@ -76,7 +76,7 @@ soak: build
 FUZZTIME ?= 1m
 FUZZ_TARGETS := knock:FuzzTracker knock:FuzzParseRange knock:FuzzParsePorts knock:FuzzParseSecrets knock:FuzzAccessFile \
 	queue:FuzzParse queue:FuzzWalk cmd/nfqknockd:FuzzParseFlags cmd/nfqknock:FuzzClientConfig \
-	internal/spentfile:FuzzParse
+	cmd/internal/spentfile:FuzzParse
 fuzz:
 	@log=$$(mktemp); trap 'rm -f $$log' EXIT; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t#*:}; \
@@ -119,7 +119,7 @@ PKG_GOARCH   = $(if $(filter arm7,$(PKG_ARCH)),arm,$(PKG_ARCH))
 PKG_BIN      = $(DIST)/pkg-bin-$(PKG_ARCH)
 # The package version, which deb, rpm and apk all accept: 1.2.3 on the tag
 # v1.2.3, else a pre-release such as 1.2.3-git20251125011000 (see the script).
-PKG_VERSION ?= $(shell sh .ci/packaging/version.sh)
+PKG_VERSION ?= $(shell sh packaging/version.sh)
 # Static builds everywhere; GOARM and GOMIPS matter only for arm and mips
 # (ARMv7; soft float, as most MIPS routers have no FPU).
 CROSS_ENV    = CGO_ENABLED=0 GOOS=linux GOARM=7 GOMIPS=softfloat
@@ -129,7 +129,7 @@ CROSS_ENV    = CGO_ENABLED=0 GOOS=linux GOARM=7 GOMIPS=softfloat
 man:
 	@mkdir -p $(DIST)/man
 	for m in nfqknockd.8 nfqknock.1; do \
-		sed 's/@VERSION@/$(VERSION)/' .ci/packaging/$$m.md | $(MD2MAN) -out $(DIST)/man/$$m || exit 1; \
+		sed 's/@VERSION@/$(VERSION)/' packaging/$$m.md | $(MD2MAN) -out $(DIST)/man/$$m || exit 1; \
 		gzip -9nf $(DIST)/man/$$m || exit 1; \
 	done
 
@@ -148,10 +148,10 @@ pkg-bin:
 	$(CROSS_ENV) GOARCH=$(PKG_GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PKG_BIN)/nfqknockd ./cmd/nfqknockd
 	$(CROSS_ENV) GOARCH=$(PKG_GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PKG_BIN)/nfqknock ./cmd/nfqknock
 
-# One nfpm config for the three formats: .ci/packaging/nfpm.yaml.
+# One nfpm config for the three formats: packaging/nfpm.yaml.
 deb rpm apk: man completions pkg-bin
 	VERSION='$(PKG_VERSION)' ARCH=$(PKG_ARCH) BINDIR=$(PKG_BIN) MANDIR=$(DIST)/man COMPDIR=$(DIST)/completions \
-		$(NFPM) pkg --packager $@ --config .ci/packaging/nfpm.yaml --target $(DIST)/
+		$(NFPM) pkg --packager $@ --config packaging/nfpm.yaml --target $(DIST)/
 
 packages: deb rpm apk
 

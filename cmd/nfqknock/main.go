@@ -23,7 +23,7 @@ import (
 	"syscall"
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
-	"github.com/nfqknockd/nfqknockd/internal/version"
+	"github.com/nfqknockd/nfqknockd/cmd/internal/version"
 )
 
 func main() {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/nfqknockd/nfqknockd/internal/version"
+	"github.com/nfqknockd/nfqknockd/cmd/internal/version"
 	"github.com/nfqknockd/nfqknockd/knock"
 )
 

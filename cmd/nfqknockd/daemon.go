@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nfqknockd/nfqknockd/internal/sdnotify"
+	"github.com/nfqknockd/nfqknockd/cmd/internal/sdnotify"
 	"github.com/nfqknockd/nfqknockd/nft"
 	"github.com/nfqknockd/nfqknockd/queue"
 )

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"path/filepath"
 
-	"github.com/nfqknockd/nfqknockd/internal/privdir"
-	"github.com/nfqknockd/nfqknockd/internal/tablelock"
+	"github.com/nfqknockd/nfqknockd/cmd/internal/privdir"
+	"github.com/nfqknockd/nfqknockd/cmd/internal/tablelock"
 )
 
 // The default directories of the lock (the unit's RuntimeDirectory=) and

@@ -13,8 +13,8 @@ import (
 	"testing"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
-	"github.com/nfqknockd/nfqknockd/internal/privdir"
-	"github.com/nfqknockd/nfqknockd/internal/tablelock"
+	"github.com/nfqknockd/nfqknockd/cmd/internal/privdir"
+	"github.com/nfqknockd/nfqknockd/cmd/internal/tablelock"
 )
 
 // holderScript, run by perl as nobody, binds and listens on the abstract

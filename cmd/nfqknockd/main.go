@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
-	"github.com/nfqknockd/nfqknockd/internal/version"
+	"github.com/nfqknockd/nfqknockd/cmd/internal/version"
 )
 
 func main() {

@@ -3,11 +3,11 @@ package main
 import (
 	"fmt"
 
-	"github.com/nfqknockd/nfqknockd/internal/sdnotify"
+	"github.com/nfqknockd/nfqknockd/cmd/internal/sdnotify"
 )
 
 // The daemon tells its service manager (systemd, Type=notify) how it is
-// doing, through internal/sdnotify: READY=1 once the guard is in place,
+// doing, through cmd/internal/sdnotify: READY=1 once the guard is in place,
 // RELOADING=1 and READY=1 around a reload, STOPPING=1 at a stop or a
 // restart. The STATUS= lines name the table and the guarded ports, never a
 // secret nor a knock port. Without $NOTIFY_SOCKET (OpenRC, a shell) nothing

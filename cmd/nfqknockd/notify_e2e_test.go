@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
-	"github.com/nfqknockd/nfqknockd/internal/sdnotify"
+	"github.com/nfqknockd/nfqknockd/cmd/internal/sdnotify"
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 

@@ -194,7 +194,7 @@ func (c *config) reloadSecrets(getenv func(string) string) (open, close string, 
 // warning at start.
 const minSecretLen = 12
 
-// placeholder begins the secrets of .ci/packaging/secrets.example
+// placeholder begins the secrets of packaging/secrets.example
 // (CHANGE-ME-open-secret, CHANGE-ME-close-secret), which an admin may
 // uncomment without changing them.
 const placeholder = "CHANGE-ME"

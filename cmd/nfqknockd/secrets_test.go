@@ -417,7 +417,7 @@ func TestRangeWarningThresholds(t *testing.T) {
 
 // TestPlaceholders: the example secrets file's placeholders are recognised.
 func TestPlaceholders(t *testing.T) {
-	f, err := os.Open("../../.ci/packaging/secrets.example")
+	f, err := os.Open("../../packaging/secrets.example")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nfqknockd/nfqknockd/internal/spentfile"
+	"github.com/nfqknockd/nfqknockd/cmd/internal/spentfile"
 	"github.com/nfqknockd/nfqknockd/knock"
 	"github.com/nfqknockd/nfqknockd/nft"
 )

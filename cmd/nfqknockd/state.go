@@ -12,8 +12,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/nfqknockd/nfqknockd/internal/privdir"
-	"github.com/nfqknockd/nfqknockd/internal/spentfile"
+	"github.com/nfqknockd/nfqknockd/cmd/internal/privdir"
+	"github.com/nfqknockd/nfqknockd/cmd/internal/spentfile"
 )
 
 // checkStateDir checks, with --one-time, that --state-dir is a directory

@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/nfqknockd/nfqknockd/internal/spentfile"
+	"github.com/nfqknockd/nfqknockd/cmd/internal/spentfile"
 	"github.com/nfqknockd/nfqknockd/knock"
 )
 

@@ -98,14 +98,14 @@ WantedBy=sysinit.target
 `
 )
 
-// dropInSource is the .deb's drop-in of the unit, in .ci/packaging; the
+// dropInSource is the .deb's drop-in of the unit, in packaging; the
 // package installs it in /usr/lib/systemd/system/nfqknockd.service.d/.
 const dropInSource = "after-nftables.conf"
 
-// repoDropIn reads .ci/packaging/after-nftables.conf.
+// repoDropIn reads packaging/after-nftables.conf.
 func repoDropIn(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root(t), ".ci", "packaging", dropInSource))
+	b, err := os.ReadFile(filepath.Join(root(t), "packaging", dropInSource))
 	if err != nil {
 		t.Fatal(err)
 	}

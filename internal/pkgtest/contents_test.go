@@ -186,9 +186,9 @@ func TestPackageContents(t *testing.T) {
 			{"nfqknockd.initd", "etc/init.d/nfqknockd"}, {"nfqknockd.confd", "etc/conf.d/nfqknockd"},
 		} {
 			got, err := run(t, time.Minute, "", nil, "tar", "--ignore-zeros", "--warning=no-unknown-keyword", "-xzOf", apk, f.dst)
-			want, _ := os.ReadFile(filepath.Join(root(t), ".ci", "packaging", f.src))
+			want, _ := os.ReadFile(filepath.Join(root(t), "packaging", f.src))
 			if err != nil || !bytes.Equal(got, want) {
-				t.Errorf("/%s in the apk differs from .ci/packaging/%s: %v", f.dst, f.src, err)
+				t.Errorf("/%s in the apk differs from packaging/%s: %v", f.dst, f.src, err)
 			}
 		}
 		// apk runs .post-upgrade, not .post-install, on an upgrade.

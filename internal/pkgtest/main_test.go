@@ -101,7 +101,7 @@ func root(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, ".ci", "packaging", "nfpm.yaml")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "packaging", "nfpm.yaml")); err != nil {
 		t.Fatalf("repository top not found from %s: %v", dir, err)
 	}
 	return dir
@@ -175,7 +175,7 @@ func binDirVersion(t testing.TB, version string) string {
 	err := step.do(func() error {
 		for _, c := range []string{"nfqknockd", "nfqknock"} {
 			out, err := run(t, 5*time.Minute, root(t), []string{"CGO_ENABLED=0"}, goCmd(), "build", "-trimpath",
-				"-ldflags", "-s -w -X github.com/nfqknockd/nfqknockd/internal/version.stamp="+version, "-o", filepath.Join(dir, c), "./cmd/"+c)
+				"-ldflags", "-s -w -X github.com/nfqknockd/nfqknockd/cmd/internal/version.stamp="+version, "-o", filepath.Join(dir, c), "./cmd/"+c)
 			if err != nil {
 				return fmt.Errorf("go build ./cmd/%s: %v\n%s", c, err, out)
 			}
@@ -228,7 +228,7 @@ func manDir(t testing.TB) string {
 			return err
 		}
 		for _, page := range []string{"nfqknockd.8", "nfqknock.1"} {
-			src, err := os.ReadFile(filepath.Join(root(t), ".ci", "packaging", page+".md"))
+			src, err := os.ReadFile(filepath.Join(root(t), "packaging", page+".md"))
 			if err != nil {
 				return err
 			}
@@ -339,7 +339,7 @@ func buildPackageVersion(t testing.TB, format, version string) string {
 		}
 		env := []string{"VERSION=" + version, "ARCH=" + runtime.GOARCH, "BINDIR=" + bin, "MANDIR=" + man, "COMPDIR=" + comp}
 		out, err := run(t, 10*time.Minute, root(t), env, goCmd(), "run", nfpmModule, "pkg",
-			"--packager", format, "--config", ".ci/packaging/nfpm.yaml", "--target", dist+"/")
+			"--packager", format, "--config", "packaging/nfpm.yaml", "--target", dist+"/")
 		if err != nil {
 			return fmt.Errorf("nfpm pkg --packager %s: %v\n%s", format, err, out)
 		}

@@ -27,7 +27,7 @@ func TestManPagesCoverFlags(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s --help: %v", c.binary, err)
 			}
-			src, err := os.ReadFile(filepath.Join(root(t), ".ci", "packaging", c.page+".md"))
+			src, err := os.ReadFile(filepath.Join(root(t), "packaging", c.page+".md"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
-	"github.com/nfqknockd/nfqknockd/internal/sdnotify"
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
@@ -22,7 +21,7 @@ func unitNotify(t *testing.T, u unitFile, dir string, l *launch) {
 		return
 	}
 	l.notify = testutil.NewNotifySocket(t, filepath.Join(dir, "notify"))
-	l.env = append(l.env, sdnotify.Env+"="+l.notify.Name)
+	l.env = append(l.env, "NOTIFY_SOCKET="+l.notify.Name)
 }
 
 // awaitReady waits for the daemon's READY=1, as systemd does before it

@@ -48,7 +48,7 @@ func writeAccess(t *testing.T, path string, mode os.FileMode, users []accessUser
 // as an admin would edit it.
 func openrcConfAccess(t *testing.T, opts, file string) string {
 	t.Helper()
-	shipped, err := os.ReadFile(filepath.Join(root(t), ".ci", "packaging", openrcConf))
+	shipped, err := os.ReadFile(filepath.Join(root(t), "packaging", openrcConf))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -184,7 +184,7 @@ func runOpenRC(t *testing.T, action string, s openrcSetup) openrcRun {
 			t.Fatal(err)
 		}
 	}
-	confd := filepath.Join(root(t), ".ci", "packaging", openrcConf)
+	confd := filepath.Join(root(t), "packaging", openrcConf)
 	if s.confd != "" {
 		confd = filepath.Join(dir, "confd")
 		if err := os.WriteFile(confd, []byte(s.confd), 0o644); err != nil {
@@ -218,7 +218,7 @@ func runOpenRC(t *testing.T, action string, s openrcSetup) openrcRun {
 		"STUB_OLD=" + old,
 		"OPENRC_CALLS=" + calls,
 		"OPENRC_CONFD=" + confd,
-		"OPENRC_INITD=" + filepath.Join(root(t), ".ci", "packaging", openrcScript),
+		"OPENRC_INITD=" + filepath.Join(root(t), "packaging", openrcScript),
 		"TEST_COMMAND=" + filepath.Join(binDir(t), "nfqknockd"),
 		"TEST_SECRETS=" + s.secrets,
 		"STUB_CHILD_PID=" + s.childPID,
@@ -274,7 +274,7 @@ func openrcShells(t *testing.T) [][]string {
 // TestOpenRCScriptSyntax parses the script and the conf.d file with each
 // shell (sh -n).
 func TestOpenRCScriptSyntax(t *testing.T) {
-	dir := filepath.Join(root(t), ".ci", "packaging")
+	dir := filepath.Join(root(t), "packaging")
 	script, err := os.ReadFile(filepath.Join(dir, openrcScript))
 	if err != nil {
 		t.Fatal(err)

@@ -15,10 +15,10 @@ import (
 // may have.
 const maxExposure = 2.5
 
-// repoUnit reads and parses .ci/packaging/nfqknockd.service.
+// repoUnit reads and parses packaging/nfqknockd.service.
 func repoUnit(t *testing.T) (string, unitFile) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root(t), ".ci", "packaging", "nfqknockd.service"))
+	b, err := os.ReadFile(filepath.Join(root(t), "packaging", "nfqknockd.service"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestUnitVerify(t *testing.T) {
 // --offline=yes` (it reads the file; PID 1 need not be systemd).
 func TestUnitSecurity(t *testing.T) {
 	needCommand(t, "systemd-analyze", "systemd")
-	dir := filepath.Join(root(t), ".ci", "packaging")
+	dir := filepath.Join(root(t), "packaging")
 	score := exposure(t, dir, "nfqknockd.service")
 	t.Logf("systemd-analyze security: overall exposure %.1f (at most %.1f)", score, maxExposure)
 }
@@ -172,7 +172,7 @@ func exposure(t *testing.T, dir, unit string, extra ...string) float64 {
 // systemd parses an EnvironmentFile, its NFQKNOCKD_ARGS are flags the
 // daemon accepts, and it holds no secret.
 func TestDefaultFile(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(root(t), ".ci", "packaging", "nfqknockd.default"))
+	b, err := os.ReadFile(filepath.Join(root(t), "packaging", "nfqknockd.default"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ func (f *fakeSystemd) run(t *testing.T, booted bool, env []string, name string, 
 func TestSystemdScriptCalls(t *testing.T) {
 	netns.RequireRoot(t)
 	f := newFakeSystemd(t)
-	dir := filepath.Join(root(t), ".ci", "packaging", "scripts")
+	dir := filepath.Join(root(t), "packaging", "scripts")
 	var (
 		restart = []string{"daemon-reload", "try-restart nfqknockd.service"}
 		stop    = []string{"disable --now nfqknockd.service"}

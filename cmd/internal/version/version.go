@@ -1,7 +1,7 @@
 // Package version holds the version that nfqknockd and nfqknock print with
 // --version. The Makefile stamps it into both at once:
 //
-//	go build -ldflags "-X github.com/nfqknockd/nfqknockd/internal/version.stamp=1.2.3"
+//	go build -ldflags "-X github.com/nfqknockd/nfqknockd/cmd/internal/version.stamp=1.2.3"
 package version
 
 import "runtime/debug"
