@@ -82,40 +82,16 @@ func newPair() (*pair, error) {
 	}
 	// The replies to spoofed sources die in the client namespace before
 	// routing (see the package comment).
-	if _, err := nftIn(p.client, replySink, "-f", "-"); err != nil {
+	if _, err := netns.Nft(p.client, syngen.ReplySink("floodbench_sink"), "-f", "-"); err != nil {
 		p.close()
 		return nil, fmt.Errorf("reply sink in %s: %w", p.client, err)
 	}
 	return p, nil
 }
 
-// replySink is the client namespace's ruleset: replies to the spoofed
-// sources are dropped as they arrive.
-var replySink = fmt.Sprintf(`table inet floodbench_sink {
-	chain replies {
-		type filter hook prerouting priority raw; policy accept;
-		ip daddr %s drop
-		ip6 daddr %s drop
-	}
-}
-`, syngen.SpoofNet4, syngen.SpoofNet6)
-
 // nft runs nft in the server namespace, with stdin when it is not empty.
 func (p *pair) nft(stdin string, args ...string) (string, error) {
-	return nftIn(p.server, stdin, args...)
-}
-
-// nftIn runs nft in namespace ns, with stdin when it is not empty.
-func nftIn(ns, stdin string, args ...string) (string, error) {
-	cmd := netns.Command(ns, "nft", args...)
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("nft %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	return string(out), nil
+	return netns.Nft(p.server, stdin, args...)
 }
 
 // daemonLog, when set (--daemon-log), receives the stderr of every daemon.
@@ -179,7 +155,7 @@ func startDaemon(bin, ns string, args []string) (*daemon, error) {
 func (d *daemon) stop() error {
 	select {
 	case <-d.done:
-		return fmt.Errorf("daemon had already exited: %v; stderr:\n%s", d.err, tail(d.stderr.String(), 20))
+		return fmt.Errorf("daemon had already exited: %v; stderr:\n%s", d.err, testutil.Tail(d.stderr.String(), 20))
 	default:
 	}
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
@@ -190,18 +166,9 @@ func (d *daemon) stop() error {
 		return errors.New("daemon still running 5s after SIGTERM: killed")
 	}
 	if d.err != nil {
-		return fmt.Errorf("daemon exit after SIGTERM: %w; stderr:\n%s", d.err, tail(d.stderr.String(), 20))
+		return fmt.Errorf("daemon exit after SIGTERM: %w; stderr:\n%s", d.err, testutil.Tail(d.stderr.String(), 20))
 	}
 	return nil
-}
-
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // warnings returns the daemon's log lines at level WARN or ERROR.

@@ -346,20 +346,10 @@ func latencyUnderFlood(ctx context.Context, o *options, p *pair, n int, seqArgs 
 	cfg := o.config(flood{n, o.floodRate, o.rawIP})
 	cfg.Duration = syngen.MaxDuration
 	flood := func() func() (float64, error) {
-		fctx, cancel := context.WithCancel(ctx)
-		type result struct {
-			res syngen.Result
-			err error
-		}
-		ch := make(chan result, 1)
-		go func() {
-			res, err := syngen.Run(fctx, p.client, cfg)
-			ch <- result{res, err}
-		}()
+		stop := continuousFlood(ctx, p, cfg)
 		return func() (float64, error) {
-			cancel()
-			r := <-ch
-			return r.res.Rate(), r.err
+			r, err := stop()
+			return r.Rate(), err
 		}
 	}
 	logf("%d sources, --queue-all: %d knock-to-open tries, %v between knocks, each under the flood", n, o.tries, o.knockGap)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/internal/syngen"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
 // costSources is how many spoofed sources each flood of the table-cost
@@ -186,7 +187,7 @@ func leaveTable(o *options, p *pair, args []string) ([]string, error) {
 		return nil, fmt.Errorf("daemon still running 5s after SIGQUIT: killed")
 	}
 	if d.err != nil {
-		return nil, fmt.Errorf("daemon exit after SIGQUIT: %w; stderr:\n%s", d.err, tail(d.stderr.String(), 20))
+		return nil, fmt.Errorf("daemon exit after SIGQUIT: %w; stderr:\n%s", d.err, testutil.Tail(d.stderr.String(), 20))
 	}
 	out, err := p.nft("", "list", "tables")
 	if err != nil {

@@ -9,6 +9,7 @@
 package netns
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -179,6 +180,20 @@ func SweepStale() {
 // (through `ip netns exec`).
 func Command(ns, name string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+}
+
+// Nft runs nft with args inside namespace ns, with stdin when it is not
+// empty, and returns its output; an error holds nft's own message.
+func Nft(ns, stdin string, args ...string) (string, error) {
+	cmd := Command(ns, "nft", args...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("nft %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return string(out), nil
 }
 
 // Open returns an open file descriptor of namespace ns, for APIs that take a

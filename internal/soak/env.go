@@ -76,7 +76,7 @@ func newPair(extra []netip.Addr) (*pair, error) {
 	if err := syngen.AddSpoofRoutes(p.server, netns.ClientIP4, netns.ClientIP6); err != nil {
 		return p, fmt.Errorf("spoof routes: %w", err)
 	}
-	if _, err := nftIn(p.client, replySink, "-f", "-"); err != nil {
+	if _, err := netns.Nft(p.client, syngen.ReplySink("soak_sink"), "-f", "-"); err != nil {
 		return p, fmt.Errorf("reply sink in %s: %w", p.client, err)
 	}
 	return p, nil
@@ -103,33 +103,9 @@ func ip(args []string, stdin string) error {
 	return nil
 }
 
-// replySink drops, in the client namespace, the server's replies to the
-// spoofed sources of the floods as they arrive.
-var replySink = fmt.Sprintf(`table inet soak_sink {
-	chain replies {
-		type filter hook prerouting priority raw; policy accept;
-		ip daddr %s drop
-		ip6 daddr %s drop
-	}
-}
-`, syngen.SpoofNet4, syngen.SpoofNet6)
-
-// nftIn runs nft in namespace ns, with stdin when not empty.
-func nftIn(ns, stdin string, args ...string) (string, error) {
-	cmd := netns.Command(ns, "nft", args...)
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("nft %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	return string(out), nil
-}
-
 // setSize returns how many elements set name of table inet table holds.
 func setSize(ns, table, name string) (int, error) {
-	out, err := nftIn(ns, "", "-j", "list", "set", "inet", table, name)
+	out, err := netns.Nft(ns, "", "-j", "list", "set", "inet", table, name)
 	if err != nil {
 		return 0, err
 	}
@@ -178,7 +154,7 @@ func startDaemon(bin, ns string, args, env []string, log io.Writer) (*daemon, er
 	go func() { d.err = cmd.Wait(); close(d.done) }()
 	if _, err := d.waitFor("msg=started", 0, 15*time.Second); err != nil {
 		d.kill()
-		return nil, fmt.Errorf("new daemon: %w; its log:\n%s", err, tail(d.stderr.String(), 20))
+		return nil, fmt.Errorf("new daemon: %w; its log:\n%s", err, testutil.Tail(d.stderr.String(), 20))
 	}
 	d.started = time.Now()
 	return d, nil
@@ -286,15 +262,6 @@ func readRuntime(metricsFile string, r *sample) {
 			r.HeapLiveKiB = n / 1024
 		}
 	}
-}
-
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // logMessages counts the WARN and ERROR lines of a daemon log (logfmt:

@@ -11,7 +11,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nfqknockd/nfqknockd/internal/netns"
 	"github.com/nfqknockd/nfqknockd/internal/syngen"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
 // do runs event e and records it; errors are counted, by event, in the
@@ -65,7 +67,7 @@ func (s *soak) nftEvent(k kind, args ...string) error {
 	defer s.life.Unlock()
 	from := s.d.logLen()
 	t0 := time.Now()
-	_, err := nftIn(s.pair.server, "", args...)
+	_, err := netns.Nft(s.pair.server, "", args...)
 	outcome := "done"
 	if err != nil {
 		if !strings.Contains(err.Error(), "Operation not permitted") {
@@ -127,7 +129,7 @@ func (s *soak) reload(fresh bool) error {
 	}
 	if err != nil {
 		if strings.Contains(s.d.stderr.String()[from:], "msg=reloaded") {
-			return fmt.Errorf("a broken secret file was accepted: %s", tail(log, 1))
+			return fmt.Errorf("a broken secret file was accepted: %s", testutil.Tail(log, 1))
 		}
 		return err
 	}

@@ -36,6 +36,20 @@ var (
 	SpoofNet6 = netip.MustParsePrefix("fd00:64::/32")
 )
 
+// ReplySink returns a ruleset (for nft -f), a table inet named table, that
+// drops in the flooding side's namespace the server's replies to the
+// spoofed sources as they arrive.
+func ReplySink(table string) string {
+	return fmt.Sprintf(`table inet %s {
+	chain replies {
+		type filter hook prerouting priority raw; policy accept;
+		ip daddr %s drop
+		ip6 daddr %s drop
+	}
+}
+`, table, SpoofNet4, SpoofNet6)
+}
+
 // ErrOutsideTestNet is returned (wrapped) by Validate for an address outside
 // TestNet4/TestNet6.
 var ErrOutsideTestNet = errors.New("address outside the test network (10.0.0.0/8, fd00::/8)")

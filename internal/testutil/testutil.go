@@ -222,3 +222,12 @@ func AcceptAndClose(ln net.Listener) {
 		}
 	}()
 }
+
+// Tail returns the last n lines of s (a daemon's log, for an error).
+func Tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
