@@ -320,9 +320,11 @@ Signals:
   SIGUSR2          log the knocking sources
 
 Examples:
-  nfqknockd -p 22 -o abracadabra -c ahalaymahalay -d sha256
-      guard sshd; knock the sequences that -s prints
-  nfqknockd -o abracadabra -c ahalaymahalay -d sha256 -s
+  nfqknockd -p 22 --secret-file /etc/nfqknockd/secrets -d sha256
+      guard sshd; knock the sequences that -s prints (the file holds
+      open = ... and close = ..., mode 0600: see
+      /etc/nfqknockd/secrets.example)
+  nfqknockd --secret-file /etc/nfqknockd/secrets -d sha256 -s
       print the current sequences as OPEN: ... and CLOSE: ... lines
 `)
 	return b.String()
