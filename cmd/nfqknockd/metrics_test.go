@@ -239,7 +239,7 @@ func TestServiceMetrics(t *testing.T) {
 	}
 	heap, held := got["nfqknockd_heap_live_bytes"], got["nfqknockd_runtime_memory_bytes"]
 	if heap < 1<<20 || heap > held {
-		t.Errorf("heap objects %v bytes, runtime memory %v: want at least 1 MiB of heap (the trackers), within the runtime's memory", heap, held)
+		t.Errorf("live heap %v bytes, runtime memory %v: want at least 1 MiB of heap (the trackers), within the runtime's memory", heap, held)
 	}
 	// The last write of a stop, once the table is deleted: nobody is open.
 	ts.writeMetrics(true)

@@ -191,12 +191,13 @@ const maxGrowth = 0.10
 // and last tenth may be different processes (restarts).
 const (
 	// rssNoiseKiB: a daemon's RSS is about 12 MiB, 5 of it the binary's
-	// pages and 4 the knock tracker. With a flat live heap (+64 KiB over
-	// 3 minutes of events), the Go runtime's freed pages that it keeps
-	// for reuse (up to a tenth above its heap goal), its span
-	// fragmentation and its metadata grew RSS by 1.2 to 1.5 MiB in 1 to 3
-	// minutes, then no more; OS threads (7 to 9) differ by a few hundred
-	// KiB. A leak shows in the live heap first (heapNoiseKiB).
+	// pages and 4 the knock tracker. A daemon that ran 1 to 3 minutes of
+	// events without a restart grew RSS by 1.2 to 1.5 MiB with a flat
+	// live heap (+64 KiB): freed pages the Go runtime keeps for reuse (up
+	// to a tenth above its heap goal), span fragmentation and metadata,
+	// bounded by the heap goal. OS threads (7 to 9) differ by a few
+	// hundred KiB between daemons. A leak shows in the live heap
+	// (heapNoiseKiB) before it shows here.
 	rssNoiseKiB = 2048
 	// heapNoiseKiB: the live heap is the trackers (4 MiB) and some 100
 	// KiB that moves with the events in flight at the collection.
