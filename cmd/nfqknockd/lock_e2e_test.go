@@ -12,9 +12,9 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/nfqknockd/nfqknockd/internal/netns"
 	"github.com/nfqknockd/nfqknockd/cmd/internal/privdir"
 	"github.com/nfqknockd/nfqknockd/cmd/internal/tablelock"
+	"github.com/nfqknockd/nfqknockd/internal/netns"
 )
 
 // holderScript, run by perl as nobody, binds and listens on the abstract

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nfqknockd/nfqknockd/internal/netns"
 	"github.com/nfqknockd/nfqknockd/cmd/internal/sdnotify"
+	"github.com/nfqknockd/nfqknockd/internal/netns"
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
