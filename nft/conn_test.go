@@ -150,9 +150,10 @@ func nativeQueue(t *testing.T, fd int) bool {
 
 var goldenSpec = Spec{Start: 1, End: 65535, Guard: []uint16{22}, QueueNum: 100}
 
-// TestApplyGolden applies the ruleset of DESIGN.md and compares what `nft
-// list` shows with testdata/nft/ruleset.nft (the compat variant; the native
-// one differs only in the knock rule's statement and comment). It also checks
+// TestApplyGolden applies the ruleset (docs/design.md, "The ruleset") and
+// compares what `nft list` shows with testdata/nft/ruleset.nft (the compat
+// variant; the native one differs only in the knock rule's statement and
+// comment). It also checks
 // that the variant Apply chose matches what the kernel offers.
 func TestApplyGolden(t *testing.T) {
 	for _, g := range []struct {

@@ -3,7 +3,7 @@
 // default, with the sets guard, allow4, allow6, static4 and static6, the
 // kernel filter's sets first, knocking4/6, rate4/6, flood4/6 and
 // spill4/6, the set spent of the used one-time sequences, and the chains
-// knock, knocks, guard and guarded (see DESIGN.md, "The kernel ruleset").
+// knock, knocks, guard and guarded (see docs/design.md, "The ruleset").
 //
 // The package has two halves. Build is pure: it turns a Spec into the
 // sets, chains and rules, and is tested without a kernel. Conn is the

@@ -8,10 +8,11 @@
 // NFQNL_MSG_VERDICT_BATCH message.
 //
 // Every verdict is "accept": the decision to let a source in lives in the
-// kernel's sets, not in the verdict (see DESIGN.md), so a slow or absent
-// reader never opens anything.
+// kernel's sets, not in the verdict (see docs/design.md, "Base chains: hooks
+// and priorities"), so a slow or absent reader never opens anything.
 //
-// Several queues (--queues N, a fanout rule "queue num B-B+N-1") are read by
+// Several queues (--queues N, a rule "queue num B-B+N-1" without nft's
+// fanout flag: see docs/design.md, "The queue rule") are read by
 // opening N Queues with Num = B+i and running each in its own goroutine; the
 // kernel hashes a source address to one queue, so one source is always seen
 // by the same reader, in order.

@@ -398,7 +398,8 @@ func TestFragmentedSYN(t *testing.T) {
 		// The server namespace has no table but the daemon's: no
 		// conntrack, so no defragmentation at prerouting. The guard sees
 		// the fragments one by one, before the kernel reassembles them
-		// for local delivery (DESIGN.md, "The kernel ruleset"): it must
+		// for local delivery (docs/design.md, "Chain `guard` and chain
+		// `guarded`", rule 3): it must
 		// drop the IPv4 first fragment, whose 8 TCP bytes have the ports
 		// but no flags.
 		if out, err := e.nft("list", "tables"); err != nil || strings.TrimSpace(out) != "table inet nfqknock" {

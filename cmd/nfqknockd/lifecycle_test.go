@@ -1,6 +1,6 @@
 package main
 
-// Life-cycle tests (DESIGN.md, "Life cycle"): a table of another name, a
+// Life-cycle tests (docs/design.md, "Life cycle"): a table of another name, a
 // table of the configured name that is not ours, a restart (SIGQUIT) that
 // leaves no gap in the guard, a reload of the secrets (SIGHUP), and the
 // sources never guarded (loopback, --allow). Like e2e_test.go they run the

@@ -206,7 +206,8 @@ func TestFragmentedSyn(t *testing.T) {
 	})
 }
 
-// TestPreroutingGuardWithoutConntrack shows what DESIGN.md records: at
+// TestPreroutingGuardWithoutConntrack shows what docs/design.md records
+// ("Chain `guard` and chain `guarded`", rule 3): at
 // prerouting, without conntrack (so without its defragmentation), nft sees
 // the fragments one by one. A first fragment of 8 TCP bytes has no flags, so
 // "tcp flags" cannot match it, and a later fragment has no TCP header at all:
