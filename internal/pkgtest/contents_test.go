@@ -28,6 +28,7 @@ var shipped = []shippedFile{
 	{"/usr/share/doc/nfqknockd/README.md", "-rw-r--r--"},
 	{"/usr/share/doc/nfqknockd/docs/performance.md", "-rw-r--r--"},
 	{"/usr/share/doc/nfqknockd/docs/sequences.md", "-rw-r--r--"},
+	{"/usr/share/doc/nfqknockd/docs/design.md", "-rw-r--r--"},
 	{"/usr/share/bash-completion/completions/nfqknockd", "-rw-r--r--"},
 	{"/usr/share/bash-completion/completions/nfqknock", "-rw-r--r--"},
 	{"/usr/share/fish/vendor_completions.d/nfqknockd.fish", "-rw-r--r--"},
