@@ -17,6 +17,9 @@
 // (Destroy) or leaves it guarding for the next daemon (Close). A Conn is bound to one network namespace, so tests run against a
 // real kernel without touching the host's ruleset.
 //
+// Interface is what the daemon asks of a Conn; package nfttest fakes it,
+// with the same transaction semantics, for unit tests without a kernel.
+//
 // No program is ever executed: everything goes through netlink.
 package nft
 

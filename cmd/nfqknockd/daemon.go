@@ -31,7 +31,7 @@ type service struct {
 	cfg    *config
 	log    *slog.Logger
 	stderr io.Writer // the one-line errors of a failed start
-	rules  ruleset
+	rules  nft.Interface
 	spec   nft.Spec
 	shards []*shard
 	lock   *tableLock

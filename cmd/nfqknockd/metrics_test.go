@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/nfqknockd/nfqknockd/nft"
+	"github.com/nfqknockd/nfqknockd/nft/nfttest"
 )
 
 // parseMetrics parses data with the Prometheus text parser, with the
@@ -191,7 +192,7 @@ func TestWriteMetricsFile(t *testing.T) {
 // replays through the daemon's logic on the fake ruleset, and writes the
 // file at each step, as the writer and finish do.
 func TestServiceMetrics(t *testing.T) {
-	rules := newFakeRules()
+	rules := nfttest.NewFake()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "nfqknockd.prom")
 	ts := newTestService(t, rules, "-o", testOpen, "-c", testClose, "--metrics-file", path)

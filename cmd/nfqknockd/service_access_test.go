@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nfqknockd/nfqknockd/knock"
+	"github.com/nfqknockd/nfqknockd/nft/nfttest"
 	"github.com/nfqknockd/nfqknockd/queue"
 )
 
@@ -33,16 +34,16 @@ func newAccessService(t *testing.T, users []knock.User, extra ...string) (*testS
 	if err := os.WriteFile(path, []byte(accessText(users)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return newTestService(t, newFakeRules(), append([]string{"--guard", "443", "--access-file", path}, extra...)...), path
+	return newTestService(t, nfttest.NewFake(), append([]string{"--guard", "443", "--access-file", path}, extra...)...), path
 }
 
 // ports returns the ports open for src in the fake table, with their user.
 func (ts *testService) ports(src netip.Addr) []string {
-	tab, _ := ts.rules.state()
+	tab, _ := ts.rules.State()
 	var out []string
-	for e, o := range tab.allowed {
-		if e.src == src {
-			out = append(out, fmt.Sprintf("%d:%s", e.port, o.user))
+	for e, o := range tab.Allowed {
+		if e.Src == src {
+			out = append(out, fmt.Sprintf("%d:%s", e.Port, o.User))
 		}
 	}
 	slices.Sort(out)
@@ -180,10 +181,10 @@ func TestServiceAccessRestartAndPorts(t *testing.T) {
 	if end, done := ts.signal(restartSignal); !done || ts.finish(end) != 0 {
 		t.Fatal("the restart signal did not end the daemon with status 0")
 	}
-	tab, _ := ts.rules.state()
+	tab, _ := ts.rules.State()
 
 	// The next daemon: alice may open 22 only, bob is gone.
-	next := &fakeRules{table: tab, record: map[fakeElem]fakeOpen{}, vanish: make(chan string)}
+	next := nfttest.NewFakeWith(tab)
 	path := filepath.Join(t.TempDir(), "access")
 	if err := os.WriteFile(path, []byte(accessText([]knock.User{unitUsers[0], unitUsers[2]})), 0o600); err != nil {
 		t.Fatal(err)
@@ -237,11 +238,11 @@ func TestServiceOneTimeRestart(t *testing.T) {
 	if end, done := ts.signal(restartSignal); !done || ts.finish(end) != 0 {
 		t.Fatal("the restart signal did not end the daemon with status 0")
 	}
-	tab, _ := ts.rules.state()
-	if len(tab.spent) != 3 {
-		t.Fatalf("the table keeps %d used sequences, want 3: %v", len(tab.spent), tab.spent)
+	tab, _ := ts.rules.State()
+	if len(tab.Spent) != 3 {
+		t.Fatalf("the table keeps %d used sequences, want 3: %v", len(tab.Spent), tab.Spent)
 	}
-	for k, ttl := range tab.spent {
+	for k, ttl := range tab.Spent {
 		// The end of the period plus the grace, from a knock in its first
 		// second: a little less than period + grace.
 		if ttl <= p.Period || ttl > p.Period+p.Grace {
@@ -249,7 +250,7 @@ func TestServiceOneTimeRestart(t *testing.T) {
 		}
 	}
 
-	next := &fakeRules{table: tab, record: map[fakeElem]fakeOpen{}, vanish: make(chan string)}
+	next := nfttest.NewFakeWith(tab)
 	path := filepath.Join(t.TempDir(), "access")
 	if err := os.WriteFile(path, []byte(accessText(unitUsers[:1])), 0o600); err != nil {
 		t.Fatal(err)
@@ -276,8 +277,8 @@ func TestServiceOneTimeRestart(t *testing.T) {
 	if !ts2.isOpen(attacker) {
 		t.Errorf("a new nonce did not open after the restart; log:\n%s", ts2.logs)
 	}
-	if tab, _ := next.state(); len(tab.spent) != 4 {
-		t.Errorf("the table keeps %d used sequences, want 4", len(tab.spent))
+	if tab, _ := next.State(); len(tab.Spent) != 4 {
+		t.Errorf("the table keeps %d used sequences, want 4", len(tab.Spent))
 	}
 	for _, s := range []string{alice.OpenSecret, alice.CloseSecret} {
 		if strings.Contains(ts2.logs.String(), s) || strings.Contains(ts.logs.String(), s) {
@@ -286,11 +287,11 @@ func TestServiceOneTimeRestart(t *testing.T) {
 	}
 
 	// Without --one-time the set stays empty.
-	plain := newTestService(t, newFakeRules(), "-o", testOpen, "-c", testClose)
+	plain := newTestService(t, nfttest.NewFake(), "-o", testOpen, "-c", testClose)
 	o, _ := plain.sequences(testOpen, testClose)
 	plain.knock(src4, o)
-	if tab, _ := plain.rules.state(); !plain.isOpen(src4) || len(tab.spent) != 0 {
-		t.Errorf("without --one-time: opened %v, spent %v", plain.isOpen(src4), tab.spent)
+	if tab, _ := plain.rules.State(); !plain.isOpen(src4) || len(tab.Spent) != 0 {
+		t.Errorf("without --one-time: opened %v, spent %v", plain.isOpen(src4), tab.Spent)
 	}
 }
 
@@ -302,9 +303,7 @@ func TestServiceOneTimeSpendFails(t *testing.T) {
 	p := ts.cfg.Params
 	open := knock.OneTimeSequence(p.Digest, unitUsers[0].OpenSecret, p.PeriodStart(ts.now), 5, p.Range)
 	ts.knock(src4, open[:len(open)-1])
-	ts.rules.mu.Lock()
-	ts.rules.fail = unix.ENFILE // the next operation: the Spend of the last knock
-	ts.rules.mu.Unlock()
+	ts.rules.FailNext(unix.ENFILE) // the next operation: the Spend of the last knock
 	ts.knock(src4, open[len(open)-1:])
 	if !ts.isOpen(src4) {
 		t.Fatalf("a failed Spend kept the open from opening; log:\n%s", ts.logs)

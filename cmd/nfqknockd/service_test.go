@@ -1,6 +1,6 @@
 package main
 
-// Unit tests of the daemon's logic through a fake ruleset (fake_rules_test.go):
+// Unit tests of the daemon's logic through a fake ruleset (nft/nfttest):
 // open, close, repair, reload, restart and stop, without root.
 
 import (
@@ -18,6 +18,7 @@ import (
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
 	"github.com/nfqknockd/nfqknockd/knock"
 	"github.com/nfqknockd/nfqknockd/nft"
+	"github.com/nfqknockd/nfqknockd/nft/nfttest"
 	"github.com/nfqknockd/nfqknockd/queue"
 )
 
@@ -33,14 +34,14 @@ var (
 type testService struct {
 	*service
 	t     *testing.T
-	rules *fakeRules
+	rules *nfttest.Fake
 	logs  *testutil.SyncBuffer
 	now   time.Time
 	seq   uint32
 }
 
 // newTestService parses args (after --guard 22) and programs the fake.
-func newTestService(t *testing.T, rules *fakeRules, args ...string) *testService {
+func newTestService(t *testing.T, rules *nfttest.Fake, args ...string) *testService {
 	t.Helper()
 	cfg, err := parseFlags(append([]string{"--guard", "22"}, args...))
 	if err != nil {
@@ -86,14 +87,14 @@ func (ts *testService) sequences(open, close string) ([]uint16, []uint16) {
 
 // opened returns the sources in the fake table.
 func (ts *testService) opened() []netip.Addr {
-	tab, _ := ts.rules.state()
+	tab, _ := ts.rules.State()
 	if tab == nil {
 		return nil
 	}
 	var out []netip.Addr
-	for e := range tab.allowed {
-		if !slices.Contains(out, e.src) {
-			out = append(out, e.src)
+	for e := range tab.Allowed {
+		if !slices.Contains(out, e.Src) {
+			out = append(out, e.Src)
 		}
 	}
 	return out
@@ -114,7 +115,7 @@ const (
 )
 
 func TestServiceOpenClose(t *testing.T) {
-	rules := newFakeRules()
+	rules := nfttest.NewFake()
 	ts := newTestService(t, rules, "-o", testOpen, "-c", testClose, "--open-timeout", "5m", "-v")
 	open, close := ts.sequences(testOpen, testClose)
 	for _, src := range []netip.Addr{src4, src6} {
@@ -127,8 +128,8 @@ func TestServiceOpenClose(t *testing.T) {
 			t.Fatalf("%s: still open after the close sequence", src)
 		}
 	}
-	if tab, _ := rules.state(); tab.allowed != nil && len(tab.allowed) != 0 {
-		t.Errorf("opened sources left: %v", tab.allowed)
+	if tab, _ := rules.State(); tab.Allowed != nil && len(tab.Allowed) != 0 {
+		t.Errorf("opened sources left: %v", tab.Allowed)
 	}
 	// An IPv4-mapped source never opens (it would open the IPv4 address).
 	ts.knock(mapped, open)
@@ -136,7 +137,7 @@ func TestServiceOpenClose(t *testing.T) {
 		t.Errorf("an IPv4-mapped source opened %v", ts.opened())
 	}
 	// A failed open changes nothing and says so.
-	rules.fail = errors.New("injected failure")
+	rules.FailNext(errors.New("injected failure"))
 	ts.knock(src4, open)
 	if ts.isOpen(src4) || !strings.Contains(ts.logs.String(), `msg="open failed" source=10.0.0.2`) {
 		t.Errorf("a failed open: open %v; log:\n%s", ts.isOpen(src4), ts.logs)
@@ -176,7 +177,7 @@ func TestServiceReload(t *testing.T) {
 		}
 	}
 	write("open=old open secret\nclose=old close secret\n", 0o600)
-	rules := newFakeRules()
+	rules := nfttest.NewFake()
 	ts := newTestService(t, rules, "--secret-file", file)
 	oldOpen, _ := ts.sequences("old open secret", "old close secret")
 	ts.knock(src4, oldOpen)
@@ -233,7 +234,7 @@ func TestServiceReload(t *testing.T) {
 // TestServiceRestartAndStop: the restart signal leaves the table with the
 // opened sources, and the next daemon takes it over; SIGTERM deletes it.
 func TestServiceRestartAndStop(t *testing.T) {
-	rules := newFakeRules()
+	rules := nfttest.NewFake()
 	ts := newTestService(t, rules, "-o", testOpen, "-c", testClose)
 	open, _ := ts.sequences(testOpen, testClose)
 	ts.knock(src4, open)
@@ -244,13 +245,13 @@ func TestServiceRestartAndStop(t *testing.T) {
 	if code := ts.finish(end); code != 0 {
 		t.Errorf("exit status %d after the restart signal", code)
 	}
-	tab, closed := rules.state()
-	if ttl, ok := tab.ttl(src4, 22); !closed || !ok || ttl != time.Hour {
+	tab, closed := rules.State()
+	if ttl, ok := tab.TTL(src4, 22); !closed || !ok || ttl != time.Hour {
 		t.Fatalf("after the restart signal: table %+v, socket closed %v; want the table with %s", tab, closed, src4)
 	}
 
 	// The next daemon, a new process: a fresh Conn without a record.
-	next := &fakeRules{table: tab, record: map[fakeElem]fakeOpen{}, vanish: make(chan string)}
+	next := nfttest.NewFakeWith(tab)
 	ts2 := newTestService(t, next, "-o", testOpen, "-c", testClose)
 	if !strings.Contains(ts2.logs.String(), "took_over=true opened_kept=1") {
 		t.Errorf("start line of the next daemon:\n%s", ts2.logs)
@@ -265,7 +266,7 @@ func TestServiceRestartAndStop(t *testing.T) {
 	if code := ts2.finish(end); code != 0 {
 		t.Errorf("exit status %d after SIGTERM", code)
 	}
-	if tab, _ := next.state(); tab != nil {
+	if tab, _ := next.State(); tab != nil {
 		t.Errorf("SIGTERM left the table: %+v", tab)
 	}
 }
@@ -274,7 +275,7 @@ func TestServiceRestartAndStop(t *testing.T) {
 // it vanishes it is put back with the opened sources and a warning names
 // what changed. serve runs the signal loop (no queue: no shards run).
 func TestServiceRepair(t *testing.T) {
-	rules := newFakeRules()
+	rules := nfttest.NewFake()
 	ts := newTestService(t, rules, "-o", testOpen, "-c", testClose)
 	ts.spec.NoOwner = true
 	if _, err := ts.rules.Apply(ts.spec); err != nil {
@@ -288,7 +289,7 @@ func TestServiceRepair(t *testing.T) {
 	sigs := make(chan os.Signal, 1)
 	status := make(chan int, 1)
 	go func() { status <- ts.serve(sigs) }()
-	rules.vanish <- "table deleted"
+	rules.Vanish("table deleted")
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(ts.logs.String(), "put back") && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -304,7 +305,7 @@ func TestServiceRepair(t *testing.T) {
 	if code := <-status; code != 0 {
 		t.Errorf("exit status %d", code)
 	}
-	if tab, _ := rules.state(); tab != nil {
+	if tab, _ := rules.State(); tab != nil {
 		t.Errorf("SIGTERM left the table")
 	}
 }
@@ -312,8 +313,8 @@ func TestServiceRepair(t *testing.T) {
 // TestServiceNotOurs: a table of the name that is not ours: exit 1, one
 // line naming it, nothing changed.
 func TestServiceNotOurs(t *testing.T) {
-	rules := newFakeRules()
-	rules.notOurs = true
+	rules := nfttest.NewFake()
+	rules.SetNotOurs(true)
 	cfg, err := parseFlags([]string{"--guard", "22", "--table", "filter", "-o", testOpen, "-c", testClose})
 	if err != nil {
 		t.Fatal(err)
@@ -324,7 +325,7 @@ func TestServiceNotOurs(t *testing.T) {
 	if !errors.As(err, &ee) || ee.code != 1 || ee.msg != "--table filter: table inet filter exists and is not nfqknockd's: it is left untouched; give another --table" {
 		t.Errorf("program: %v", err)
 	}
-	if tab, _ := rules.state(); tab != nil {
+	if tab, _ := rules.State(); tab != nil {
 		t.Errorf("the fake table changed: %+v", tab)
 	}
 }

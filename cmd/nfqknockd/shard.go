@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/knock"
+	"github.com/nfqknockd/nfqknockd/nft"
 	"github.com/nfqknockd/nfqknockd/queue"
 )
 
@@ -20,7 +21,7 @@ type shard struct {
 	tracker *knock.Tracker
 	tracked atomic.Int64 // tracker.Len() for the metrics writer (countTracked)
 	m       *metrics
-	rules   ruleset
+	rules   nft.Interface
 	log     *slog.Logger
 	ttl     time.Duration
 	verbose bool             // -v: log every knock (never its port: the ports are the sequence)

@@ -19,7 +19,7 @@ import (
 // to lock for.
 //
 // The shard also writes each fresh key into the table's set spent
-// (ruleset.Spend), which outlives the daemon on a restart, an upgrade or a
+// (nft.Interface.Spend), which outlives the daemon on a restart, an upgrade or a
 // crash; the next daemon seeds its spent from there (seed), so a sequence
 // used before the restart stays used after it.
 type spent struct {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/spentfile"
 	"github.com/nfqknockd/nfqknockd/knock"
+	"github.com/nfqknockd/nfqknockd/nft/nfttest"
 )
 
 // TestServiceStateFileStop: a one-time open just before a stop (no writer
@@ -41,7 +42,7 @@ func TestServiceStateFileStop(t *testing.T) {
 		}
 	}
 
-	next := newFakeRules()
+	next := nfttest.NewFake()
 	ts2 := newTestService(t, next, "--guard", "443", "--access-file", accessPath(t), "--one-time")
 	ts2.spentPath = path
 	ts2.seedSpent()
@@ -53,8 +54,8 @@ func TestServiceStateFileStop(t *testing.T) {
 	if ts2.isOpen(attacker) || !strings.Contains(ts2.logs.String(), "msg=replay source=10.0.0.66 user=alice sequence=open") {
 		t.Fatalf("an open used before the stop was no replay after it; log:\n%s", ts2.logs)
 	}
-	if tab, _ := next.state(); len(tab.spent) != 1 {
-		t.Errorf("the new table keeps %d used sequences, want the file's 1", len(tab.spent))
+	if tab, _ := next.State(); len(tab.Spent) != 1 {
+		t.Errorf("the new table keeps %d used sequences, want the file's 1", len(tab.Spent))
 	}
 }
 

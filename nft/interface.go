@@ -1,36 +1,36 @@
-package main
+package nft
 
 import (
 	"context"
 	"net/netip"
 	"time"
-
-	"github.com/nfqknockd/nfqknockd/nft"
 )
 
-// ruleset is what the daemon asks of its nftables table: nft.Conn, or a
-// fake in the unit tests.
-type ruleset interface {
+// Interface is what the daemon asks of its nftables table: a *Conn, or
+// in the unit tests the fake of package nfttest, which keeps the same
+// transaction semantics (every call that changes the table changes all or
+// nothing).
+type Interface interface {
 	// Check says whether the table may be programmed: nil, or
-	// nft.ErrNotOurs or *nft.HeldError, changing nothing.
+	// ErrNotOurs or *HeldError, changing nothing.
 	Check(table string) error
 	// Apply programs (or takes over) the table in one transaction.
-	Apply(nft.Spec) (nft.Result, error)
+	Apply(Spec) (Result, error)
 	// Allow opens ports of the guard for a source, for ttl (0: until
 	// revoked), naming user ("" for none), in one transaction.
 	Allow(src netip.Addr, ports []uint16, user string, ttl time.Duration) error
 	// SetFirst replaces the first ports of the kernel filter.
-	SetFirst(ports []nft.FirstPort) error
+	SetFirst(ports []FirstPort) error
 	// Revoke closes ports for a source again (nil: every port it has).
 	Revoke(src netip.Addr, ports []uint16) error
 	// Allowed lists the opened sources, one element per source and port.
-	Allowed() ([]nft.Element, error)
+	Allowed() ([]Element, error)
 	// Spend keeps a used one-time sequence's key in the table for ttl (a
 	// key already there is no error; a full set: ENFILE).
 	Spend(key [16]byte, ttl time.Duration) error
 	// Spent lists the keys of the used one-time sequences the table
 	// holds, with their remaining life.
-	Spent() ([]nft.SpentKey, error)
+	Spent() ([]SpentKey, error)
 	// OpenedSources counts the opened sources per family without asking
 	// the kernel (for the metrics).
 	OpenedSources() (v4, v6 int)
@@ -40,5 +40,8 @@ type ruleset interface {
 	Close() error
 	// Watch puts the table back when others delete parts of it, where the
 	// kernel cannot keep them out; it returns when ctx is done.
-	Watch(ctx context.Context, report func(nft.Repair)) error
+	Watch(ctx context.Context, report func(Repair)) error
 }
+
+// Conn is the kernel's side of Interface.
+var _ Interface = (*Conn)(nil)
