@@ -72,7 +72,7 @@ type Verdict struct {
 }
 
 // SeqID names one of the sequences of a user and kind: with the user and
-// the kind, it identifies the sequence, for example for a caller that
+// the kind, it identifies the sequence, for example for the Ledger, which
 // detects replays across several trackers.
 type SeqID struct {
 	// Period is the start of the sequence's period (see PeriodStart).

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/sdnotify"
+	"github.com/nfqknockd/nfqknockd/knock"
 	"github.com/nfqknockd/nfqknockd/nft"
 	"github.com/nfqknockd/nfqknockd/queue"
 )
@@ -45,10 +46,10 @@ type service struct {
 	// paramsMu guards cfg.Params and cfg.Users, which a reload changes
 	// while the first-port keeper reads them.
 	paramsMu sync.Mutex
-	// spent are the one-time sequences used (--one-time), for all shards;
-	// spentPath is their file in --state-dir ("" for none), and
-	// spentDirty asks keepSpentFile to write it (state.go).
-	spent      *spent
+	// spent is the ledger of the one-time sequences used (--one-time),
+	// for all shards; spentPath is their file in --state-dir ("" for
+	// none), and spentDirty asks keepSpentFile to write it (state.go).
+	spent      *knock.Ledger
 	spentPath  string
 	spentDirty chan struct{}
 	// clock is the time of the daemon's start-up work (seedSpent); nil:

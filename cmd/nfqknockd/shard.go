@@ -32,7 +32,7 @@ type shard struct {
 	// ports= opens. Both change only on the reader goroutine.
 	users []knock.User
 	guard []uint16
-	spent *spent // with --one-time: the sequences used, across the shards
+	spent *knock.Ledger // with --one-time: the sequences used, across the shards
 	// spentSaved asks for the file of the used sequences to be written
 	// (--state-dir), after a fresh one.
 	spentSaved func()
@@ -67,17 +67,16 @@ func (s *shard) handle(p *queue.Packet) {
 	s.countTracked()
 }
 
-// spend marks the one-time sequence of v used, or makes v a Replay when it
-// was used before: through another queue, or before a restart (spent was
-// seeded from the table). A fresh one also goes into the table's set spent
-// before it opens or closes anything, so that the next daemon refuses it
-// too; if that fails (a full set) the sequence is still refused from
-// memory, and the open or close goes on.
+// spend marks the one-time sequence of v used in the ledger, which makes v
+// a Replay when it was used before: through another queue, or before a
+// restart (the ledger was seeded from the table). A fresh one also goes
+// into the table's set spent before it opens or closes anything, so that
+// the next daemon refuses it too; if that fails (a full set) the sequence
+// is still refused from memory, and the open or close goes on.
 func (s *shard) spend(v *knock.Verdict, now time.Time) {
 	u := s.users[v.User]
-	fresh, key, ttl := s.spent.use(u, *v, now)
+	fresh, key, ttl := s.spent.Use(u, v, now)
 	if !fresh {
-		v.Action = knock.Replay
 		return
 	}
 	if s.spentSaved != nil {

@@ -122,7 +122,7 @@ func (d *service) openQueues() error {
 // newShard returns a shard of the daemon reading q (nil in unit tests).
 func (d *service) newShard(q *queue.Queue, tr *knock.Tracker) *shard {
 	if d.cfg.OneTime && d.spent == nil {
-		d.spent = newSpent(d.cfg.Params.Period, d.cfg.Params.Grace)
+		d.spent = knock.NewLedger(d.cfg.Params.Period, d.cfg.Params.Grace)
 		d.spentDirty = make(chan struct{}, 1)
 	}
 	s := &shard{

@@ -14,6 +14,8 @@ import (
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/privdir"
 	"github.com/nfqknockd/nfqknockd/cmd/internal/spentfile"
+	"github.com/nfqknockd/nfqknockd/knock"
+	"github.com/nfqknockd/nfqknockd/nft"
 )
 
 // checkStateDir checks, with --one-time, that --state-dir is a directory
@@ -65,8 +67,8 @@ func (d *service) seedSpent() {
 			d.log.Error("state file ignored: the one-time sequences it held may open once more in their period", "file", d.spentPath, "err", err)
 		}
 	}
-	d.spent.seed(keys, now)
-	n := d.spent.seedFile(file, now)
+	d.spent.Seed(tableSpent(keys, now), now)
+	n := d.spent.Seed(convertSpent[knock.Spent](file), now)
 	inTable := make(map[[16]byte]bool, len(keys))
 	for _, k := range keys {
 		inTable[k.Key] = true
@@ -122,7 +124,36 @@ func (d *service) writeSpentFile() {
 	if d.clock != nil {
 		now = d.clock()
 	}
-	if err := spentfile.Write(d.spentPath, d.spent.entries(), now); err != nil {
+	if err := spentfile.Write(d.spentPath, convertSpent[spentfile.Entry](d.spent.Entries()), now); err != nil {
 		d.log.Error("could not write the used one-time sequences to the state file: a stop or a reboot in their period forgets them", "err", err)
 	}
+}
+
+// tableSpent returns the keys that the table's set spent holds as the
+// ledger's used sequences, each used until now plus its remaining life.
+func tableSpent(keys []nft.SpentKey, now time.Time) []knock.Spent {
+	out := make([]knock.Spent, len(keys))
+	for i, k := range keys {
+		out[i] = knock.Spent{Key: k.Key, Until: now.Add(k.Expires)}
+	}
+	return out
+}
+
+// spentRecord is a used one-time sequence as the ledger holds it
+// (knock.Spent) and as the state file does (spentfile.Entry).
+type spentRecord interface {
+	~struct {
+		Key   [16]byte
+		Until time.Time
+	}
+}
+
+// convertSpent returns the used sequences of in as Out: the state file's
+// entries as the ledger's, and back.
+func convertSpent[Out, In spentRecord](in []In) []Out {
+	out := make([]Out, len(in))
+	for i, e := range in {
+		out[i] = Out(e)
+	}
+	return out
 }
