@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,44 +80,6 @@ func TestAccessCredential(t *testing.T) {
 	}
 	if _, err := c.reloadAccess(func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "CREDENTIALS_DIRECTORY is not set") {
 		t.Errorf("reloadAccess without $CREDENTIALS_DIRECTORY: %v", err)
-	}
-}
-
-// TestTeamWarning: a range wide enough for one pair of secrets warns when
-// many users and one-time nonces make many open sequences valid at once.
-func TestTeamWarning(t *testing.T) {
-	users := make([]knock.User, 64)
-	for i := range users {
-		users[i] = knock.User{Name: fmt.Sprintf("u%d", i), OpenSecret: fmt.Sprintf("open-%d", i), CloseSecret: fmt.Sprintf("close-%d", i)}
-	}
-	for _, tc := range []struct {
-		rng     string
-		users   []knock.User
-		oneTime bool
-		want    string
-	}{
-		{"1-65535", users, true, ""},
-		{"1000-1032", nil, true, ""}, // 32^8 = 2^40 over 1024 nonces: warned
-		{"1000-1032", users[:1], false, ""},
-		{"1000-1032", users, false, "64 open sequences are valid at once, so a sweep hits one in about 32^8 / 64 = 17179869184 knocks"},
-		{"1000-1032", users, true, "65536 open sequences are valid at once, so a sweep hits one in about 32^8 / 65536 = 16777216 knocks"},
-	} {
-		c := defaultConfig()
-		r, err := knock.ParseRange(tc.rng)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Params.Range, c.Users, c.OneTime = r, tc.users, tc.oneTime
-		got := c.teamWarning()
-		if tc.rng == "1000-1032" && tc.users == nil {
-			if !strings.Contains(got, "1024 open sequences are valid at once") {
-				t.Errorf("one user one-time in 1000-1032: %q", got)
-			}
-			continue
-		}
-		if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
-			t.Errorf("%s, %d users, one-time %v: %q, want %q", tc.rng, len(tc.users), tc.oneTime, got, tc.want)
-		}
 	}
 }
 

@@ -205,10 +205,6 @@ func isPlaceholder(s string) bool {
 	return len(s) >= len(placeholder) && strings.EqualFold(s[:len(placeholder)], placeholder)
 }
 
-// minSequences is the number of possible sequences under which the knock
-// range gets a warning: 2^40.
-const minSequences = 1 << 40
-
 // startWarnings returns what the daemon should warn about at start (and
 // after a reload), one line each: the public default secrets, secrets on
 // the command line, an explicit secret that is short, the example file's
@@ -232,9 +228,9 @@ func (c *config) startWarnings() []string {
 	for _, u := range c.users() {
 		w = append(w, c.secretWarnings(u)...)
 	}
-	if msg := rangeWarning(c.Params.Range, c.Params.Digest); msg != "" {
+	if msg := knock.RangeWarning(c.Params.Range, c.Params.Digest); msg != "" {
 		w = append(w, msg)
-	} else if msg := c.teamWarning(); msg != "" {
+	} else if msg := knock.TeamWarning(c.Params.Range, c.Params.Digest, len(c.users()), c.OneTime); msg != "" {
 		w = append(w, msg)
 	}
 	return w
@@ -270,69 +266,4 @@ func (c *config) secretWarnings(u knock.User) []string {
 		}
 	}
 	return w
-}
-
-// digests are the digests from the shortest sequences to the longest.
-var digests = []knock.Digest{knock.MD5, knock.SHA256, knock.SHA384, knock.SHA512}
-
-// sequences returns width^n, or minSequences when it is that much or more.
-func sequences(width uint64, n int) uint64 {
-	p := uint64(1)
-	for range n {
-		if p *= width; p >= minSequences {
-			return minSequences
-		}
-	}
-	return p
-}
-
-// rangeWarning returns the warning for a knock range that allows fewer than
-// 2^40 sequences of digest d, or "". A sequence port is start + x mod
-// (end-start): end-start values a port.
-func rangeWarning(r knock.Range, d knock.Digest) string {
-	n := d.SeqLen()
-	if r.End <= r.Start || n == 0 {
-		return ""
-	}
-	width := uint64(r.End - r.Start)
-	count := sequences(width, n)
-	if count >= minSequences {
-		return ""
-	}
-	minWidth := uint64(2)
-	for sequences(minWidth, n) < minSequences {
-		minWidth++
-	}
-	fix := fmt.Sprintf("make end-start at least %d", minWidth)
-	for _, longer := range digests {
-		if longer.SeqLen() > n && sequences(width, longer.SeqLen()) >= minSequences {
-			fix += ", or use -d " + longer.String()
-			break
-		}
-	}
-	return fmt.Sprintf("the knock range makes the sequences guessable: end-start is %d, so %s sequences of %d ports number only %d^%d = %d, fewer than 2^40: one sweep of about as many knocks (a de Bruijn sequence) hits the open sequence; %s",
-		width, d, n, width, n, count, fix)
-}
-
-// teamWarning returns the warning for a knock range wide enough for one
-// pair of secrets but not for the open sequences valid at once with many
-// users and one-time nonces (a sweep hits any of them), or "".
-func (c *config) teamWarning() string {
-	valid := uint64(len(c.users()))
-	if c.OneTime {
-		valid *= knock.OneTimeNonces
-	}
-	r, n := c.Params.Range, c.Params.Digest.SeqLen()
-	if valid <= 1 || r.End <= r.Start {
-		return ""
-	}
-	width := uint64(r.End - r.Start)
-	count := uint64(1)
-	for range n {
-		if count *= width; count >= minSequences*valid {
-			return ""
-		}
-	}
-	return fmt.Sprintf("the knock range is narrow for %d users%s: %d open sequences are valid at once, so a sweep hits one in about %d^%d / %d = %d knocks, fewer than 2^40; widen the range or use a longer digest",
-		len(c.users()), map[bool]string{true: " with one-time sequences", false: ""}[c.OneTime], valid, width, n, valid, count/valid)
 }
