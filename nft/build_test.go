@@ -518,7 +518,7 @@ func TestSpecErrors(t *testing.T) {
 		{"queues past 65535", Spec{Start: 1, End: 2, QueueNum: 65535, QueueTotal: 2}, "queues 65535-65536"},
 		{"guard port 0", Spec{Start: 1, End: 2, Guard: []uint16{0, 22}}, "guard port 0"},
 		{"bad table", Spec{Table: "a b", Start: 1, End: 2}, `table name "a b"`},
-		{"allow /0", Spec{Start: 1, End: 2, Allow: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}, "would never guard anyone"},
+		{"allow /0", Spec{Start: 1, End: 2, Allow: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}, "a /0 prefix is every source"},
 		{"allow mapped", Spec{Start: 1, End: 2, Allow: []netip.Prefix{netip.MustParsePrefix("::ffff:10.0.0.0/104")}}, "IPv4-mapped"},
 		{"allow to the end", Spec{Start: 1, End: 2, Allow: []netip.Prefix{netip.MustParsePrefix("ff00::/8")}}, "last address"},
 	}

@@ -150,7 +150,9 @@ type Spec struct {
 	// source always lands on the same queue.
 	QueueNum, QueueTotal uint16
 	// Allow are the --allow ranges, never guarded (static4, static6).
-	// Neither /0 nor a range that reaches the last address is accepted.
+	// Neither /0 nor a range that reaches the last address is accepted
+	// (CheckAllow); normalize masks them and drops those inside another
+	// (NormalizeAllow).
 	Allow []netip.Prefix
 	// MaxOpen is the size of allow4 and allow6, in (source, port)
 	// elements (0: DefaultMaxOpen).
@@ -211,9 +213,11 @@ func (s Spec) normalize() (Spec, error) {
 	if s.KnockTimeout < time.Millisecond {
 		return s, fmt.Errorf("knock timeout %v: too short", s.KnockTimeout)
 	}
-	if err := s.normalizeAllow(); err != nil {
+	allow, err := NormalizeAllow(s.Allow)
+	if err != nil {
 		return s, err
 	}
+	s.Allow = allow
 	g := slices.Clone(s.Guard)
 	slices.SortFunc(g, cmp.Compare)
 	s.Guard = slices.Compact(g)
@@ -221,33 +225,6 @@ func (s Spec) normalize() (Spec, error) {
 		return s, errors.New("guard port 0: ports are 1..65535")
 	}
 	return s, nil
-}
-
-// normalizeAllow masks and sorts Allow, IPv4 first, or returns an error
-// naming the first prefix that cannot be used.
-func (s *Spec) normalizeAllow() error {
-	a := make([]netip.Prefix, 0, len(s.Allow))
-	for _, p := range s.Allow {
-		switch {
-		case !p.IsValid() || p.Addr().Zone() != "":
-			return fmt.Errorf("allow %s: not a prefix", p)
-		case p.Addr().Is4In6():
-			return fmt.Errorf("allow %s: an IPv4-mapped IPv6 prefix; give the IPv4 prefix", p)
-		case p.Bits() == 0:
-			return fmt.Errorf("allow %s: would never guard anyone", p)
-		case !LastAddr(p).Next().IsValid():
-			return fmt.Errorf("allow %s: reaches the last address, which an interval set cannot end after", p)
-		}
-		a = append(a, p.Masked())
-	}
-	slices.SortFunc(a, func(x, y netip.Prefix) int {
-		if c := x.Addr().Compare(y.Addr()); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.Bits(), y.Bits())
-	})
-	s.Allow = slices.Compact(a)
-	return nil
 }
 
 // maxTableName is NFT_NAME_MAXLEN (256) less the terminating NUL, less

@@ -39,7 +39,7 @@ type config struct {
 	Opened []uint16
 	// Allow (--allow) are the source prefixes never guarded (a management
 	// network, a VPN): masked, sorted (IPv4 first), without duplicates
-	// and without a prefix inside another (normalizeAllow).
+	// and without a prefix inside another (nft.NormalizeAllow).
 	Allow []netip.Prefix
 	// Queue (-q) is the first NFQUEUE number, Queues (--queues) how many
 	// consecutive queues are used, MaxQueueLen (-m) the kernel queue length.
@@ -383,7 +383,11 @@ func check(c *config, fs *pflag.FlagSet, v *flagValues) error {
 	c.Guard = slices.Compact(c.Guard)
 	slices.Sort(c.Opened)
 	c.Opened = slices.Compact(c.Opened)
-	c.Allow = normalizeAllow(c.Allow)
+	allow, err := nft.NormalizeAllow(c.Allow)
+	if err != nil {
+		return fmt.Errorf("--allow: %w", err) // parseAllow refused them already
+	}
+	c.Allow = allow
 	if fs.Changed("secret-file") && c.SecretFile == "" {
 		return style.BadFlag("secret-file", "", "file name is empty")
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 
 	"github.com/nfqknockd/nfqknockd/nft"
@@ -59,11 +58,10 @@ var errNotPrefix = errors.New("not an address or CIDR prefix: want for example 1
 
 // parsePrefix parses an IPv4 or IPv6 prefix in CIDR notation, or a bare
 // address, which means /32 or /128. It refuses what an admin most likely
-// did not mean: a zone, an IPv4-mapped IPv6 prefix (the kernel sees IPv4
-// sources as IPv4: it would never match), a /0 (every source: the guard
-// would be off for everyone), and host bits after the prefix length
-// (10.1.2.3/8 is probably a typo: the error shows both readings). The
-// reasons show no text of s but what netip formats.
+// did not mean: a zone, what nft.CheckAllow refuses (an IPv4-mapped IPv6
+// prefix, a /0, a prefix that reaches the last address), and host bits
+// after the prefix length (10.1.2.3/8 is probably a typo: the error shows
+// both readings). The reasons show no text of s but what netip formats.
 func parsePrefix(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "%") {
 		return netip.Prefix{}, errors.New("an address with a zone (%...) cannot be allowed: give it without the zone")
@@ -89,57 +87,12 @@ func parsePrefix(s string) (netip.Prefix, error) {
 			return netip.Prefix{}, errors.New("the prefix length of an IPv6 address must be 0..128")
 		}
 	}
-	a, bits := p.Addr(), p.Bits()
-	if a.Is4In6() && bits >= 96 {
-		msg := "an IPv4-mapped IPv6 prefix never matches: the kernel sees IPv4 sources as IPv4"
-		if bits > 96 {
-			v4 := netip.PrefixFrom(a.Unmap(), bits-96).Masked()
-			msg += "; give " + showPrefix(v4)
-		}
-		return netip.Prefix{}, errors.New(msg)
-	}
-	if bits == 0 {
-		return netip.Prefix{}, errors.New("a /0 prefix is every source: it would switch the guard off for everyone")
-	}
-	if last := nft.LastAddr(p); !last.Next().IsValid() {
-		return netip.Prefix{}, fmt.Errorf("reaches the last address %s, which the kernel's interval set cannot end after; no source sends from there (reserved or multicast)", last)
+	if err := nft.CheckAllow(p); err != nil {
+		return netip.Prefix{}, err
 	}
 	if m := p.Masked(); m != p {
 		return netip.Prefix{}, fmt.Errorf("host bits are set after /%d: give %s for the network, or %s for the one address",
-			bits, m, a)
+			p.Bits(), m, p.Addr())
 	}
 	return p, nil
-}
-
-// showPrefix formats p, a single address without its length.
-func showPrefix(p netip.Prefix) string {
-	if p.IsSingleIP() {
-		return p.Addr().String()
-	}
-	return p.String()
-}
-
-// normalizeAllow returns the prefixes sorted (IPv4 first, then by address
-// and length), without duplicates and without a prefix that another one
-// holds: the kernel's interval sets refuse overlapping elements.
-func normalizeAllow(ps []netip.Prefix) []netip.Prefix {
-	if len(ps) == 0 {
-		return nil
-	}
-	ps = slices.Clone(ps)
-	slices.SortFunc(ps, func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
-		}
-		return a.Bits() - b.Bits()
-	})
-	out := ps[:1]
-	for _, p := range ps[1:] {
-		// Sorted so: a prefix that holds p is the last one kept.
-		if last := out[len(out)-1]; last.Bits() <= p.Bits() && last.Contains(p.Addr()) {
-			continue
-		}
-		out = append(out, p)
-	}
-	return out
 }

@@ -1,0 +1,86 @@
+package nft
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// The --allow ranges: which prefixes static4 and static6 can hold, and in
+// which form. Spec.normalize and the daemon's flag parsing both go
+// through here.
+
+// CheckAllow returns why p cannot be an --allow range, or nil: an
+// IPv4-mapped IPv6 prefix (the kernel sees IPv4 sources as IPv4: it would
+// never match; the error gives the IPv4 prefix to use), a /0 (every
+// source: the guard would be off for everyone), and a prefix that reaches
+// the last address (an interval set's range ends at the address after
+// its last). Host bits after the prefix length are not refused: Spec
+// masks them. The reasons show no text but what netip formats. A
+// netip.Prefix holds no zone (PrefixFrom drops it, ParsePrefix refuses
+// it): text with a zone is the parser's to refuse.
+func CheckAllow(p netip.Prefix) error {
+	if !p.IsValid() {
+		return errors.New("not a prefix")
+	}
+	p = p.Masked()
+	a, bits := p.Addr(), p.Bits()
+	if a.Is4In6() {
+		msg := "an IPv4-mapped IPv6 prefix never matches: the kernel sees IPv4 sources as IPv4"
+		if bits > 96 {
+			v4 := netip.PrefixFrom(a.Unmap(), bits-96).Masked()
+			msg += "; give " + showPrefix(v4)
+		}
+		return errors.New(msg)
+	}
+	if bits == 0 {
+		return errors.New("a /0 prefix is every source: it would switch the guard off for everyone")
+	}
+	if last := LastAddr(p); !last.Next().IsValid() {
+		return fmt.Errorf("reaches the last address %s, which the kernel's interval set cannot end after; no source sends from there (reserved or multicast)", last)
+	}
+	return nil
+}
+
+// showPrefix formats p, a single address without its length.
+func showPrefix(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+// NormalizeAllow returns the --allow ranges ps as static4 and static6 take
+// them: masked, sorted (IPv4 first, then by address and length), without
+// duplicates and without a prefix that another one holds (the kernel's
+// interval sets refuse overlapping elements); or an error naming the
+// first prefix that CheckAllow refuses. ps is not changed; none gives nil.
+func NormalizeAllow(ps []netip.Prefix) ([]netip.Prefix, error) {
+	if len(ps) == 0 {
+		return nil, nil
+	}
+	a := make([]netip.Prefix, 0, len(ps))
+	for _, p := range ps {
+		if err := CheckAllow(p); err != nil {
+			return nil, fmt.Errorf("allow %s: %w", p, err)
+		}
+		a = append(a, p.Masked())
+	}
+	slices.SortFunc(a, func(x, y netip.Prefix) int {
+		if c := x.Addr().Compare(y.Addr()); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.Bits(), y.Bits())
+	})
+	out := a[:1]
+	for _, p := range a[1:] {
+		// Sorted so: a prefix that holds p is the last one kept.
+		if last := out[len(out)-1]; last.Bits() <= p.Bits() && last.Contains(p.Addr()) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
