@@ -29,6 +29,7 @@ func (d *service) reload() {
 			return
 		}
 	}
+	// Only the signal loop reloads: nothing stores in between.
 	d.live.Store(d.secrets().withUsers(users))
 	if !d.cfg.QueueAll {
 		// The new sequences start with other ports: the kernel filter
