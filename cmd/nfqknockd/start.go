@@ -127,7 +127,7 @@ func (d *service) newShard(q *queue.Queue, tr *knock.Tracker) *shard {
 	}
 	s := &shard{
 		q: q, tracker: tr, m: &d.metrics, log: d.log, ttl: d.cfg.OpenTimeout, verbose: d.cfg.Verbose,
-		users: d.cfg.users(), guard: d.cfg.guardPorts(), spent: d.spent, spentSaved: d.saveSpentSoon,
+		users: d.secrets().users, guard: d.cfg.guardPorts(), spent: d.spent, spentSaved: d.saveSpentSoon,
 	}
 	if q != nil {
 		s.now = q.ReadAt
@@ -162,11 +162,9 @@ func (d *service) program() error {
 		"one_time", d.cfg.OneTime,
 		"open_timeout", ttlString(d.cfg.OpenTimeout),
 		"max_sources", d.cfg.MaxSources,
-		"secrets", d.cfg.secretsFrom(),
+		"secrets", d.secrets().from(),
 	)
-	for _, w := range d.cfg.startWarnings() {
-		d.log.Warn(w)
-	}
+	d.warnSecrets()
 	if d.spent != nil {
 		d.seedSpent()
 	}
@@ -182,6 +180,14 @@ func (d *service) program() error {
 	}
 	settleMemory()
 	return nil
+}
+
+// warnSecrets logs the warnings about the secrets in force and the knock
+// range (config.startWarnings), at start and after a reload.
+func (d *service) warnSecrets() {
+	for _, w := range d.cfg.startWarnings(d.secrets()) {
+		d.log.Warn(w)
+	}
 }
 
 // tableError turns an error of Check or Apply into the line to print.
