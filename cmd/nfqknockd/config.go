@@ -306,10 +306,15 @@ func usageText() string {
 	fs, _ := newFlagSet(defaultConfig())
 	var b strings.Builder
 	b.WriteString(`Usage: nfqknockd [flags]
+       nfqknockd check [flags]
 
 nfqknockd guards TCP ports until a client knocks a secret sequence of ports.
 The sequences change every period (an hour by default) and are the C
 nfqknockd's: the same flags, the same sequences.
+
+check reads the flags, the secrets and the access file as a start would,
+prints the settings of the start line and every warning, and exits 0, or 2
+with one line naming what is wrong. It touches neither the kernel nor a file.
 
 Flags:
 `)

@@ -31,9 +31,9 @@ const (
 // table is, binds the queues and programs the table, in that order:
 // whatever fails leaves nothing behind.
 func (d *service) start() error {
-	guard := d.cfg.guardPorts()
-	if len(guard) == 0 {
-		return fail(2, "--guard %s: no port to guard: every one is also given with -P/--open-port, which wins", portList(d.cfg.Guard))
+	guard, ferr := d.cfg.checkGuard()
+	if ferr != nil {
+		return ferr
 	}
 	if err := dropPrivileges(); err != nil {
 		return err
@@ -146,24 +146,16 @@ func (d *service) program() error {
 	for _, s := range d.shards {
 		s.rules = d.rules
 	}
-	d.log.Info("started",
-		"table", "inet "+d.cfg.Table,
+	kernel := []any{
+		"table", "inet " + d.cfg.Table,
 		"took_over", res.TookOver, "opened_kept", res.Carried,
 		"table_flags", res.Gen.Flags(),
 		"conntrack", d.spec.Conntrack,
 		"kept_by", keptBy(res.Gen, d.spec),
 		"queue", fmt.Sprintf("num %d total %d", d.cfg.Queue, d.cfg.Queues),
 		"queue_variant", res.Queue.String(),
-		"range", fmt.Sprintf("%d-%d", d.cfg.Params.Range.Start, d.cfg.Params.Range.End),
-		"guard", portList(d.spec.Guard),
-		"allow", prefixList(d.cfg),
-		"digest", d.cfg.Params.Digest.String(),
-		"period", d.cfg.Params.Period,
-		"one_time", d.cfg.OneTime,
-		"open_timeout", ttlString(d.cfg.OpenTimeout),
-		"max_sources", d.cfg.MaxSources,
-		"secrets", d.secrets().from(),
-	)
+	}
+	d.log.Info("started", append(kernel, d.settings(d.spec.Guard)...)...)
 	d.warnSecrets()
 	if d.spent != nil {
 		d.seedSpent()
@@ -171,15 +163,26 @@ func (d *service) program() error {
 	if res.Carried > 0 {
 		d.closeUnlisted() // what the daemon before opened for users no longer listed
 	}
-	for _, p := range d.cfg.Opened {
-		for _, g := range d.cfg.Guard {
-			if p == g {
-				d.log.Warn("port given with both --guard and --open-port is not guarded", "port", p)
-			}
-		}
-	}
+	d.warnOpenPorts()
 	settleMemory()
 	return nil
+}
+
+// settings are the start line's attributes that the command line and the
+// files decide, guard being the ports guarded; the rest of the line is what
+// the kernel said.
+func (d *service) settings(guard []uint16) []any {
+	return []any{
+		"range", fmt.Sprintf("%d-%d", d.cfg.Params.Range.Start, d.cfg.Params.Range.End),
+		"guard", portList(guard),
+		"allow", prefixList(d.cfg),
+		"digest", d.cfg.Params.Digest.String(),
+		"period", d.cfg.Params.Period,
+		"one_time", d.cfg.OneTime,
+		"open_timeout", ttlString(d.cfg.OpenTimeout),
+		"max_sources", d.cfg.MaxSources,
+		"secrets", d.secrets().from(),
+	}
 }
 
 // warnSecrets logs the warnings about the secrets in force and the knock
