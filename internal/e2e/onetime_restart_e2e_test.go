@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End-to-end test of the used one-time sequences kept over a restart, in
 // network namespaces.

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // The random knock streams of the kernel filter's differential test
 // (filter_equiv_test.go): sources that knock open and close sequences with
@@ -31,8 +31,9 @@ const (
 	eqPeriod  = 10 * time.Second
 	eqGrace   = 3 * time.Second
 	// eqKnocking is how long the kernel keeps queueing a knocking source
-	// after its last SYN: --timeout plus the daemon's margin.
-	eqKnocking = eqTimeout + knockTimeoutMargin
+	// after its last SYN: --timeout plus the daemon's margin of 2s
+	// (knockTimeoutMargin in cmd/nfqknockd).
+	eqKnocking = eqTimeout + 2*time.Second
 )
 
 // eqFlags are the daemon's flags of the differential test (-v logs every

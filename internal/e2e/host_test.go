@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Tests of the daemon on a host that others share: other programs that
 // change the ruleset (an admin's nft, nftables.service's reload), SYNs split
@@ -166,9 +166,9 @@ func TestOutsideChanges(t *testing.T) {
 func genEnv(mode string) string {
 	switch mode {
 	case "owner":
-		return noPersistEnv + "=1"
+		return "NFQKNOCKD_TEST_NO_PERSIST=1"
 	case "monitor":
-		return noOwnerEnv + "=1"
+		return "NFQKNOCKD_TEST_NO_OWNER=1"
 	}
 	return ""
 }

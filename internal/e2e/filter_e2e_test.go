@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Namespace runs of the kernel filter over IPv4 and IPv6: nc-style knocks,
 // a wrong knock mid-sequence, retransmissions, the first-port set over a

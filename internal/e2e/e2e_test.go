@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End-to-end tests: the built nfqknockd binary guards a port in a server
 // network namespace, and a client namespace knocks with real TCP over IPv4
@@ -20,11 +20,15 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nfqknockd/nfqknockd/internal/netns"
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
 const (
+	// daemonPkg is the daemon's package, which testutil.Build builds.
+	daemonPkg   = "../../cmd/nfqknockd"
 	guardPort   = 2222 // guarded by the daemon in every e2e test
 	freePort    = 8080 // never guarded: it must always answer
 	openSecret  = "e2e open secret"
@@ -68,7 +72,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	bin := testutil.Build(t, ".", "")
+	bin := testutil.Build(t, daemonPkg, "")
 	e := &env{t: t, pair: netns.NewPair(t), bin: bin, stateDir: t.TempDir()}
 	if out, err := exec.Command("ip", "-n", e.pair.Client, "addr", "add", strangerIP4.String()+"/24", "dev", "veth0").CombinedOutput(); err != nil {
 		t.Fatalf("add stranger address: %v: %s", err, out)
@@ -697,7 +701,7 @@ func buildCgo(t *testing.T) string {
 		t.Skip("no C compiler: cannot build with cgo")
 	}
 	bin := filepath.Join(t.TempDir(), "nfqknockd-cgo")
-	build := exec.Command("go", "build", "-buildvcs=false", "-o", bin, ".")
+	build := exec.Command("go", "build", "-buildvcs=false", "-o", bin, daemonPkg)
 	build.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build with cgo: %v: %s", err, out)
@@ -718,7 +722,7 @@ func dropsCapabilities(t *testing.T, e *env) {
 	if err != nil || len(tasks) == 0 {
 		t.Fatalf("no threads found: %v", err)
 	}
-	want := fmt.Sprintf("%016x", uint64(1)<<capNetAdmin)
+	want := fmt.Sprintf("%016x", uint64(1)<<unix.CAP_NET_ADMIN)
 	for _, task := range tasks {
 		b, err := os.ReadFile(task)
 		if err != nil {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Life-cycle tests (docs/design.md, "Life cycle"): a table of another name, a
 // table of the configured name that is not ours, a restart (SIGQUIT) that

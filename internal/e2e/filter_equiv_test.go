@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // The differential test of the kernel filter: random knock streams
 // (filter_stream_test.go) sent as raw SYNs through the kernel filter and
