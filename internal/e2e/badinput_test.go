@@ -210,8 +210,15 @@ func TestBadInputLeavesNoTable(t *testing.T) {
 // stdout and stderr.
 func (e *env) runServer(t *testing.T, argv []string) (int, string, string) {
 	t.Helper()
+	return runIn(t, e.pair.Server, argv)
+}
+
+// runIn runs argv in namespace ns, stdin empty, and returns its exit
+// status, stdout and stderr.
+func runIn(t *testing.T, ns string, argv []string) (int, string, string) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("ip", append([]string{"netns", "exec", e.pair.Server}, argv...)...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	var ee *exec.ExitError

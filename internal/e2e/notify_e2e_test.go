@@ -79,16 +79,6 @@ func (e *env) spawnNotified(t *testing.T, sock *testutil.NotifySocket, args ...s
 	return n
 }
 
-// exited reports whether the daemon exited.
-func (d *daemon) exited() bool {
-	select {
-	case <-d.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // expectNotify waits for the next datagram from d and checks that d sent
 // it (NotifyAccess=main) and that it assigns key=value.
 func expectNotify(t *testing.T, sock *testutil.NotifySocket, d *notified, key, value string) testutil.NotifyMsg {
