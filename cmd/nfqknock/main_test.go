@@ -17,15 +17,7 @@ import (
 // and fails the run if a test left a namespace or a process of the built
 // binaries behind. The tests and the binaries they run find the client's
 // default files in an empty directory of their own, never the user's.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "nfqknock-test-config-")
-	if err != nil {
-		panic(err)
-	}
-	os.Setenv("XDG_CONFIG_HOME", dir)
-	os.Setenv("AppData", dir)
-	testutil.Main(m, func() error { return os.RemoveAll(dir) })
-}
+func TestMain(m *testing.M) { testutil.Main(m, testutil.ClientConfigDir()) }
 
 // runArgs calls run with args and empty stdin and returns the exit status,
 // stdout and stderr.

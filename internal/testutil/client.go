@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -25,4 +26,18 @@ func FirstCause(stdout string) string {
 	}
 	line, _, _ := strings.Cut(rest, "\n")
 	return line
+}
+
+// ClientConfigDir points $XDG_CONFIG_HOME and %AppData% of this process,
+// and so of the clients it runs, at a new empty directory: no test finds
+// the user's nfqknock files. It returns the check for Main that removes
+// the directory after the tests.
+func ClientConfigDir() func() error {
+	dir, err := os.MkdirTemp("", "nfqknock-test-config-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_CONFIG_HOME", dir)
+	os.Setenv("AppData", dir)
+	return func() error { return os.RemoveAll(dir) }
 }
