@@ -20,14 +20,17 @@ import (
 	"github.com/nfqknockd/nfqknockd/knock"
 )
 
-// filterFams are the families of the namespace runs, each with the
-// client's address and two more of the client namespace.
-var filterFams = []struct {
+// filterFam is a family of the namespace runs, with the client's address
+// and two more of the client namespace.
+type filterFam struct {
 	name                   string
 	server, client         netip.Addr
 	second, third          netip.Addr
 	allow, knocking, flood string
-}{
+}
+
+// filterFams are the families of the namespace runs.
+var filterFams = []filterFam{
 	{"ipv4", netns.ServerIP4, netns.ClientIP4, strangerIP4, netip.MustParseAddr("10.200.0.4"), "allow4", "knocking4", "flood4"},
 	{"ipv6", netns.ServerIP6, netns.ClientIP6, stranger6, netip.MustParseAddr("fd00:200::4"), "allow6", "knocking6", "flood6"},
 }

@@ -79,13 +79,7 @@ func TestHostTableNotOurs(t *testing.T) {
 func TestRestartKeepsGuard(t *testing.T) {
 	for _, mode := range []string{"persist", "owner"} {
 		for _, sig := range []syscall.Signal{syscall.SIGQUIT, syscall.SIGKILL} {
-			for _, fam := range []struct {
-				name                     string
-				server, client, stranger netip.Addr
-			}{
-				{"ipv4", netns.ServerIP4, netns.ClientIP4, strangerIP4},
-				{"ipv6", netns.ServerIP6, netns.ClientIP6, stranger6},
-			} {
+			for _, fam := range strangerFams {
 				t.Run(mode+"/"+unix.SignalName(sig)+"/"+fam.name, func(t *testing.T) {
 					t.Parallel()
 					restartKeepsGuard(t, mode, sig, fam.server, fam.client, fam.stranger)

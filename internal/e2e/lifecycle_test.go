@@ -128,6 +128,16 @@ func lcOneLine(t *testing.T, d *daemon, want string) {
 	}
 }
 
+// strangerFams are the families with a client that knocks and a stranger
+// that never does.
+var strangerFams = []struct {
+	name                     string
+	server, client, stranger netip.Addr
+}{
+	{"ipv4", netns.ServerIP4, netns.ClientIP4, strangerIP4},
+	{"ipv6", netns.ServerIP6, netns.ClientIP6, stranger6},
+}
+
 // TestCustomTable: with --table custom everything happens in table inet
 // custom (open, close, SIGUSR1, restart), and no table inet nfqknock is
 // made. Two daemons with two tables, queues, secrets and guarded ports each
@@ -228,13 +238,7 @@ func TestCustomTable(t *testing.T) {
 		lcNoDefaultTable(e, "with daemons a and b")
 
 		// Per family: the client knocks a's secret, the stranger b's.
-		for _, fam := range []struct {
-			name                     string
-			server, client, stranger netip.Addr
-		}{
-			{"ipv4", netns.ServerIP4, netns.ClientIP4, strangerIP4},
-			{"ipv6", netns.ServerIP6, netns.ClientIP6, stranger6},
-		} {
+		for _, fam := range strangerFams {
 			for _, port := range []int{guardPort, portB} {
 				for _, src := range []netip.Addr{fam.client, fam.stranger} {
 					if e.reachable(src, fam.server, port) {
