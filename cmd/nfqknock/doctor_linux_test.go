@@ -116,7 +116,7 @@ func TestKnockICMP(t *testing.T) {
 		{"ipv6 at once", "fd00:201::98"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := startCapture(t, p.Server)
+			c := testutil.StartCapture(t, p.Server)
 			code, stdout, stderr := runIn(t, p.Client, strings.NewReader(""), append([]string{"open", tt.host}, testSecrets...)...)
 			want := "nfqknock: knock " + tt.host + ": connect: no route to host\n"
 			if code != 1 || stdout != "" || stderr != want {
@@ -127,7 +127,7 @@ func TestKnockICMP(t *testing.T) {
 			if strings.Contains(tt.host, ":") {
 				src = netns.ClientIP6
 			}
-			if got := dports(t, c.stopAndGet(), src); len(got) == 0 {
+			if got := testutil.Knocks(t, c.From(src)); len(got) == 0 {
 				t.Errorf("no knock reached the router")
 			}
 		})

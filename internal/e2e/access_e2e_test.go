@@ -186,11 +186,7 @@ func oneTimeEnv(t *testing.T, addrs ...netip.Addr) (*env, *daemon, string, *test
 	t.Helper()
 	e, d, path := accessEnv(t, "--one-time")
 	e.addClientAddrs(t, addrs...)
-	capture, err := testutil.NewCapture(e.pair.Server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { capture.Close() })
+	capture := testutil.StartCapture(t, e.pair.Server)
 	sender, err := testutil.NewSYNSender(e.pair.Client)
 	if err != nil {
 		t.Fatal(err)
