@@ -1,8 +1,9 @@
 package main
 
-// Tests of doctor, -v and the ICMP errors, in namespaces: the built
-// nfqknockd guards a port of the server namespace; the client runs in the
-// client namespace. They need root (netns.RequireRoot) and nft.
+// Tests of -v and the ICMP errors (with doctor's likely cause), in
+// namespaces: the client runs in process in the client namespace. They
+// need root (netns.RequireRoot) and nft. TestDoctor, against the built
+// nfqknockd, is in internal/e2e.
 
 import (
 	"fmt"

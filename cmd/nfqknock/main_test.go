@@ -14,9 +14,9 @@ import (
 )
 
 // TestMain removes namespaces that crashed test runs left, runs the tests,
-// and fails the run if a test left a namespace or a process of the built
-// binaries behind. The tests and the binaries they run find the client's
-// default files in an empty directory of their own, never the user's.
+// and fails the run if a test left a namespace behind. The tests find the
+// client's default files in an empty directory of their own, never the
+// user's. (The tests of the built client are in internal/e2e.)
 func TestMain(m *testing.M) { testutil.Main(m, testutil.ClientConfigDir()) }
 
 // runArgs calls run with args and empty stdin and returns the exit status,
