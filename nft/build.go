@@ -3,7 +3,6 @@ package nft
 import (
 	"encoding/binary"
 	"fmt"
-	"net/netip"
 	"strings"
 
 	"github.com/google/nftables"
@@ -193,48 +192,6 @@ func concat(parts ...[]expr.Any) []expr.Any {
 		out = append(out, p...)
 	}
 	return out
-}
-
-// intervalElements turns prefixes (masked, sorted, IPv4 and IPv6 apart, see
-// Spec.normalize) into the elements of the interval sets static4 and
-// static6: a start element and an end element (the address after the last,
-// flagged IntervalEnd) per range. Overlapping or adjacent prefixes are
-// merged first: the kernel refuses overlapping intervals.
-func intervalElements(prefixes []netip.Prefix) (e4, e6 []nftables.SetElement) {
-	type span struct{ from, to netip.Addr } // to is the first address after
-	var spans []span
-	for _, p := range prefixes {
-		from := p.Masked().Addr()
-		last := LastAddr(p)
-		to := last.Next() // normalize refused prefixes that end at the last address
-		if n := len(spans); n > 0 && spans[n-1].from.Is4() == from.Is4() && spans[n-1].to.Compare(from) >= 0 {
-			if spans[n-1].to.Less(to) {
-				spans[n-1].to = to
-			}
-			continue
-		}
-		spans = append(spans, span{from, to})
-	}
-	for _, s := range spans {
-		pair := []nftables.SetElement{{Key: s.from.AsSlice()}, {Key: s.to.AsSlice(), IntervalEnd: true}}
-		if s.from.Is4() {
-			e4 = append(e4, pair...)
-		} else {
-			e6 = append(e6, pair...)
-		}
-	}
-	return e4, e6
-}
-
-// LastAddr returns the last address of prefix p (--allow checks that one
-// follows it: an interval set's range ends at the address after its last).
-func LastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
 }
 
 // knockComment is the comment of the knock rule. `nft list` cannot print

@@ -3,10 +3,7 @@ package nft
 import (
 	"bytes"
 	"encoding/binary"
-	"net/netip"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/nftables"
@@ -352,112 +349,6 @@ func rulesOf(rs *Ruleset, name string) []*nftables.Rule {
 	return out
 }
 
-// TestBuildFilterRules checks the kernel filter's rules for IPv4 (IPv6 is
-// the same with ip6 saddr and the *6 sets) and the timeouts of its sets.
-func TestBuildFilterRules(t *testing.T) {
-	rs, err := Build(Spec{Start: 1, End: 65535, Guard: []uint16{22}, QueueNum: 100, KnockTimeout: 12 * time.Second}, Native)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := func(name string) uint32 { return rs.Set(name).ID }
-	src4 := []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-	}
-	look := func(name string) *expr.Lookup { return &expr.Lookup{SourceRegister: 1, SetName: name, SetID: id(name)} }
-	dyn := func(op uint32, name string) *expr.Dynset {
-		return &expr.Dynset{SrcRegKey: 1, SetName: name, SetID: id(name), Operation: op}
-	}
-	over := dyn(unix.NFT_DYNSET_OP_UPDATE, "rate4")
-	over.Exprs = []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: 250, Over: true, Unit: expr.LimitTimeSecond, Burst: 64}}
-	spillOver := dyn(unix.NFT_DYNSET_OP_UPDATE, "rate4")
-	spillOver.Exprs = over.Exprs
-	accept := &expr.Verdict{Kind: expr.VerdictAccept}
-	want := [][]expr.Any{
-		append(append([]expr.Any{}, src4...), look("flood4"), accept),
-		append(append([]expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}, look("first")}, src4...),
-			dyn(unix.NFT_DYNSET_OP_UPDATE, "knocking4")),
-		append(append([]expr.Any{}, src4...), look("knocking4"), over, dyn(unix.NFT_DYNSET_OP_ADD, "flood4"), accept),
-		append(append([]expr.Any{}, src4...), look("knocking4"), dyn(unix.NFT_DYNSET_OP_UPDATE, "knocking4"), &expr.Counter{},
-			&expr.Queue{Num: 100, Total: 1, Flag: expr.QueueFlagBypass}),
-		// The spill: a source that a full knocking4 did not take is
-		// queued from its first-port SYN on, through spill4, whose
-		// sources are rate-bounded as knocking ones; the first-port SYN
-		// at a bounded rate, adding its source (never renewed).
-		append(append([]expr.Any{}, src4...), look("spill4"), spillOver, dyn(unix.NFT_DYNSET_OP_ADD, "flood4"), accept),
-		append(append([]expr.Any{}, src4...), look("spill4"), &expr.Counter{},
-			&expr.Queue{Num: 100, Total: 1, Flag: expr.QueueFlagBypass}),
-		append(append([]expr.Any{}, src4[:2]...), &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			look("first"), &expr.Limit{Type: expr.LimitTypePkts, Rate: 1000, Unit: expr.LimitTimeSecond, Burst: 1000},
-			src4[2], dyn(unix.NFT_DYNSET_OP_ADD, "spill4"), &expr.Counter{},
-			&expr.Queue{Num: 100, Total: 1, Flag: expr.QueueFlagBypass}),
-	}
-	knocks := rulesOf(rs, ChainKnocks)
-	if len(knocks) != 14 {
-		t.Fatalf("%d rules in knocks, want 14", len(knocks))
-	}
-	for i, w := range want {
-		if diff := cmp.Diff(w, knocks[i].Exprs); diff != "" {
-			t.Errorf("rule %d (-want +got):\n%s", i, diff)
-		}
-	}
-	for name, timeout := range map[string]time.Duration{"knocking4": 12 * time.Second, "knocking6": 12 * time.Second,
-		"rate4": 10 * time.Second, "flood6": 10 * time.Second, "spill4": 12 * time.Second, "spill6": 12 * time.Second} {
-		if s := rs.Set(name); !s.Dynamic || !s.HasTimeout || s.Timeout != timeout {
-			t.Errorf("set %s: dynamic %v, timeout %v %v; want dynamic, %v", name, s.Dynamic, s.HasTimeout, s.Timeout, timeout)
-		}
-	}
-}
-
-func TestIntervalElements(t *testing.T) {
-	p := func(s ...string) []netip.Prefix {
-		var out []netip.Prefix
-		for _, x := range s {
-			out = append(out, netip.MustParsePrefix(x))
-		}
-		return out
-	}
-	key := func(e []nftables.SetElement) []string {
-		var out []string
-		for _, x := range e {
-			a, _ := netip.AddrFromSlice(x.Key)
-			s := a.String()
-			if x.IntervalEnd {
-				s = "<" + s
-			}
-			out = append(out, s)
-		}
-		return out
-	}
-	tests := []struct {
-		name   string
-		in     []netip.Prefix
-		w4, w6 []string
-	}{
-		{"one v4", p("10.8.0.0/16"), []string{"10.8.0.0", "<10.9.0.0"}, nil},
-		{"host v6", p("fd00::1/128"), nil, []string{"fd00::1", "<fd00::2"}},
-		{"nested merged", p("10.0.0.0/8", "10.1.0.0/16"), []string{"10.0.0.0", "<11.0.0.0"}, nil},
-		{"adjacent merged", p("10.0.0.0/9", "10.128.0.0/9"), []string{"10.0.0.0", "<11.0.0.0"}, nil},
-		{"apart", p("10.0.0.0/24", "10.0.2.0/24", "fd00::/64"), []string{"10.0.0.0", "<10.0.1.0", "10.0.2.0", "<10.0.3.0"}, []string{"fd00::", "<fd00:0:0:1::"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, err := Spec{Start: 1, End: 2, Guard: []uint16{22}, Allow: tt.in}.normalize()
-			if err != nil {
-				t.Fatal(err)
-			}
-			e4, e6 := intervalElements(s.Allow)
-			if diff := cmp.Diff(tt.w4, key(e4)); diff != "" {
-				t.Errorf("static4 (-want +got):\n%s", diff)
-			}
-			if diff := cmp.Diff(tt.w6, key(e6)); diff != "" {
-				t.Errorf("static6 (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
 // TestCompatTargetBytes checks the netlink encoding of the compat NFQUEUE
 // target byte for byte: revision 3, and an 8-byte xt_NFQ_info_v3 in host
 // byte order (queuenum, queues_total, flags = NFQ_FLAG_BYPASS, 2 bytes of
@@ -504,68 +395,6 @@ func TestCompatTargetBytes(t *testing.T) {
 	}
 	for typ := range want {
 		t.Errorf("target attribute %d missing", typ)
-	}
-}
-
-func TestSpecErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		spec Spec
-		want string
-	}{
-		{"zero start", Spec{Start: 0, End: 10}, "knock range 0-10"},
-		{"start after end", Spec{Start: 11, End: 10}, "knock range 11-10"},
-		{"queues past 65535", Spec{Start: 1, End: 2, QueueNum: 65535, QueueTotal: 2}, "queues 65535-65536"},
-		{"guard port 0", Spec{Start: 1, End: 2, Guard: []uint16{0, 22}}, "guard port 0"},
-		{"bad table", Spec{Table: "a b", Start: 1, End: 2}, `table name "a b"`},
-		{"allow /0", Spec{Start: 1, End: 2, Allow: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}, "a /0 prefix is every source"},
-		{"allow mapped", Spec{Start: 1, End: 2, Allow: []netip.Prefix{netip.MustParsePrefix("::ffff:10.0.0.0/104")}}, "IPv4-mapped"},
-		{"allow to the end", Spec{Start: 1, End: 2, Allow: []netip.Prefix{netip.MustParsePrefix("ff00::/8")}}, "last address"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Build(tt.spec, Native)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Build error %v, want one containing %q", err, tt.want)
-			}
-		})
-	}
-}
-
-func TestValidTableName(t *testing.T) {
-	tests := []struct {
-		name string
-		ok   bool
-	}{
-		{"nfqknock", true},
-		{"_x", true},
-		{"knock-2.v6_a", true},
-		{strings.Repeat("a", 248), true}, // room for "_backup"
-		{strings.Repeat("a", 249), false},
-		{"", false},
-		{"1abc", false},
-		{"-abc", false},
-		{"a b", false},
-		{"a;b", false},
-		{"a\"b", false},
-		{"tablé", false},
-	}
-	for _, tt := range tests {
-		if err := ValidTableName(tt.name); (err == nil) != tt.ok {
-			t.Errorf("ValidTableName(%.30q) = %v, want ok=%v", tt.name, err, tt.ok)
-		}
-	}
-}
-
-func TestQueueVariantString(t *testing.T) {
-	for v, want := range map[QueueVariant]string{
-		Native:          "native queue",
-		Compat:          "xtables NFQUEUE (nft_compat)",
-		QueueVariant(7): "QueueVariant(7)",
-	} {
-		if got := v.String(); got != want {
-			t.Errorf("QueueVariant(%d).String() = %q, want %q", int(v), got, want)
-		}
 	}
 }
 

@@ -3,7 +3,6 @@ package nft
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -55,10 +54,6 @@ type Conn struct {
 // was lost (ENOBUFS). Every operation is idempotent, so sending it again is
 // how the state is re-read.
 const maxAttempts = 3
-
-// maxElemsPerMsg bounds the elements of one netlink message; a larger list
-// is split into several messages of the same batch.
-const maxElemsPerMsg = 1024
 
 // sendBuffer is the send buffer we ask for (as root, SO_SNDBUFFORCE), so that
 // one batch carrying many allowed sources over still fits in one sendmsg.
@@ -227,9 +222,6 @@ func (c *Conn) Destroy() error {
 	return nil
 }
 
-// errNoAddr is the error for an invalid address.
-var errNoAddr = errors.New("invalid address")
-
 // SetFirst replaces the elements of the set first with ports, each for its
 // timeout, in one transaction (flush the set, add them). The Conn keeps
 // them, so that Apply (a repair) puts them back with their remaining time.
@@ -280,3 +272,6 @@ func (c *Conn) firstElements() []nftables.SetElement {
 	slices.SortFunc(out, func(a, b nftables.SetElement) int { return bytes.Compare(a.Key, b.Key) })
 	return out
 }
+
+// Conn is the kernel's side of Interface.
+var _ Interface = (*Conn)(nil)

@@ -1,10 +1,6 @@
 package nft
 
 import (
-	"bytes"
-	"errors"
-	"flag"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -18,135 +14,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"golang.org/x/sys/unix"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
-	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/nft")
-
-func TestMain(m *testing.M) {
-	flag.Parse()
-	netns.SweepStale()
-	os.Exit(m.Run())
-}
-
-// env is one test's pair of namespaces and a Conn bound to the server one.
-type env struct {
-	pair *netns.Pair
-	fd   int // descriptor of the server namespace
-	c    *Conn
-}
-
-func newEnv(t *testing.T) *env {
-	t.Helper()
-	p := netns.NewPair(t)
-	fd, err := netns.Open(p.Server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	c, err := Dial(fd)
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	return &env{pair: p, fd: fd, c: c}
-}
-
-// dial returns another Conn on the same namespace, as a restarted daemon
-// would make.
-func (e *env) dial(t *testing.T) *Conn {
-	t.Helper()
-	c, err := Dial(e.fd)
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	return c
-}
-
-// list runs `nft list table inet NAME` in the server namespace, as an admin
-// would, and returns its standard output and standard error.
-func (e *env) list(t *testing.T, table string) (stdout, stderr string, err error) {
-	t.Helper()
-	cmd := netns.Command(e.pair.Server, "nft", "list", "table", "inet", table)
-	var o, s bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &s
-	err = cmd.Run()
-	return o.String(), s.String(), err
-}
-
-// mustList is list that fails the test when nft fails.
-func (e *env) mustList(t *testing.T, table string) string {
-	t.Helper()
-	out, stderr, err := e.list(t, table)
-	if err != nil {
-		t.Fatalf("nft list table inet %s: %v: %s", table, err, stderr)
-	}
-	return out
-}
-
-// tables returns the names of the inet tables in the server namespace.
-func (e *env) tables(t *testing.T) []string {
-	t.Helper()
-	nc, err := nftables.New(nftables.WithNetNSFd(e.fd))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, err := nc.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
-		t.Fatalf("list tables: %v", err)
-	}
-	var names []string
-	for _, tb := range ts {
-		names = append(names, tb.Name)
-	}
-	return names
-}
-
-var (
-	counterRE = regexp.MustCompile(`counter packets \d+ bytes \d+`)
-	// Newer nft versions may print the compat target they cannot translate.
-	// nft prints the compat target as `queue num 100 bypass` where
-	// iptables' libxtables is installed, as nothing where it is not (nft
-	// 1.0.6), and newer nft versions as `xt target "NFQUEUE"`.
-	xtTargetRE = regexp.MustCompile(`(counter packets 0 bytes 0) +(?:xt target "NFQUEUE" +|queue num \S+ bypass +)?(comment)`)
-	progRE     = regexp.MustCompile(` # progname \S+`)
-)
-
-// normalize zeroes the counters of an `nft list` output, prints the compat
-// target the way nft 1.0.6 without iptables does (not at all), and drops
-// the name of the owning program.
-func normalize(s string) string {
-	s = counterRE.ReplaceAllString(s, "counter packets 0 bytes 0")
-	s = progRE.ReplaceAllString(s, "")
-	return xtTargetRE.ReplaceAllString(s, "$1  $2")
-}
-
-// nativeQueue reports whether the kernel of namespace fd has the native
-// queue expression, by adding one in a scratch table (deleted again).
-func nativeQueue(t *testing.T, fd int) bool {
-	t.Helper()
-	nc, err := nftables.New(nftables.WithNetNSFd(fd))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb := nc.AddTable(&nftables.Table{Name: "nfqk_probe", Family: nftables.TableFamilyINet})
-	ch := nc.AddChain(&nftables.Chain{Name: "probe", Table: tb})
-	nc.AddRule(&nftables.Rule{Table: tb, Chain: ch, Exprs: []expr.Any{&expr.Queue{Num: 1, Total: 1, Flag: expr.QueueFlagBypass}}})
-	err = nc.Flush()
-	if err != nil {
-		if isUnsupported(err) {
-			return false
-		}
-		t.Fatalf("probe the native queue: %v", err)
-	}
-	nc.DelTable(tb)
-	if err := nc.Flush(); err != nil {
-		t.Fatalf("delete the probe table: %v", err)
-	}
-	return true
-}
 
 var goldenSpec = Spec{Start: 1, End: 65535, Guard: []uint16{22}, QueueNum: 100}
 
@@ -227,6 +97,63 @@ func checkGolden(t *testing.T, spec Spec, file string) {
 	}
 	if diff := cmp.Diff(wantText, got); diff != "" {
 		t.Errorf("nft list table inet %s (-%s +got):\n%s", DefaultTable, golden, diff)
+	}
+}
+
+// TestOpenedGolden compares what `nft list` shows of opened elements, with
+// ports and users, with testdata/nft/opened.nft (timeouts and expiries
+// hidden, nft's own order).
+func TestOpenedGolden(t *testing.T) {
+	e := newEnv(t)
+	spec := goldenSpec
+	spec.Guard = []uint16{22, 443}
+	if _, err := e.c.Apply(spec); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	for _, o := range []struct {
+		a     netip.Addr
+		ports []uint16
+		user  string
+		ttl   time.Duration
+	}{
+		{client4, ports(22, 443), "alice", time.Hour},
+		{client6, ports(22), "", 30 * time.Minute},
+		{other4, ports(443), "bob.ops-2", 0},
+	} {
+		if err := e.c.Allow(o.a, o.ports, o.user, o.ttl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got string
+	for _, set := range []string{SetAllow4, SetAllow6} {
+		out, err := e.nft("list", "set", "inet", DefaultTable, set)
+		if err != nil {
+			t.Fatalf("nft list set %s: %v: %s", set, err, out)
+		}
+		got += normalizeExpiry(out)
+	}
+	golden := filepath.Join("..", "testdata", "nft", "opened.nft")
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// nft prints the elements in the kernel's hash order: compare the sets
+	// line by line, sorted.
+	lines := func(s string) []string {
+		l := strings.Split(strings.NewReplacer("{ ", "{\n", ",", "\n").Replace(s), "\n")
+		for i := range l {
+			l[i] = strings.TrimSpace(l[i])
+		}
+		slices.Sort(l)
+		return l
+	}
+	if diff := cmp.Diff(lines(string(b)), lines(got)); diff != "" {
+		t.Errorf("nft list set (-%s +got):\n%s\ngot:\n%s", golden, diff, got)
 	}
 }
 
@@ -379,105 +306,6 @@ func TestFailedBatchLeavesNothing(t *testing.T) {
 			t.Errorf("a failed batch changed the table (-before +after):\n%s", diff)
 		}
 	})
-}
-
-// TestGuardTraffic sends real TCP connects from the client namespace: the
-// guarded port drops them (they time out) until the client is allowed, over
-// IPv4 and IPv6, and the unguarded port always answers. No program reads the
-// queue: the knock rule's bypass lets the SYNs on.
-func TestGuardTraffic(t *testing.T) {
-	e := newEnv(t)
-	const guarded, open = 2222, 8080
-	// QueueAll: every SYN goes through the queue rule (kernel_filter_test.go
-	// tests the filter).
-	spec := Spec{Start: 1, End: 65535, Guard: []uint16{guarded}, QueueNum: 100, QueueAll: true}
-	if _, err := e.c.Apply(spec); err != nil {
-		t.Fatalf("Apply: %v", err)
-	}
-	e.listen(t, guarded, open)
-	expect := func(step string, server netip.Addr, port int, pass bool) {
-		t.Helper()
-		e.expect(t, step, server, port, pass)
-	}
-	s4, s6 := netns.ServerIP4, netns.ServerIP6
-	expect("before", s4, open, true)
-	expect("before", s6, open, true)
-	expect("before", s4, guarded, false)
-	expect("before", s6, guarded, false)
-
-	if err := e.c.Allow(client4, ports(guarded), "", time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	expect("allow4", s4, guarded, true)
-	expect("allow4", s6, guarded, false)
-	if err := e.c.Allow(client6, ports(guarded), "alice", time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	expect("allow6", s6, guarded, true)
-
-	if err := e.c.Revoke(client4, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.c.Revoke(client6, ports(guarded)); err != nil {
-		t.Fatal(err)
-	}
-	expect("revoked", s4, guarded, false)
-	expect("revoked", s6, guarded, false)
-	expect("revoked", s4, open, true)
-
-	// Every SYN went through the knock rule, and the dropped ones were
-	// counted by the guard rules.
-	out := e.mustList(t, DefaultTable)
-	for _, name := range []string{CommentKnock, CommentDrop} {
-		m := regexp.MustCompile(`counter packets (\d+) bytes \d+ .*` + regexp.QuoteMeta(name)).FindStringSubmatch(out)
-		if m == nil || m[1] == "0" {
-			t.Errorf("rule %q matched no packet:\n%s", name, out)
-		}
-	}
-}
-
-// listen accepts and closes TCP connections on ports of the server
-// namespace (IPv4 and IPv6) until the test ends.
-func (e *env) listen(t *testing.T, ports ...int) {
-	t.Helper()
-	for _, port := range ports {
-		var ln net.Listener
-		err := netns.Do(e.pair.Server, func() (err error) {
-			ln, err = net.Listen("tcp", ":"+strconv.Itoa(port)) // IPv4 and IPv6
-			return err
-		})
-		if err != nil {
-			t.Fatalf("listen on %d in the server namespace: %v", port, err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		testutil.AcceptAndClose(ln)
-	}
-}
-
-// expect connects from the client namespace to server:port and checks that
-// it succeeds (pass) or times out (the SYN was dropped).
-func (e *env) expect(t *testing.T, step string, server netip.Addr, port int, pass bool) {
-	t.Helper()
-	connect := func(timeout time.Duration) error {
-		return netns.Do(e.pair.Client, func() error {
-			c, err := net.DialTimeout("tcp", netip.AddrPortFrom(server, uint16(port)).String(), timeout)
-			if err == nil {
-				c.Close()
-			}
-			return err
-		})
-	}
-	if pass {
-		if err := connect(3 * time.Second); err != nil {
-			t.Errorf("%s: connect to %s port %d: %v, want success", step, server, port, err)
-		}
-		return
-	}
-	err := connect(time.Second)
-	var ne net.Error
-	if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
-		t.Errorf("%s: connect to %s port %d: %v, want a timeout (dropped)", step, server, port, err)
-	}
 }
 
 func TestDialBadDescriptor(t *testing.T) {

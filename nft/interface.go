@@ -42,6 +42,3 @@ type Interface interface {
 	// kernel cannot keep them out; it returns when ctx is done.
 	Watch(ctx context.Context, report func(Repair)) error
 }
-
-// Conn is the kernel's side of Interface.
-var _ Interface = (*Conn)(nil)

@@ -8,6 +8,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// attrObjTable is the attribute that names the table in nf_tables'
+// notifications of tables, chains, rules, sets, elements, objects and
+// flowtables (see objectMsgs).
+const attrObjTable = 1
+
 // How Watch tells outside changes from its own Conn's.
 //
 // Every nf_tables notification of a transaction carries, in its netlink
@@ -107,41 +112,4 @@ func notification(m netlink.Message, watched string, ownPort uint32) change {
 		ch.what = fmt.Sprintf(msg.format, name)
 	}
 	return ch
-}
-
-// skipOwn attaches to nl, Watch's socket, a socket filter that drops the
-// notifications sent with the port ID port (the Conn's writing socket's)
-// before they are queued: a repair or an Apply of a table with many opened
-// sources notifies every element, and those would otherwise fill the
-// socket's buffer (ENOBUFS: notifications lost, so a repair for nothing).
-// nf_tables sends the notifications of one transaction in buffers of their
-// own, each message with the transaction's port ID (nft_commit_notify), so
-// the filter looks at the first message's nlmsg_pid. Best effort: without
-// the filter, notification still tells the Conn's own messages apart.
-func skipOwn(nl *netlink.Conn, port uint32) error {
-	// Classic BPF loads words in network byte order; nlmsg_pid is in the
-	// host's.
-	var native [4]byte
-	binary.NativeEndian.PutUint32(native[:], port)
-	prog := []unix.SockFilter{
-		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 12}, // nlmsg_pid
-		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: binary.BigEndian.Uint32(native[:])},
-		{Code: unix.BPF_RET | unix.BPF_K, K: 0},          // ours: drop
-		{Code: unix.BPF_RET | unix.BPF_K, K: 0xffffffff}, // keep
-	}
-	rc, err := nl.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("filter own notifications: %w", err)
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER,
-			&unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]})
-	}); err != nil {
-		return fmt.Errorf("filter own notifications: %w", err)
-	}
-	if serr != nil {
-		return fmt.Errorf("filter own notifications: %w", serr)
-	}
-	return nil
 }

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/nftables"
 )
 
 // TestNormalizeAllow: the --allow ranges sorted, IPv4 first, without
@@ -70,5 +73,53 @@ func TestCheckAllow(t *testing.T) {
 	}
 	if err := CheckAllow(netip.Prefix{}); err == nil || err.Error() != "not a prefix" {
 		t.Errorf("CheckAllow of the zero Prefix = %v", err)
+	}
+}
+
+func TestIntervalElements(t *testing.T) {
+	p := func(s ...string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, x := range s {
+			out = append(out, netip.MustParsePrefix(x))
+		}
+		return out
+	}
+	key := func(e []nftables.SetElement) []string {
+		var out []string
+		for _, x := range e {
+			a, _ := netip.AddrFromSlice(x.Key)
+			s := a.String()
+			if x.IntervalEnd {
+				s = "<" + s
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		in     []netip.Prefix
+		w4, w6 []string
+	}{
+		{"one v4", p("10.8.0.0/16"), []string{"10.8.0.0", "<10.9.0.0"}, nil},
+		{"host v6", p("fd00::1/128"), nil, []string{"fd00::1", "<fd00::2"}},
+		{"nested merged", p("10.0.0.0/8", "10.1.0.0/16"), []string{"10.0.0.0", "<11.0.0.0"}, nil},
+		{"adjacent merged", p("10.0.0.0/9", "10.128.0.0/9"), []string{"10.0.0.0", "<11.0.0.0"}, nil},
+		{"apart", p("10.0.0.0/24", "10.0.2.0/24", "fd00::/64"), []string{"10.0.0.0", "<10.0.1.0", "10.0.2.0", "<10.0.3.0"}, []string{"fd00::", "<fd00:0:0:1::"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Spec{Start: 1, End: 2, Guard: []uint16{22}, Allow: tt.in}.normalize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			e4, e6 := intervalElements(s.Allow)
+			if diff := cmp.Diff(tt.w4, key(e4)); diff != "" {
+				t.Errorf("static4 (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.w6, key(e6)); diff != "" {
+				t.Errorf("static6 (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

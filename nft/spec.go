@@ -14,8 +14,42 @@
 // `source . port` of allow4 and allow6, with their user as comment), lists
 // them (Allowed), renews the kernel filter's first ports (SetFirst), keeps
 // the used one-time sequences (Spend, Spent), and deletes the table
-// (Destroy) or leaves it guarding for the next daemon (Close). A Conn is bound to one network namespace, so tests run against a
-// real kernel without touching the host's ruleset.
+// (Destroy) or leaves it guarding for the next daemon (Close). A Conn is
+// bound to one network namespace, so tests run against a real kernel
+// without touching the host's ruleset.
+//
+// The two halves are kept apart by file name. The pure files hold no
+// *Conn, open no socket and read nothing of the kernel; they may encode
+// and decode netlink messages as bytes (encode gets google/nftables'
+// messages through a test dial), and their tests need no root:
+//
+//   - spec.go: Spec, names and limits; prefix.go: the --allow ranges and
+//     their interval elements
+//   - build.go: Build and Ruleset; filter.go: the kernel filter;
+//     backup.go: BuildBackup and the backup's names
+//   - allow.go, spent.go: the sets allow4/allow6 and spent, their keys;
+//     record.go: carryOver
+//   - batch.go, elems.go: table, batch and element messages; gen.go:
+//     Generation
+//   - table.go: TableInfo, parseTable; notify.go: notifications decoded;
+//     watch.go: Repair
+//   - interface.go: Interface; errors.go: IsNotFound, IsPermission
+//
+// The files that talk to the kernel are conn.go and conn_*.go: the Conn
+// and all its methods, the netlink sockets, and the read of /proc:
+//
+//   - conn.go: Conn, Dial, Close, Check, Destroy, SetFirst
+//   - conn_apply.go: Apply; conn_gen.go: the generation probe;
+//     conn_backup.go: the backup table
+//   - conn_allow.go: Allow, Revoke, Allowed; conn_spent.go: Spend, Spent;
+//     conn_record.go: the record, and what Apply carries over
+//   - conn_batch.go: batches sent and answered; conn_elems.go: element
+//     transactions and set dumps; conn_table.go: table reads
+//   - conn_watch.go: Watch; conn_conntrack.go: ConntrackInUse
+//
+// Tests follow the same names: conn_*_test.go run against a kernel in
+// network namespaces (root) or, in conn_fake_test.go, a fake netlink
+// socket; the others are pure.
 //
 // Interface is what the daemon asks of a Conn; package nfttest fakes it,
 // with the same transaction semantics, for unit tests without a kernel.

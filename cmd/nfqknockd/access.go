@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,7 +18,8 @@ import (
 // (LoadCredential=nfqknockd.access:/etc/nfqknockd/access).
 const accessCredential = "nfqknockd.access"
 
-// Where the users came from (config.OpenFrom and CloseFrom both say it).
+// Where the users came from (config.OpenFrom and CloseFrom both say it,
+// and liveSecrets.openFrom and closeFrom).
 const (
 	fromAccessFile       secretSource = "--access-file"
 	fromAccessCredential secretSource = "the systemd credential " + accessCredential
@@ -116,8 +116,9 @@ func (c *config) reloadAccess(getenv func(string) string) ([]knock.User, error) 
 	return users, nil
 }
 
-// users returns the users whose sequences open: those of the access file,
-// or one nameless user with the one pair of secrets.
+// users returns the users whose sequences open at start: those of the
+// access file, or one nameless user with the one pair of secrets. After
+// start, the users in force are service.secrets().users.
 func (c *config) users() []knock.User {
 	if c.Users != nil {
 		return c.Users
@@ -132,16 +133,6 @@ func userPorts(u knock.User, guard []uint16) []uint16 {
 		return u.Ports
 	}
 	return guard
-}
-
-// accessSummary describes the users for the start line: "--access-file
-// /etc/nfqknockd/access (2 users: alice, bob)".
-func (c *config) accessSummary() string {
-	names := make([]string, len(c.Users))
-	for i, u := range c.Users {
-		names[i] = u.Name
-	}
-	return fmt.Sprintf("%s (%d users: %s)", c.OpenFrom.describe(c.AccessFile), len(c.Users), strings.Join(names, ", "))
 }
 
 // showText is what -s prints: the C daemon's "OPEN: ...\nCLOSE: ...\n",

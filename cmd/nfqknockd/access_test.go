@@ -68,8 +68,8 @@ func TestAccessCredential(t *testing.T) {
 		}
 	}
 	c := parse()
-	if got := c.secretsFrom(); got != "the systemd credential nfqknockd.access (3 users: alice, bob, carol)" {
-		t.Errorf("secretsFrom = %q", got)
+	if got := c.startSecrets().from(); got != "the systemd credential nfqknockd.access (3 users: alice, bob, carol)" {
+		t.Errorf("from() = %q", got)
 	}
 	write(accessCredential+".new", testutil.AccessText(unitUsers[2:]))
 	if err := os.Rename(filepath.Join(dir, accessCredential+".new"), filepath.Join(dir, accessCredential)); err != nil {

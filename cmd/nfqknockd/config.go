@@ -19,10 +19,15 @@ import (
 	"github.com/nfqknockd/nfqknockd/queue"
 )
 
-// config is the parsed command line.
+// config is the parsed command line, with what the files it names said at
+// start. Nothing writes it after parseFlags returns, so that the daemon's
+// goroutines read it without a lock. The secrets (Params.OpenSecret and
+// Params.CloseSecret, Users) are those of the start: a reload (SIGHUP)
+// puts others in force in service.live (live.go), never here.
 type config struct {
 	// Params are the sequence parameters: -d, -a/-b or --range, -o, -c,
-	// --period, --grace, --local-hour (Location is time.Local then).
+	// --period, --grace, --local-hour (Location is time.Local then). Its
+	// secrets are those of the start, for -s and the first in force.
 	Params knock.Params
 	// Timeout (-t) is the longest gap between two knocks of a sequence.
 	Timeout time.Duration
@@ -61,13 +66,13 @@ type config struct {
 	QueueAll bool
 	// SecretFile (--secret-file) holds open= and close= lines. OpenFrom
 	// and CloseFrom say where each secret came from (see loadSecrets);
-	// secretsFrom() renders them for the start line.
+	// liveSecrets.from renders them for the start line.
 	SecretFile string
 	OpenFrom   secretSource
 	CloseFrom  secretSource
 	// AccessFile (--access-file) holds one section per user, with the
-	// user's secrets and ports; Users are its users (nil without one: the
-	// one pair of secrets of Params applies, see users()).
+	// user's secrets and ports; Users are its users at start (nil without
+	// one: the one pair of secrets of Params applies, see users()).
 	AccessFile string
 	Users      []knock.User
 	// OneTime (--one-time) accepts only one-time sequences, each once.
@@ -123,7 +128,8 @@ func (c *config) guardPorts() []uint16 {
 	return out
 }
 
-// trackerConfig returns the configuration of the knock tracker.
+// trackerConfig returns the configuration of the knock tracker, with the
+// users of the start: the daemon makes its trackers before any reload.
 func (c *config) trackerConfig() knock.TrackerConfig {
 	return knock.TrackerConfig{
 		Params: c.Params, Timeout: c.Timeout, MaxSources: c.MaxSources, Admit: !c.QueueAll,
@@ -300,10 +306,23 @@ func usageText() string {
 	fs, _ := newFlagSet(defaultConfig())
 	var b strings.Builder
 	b.WriteString(`Usage: nfqknockd [flags]
+       nfqknockd check [flags]
+       nfqknockd status [--json] [--table NAME] [--lock-dir DIR]
+       nfqknockd revoke ADDR | --user NAME [--json] [--table NAME] [--lock-dir DIR]
 
 nfqknockd guards TCP ports until a client knocks a secret sequence of ports.
 The sequences change every period (an hour by default) and are the C
 nfqknockd's: the same flags, the same sequences.
+
+check reads the flags, the secrets and the access file as a start would,
+prints the settings of the start line and every warning, and exits 0, or 2
+with one line naming what is wrong. It touches neither the kernel nor a file.
+
+status asks the running daemon (root or its user only) for the opened
+sources, the knocking count, the table and the counters; revoke closes a
+source, or what a user opened, at once. Both talk to the control socket
+next to the lock in --lock-dir; with no daemon, status shows what a table
+left behind holds.
 
 Flags:
 `)

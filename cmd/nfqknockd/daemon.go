@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,10 +27,15 @@ import (
 // RestartKillSignal=): a restart or an upgrade leaves no gap in the guard.
 const restartSignal = syscall.SIGQUIT
 
-// service is a running nfqknockd: its table, its queues and what it was
-// started with.
+// service is a running nfqknockd: its table, its queues, what it was
+// started with and the secrets in force.
 type service struct {
-	cfg    *config
+	// cfg is what it was started with; nothing writes it (config).
+	cfg *config
+	// live holds the secrets in force, which a reload replaces whole
+	// (live.go): read them with secrets(), one Load per use, no lock.
+	live atomic.Pointer[liveSecrets]
+
 	log    *slog.Logger
 	stderr io.Writer // the one-line errors of a failed start
 	rules  nft.Interface
@@ -37,15 +43,15 @@ type service struct {
 	shards []*shard
 	lock   *tableLock
 	gen    nft.Generation // how the kernel keeps the table; below GenPersist Watch helps
+	// queueVariant is how the table queues (native queue or the compat
+	// target), for nfqknockd status.
+	queueVariant string
 
 	// metrics are the counters of --metrics-file (metrics.go);
 	// metricsErr is the last write's failure, owned by the writer.
 	metrics    metrics
 	metricsErr error
 
-	// paramsMu guards cfg.Params and cfg.Users, which a reload changes
-	// while the first-port keeper reads them.
-	paramsMu sync.Mutex
 	// spent is the ledger of the one-time sequences used (--one-time),
 	// for all shards; spentPath is their file in --state-dir ("" for
 	// none), and spentDirty asks keepSpentFile to write it (state.go).
@@ -78,11 +84,7 @@ func runDaemon(cfg *config) int {
 	if cfg.Verbose {
 		level = slog.LevelDebug
 	}
-	d := &service{
-		cfg:    cfg,
-		log:    newLogger(os.Stderr, level),
-		stderr: os.Stderr,
-	}
+	d := newService(cfg, newLogger(os.Stderr, level), os.Stderr)
 	// Signals are caught from the very start: a SIGTERM while starting
 	// still ends with the table deleted.
 	sigs := make(chan os.Signal, 8)
@@ -98,6 +100,19 @@ func runDaemon(cfg *config) int {
 	}
 	d.notifyReady() // the guard is in place: systemd may start sshd
 	return d.serve(sigs)
+}
+
+// newService returns the service of cfg, logging to log and printing a
+// failed start on stderr, with the secrets of cfg in force.
+func newService(cfg *config, log *slog.Logger, stderr io.Writer) *service {
+	d := &service{cfg: cfg, log: log, stderr: stderr}
+	d.live.Store(cfg.startSecrets())
+	return d
+}
+
+// secrets returns the secrets in force.
+func (d *service) secrets() *liveSecrets {
+	return d.live.Load()
 }
 
 // ending is how the daemon ends: stop (delete the table), restart (leave
@@ -134,6 +149,11 @@ func (d *service) serve(sigs <-chan os.Signal) int {
 	}
 	if d.spentPath != "" {
 		wg.Go(func() { d.keepSpentFile(ctx) })
+	}
+	if ln, err := d.listenControl(); err != nil {
+		d.log.Error("nfqknockd status and revoke cannot reach this daemon", "err", err)
+	} else {
+		wg.Go(func() { d.serveControl(ctx, ln) })
 	}
 	if d.gen != nft.GenPersist {
 		wg.Go(func() {

@@ -28,10 +28,8 @@ const (
 // its sequence's acceptance ends plus firstMargin, and when to call again:
 // firstLead before the next period's ports join, so that they join early.
 func (d *service) firstPorts(now time.Time) ([]nft.FirstPort, time.Time) {
-	d.paramsMu.Lock()
-	p, users := d.cfg.Params, d.cfg.users()
-	d.paramsMu.Unlock()
-	ports, next := knock.UsersFirstPorts(p, users, now, now.Add(firstLead), p.Lead(d.cfg.Timeout))
+	p := d.cfg.Params
+	ports, next := knock.UsersFirstPorts(p, d.secrets().users, now, now.Add(firstLead), p.Lead(d.cfg.Timeout))
 	out := make([]nft.FirstPort, len(ports))
 	for i, f := range ports {
 		out[i] = nft.FirstPort{Port: f.Port, Timeout: f.Until.Sub(now) + firstMargin}

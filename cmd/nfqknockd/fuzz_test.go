@@ -44,7 +44,7 @@ func FuzzParseFlags(f *testing.F) {
 			t.Fatalf("accepted %q but the table name is invalid: %v", args, err)
 		}
 		if (c.OpenFrom == fromDefault) != (c.CloseFrom == fromDefault) || c.Params.OpenSecret == c.Params.CloseSecret {
-			t.Fatalf("accepted %q with the secrets from %s", args, c.secretsFrom())
+			t.Fatalf("accepted %q with the secrets from %s", args, c.startSecrets().from())
 		}
 		for i, p := range c.Allow {
 			if !p.IsValid() || p.Masked() != p || p.Bits() == 0 || p.Addr().Is4In6() || p.Addr().Zone() != "" {

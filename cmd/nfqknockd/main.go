@@ -23,12 +23,24 @@ func main() {
 }
 
 // realMain runs nfqknockd with args and returns the exit status: 0, 2 for a
-// bad command line, or what the daemon returns.
+// bad command line, or what the daemon returns. A first argument "check"
+// checks the rest of the command line as a start would (runCheck);
+// "status" and "revoke" ask the running daemon (runCtl).
 func realMain(args []string, stdout, stderr io.Writer) int {
 	if code, ok := cli.Complete(args, completion, stdout, stderr); ok {
 		return code
 	}
+	if len(args) > 0 && (args[0] == "status" || args[0] == "revoke") {
+		return runCtl(args, stdout, stderr)
+	}
+	check := len(args) > 0 && args[0] == "check"
+	if check {
+		args = args[1:]
+	}
 	cfg, err := parseFlags(args)
+	if err == nil && check && (cfg.Show || cfg.Version) {
+		err = &cli.UsageError{Msg: "check: -s and -V are not for check: give the daemon's flags"}
+	}
 	if err != nil {
 		var ue *cli.UsageError
 		if !errors.As(err, &ue) {
@@ -44,10 +56,15 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	case cfg.Version:
 		fmt.Fprintf(stdout, "nfqknockd %s\n", version.String())
 		return 0
+	case check:
+		return runCheck(cfg, stdout, stderr)
 	case cfg.Show:
 		at := cfg.At
 		if at.IsZero() {
 			at = time.Now()
+		}
+		if cfg.OpenFrom == fromDefault && cfg.CloseFrom == fromDefault {
+			fmt.Fprintln(stderr, "nfqknockd: warning: no secrets given: these are the sequences of the C daemon's public default secrets, which anyone can compute; give --secret-file")
 		}
 		fmt.Fprint(stdout, cfg.showText(at))
 		return 0

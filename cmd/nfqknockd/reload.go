@@ -29,13 +29,8 @@ func (d *service) reload() {
 			return
 		}
 	}
-	d.paramsMu.Lock()
-	if d.cfg.Users != nil {
-		d.cfg.Users = users
-	} else {
-		d.cfg.Params.OpenSecret, d.cfg.Params.CloseSecret = users[0].OpenSecret, users[0].CloseSecret
-	}
-	d.paramsMu.Unlock()
+	// Only the signal loop reloads: nothing stores in between.
+	d.live.Store(d.secrets().withUsers(users))
 	if !d.cfg.QueueAll {
 		// The new sequences start with other ports: the kernel filter
 		// needs them now.
@@ -44,11 +39,9 @@ func (d *service) reload() {
 			d.log.Error("reload: renew the first ports of the kernel filter", "err", err)
 		}
 	}
-	d.log.Info("reloaded", "secrets", d.cfg.secretsFrom())
+	d.log.Info("reloaded", "secrets", d.secrets().from())
 	d.closeUnlisted()
-	for _, w := range d.cfg.startWarnings() {
-		d.log.Warn(w)
-	}
+	d.warnSecrets()
 }
 
 // newUsers re-reads the file the secrets came from: the access file, or
@@ -70,9 +63,7 @@ func (d *service) newUsers() ([]knock.User, error) {
 // where the table taken over may hold what a daemon with an older access
 // file opened. An element without a user is left to its timeout.
 func (d *service) closeUnlisted() {
-	d.paramsMu.Lock()
-	users := d.cfg.users()
-	d.paramsMu.Unlock()
+	users := d.secrets().users
 	els, err := d.rules.Allowed()
 	if err != nil {
 		d.log.Error("list the opened sources to close those the access no longer allows", "err", err)

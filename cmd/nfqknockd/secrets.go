@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 
@@ -19,7 +17,8 @@ const credentialName = "nfqknockd.secrets"
 
 // secretSource says where one secret came from, for the start log line
 // (never the secret itself). config.OpenFrom and config.CloseFrom hold one
-// each; config.secretsFrom renders them.
+// each, and so do liveSecrets.openFrom and closeFrom; liveSecrets.from
+// renders them.
 type secretSource string
 
 const (
@@ -39,25 +38,6 @@ func (s secretSource) describe(file string) string {
 		return string(s) + " " + style.Quote(file)
 	}
 	return string(s)
-}
-
-// secretsFrom says where the secrets came from, for the start line: one
-// phrase when both came from the same place ("--secret-file
-// /etc/nfqknockd/secrets"), else "open: SOURCE, close: SOURCE".
-func (c *config) secretsFrom() string {
-	if c.OpenFrom.isAccess() {
-		return c.accessSummary()
-	}
-	if c.OpenFrom == c.CloseFrom {
-		return c.OpenFrom.describe(c.SecretFile)
-	}
-	one := func(s secretSource) string {
-		if s == fromDefault {
-			return "the C daemon's public default"
-		}
-		return s.describe(c.SecretFile)
-	}
-	return "open: " + one(c.OpenFrom) + ", close: " + one(c.CloseFrom)
 }
 
 // secretFile is the file that gives the secrets -o/-c do not: its source,
@@ -172,7 +152,7 @@ func (c *config) reloadSecrets(getenv func(string) string) (open, close string, 
 		file = &secretFile{fromCredential, "$CREDENTIALS_DIRECTORY", filepath.Join(dir, credentialName)}
 	default:
 		return "", "", fmt.Errorf("nothing to reload: the secrets come from %s; only --secret-file or the systemd credential %s is re-read",
-			c.secretsFrom(), credentialName)
+			c.startSecrets().from(), credentialName)
 	}
 	n := *c
 	if n.OpenFrom.isFile() {
@@ -188,82 +168,4 @@ func (c *config) reloadSecrets(getenv func(string) string) (open, close string, 
 		return "", "", err
 	}
 	return n.Params.OpenSecret, n.Params.CloseSecret, nil
-}
-
-// minSecretLen is the length in characters under which a secret gets a
-// warning at start.
-const minSecretLen = 12
-
-// placeholder begins the secrets of packaging/secrets.example
-// (CHANGE-ME-open-secret, CHANGE-ME-close-secret), which an admin may
-// uncomment without changing them.
-const placeholder = "CHANGE-ME"
-
-// isPlaceholder reports whether s is a placeholder of the example file, or
-// begins like one (in any case).
-func isPlaceholder(s string) bool {
-	return len(s) >= len(placeholder) && strings.EqualFold(s[:len(placeholder)], placeholder)
-}
-
-// startWarnings returns what the daemon should warn about at start (and
-// after a reload), one line each: the public default secrets, secrets on
-// the command line, an explicit secret that is short, the example file's
-// placeholder or a public default, and a knock range so narrow that the
-// sequences can be swept. No warning shows a secret or a port of a
-// sequence.
-func (c *config) startWarnings() []string {
-	var w []string
-	switch {
-	case c.OpenFrom == fromDefault && c.CloseFrom == fromDefault:
-		w = append(w, "the secrets are the C daemon's public defaults: anyone can compute the sequences; give --secret-file")
-	case c.OpenFrom == fromArgv && c.CloseFrom == fromArgv:
-		w = append(w, "secrets on the command line can be read by every local user (/proc/PID/cmdline); prefer --secret-file or the systemd credential "+credentialName)
-	case c.OpenFrom == fromArgv || c.CloseFrom == fromArgv:
-		name := "open"
-		if c.CloseFrom == fromArgv {
-			name = "close"
-		}
-		w = append(w, "the "+name+" secret on the command line can be read by every local user (/proc/PID/cmdline); prefer --secret-file or the systemd credential "+credentialName)
-	}
-	for _, u := range c.users() {
-		w = append(w, c.secretWarnings(u)...)
-	}
-	if msg := knock.RangeWarning(c.Params.Range, c.Params.Digest); msg != "" {
-		w = append(w, msg)
-	} else if msg := knock.TeamWarning(c.Params.Range, c.Params.Digest, len(c.users()), c.OneTime); msg != "" {
-		w = append(w, msg)
-	}
-	return w
-}
-
-// secretWarnings returns the warnings about the secrets of user u (the
-// one nameless user without an access file): the example file's
-// placeholder, a public default, or a short secret.
-func (c *config) secretWarnings(u knock.User) []string {
-	var w []string
-	for _, s := range []struct {
-		name, secret string
-		from         secretSource
-	}{
-		{"open", u.OpenSecret, c.OpenFrom},
-		{"close", u.CloseSecret, c.CloseFrom},
-	} {
-		if s.from == fromDefault {
-			continue
-		}
-		what := fmt.Sprintf("the %s secret (from %s)", s.name, s.from.describe(c.SecretFile))
-		if u.Name != "" {
-			what = fmt.Sprintf("the %s secret of user %s (from %s)", s.name, u.Name, s.from.describe(c.AccessFile))
-		}
-		const fix = "set a long random one, e.g. from `head -c 24 /dev/urandom | base64`"
-		switch {
-		case isPlaceholder(s.secret):
-			w = append(w, what+" is the placeholder of the example secrets file: anyone who read it can compute the sequences; "+fix)
-		case s.secret == knock.DefaultOpenSecret || s.secret == knock.DefaultCloseSecret:
-			w = append(w, what+" is a public default of the C daemon: anyone can compute the sequences; "+fix)
-		case utf8.RuneCountInString(s.secret) < minSecretLen:
-			w = append(w, fmt.Sprintf("%s is shorter than %d characters: it may be guessed, and the sequences with it; %s", what, minSecretLen, fix))
-		}
-	}
-	return w
 }

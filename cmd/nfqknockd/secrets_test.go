@@ -75,7 +75,7 @@ func TestSecrets(t *testing.T) {
 		credentials     string // $CREDENTIALS_DIRECTORY
 		open, close     string
 		openFrom, clFrm secretSource
-		from            string // secretsFrom()
+		from            string // startSecrets().from()
 		err             string
 	}{
 		{"defaults", nil, "", knock.DefaultOpenSecret, knock.DefaultCloseSecret, fromDefault, fromDefault,
@@ -166,11 +166,11 @@ func TestSecrets(t *testing.T) {
 				t.Errorf("got %q from %q, %q from %q; want %q from %q, %q from %q",
 					c.Params.OpenSecret, c.OpenFrom, c.Params.CloseSecret, c.CloseFrom, tt.open, tt.openFrom, tt.close, tt.clFrm)
 			}
-			if got := c.secretsFrom(); got != tt.from {
-				t.Errorf("secretsFrom() = %q, want %q", got, tt.from)
+			if got := c.startSecrets().from(); got != tt.from {
+				t.Errorf("from() = %q, want %q", got, tt.from)
 			}
-			if s := showsSecret(c.secretsFrom()); s != "" {
-				t.Errorf("secretsFrom() shows the secret %q", s)
+			if s := showsSecret(c.startSecrets().from()); s != "" {
+				t.Errorf("from() shows the secret %q", s)
 			}
 		})
 	}
@@ -180,12 +180,12 @@ func TestSecrets(t *testing.T) {
 // line.
 func TestSecretsFromQuotes(t *testing.T) {
 	c := &config{SecretFile: "/etc/my secrets", OpenFrom: fromFile, CloseFrom: fromArgv}
-	if got, want := c.secretsFrom(), "open: --secret-file '/etc/my secrets', close: the command line"; got != want {
-		t.Errorf("secretsFrom() = %q, want %q", got, want)
+	if got, want := c.startSecrets().from(), "open: --secret-file '/etc/my secrets', close: the command line"; got != want {
+		t.Errorf("from() = %q, want %q", got, want)
 	}
 	c = &config{OpenFrom: fromArgv, CloseFrom: fromDefault}
-	if got, want := c.secretsFrom(), "open: the command line, close: the C daemon's public default"; got != want {
-		t.Errorf("secretsFrom() = %q, want %q", got, want)
+	if got, want := c.startSecrets().from(), "open: the command line, close: the C daemon's public default"; got != want {
+		t.Errorf("from() = %q, want %q", got, want)
 	}
 }
 
@@ -371,7 +371,7 @@ func TestStartWarnings(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := c.startWarnings()
+			got := c.startWarnings(c.startSecrets())
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("startWarnings() =\n%q\nwant\n%q", got, tt.want)
 			}

@@ -48,14 +48,10 @@ func newTestService(t *testing.T, rules *nfttest.Fake, args ...string) *testServ
 		t.Fatalf("parseFlags: %v", err)
 	}
 	ts := &testService{t: t, rules: rules, logs: &testutil.SyncBuffer{}, now: t0}
-	ts.service = &service{
-		cfg:    cfg,
-		log:    slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		stderr: ts.logs,
-		rules:  rules,
-		spec:   nft.Spec{Table: cfg.Table, Start: cfg.Params.Range.Start, End: cfg.Params.Range.End, Guard: cfg.guardPorts(), Allow: cfg.Allow},
-		clock:  func() time.Time { return ts.now },
-	}
+	ts.service = newService(cfg, slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), ts.logs)
+	ts.service.rules = rules
+	ts.service.spec = nft.Spec{Table: cfg.Table, Start: cfg.Params.Range.Start, End: cfg.Params.Range.End, Guard: cfg.guardPorts(), Allow: cfg.Allow}
+	ts.service.clock = func() time.Time { return ts.now }
 	tr, err := knock.NewTracker(cfg.trackerConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -319,7 +315,8 @@ func TestServiceNotOurs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &service{cfg: cfg, log: slog.New(slog.DiscardHandler), rules: rules, spec: nft.Spec{Table: "filter", Start: 1, End: 65535, Guard: []uint16{22}}}
+	s := newService(cfg, slog.New(slog.DiscardHandler), nil)
+	s.rules, s.spec = rules, nft.Spec{Table: "filter", Start: 1, End: 65535, Guard: []uint16{22}}
 	err = s.program()
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != 1 || ee.msg != "--table filter: table inet filter exists and is not nfqknockd's: it is left untouched; give another --table" {

@@ -31,9 +31,9 @@ const (
 // table is, binds the queues and programs the table, in that order:
 // whatever fails leaves nothing behind.
 func (d *service) start() error {
-	guard := d.cfg.guardPorts()
-	if len(guard) == 0 {
-		return fail(2, "--guard %s: no port to guard: every one is also given with -P/--open-port, which wins", portList(d.cfg.Guard))
+	guard, ferr := d.cfg.checkGuard()
+	if ferr != nil {
+		return ferr
 	}
 	if err := dropPrivileges(); err != nil {
 		return err
@@ -127,7 +127,7 @@ func (d *service) newShard(q *queue.Queue, tr *knock.Tracker) *shard {
 	}
 	s := &shard{
 		q: q, tracker: tr, m: &d.metrics, log: d.log, ttl: d.cfg.OpenTimeout, verbose: d.cfg.Verbose,
-		users: d.cfg.users(), guard: d.cfg.guardPorts(), spent: d.spent, spentSaved: d.saveSpentSoon,
+		users: d.secrets().users, guard: d.cfg.guardPorts(), spent: d.spent, spentSaved: d.saveSpentSoon,
 	}
 	if q != nil {
 		s.now = q.ReadAt
@@ -142,46 +142,55 @@ func (d *service) program() error {
 	if err := d.tableError(err); err != nil {
 		return err
 	}
-	d.gen = res.Gen
+	d.gen, d.queueVariant = res.Gen, res.Queue.String()
 	for _, s := range d.shards {
 		s.rules = d.rules
 	}
-	d.log.Info("started",
-		"table", "inet "+d.cfg.Table,
+	kernel := []any{
+		"table", "inet " + d.cfg.Table,
 		"took_over", res.TookOver, "opened_kept", res.Carried,
 		"table_flags", res.Gen.Flags(),
 		"conntrack", d.spec.Conntrack,
 		"kept_by", keptBy(res.Gen, d.spec),
 		"queue", fmt.Sprintf("num %d total %d", d.cfg.Queue, d.cfg.Queues),
 		"queue_variant", res.Queue.String(),
-		"range", fmt.Sprintf("%d-%d", d.cfg.Params.Range.Start, d.cfg.Params.Range.End),
-		"guard", portList(d.spec.Guard),
-		"allow", prefixList(d.cfg),
-		"digest", d.cfg.Params.Digest.String(),
-		"period", d.cfg.Params.Period,
-		"one_time", d.cfg.OneTime,
-		"open_timeout", ttlString(d.cfg.OpenTimeout),
-		"max_sources", d.cfg.MaxSources,
-		"secrets", d.cfg.secretsFrom(),
-	)
-	for _, w := range d.cfg.startWarnings() {
-		d.log.Warn(w)
 	}
+	d.log.Info("started", append(kernel, d.settings(d.spec.Guard)...)...)
+	d.warnSecrets()
 	if d.spent != nil {
 		d.seedSpent()
 	}
 	if res.Carried > 0 {
 		d.closeUnlisted() // what the daemon before opened for users no longer listed
 	}
-	for _, p := range d.cfg.Opened {
-		for _, g := range d.cfg.Guard {
-			if p == g {
-				d.log.Warn("port given with both --guard and --open-port is not guarded", "port", p)
-			}
-		}
-	}
+	d.warnOpenPorts()
 	settleMemory()
 	return nil
+}
+
+// settings are the start line's attributes that the command line and the
+// files decide, guard being the ports guarded; the rest of the line is what
+// the kernel said.
+func (d *service) settings(guard []uint16) []any {
+	return []any{
+		"range", fmt.Sprintf("%d-%d", d.cfg.Params.Range.Start, d.cfg.Params.Range.End),
+		"guard", portList(guard),
+		"allow", prefixList(d.cfg),
+		"digest", d.cfg.Params.Digest.String(),
+		"period", d.cfg.Params.Period,
+		"one_time", d.cfg.OneTime,
+		"open_timeout", ttlString(d.cfg.OpenTimeout),
+		"max_sources", d.cfg.MaxSources,
+		"secrets", d.secrets().from(),
+	}
+}
+
+// warnSecrets logs the warnings about the secrets in force and the knock
+// range (config.startWarnings), at start and after a reload.
+func (d *service) warnSecrets() {
+	for _, w := range d.cfg.startWarnings(d.secrets()) {
+		d.log.Warn(w)
+	}
 }
 
 // tableError turns an error of Check or Apply into the line to print.

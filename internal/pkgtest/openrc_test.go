@@ -492,6 +492,26 @@ func TestOpenRCScriptCalls(t *testing.T) {
 					t.Errorf("reload: %v: %q, want supervise-daemon %q", r.err, got, want)
 				}
 			})
+			// checkconfig is nfqknockd check: its warnings become the
+			// script's (a knock range too narrow), a refusal stops a
+			// reload before the signal.
+			t.Run("checkconfig warns", func(t *testing.T) {
+				s := base
+				s.confd = conf("--guard 22 --range 1000-1003")
+				r := runOpenRC(t, "checkconfig", s)
+				i := r.index("ewarn")
+				if r.err != nil || i < 0 || !strings.Contains(strings.Join(r.calls[i], " "), "guessable") {
+					t.Errorf("checkconfig: %v: %q, want an ewarn of the range warning", r.err, r.calls)
+				}
+			})
+			t.Run("reload refused", func(t *testing.T) {
+				s := base
+				s.confd = conf("--guard 22 --range 3000-1000")
+				r := runOpenRC(t, "reload", s)
+				if r.err == nil || len(r.supervise()) != 0 || r.index("eerror") < 0 {
+					t.Errorf("reload with a bad range: %v: %q, want refused before any signal", r.err, r.calls)
+				}
+			})
 
 			t.Run("allowed flags", func(t *testing.T) {
 				s := base

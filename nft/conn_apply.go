@@ -6,7 +6,6 @@ package nft
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
@@ -238,15 +237,4 @@ func (c *Conn) replaceBatch(rs *Ruleset, carried [2][]nftables.SetElement, head 
 		return nil, err
 	}
 	return append(msgs, body...), nil
-}
-
-// addElements adds elems to set, in messages of at most maxElemsPerMsg
-// elements.
-func addElements(nc *nftables.Conn, set *nftables.Set, elems []nftables.SetElement) error {
-	for chunk := range slices.Chunk(elems, maxElemsPerMsg) {
-		if err := nc.SetAddElements(set, chunk); err != nil {
-			return fmt.Errorf("add %d elements to %s: %w", len(chunk), set.Name, err)
-		}
-	}
-	return nil
 }

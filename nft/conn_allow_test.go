@@ -1,24 +1,22 @@
 package nft
 
 // Tests of the opened elements over a real kernel, in network namespaces:
-// Allow, Revoke, Allowed, their carrying over, and what they let through.
+// Allow, Revoke, Allowed and their carrying over (TestOpenedGolden, with
+// the other goldens, is in conn_test.go; their traffic in
+// conn_traffic_test.go).
 
 import (
 	"errors"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
-	"github.com/nfqknockd/nfqknockd/internal/fragsyn"
 	"github.com/nfqknockd/nfqknockd/internal/netns"
 )
 
@@ -393,136 +391,5 @@ func TestTakeoverOldFormat(t *testing.T) {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("listing after the takeover does not match %s:\n%s", re, out)
 		}
-	}
-}
-
-// TestGuardPorts sends real packets: an element for (source, port) lets
-// that source reach that guarded port and no other, whole SYNs as well as
-// SYNs split into IP fragments (the first fragment carries the ports, and
-// the guard looks them up as it finds them there), over IPv4 and IPv6.
-func TestGuardPorts(t *testing.T) {
-	e := newEnv(t)
-	const sshPort, otherPort, open = 22, 2222, 8080
-	spec := goldenSpec
-	spec.Guard = []uint16{sshPort, otherPort}
-	if _, err := e.c.Apply(spec); err != nil {
-		t.Fatalf("Apply: %v", err)
-	}
-	e.listen(t, sshPort, otherPort, open)
-	for _, fam := range []struct {
-		name           string
-		client, server netip.Addr
-		opened, closed uint16
-		// the splits of the SYN that reach a listener: the kernel drops
-		// an IPv6 first fragment without the whole TCP header (RFC 7112)
-		splits []int
-	}{
-		{"ipv4", client4, netns.ServerIP4, sshPort, otherPort, []int{0, 8, 16}},
-		{"ipv6", client6, netns.ServerIP6, otherPort, sshPort, []int{0, 24}},
-	} {
-		t.Run(fam.name, func(t *testing.T) {
-			if err := e.c.Allow(fam.client, ports(fam.opened), "alice", time.Hour); err != nil {
-				t.Fatal(err)
-			}
-			e.expect(t, "opened port", fam.server, int(fam.opened), true)
-			e.expect(t, "other guarded port", fam.server, int(fam.closed), false)
-			e.expect(t, "unguarded port", fam.server, open, true)
-			for _, first := range fam.splits {
-				if r := probe(t, e, fam.client, fam.server, fam.opened, first); r.Kind != fragsyn.SynAck {
-					t.Errorf("opened port %d, first TCP bytes %d (0: whole): %v, want a SYN-ACK", fam.opened, first, r)
-				}
-				if r := probe(t, e, fam.client, fam.server, fam.closed, first); r.Kind == fragsyn.SynAck {
-					t.Errorf("other guarded port %d, first TCP bytes %d (0: whole): a SYN-ACK", fam.closed, first)
-				}
-			}
-			if err := e.c.Revoke(fam.client, nil); err != nil {
-				t.Fatal(err)
-			}
-			e.expect(t, "revoked", fam.server, int(fam.opened), false)
-			for _, first := range fam.splits {
-				if r := probe(t, e, fam.client, fam.server, fam.opened, first); r.Kind == fragsyn.SynAck {
-					t.Errorf("revoked port %d, first TCP bytes %d (0: whole): a SYN-ACK", fam.opened, first)
-				}
-			}
-		})
-	}
-}
-
-// probeSrcPort gives each probe a source port of its own.
-var probeSrcPort atomic.Uint32
-
-// probe sends a SYN from src in the client namespace to dst:port, whole
-// (first 0) or as two fragments with first bytes of TCP in the first, and
-// returns the answer.
-func probe(t *testing.T, e *env, src, dst netip.Addr, port uint16, first int) fragsyn.Reply {
-	t.Helper()
-	pr := fragsyn.Probe{NS: e.pair.Client, Src: src, Dst: dst, DstPort: port, FirstTCPBytes: first,
-		SrcPort: uint16(40000 + probeSrcPort.Add(1)%20000)}
-	send := pr.Fragmented
-	if first == 0 {
-		send = pr.Whole
-	}
-	r, err := send(time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%s -> [%s]:%d, %d TCP bytes in the first fragment (0: whole): %v", src, dst, port, first, r)
-	return r
-}
-
-// TestOpenedGolden compares what `nft list` shows of opened elements, with
-// ports and users, with testdata/nft/opened.nft (timeouts and expiries
-// hidden, nft's own order).
-func TestOpenedGolden(t *testing.T) {
-	e := newEnv(t)
-	spec := goldenSpec
-	spec.Guard = []uint16{22, 443}
-	if _, err := e.c.Apply(spec); err != nil {
-		t.Fatalf("Apply: %v", err)
-	}
-	for _, o := range []struct {
-		a     netip.Addr
-		ports []uint16
-		user  string
-		ttl   time.Duration
-	}{
-		{client4, ports(22, 443), "alice", time.Hour},
-		{client6, ports(22), "", 30 * time.Minute},
-		{other4, ports(443), "bob.ops-2", 0},
-	} {
-		if err := e.c.Allow(o.a, o.ports, o.user, o.ttl); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var got string
-	for _, set := range []string{SetAllow4, SetAllow6} {
-		out, err := e.nft("list", "set", "inet", DefaultTable, set)
-		if err != nil {
-			t.Fatalf("nft list set %s: %v: %s", set, err, out)
-		}
-		got += normalizeExpiry(out)
-	}
-	golden := filepath.Join("..", "testdata", "nft", "opened.nft")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// nft prints the elements in the kernel's hash order: compare the sets
-	// line by line, sorted.
-	lines := func(s string) []string {
-		l := strings.Split(strings.NewReplacer("{ ", "{\n", ",", "\n").Replace(s), "\n")
-		for i := range l {
-			l[i] = strings.TrimSpace(l[i])
-		}
-		slices.Sort(l)
-		return l
-	}
-	if diff := cmp.Diff(lines(string(b)), lines(got)); diff != "" {
-		t.Errorf("nft list set (-%s +got):\n%s\ngot:\n%s", golden, diff, got)
 	}
 }

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
+)
+
+// TestCheck runs nfqknockd check in process: the start line's settings
+// and the start's warnings on stdout and exit 0, or one line and exit 2;
+// never a secret.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	const open, close = "check-open-Xq81-long-enough", "check-close-Zr22-long-enough"
+	secrets := testutil.WriteFile(t, dir, "secrets", "open = "+open+"\nclose = "+close+"\n", 0o600)
+	access := testutil.WriteFile(t, dir, "access", "[alice]\nopen = "+open+"\nclose = "+close+"\nports = 22\n[bob]\nopen = bob-open-secret-9x\nclose = bob-close-secret-9x\n", 0o600)
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		stdout   []string // substrings, in order, of stdout
+		warnings int      // WARN lines on stdout
+		stderr   string   // the whole of stderr
+	}{
+		{"secret file", []string{"-p", "22,2222", "--secret-file", secrets},
+			0, []string{`level=INFO msg="checked: a start would use" table="inet nfqknock" queue="num 100 total 1" range=1-65535 guard=22,2222 allow=none digest=md5`, `secrets="--secret-file ` + secrets + `"`}, 0, ""},
+		{"public defaults", []string{"-p", "22"},
+			0, []string{`secrets="the C daemon's public defaults"`, `level=WARN msg="the secrets are the C daemon's public defaults`}, 1, ""},
+		{"access file, one-time", []string{"-p", "22", "--access-file", access, "--one-time", "--range", "1000-1003"},
+			0, []string{`range=1000-1003`, `one_time=true`, `level=WARN`}, 1, ""},
+		{"open port over the guard", []string{"-p", "22,23", "-P", "23", "--secret-file", secrets},
+			0, []string{`guard=22 `, `level=WARN msg="port given with both --guard and --open-port is not guarded" port=23`}, 1, ""},
+		{"no port left", []string{"-p", "22", "-P", "22", "--secret-file", secrets},
+			2, nil, 0, "nfqknockd: --guard 22: no port to guard: every one is also given with -P/--open-port, which wins\n"},
+		{"missing secret file", []string{"-p", "22", "--secret-file", dir + "/nope"},
+			2, nil, 0, "nfqknockd: --secret-file " + dir + "/nope: no such file or directory\n"},
+		{"-s", []string{"-s"}, 2, nil, 0, "nfqknockd: check: -s and -V are not for check: give the daemon's flags\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := run(append([]string{"check"}, tt.args...)...)
+			if code != tt.code || stderr != tt.stderr {
+				t.Fatalf("exit %d, stderr %q; want exit %d, stderr %q\nstdout:\n%s", code, stderr, tt.code, tt.stderr, stdout)
+			}
+			rest := stdout
+			for _, want := range tt.stdout {
+				i := strings.Index(rest, want)
+				if i < 0 {
+					t.Fatalf("stdout lacks %q (in order):\n%s", want, stdout)
+				}
+				rest = rest[i+len(want):]
+			}
+			if n := strings.Count(stdout, "level=WARN"); n != tt.warnings {
+				t.Errorf("%d warnings, want %d:\n%s", n, tt.warnings, stdout)
+			}
+			if code == 2 && stdout != "" {
+				t.Errorf("stdout %q on a refusal", stdout)
+			}
+			for _, s := range []string{open, close, "bob-open-secret-9x"} {
+				if strings.Contains(stdout+stderr, s) {
+					t.Errorf("a secret is shown:\n%s%s", stdout, stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestShowDefaultSecretsWarns: -s without secrets prints the public
+// defaults' sequences, and says so on stderr; with secrets it says nothing.
+func TestShowDefaultSecretsWarns(t *testing.T) {
+	code, stdout, stderr := run("-s")
+	if code != 0 || !strings.HasPrefix(stdout, "OPEN: ") || !strings.Contains(stderr, "public default secrets") {
+		t.Errorf("-s: exit %d, stdout %q, stderr %q; want the sequences and a warning", code, stdout, stderr)
+	}
+	code, stdout, stderr = run("-o", "123", "-c", "321", "-s")
+	if code != 0 || !strings.HasPrefix(stdout, "OPEN: ") || stderr != "" {
+		t.Errorf("-o -c -s: exit %d, stdout %q, stderr %q; want the sequences alone", code, stdout, stderr)
+	}
+}
