@@ -1,7 +1,8 @@
 package e2e
 
 // The episodes of the random knock streams (see filter_stream_test.go):
-// what one source does once, and the anchored runs at a rotation.
+// what one source does once, the anchored runs at a rotation, the streams
+// made of them, and TestFilterStreams, their check in process (no root).
 
 import (
 	"fmt"
