@@ -7,7 +7,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"unicode"
 )
 
 // MaxUsers bounds the users of an access file and of a Tracker: the
@@ -56,8 +55,9 @@ func ValidUserName(s string) bool {
 //	ports = 22, 443      # optional; default: every guarded port
 //
 // A # at the start of a line or after a space or tab starts a comment;
-// spaces around keys and values are trimmed; a secret may not contain
-// whitespace. Every user needs an open and a close secret, the two
+// spaces around keys and values are trimmed; a secret may contain spaces
+// inside, as in a secret file (ParseSecrets), so that a secret copied from
+// one into the other is the same secret. Every user needs an open and a close secret, the two
 // different, and no secret may belong to two users (their knocks would be
 // indistinguishable). Ports must be in guard. The file holds at most
 // MaxSecretFile bytes and MaxUsers users.
@@ -160,9 +160,6 @@ func (p *accessParser) line(n int, raw string) error {
 	}
 	if val == "" {
 		return fmt.Errorf("line %d: empty %s secret", n, accessKeys[k])
-	}
-	if strings.IndexFunc(val, unicode.IsSpace) >= 0 {
-		return fmt.Errorf("line %d: the %s secret contains whitespace", n, accessKeys[k])
 	}
 	if at, ok := p.secrets[val]; ok {
 		if at == p.at[len(p.at)-1] {
