@@ -191,12 +191,27 @@ func (c *Conn) deletePresent(set *nftables.Set, keys [][]byte) error {
 func (c *Conn) Allowed() ([]Element, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &nftables.Table{Name: c.table, Family: nftables.TableFamilyINet}
+	return c.allowed(c.table)
+}
+
+// AllowedOf is Allowed of the table inet table, which this Conn did not
+// program: what a table left without a daemon holds. An error that
+// IsNotFound says there is no such table.
+func (c *Conn) AllowedOf(table string) ([]Element, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.allowed(table)
+}
+
+// allowed lists the elements of the allow sets of table inet table. The
+// caller holds c.mu.
+func (c *Conn) allowed(table string) ([]Element, error) {
+	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
 	var out []Element
 	for _, name := range []string{SetAllow4, SetAllow6} {
 		elems, err := c.readSet(t, name)
 		if err != nil {
-			return nil, fmt.Errorf("list allowed sources of table inet %s: %w", c.table, err)
+			return nil, fmt.Errorf("list allowed sources of table inet %s: %w", table, err)
 		}
 		for _, e := range elems {
 			if a, port, ok := parseAllowKey(e.Key); ok {

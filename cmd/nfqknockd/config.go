@@ -307,6 +307,8 @@ func usageText() string {
 	var b strings.Builder
 	b.WriteString(`Usage: nfqknockd [flags]
        nfqknockd check [flags]
+       nfqknockd status [--json] [--table NAME] [--lock-dir DIR]
+       nfqknockd revoke ADDR | --user NAME [--json] [--table NAME] [--lock-dir DIR]
 
 nfqknockd guards TCP ports until a client knocks a secret sequence of ports.
 The sequences change every period (an hour by default) and are the C
@@ -315,6 +317,12 @@ nfqknockd's: the same flags, the same sequences.
 check reads the flags, the secrets and the access file as a start would,
 prints the settings of the start line and every warning, and exits 0, or 2
 with one line naming what is wrong. It touches neither the kernel nor a file.
+
+status asks the running daemon (root or its user only) for the opened
+sources, the knocking count, the table and the counters; revoke closes a
+source, or what a user opened, at once. Both talk to the control socket
+next to the lock in --lock-dir; with no daemon, status shows what a table
+left behind holds.
 
 Flags:
 `)

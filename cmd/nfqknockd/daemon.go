@@ -43,6 +43,9 @@ type service struct {
 	shards []*shard
 	lock   *tableLock
 	gen    nft.Generation // how the kernel keeps the table; below GenPersist Watch helps
+	// queueVariant is how the table queues (native queue or the compat
+	// target), for nfqknockd status.
+	queueVariant string
 
 	// metrics are the counters of --metrics-file (metrics.go);
 	// metricsErr is the last write's failure, owned by the writer.
@@ -146,6 +149,11 @@ func (d *service) serve(sigs <-chan os.Signal) int {
 	}
 	if d.spentPath != "" {
 		wg.Go(func() { d.keepSpentFile(ctx) })
+	}
+	if ln, err := d.listenControl(); err != nil {
+		d.log.Error("nfqknockd status and revoke cannot reach this daemon", "err", err)
+	} else {
+		wg.Go(func() { d.serveControl(ctx, ln) })
 	}
 	if d.gen != nft.GenPersist {
 		wg.Go(func() {

@@ -24,10 +24,14 @@ func main() {
 
 // realMain runs nfqknockd with args and returns the exit status: 0, 2 for a
 // bad command line, or what the daemon returns. A first argument "check"
-// checks the rest of the command line as a start would (runCheck).
+// checks the rest of the command line as a start would (runCheck);
+// "status" and "revoke" ask the running daemon (runCtl).
 func realMain(args []string, stdout, stderr io.Writer) int {
 	if code, ok := cli.Complete(args, completion, stdout, stderr); ok {
 		return code
+	}
+	if len(args) > 0 && (args[0] == "status" || args[0] == "revoke") {
+		return runCtl(args, stdout, stderr)
 	}
 	check := len(args) > 0 && args[0] == "check"
 	if check {

@@ -26,6 +26,7 @@ const metricsInterval = 10 * time.Second
 type metrics struct {
 	opens, closes, replays  atomic.Uint64
 	repairs, repairFailures atomic.Uint64
+	revokes                 atomic.Uint64 // sources closed by nfqknockd revoke
 }
 
 // replayed counts a knock of a one-time sequence that was used before and
@@ -45,6 +46,7 @@ func (s *shard) countTracked() {
 type sample struct {
 	opens, closes, replays  uint64
 	repairs, repairFailures uint64
+	revokes                 uint64
 	tracked                 int64
 	queues                  []queueSample
 	// opened4 and opened6 are the sources in the allow sets; openedOK
@@ -99,6 +101,8 @@ func formatMetrics(b *bytes.Buffer, s *sample) {
 	value("nfqknockd_closes_total", "", s.closes)
 	family("nfqknockd_replays_total", "counter", "Knocked one-time sequences that were used before, and so opened nothing.")
 	value("nfqknockd_replays_total", "", s.replays)
+	family("nfqknockd_revokes_total", "counter", "Sources closed by nfqknockd revoke.")
+	value("nfqknockd_revokes_total", "", s.revokes)
 	family("nfqknockd_table_repairs_total", "counter", "Times another program changed the table and the daemon put it back (kernels without the table flag persist: the table itself before 5.12, the backup table from 5.12 to 6.8).")
 	value("nfqknockd_table_repairs_total", "", s.repairs)
 	family("nfqknockd_table_repair_failures_total", "counter", "Times another program changed the table and the daemon could not put it back.")
@@ -225,7 +229,7 @@ func (d *service) sample(tableGone bool) *sample {
 	m := &d.metrics
 	s := &sample{
 		opens: m.opens.Load(), closes: m.closes.Load(), replays: m.replays.Load(),
-		repairs: m.repairs.Load(), repairFailures: m.repairFailures.Load(),
+		repairs: m.repairs.Load(), repairFailures: m.repairFailures.Load(), revokes: m.revokes.Load(),
 		openedOK: true, runtime: readRuntime(),
 	}
 	for i, sh := range d.shards {

@@ -83,7 +83,7 @@ func sum(samples map[string]float64, name string) (float64, bool) {
 
 func TestFormatMetrics(t *testing.T) {
 	full := &sample{
-		opens: 7, closes: 3, replays: 2, repairs: 1, repairFailures: 4, tracked: 12,
+		opens: 7, closes: 3, replays: 2, repairs: 1, repairFailures: 4, revokes: 5, tracked: 12,
 		queues: []queueSample{
 			{num: 100, received: 1 << 40, parseErrors: 5, drops: 9, dropsOK: true},
 			{num: 101, received: 20, parseErrors: 0, drops: 0, dropsOK: false},
@@ -108,6 +108,7 @@ func TestFormatMetrics(t *testing.T) {
 			`nfqknockd_closes_total`:                        3,
 			`nfqknockd_replays_total`:                       2,
 			`nfqknockd_table_repairs_total`:                 1,
+			`nfqknockd_revokes_total`:                       5,
 			`nfqknockd_table_repair_failures_total`:         4,
 			`nfqknockd_tracked_sources`:                     12,
 			`nfqknockd_opened_sources{family="ipv4"}`:       6,
@@ -123,6 +124,7 @@ func TestFormatMetrics(t *testing.T) {
 			`nfqknockd_closes_total`:                0,
 			`nfqknockd_replays_total`:               0,
 			`nfqknockd_table_repairs_total`:         0,
+			`nfqknockd_revokes_total`:               0,
 			`nfqknockd_table_repair_failures_total`: 0,
 			`nfqknockd_tracked_sources`:             0,
 			`nfqknockd_goroutines`:                  0,

@@ -142,7 +142,7 @@ func (d *service) program() error {
 	if err := d.tableError(err); err != nil {
 		return err
 	}
-	d.gen = res.Gen
+	d.gen, d.queueVariant = res.Gen, res.Queue.String()
 	for _, s := range d.shards {
 		s.rules = d.rules
 	}
