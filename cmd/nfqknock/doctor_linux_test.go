@@ -1,14 +1,12 @@
 package main
 
-// Tests of doctor, -v and the ICMP errors, in namespaces: the built
-// nfqknockd guards a port of the server namespace; the client runs in the
-// client namespace. They need root (netns.RequireRoot) and nft.
+// Tests of -v and the ICMP errors (with doctor's likely cause), in
+// namespaces: the client runs in process in the client namespace. They
+// need root (netns.RequireRoot) and nft. TestDoctor, against the built
+// nfqknockd, is in internal/e2e.
 
 import (
 	"fmt"
-	"net"
-	"net/netip"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,37 +17,6 @@ import (
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
-// doctorPort is the port that the daemon guards in the doctor tests.
-const doctorPort = 7022
-
-// needNft skips the test when nft is missing outside CI.
-func needNft(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("nft"); err != nil {
-		if testing.Verbose() {
-			t.Log(err)
-		}
-		t.Skip("needs nft (apt-get install nftables)")
-	}
-}
-
-// startGuard starts the built nfqknockd in p's server namespace, guarding
-// doctorPort with the test secrets and the range 10000-60000, and a
-// listener on doctorPort for both families.
-func startGuard(t *testing.T, p *netns.Pair) {
-	t.Helper()
-	needNft(t)
-	for _, fam := range families {
-		listen(t, p.Server, netip.AddrPortFrom(fam.server, doctorPort), func(c *net.TCPConn) {})
-	}
-	bin := testutil.Build(t, "../nfqknockd", "")
-	d := startProc(t, "nfqknockd", netns.Command(p.Server, bin, "--guard", strconv.Itoa(doctorPort),
-		"--range", "10000-60000", "-o", "wire open", "-c", "wire close"))
-	waitFor(t, d, 10*time.Second, "table of nfqknockd", func() bool {
-		return netns.Command(p.Server, "nft", "list", "set", "inet", "nfqknock", "allow4").Run() == nil
-	})
-}
-
 // nftClient loads rules into the client namespace.
 func nftClient(t *testing.T, ns, rules string) {
 	t.Helper()
@@ -57,67 +24,6 @@ func nftClient(t *testing.T, ns, rules string) {
 	cmd.Stdin = strings.NewReader(rules)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("nft -f: %v: %s\n%s", err, out, rules)
-	}
-}
-
-// firstCause returns the first of doctor's likely causes, "" for none.
-func firstCause(stdout string) string {
-	_, rest, ok := strings.Cut(stdout, "likely causes, the most likely first:\n  1. ")
-	if !ok {
-		return ""
-	}
-	line, _, _ := strings.Cut(rest, "\n")
-	return line
-}
-
-// TestDoctor: doctor HOST PORT names the right likely cause first for each
-// way a knock fails, and says OK when it opens, over IPv4 and IPv6.
-func TestDoctor(t *testing.T) {
-	good := []string{"--range", "10000-60000", "--connect-timeout", "1s", "-o", "wire open", "-c", "wire close"}
-	tests := []struct {
-		name   string
-		args   []string // the client's flags
-		egress bool     // drop the knocks in the client namespace
-		code   int
-		want   string // in stdout's result line (0) or first cause (1)
-	}{
-		{"happy path", good, false, 0, "OK: knocking opens"},
-		{"wrong secret", []string{"--range", "10000-60000", "--connect-timeout", "1s", "-o", "not the open secret", "-c", "wire close"}, false, 1, "the secrets differ"},
-		{"wrong range", []string{"--connect-timeout", "1s", "-o", "wire open", "-c", "wire close"}, false, 1, "range: this client knocks with the default 1-65535"},
-		{"clock off by two hours", append([]string{"--" + testSkewFlag, "2h"}, good...), false, 1, "clock: this client's clock is about 2h ahead of the server's"},
-		{"egress filter", good, true, 1, "egress firewall"},
-	}
-	for _, fam := range families {
-		t.Run(fam.name, func(t *testing.T) {
-			t.Parallel()
-			for _, tt := range tests {
-				t.Run(tt.name, func(t *testing.T) {
-					p := netns.NewPair(t)
-					startGuard(t, p)
-					if tt.egress {
-						nftClient(t, p.Client, "table inet egress {\n chain out {\n  type filter hook output priority 0; policy accept;\n"+
-							"  tcp flags syn / syn,ack tcp dport != "+strconv.Itoa(doctorPort)+" drop\n }\n}\n")
-					}
-					args := append([]string{"doctor", fam.flag}, tt.args...)
-					args = append(args, fam.server.String(), strconv.Itoa(doctorPort))
-					code, stdout, stderr := runIn(t, p.Client, strings.NewReader(""), args...)
-					if testing.Verbose() {
-						t.Logf("%q:\n%s", args, stdout)
-					}
-					got := firstCause(stdout)
-					if tt.code == 0 {
-						got = stdout
-					}
-					wantErr := ""
-					if tt.code == 1 {
-						wantErr = "nfqknock: doctor " + netip.AddrPortFrom(fam.server, doctorPort).String() + ": knocking did not open it\n"
-					}
-					if code != tt.code || !strings.Contains(got, tt.want) || stderr != wantErr {
-						t.Errorf("%q = %d, stderr %q; want %d, %q and %q in:\n%s", args, code, stderr, tt.code, wantErr, tt.want, stdout)
-					}
-				})
-			}
-		})
 	}
 }
 
@@ -200,7 +106,7 @@ func TestKnockICMP(t *testing.T) {
 		run(p.Server, "sysctl", "-q", "-w", "net."+v+".neigh."+netns.BehindLink+".mcast_solicit=1",
 			"net."+v+".neigh."+netns.BehindLink+".retrans_time_ms=600")
 	}
-	needNft(t)
+	testutil.NeedNft(t)
 	nftClient(t, p.Server, "table inet router {\n chain routed {\n  type filter hook forward priority 0; policy accept;\n"+
 		"  ip daddr 10.201.0.98 reject with icmp type host-unreachable\n"+
 		"  ip6 daddr fd00:201::98 reject with icmpv6 type addr-unreachable\n }\n}\n")
@@ -211,7 +117,7 @@ func TestKnockICMP(t *testing.T) {
 		{"ipv6 at once", "fd00:201::98"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := startCapture(t, p.Server)
+			c := testutil.StartCapture(t, p.Server)
 			code, stdout, stderr := runIn(t, p.Client, strings.NewReader(""), append([]string{"open", tt.host}, testSecrets...)...)
 			want := "nfqknock: knock " + tt.host + ": connect: no route to host\n"
 			if code != 1 || stdout != "" || stderr != want {
@@ -222,7 +128,7 @@ func TestKnockICMP(t *testing.T) {
 			if strings.Contains(tt.host, ":") {
 				src = netns.ClientIP6
 			}
-			if got := dports(t, c.stopAndGet(), src); len(got) == 0 {
+			if got := testutil.Knocks(t, c.From(src)); len(got) == 0 {
 				t.Errorf("no knock reached the router")
 			}
 		})
@@ -231,7 +137,7 @@ func TestKnockICMP(t *testing.T) {
 	for _, host := range []string{"10.201.0.98", "fd00:201::98"} {
 		args := append([]string{"doctor", host, "22"}, testSecrets...)
 		code, stdout, _ := runIn(t, p.Client, strings.NewReader(""), args...)
-		if want := "the host is unreachable: " + host; code != 1 || !strings.HasPrefix(firstCause(stdout), want) {
+		if want := "the host is unreachable: " + host; code != 1 || !strings.HasPrefix(testutil.FirstCause(stdout), want) {
 			t.Errorf("%q = %d; want 1 and the likely cause %q...:\n%s", args, code, want, stdout)
 		}
 	}

@@ -14,18 +14,10 @@ import (
 )
 
 // TestMain removes namespaces that crashed test runs left, runs the tests,
-// and fails the run if a test left a namespace or a process of the built
-// binaries behind. The tests and the binaries they run find the client's
-// default files in an empty directory of their own, never the user's.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "nfqknock-test-config-")
-	if err != nil {
-		panic(err)
-	}
-	os.Setenv("XDG_CONFIG_HOME", dir)
-	os.Setenv("AppData", dir)
-	testutil.Main(m, func() error { return os.RemoveAll(dir) })
-}
+// and fails the run if a test left a namespace behind. The tests find the
+// client's default files in an empty directory of their own, never the
+// user's. (The tests of the built client are in internal/e2e.)
+func TestMain(m *testing.M) { testutil.Main(m, testutil.ClientConfigDir()) }
 
 // runArgs calls run with args and empty stdin and returns the exit status,
 // stdout and stderr.

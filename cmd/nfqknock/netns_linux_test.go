@@ -6,8 +6,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -15,11 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
@@ -38,154 +33,6 @@ var families = []struct {
 }{
 	{"ipv4", netns.ServerIP4, netns.ClientIP4, "-4"},
 	{"ipv6", netns.ServerIP6, netns.ClientIP6, "-6"},
-}
-
-// syn is one TCP SYN recorded in the server namespace.
-type syn struct {
-	src          netip.Addr
-	sport, dport uint16
-	seq          uint32
-}
-
-// capture records the SYNs (SYN set, ACK clear) that arrive on veth0 of a
-// namespace, before any firewall sees them.
-type capture struct {
-	fd   int
-	mu   sync.Mutex
-	syns []syn
-	done chan struct{}
-	stop chan struct{}
-}
-
-// startCapture opens a packet socket on veth0 of namespace ns and records
-// SYNs until the test ends or stopAndGet is called.
-func startCapture(t *testing.T, ns string) *capture {
-	t.Helper()
-	c := &capture{fd: -1, done: make(chan struct{}), stop: make(chan struct{})}
-	proto := int(htons(unix.ETH_P_ALL))
-	err := netns.Do(ns, func() error {
-		ifi, err := net.InterfaceByName("veth0")
-		if err != nil {
-			return err
-		}
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, proto)
-		if err != nil {
-			return fmt.Errorf("packet socket: %w", err)
-		}
-		c.fd = fd
-		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: uint16(proto), Ifindex: ifi.Index}); err != nil {
-			return fmt.Errorf("bind packet socket: %w", err)
-		}
-		tv := unix.NsecToTimeval(int64(50 * time.Millisecond))
-		return unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	})
-	if err != nil {
-		if c.fd >= 0 {
-			unix.Close(c.fd)
-		}
-		t.Fatalf("capture in %s: %v", ns, err)
-	}
-	go c.loop()
-	t.Cleanup(func() { c.stopAndGet() })
-	return c
-}
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-func (c *capture) loop() {
-	defer close(c.done)
-	defer unix.Close(c.fd)
-	buf := make([]byte, 256) // headers are enough
-	for {
-		select {
-		case <-c.stop:
-			return
-		default:
-		}
-		n, from, err := unix.Recvfrom(c.fd, buf, unix.MSG_TRUNC)
-		if err != nil {
-			continue // timeout (to look at stop) or EINTR
-		}
-		if ll, ok := from.(*unix.SockaddrLinklayer); !ok || ll.Pkttype == unix.PACKET_OUTGOING {
-			continue
-		}
-		if s, ok := parseSYN(buf[:min(n, len(buf))]); ok {
-			c.mu.Lock()
-			c.syns = append(c.syns, s)
-			c.mu.Unlock()
-		}
-	}
-}
-
-// stopAndGet stops the capture and returns the SYNs recorded.
-func (c *capture) stopAndGet() []syn {
-	select {
-	case <-c.stop:
-	default:
-		close(c.stop)
-	}
-	<-c.done
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.syns)
-}
-
-// parseSYN parses an IPv4 or IPv6 packet (no IPv6 extension headers) and
-// reports whether it is a TCP SYN without ACK.
-func parseSYN(b []byte) (syn, bool) {
-	var s syn
-	var tcp []byte
-	switch {
-	case len(b) >= 20 && b[0]>>4 == 4 && b[9] == unix.IPPROTO_TCP:
-		s.src = netip.AddrFrom4([4]byte(b[12:16]))
-		tcp = b[int(b[0]&0xf)*4:]
-	case len(b) >= 40 && b[0]>>4 == 6 && b[6] == unix.IPPROTO_TCP:
-		s.src = netip.AddrFrom16([16]byte(b[8:24]))
-		tcp = b[40:]
-	default:
-		return s, false
-	}
-	if len(tcp) < 14 || tcp[13]&0x12 != 0x02 {
-		return s, false
-	}
-	s.sport = binary.BigEndian.Uint16(tcp[0:2])
-	s.dport = binary.BigEndian.Uint16(tcp[2:4])
-	s.seq = binary.BigEndian.Uint32(tcp[4:8])
-	return s, true
-}
-
-// dports returns the destination ports of the knocks from src, in order:
-// one per connect attempt. A second SYN of one attempt (same ports and
-// sequence number: the kernel may give connects to different ports the same
-// source port) is a retransmission by the kernel, which the daemon ignores
-// and the client avoids by abandoning each attempt long before the kernel's
-// 1s timer. It is left out; the test fails when there are two or more. One
-// is tolerated: only one attempt is in flight at a time, so a stall of a
-// whole second of the test process on a loaded machine can let the kernel
-// retransmit one, while a client that waits past 1s has every dropped knock
-// retransmitted.
-func dports(t *testing.T, syns []syn, src netip.Addr) []uint16 {
-	t.Helper()
-	var ports, again []uint16
-	seen := map[syn]bool{}
-	for _, s := range syns {
-		if s.src != src {
-			continue
-		}
-		if seen[s] {
-			again = append(again, s.dport)
-			continue
-		}
-		seen[s] = true
-		ports = append(ports, s.dport)
-	}
-	switch {
-	case len(again) > 1:
-		t.Errorf("the kernel retransmitted the knocks to %v: the client did not abandon them in time", again)
-	case len(again) == 1:
-		t.Logf("the kernel retransmitted the knock to %d once: a stall of the test process on a loaded machine?", again[0])
-	}
-	return ports
 }
 
 // nftDrop makes the server namespace drop SYNs to ports, so that knocks to
@@ -258,7 +105,7 @@ func TestKnockWire(t *testing.T) {
 				for _, seq := range want {
 					nftDrop(t, p.Server, seq[:len(seq)/2])
 				}
-				c := startCapture(t, p.Server)
+				c := testutil.StartCapture(t, p.Server)
 				before := time.Now()
 				code, stdout, stderr := runIn(t, p.Client, strings.NewReader(""), append([]string{cmd, fam.server.String()}, testSecrets...)...)
 				after := time.Now()
@@ -266,7 +113,7 @@ func TestKnockWire(t *testing.T) {
 					t.Fatalf("%s = %d, %q, %q; want 0 and no output", cmd, code, stdout, stderr)
 				}
 				time.Sleep(settle)
-				got := dports(t, c.stopAndGet(), fam.client)
+				got := testutil.Knocks(t, c.From(fam.client))
 				opens, closes = sequencesAround(before, after)
 				want = opens
 				if cmd == "close" {
@@ -363,7 +210,7 @@ func TestProxy(t *testing.T) {
 					"nfqknock: connect " + netip.AddrPortFrom(fam.server, port+2).String() + ": connect: connection refused\n", 2},
 			}
 			for _, tt := range tests {
-				c := startCapture(t, p.Server)
+				c := testutil.StartCapture(t, p.Server)
 				before := time.Now()
 				code, stdout, stderr := runIn(t, p.Client, tt.stdin,
 					append([]string{"proxy", "--connect-timeout", "500ms", fam.server.String(), strconv.Itoa(tt.port)}, testSecrets...)...)
@@ -372,7 +219,7 @@ func TestProxy(t *testing.T) {
 					t.Errorf("%s: proxy = %d, %q, %q; want %d, %q, %q", tt.name, code, stdout, stderr, tt.code, tt.stdout, tt.stderr)
 				}
 				time.Sleep(settle)
-				got := dports(t, c.stopAndGet(), fam.client)
+				got := testutil.Knocks(t, c.From(fam.client))
 				opens, closes := sequencesAround(before, after)
 				n := len(opens[0])
 				if len(got) < 2*n+tt.minConnect || !oneOf(got[:n], opens) || !oneOf(got[len(got)-n:], closes) {
@@ -399,7 +246,7 @@ func TestProxyKnocksAgain(t *testing.T) {
 	const port = 7010
 	p := netns.NewPair(t)
 	nftDrop(t, p.Server, []uint16{port})
-	c := startCapture(t, p.Server)
+	c := testutil.StartCapture(t, p.Server)
 	before := time.Now()
 	code, stdout, stderr := runIn(t, p.Client, strings.NewReader(""),
 		append([]string{"proxy", "--connect-timeout", "2s", netns.ServerIP4.String(), strconv.Itoa(port)}, testSecrets...)...)
@@ -408,7 +255,7 @@ func TestProxyKnocksAgain(t *testing.T) {
 		t.Errorf("proxy = %d, %q, %q; want 1, no output, %q", code, stdout, stderr, want)
 	}
 	time.Sleep(settle)
-	got := dports(t, c.stopAndGet(), netns.ClientIP4)
+	got := testutil.Knocks(t, c.From(netns.ClientIP4))
 	opens, closes := sequencesAround(before, after)
 	n := len(opens[0])
 	// Rounds of an open sequence and one connect, then the close sequence.
@@ -434,53 +281,4 @@ func neverEnds(t *testing.T) io.Reader {
 	r, w := io.Pipe()
 	t.Cleanup(func() { w.Close() })
 	return r
-}
-
-// TestProxyHangup: ssh ends its ProxyCommand with SIGHUP. The built client
-// then still knocks close, and exits 0 without a word.
-func TestProxyHangup(t *testing.T) {
-	netns.RequireRoot(t)
-	bin := testutil.Build(t, ".", "")
-	const port = 7000
-	p := netns.NewPair(t)
-	accepted := make(chan struct{}, 1)
-	listen(t, p.Server, netip.AddrPortFrom(netns.ServerIP4, port), func(c *net.TCPConn) {
-		accepted <- struct{}{}
-		io.Copy(io.Discard, c) // until the client goes
-	})
-	c := startCapture(t, p.Server)
-	cmd := netns.Command(p.Client, bin, append([]string{"proxy", netns.ServerIP4.String(), strconv.Itoa(port)}, testSecrets...)...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stdin.Close()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	before := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-accepted:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("the proxy did not connect; stderr %q", stderr.String())
-	}
-	// `ip netns exec` execs the client, so the pid is the client's.
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	err = cmd.Wait()
-	after := time.Now()
-	if err != nil || stdout.Len() != 0 || stderr.Len() != 0 {
-		t.Fatalf("proxy after SIGHUP: %v, stdout %q, stderr %q; want exit 0 and no output", err, stdout.String(), stderr.String())
-	}
-	got := dports(t, c.stopAndGet(), netns.ClientIP4)
-	_, closes := sequencesAround(before, after)
-	n := len(closes[0])
-	if len(got) < n || !oneOf(got[len(got)-n:], closes) {
-		t.Fatalf("SYNs on the wire %v; want the close sequence %v last", got, closes[0])
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 	"github.com/nfqknockd/nfqknockd/knock"
 )
 
@@ -46,7 +47,7 @@ func TestProxyOneTime(t *testing.T) {
 		{"2s", 2, 100},
 	} {
 		t.Run(tt.connectTimeout, func(t *testing.T) {
-			c := startCapture(t, p.Server)
+			c := testutil.StartCapture(t, p.Server)
 			before := time.Now()
 			code, stdout, stderr := runIn(t, p.Client, strings.NewReader(""),
 				append([]string{"proxy", "--one-time", "--connect-timeout", tt.connectTimeout, netns.ServerIP4.String(), strconv.Itoa(port)}, testSecrets...)...)
@@ -55,7 +56,7 @@ func TestProxyOneTime(t *testing.T) {
 				t.Errorf("proxy = %d, %q, %q; want 1, no output, %q", code, stdout, stderr, want)
 			}
 			time.Sleep(settle)
-			got := dports(t, c.stopAndGet(), netns.ClientIP4)
+			got := testutil.Knocks(t, c.From(netns.ClientIP4))
 			n := testParams.Digest.SeqLen()
 			nonces := map[uint32]bool{}
 			rest := got
@@ -85,7 +86,7 @@ func TestProxyOneTime(t *testing.T) {
 // one-time sequence on the wire; two opens put two different ones.
 func TestOneTimeKnockWire(t *testing.T) {
 	p := netns.NewPair(t)
-	c := startCapture(t, p.Server)
+	c := testutil.StartCapture(t, p.Server)
 	before := time.Now()
 	for _, cmd := range []string{"open", "open", "close"} {
 		code, stdout, stderr := runIn(t, p.Client, strings.NewReader(""), append([]string{cmd, "--one-time", "-4", netns.ServerIP4.String()}, testSecrets...)...)
@@ -95,7 +96,7 @@ func TestOneTimeKnockWire(t *testing.T) {
 	}
 	after := time.Now()
 	time.Sleep(settle)
-	got := dports(t, c.stopAndGet(), netns.ClientIP4)
+	got := testutil.Knocks(t, c.From(netns.ClientIP4))
 	n := testParams.Digest.SeqLen()
 	if len(got) != 3*n {
 		t.Fatalf("SYNs on the wire %v; want 3 sequences of %d", got, n)

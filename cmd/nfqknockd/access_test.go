@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 	"github.com/nfqknockd/nfqknockd/knock"
 )
 
@@ -22,10 +23,10 @@ func TestAccessCredential(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write(accessCredential, accessText(unitUsers))
+	write(accessCredential, testutil.AccessText(unitUsers))
 	write(credentialName, "open=cred-open-secret\nclose=cred-close-secret\n")
 	other := filepath.Join(t.TempDir(), "access")
-	if err := os.WriteFile(other, []byte(accessText(unitUsers[:1])), 0o600); err != nil {
+	if err := os.WriteFile(other, []byte(testutil.AccessText(unitUsers[:1])), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	getenv := func(k string) string {
@@ -70,7 +71,7 @@ func TestAccessCredential(t *testing.T) {
 	if got := c.startSecrets().from(); got != "the systemd credential nfqknockd.access (3 users: alice, bob, carol)" {
 		t.Errorf("from() = %q", got)
 	}
-	write(accessCredential+".new", accessText(unitUsers[2:]))
+	write(accessCredential+".new", testutil.AccessText(unitUsers[2:]))
 	if err := os.Rename(filepath.Join(dir, accessCredential+".new"), filepath.Join(dir, accessCredential)); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestAccessCredential(t *testing.T) {
 // sequences under a [NAME] line, in the file's order, and needs no --guard.
 func TestShowAccessFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "access")
-	if err := os.WriteFile(path, []byte(accessText(unitUsers)), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(testutil.AccessText(unitUsers)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Unix(1_700_000_000, 0)

@@ -85,6 +85,9 @@ type config struct {
 	// MetricsFile (--metrics-file) receives the counters in the
 	// Prometheus text format (metrics.go); "" for none.
 	MetricsFile string
+	// OnEvent (--on-event) is run on each open, close, revoke, replay and
+	// repair (hooks.go); "" for none.
+	OnEvent string
 	// Show (-s) prints the sequences at At (--at), or now when At is zero,
 	// and exits.
 	Show bool
@@ -291,6 +294,7 @@ func newFlagSet(c *config) (*pflag.FlagSet, *flagValues) {
 	cli.BoolFlag(fs, &c.QueueAll, "queue-all", "", "queue every new connection to the knock range to the daemon, as the C daemon did; by default the kernel queues only sources that knocked the first port of a valid sequence")
 	fs.Var(&dirValue{s: &c.LockDir}, "lock-dir", "hold the lock that keeps a second nfqknockd off the table in `DIR`, a directory only root or the daemon's user can write in (made 0700 when missing; the unit's RuntimeDirectory)")
 	fs.Var(&dirValue{s: &c.StateDir, none: true}, "state-dir", "with --one-time, keep the used one-time sequences in `DIR`/TABLE.spent, so that a stop and a start or a reboot does not make them usable again: a directory only root or the daemon's user can write in (made 0700 when missing; the unit's StateDirectory); \"\" keeps them in the table only, which a stop or a reboot loses")
+	fs.Var(&hookValue{s: &c.OnEvent}, "on-event", "run `PROGRAM` (an absolute path that only root or the daemon's user may change) on each open, close, revoke, replay and repair, without capabilities, at most 10s, the event in NFQKNOCK_* variables; never waits: events are dropped when it falls behind (default: none)")
 	fs.Var(&metricsFileValue{s: &c.MetricsFile}, "metrics-file", "write the counters to `FILE` every 10s and at exit, in the Prometheus text format, for node_exporter's textfile collector: name it *.prom, in a directory the collector reads (default: none)")
 	cli.BoolFlag(fs, &c.Verbose, "verbose", "v", "log the source of every knock (never its port: the ports are the sequence)")
 

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -267,6 +268,7 @@ func (d *service) revoke(source, user string, uid uint32) ([]ctlOpening, error) 
 		}
 		d.metrics.revokes.Add(1)
 		d.log.Info("revoked", "source", a, "ports", portList(ps), "user", user, "by_uid", uid)
+		d.hooks.emit(hookEvent{Kind: "revoke", Source: a, User: user, Ports: ps, Detail: "by uid " + strconv.Itoa(int(uid))})
 	}
 	return closed, nil
 }

@@ -61,6 +61,8 @@ type service struct {
 	// clock is the time of the daemon's start-up work (seedSpent); nil:
 	// time.Now. Unit tests give the clock they move.
 	clock func() time.Time
+	// hooks runs --on-event (hooks.go); nil: none.
+	hooks *hooks
 	// notifier is systemd's notify socket (notify.go); nil: none.
 	notifier *sdnotify.Notifier
 }
@@ -105,7 +107,7 @@ func runDaemon(cfg *config) int {
 // newService returns the service of cfg, logging to log and printing a
 // failed start on stderr, with the secrets of cfg in force.
 func newService(cfg *config, log *slog.Logger, stderr io.Writer) *service {
-	d := &service{cfg: cfg, log: log, stderr: stderr}
+	d := &service{cfg: cfg, log: log, stderr: stderr, hooks: newHooks(cfg.OnEvent, cfg.Table, log)}
 	d.live.Store(cfg.startSecrets())
 	return d
 }
@@ -149,6 +151,9 @@ func (d *service) serve(sigs <-chan os.Signal) int {
 	}
 	if d.spentPath != "" {
 		wg.Go(func() { d.keepSpentFile(ctx) })
+	}
+	if d.hooks != nil {
+		wg.Go(func() { d.hooks.run(ctx) })
 	}
 	if ln, err := d.listenControl(); err != nil {
 		d.log.Error("nfqknockd status and revoke cannot reach this daemon", "err", err)
@@ -204,6 +209,7 @@ func (d *service) signal(sig os.Signal) (ending, bool) {
 
 // repaired logs a repair of the table by Watch.
 func (d *service) repaired(r nft.Repair) {
+	d.hooks.emit(hookEvent{Kind: "repair", Detail: r.Changed, Err: errString(r.Err)})
 	if r.Err != nil {
 		d.metrics.repairFailures.Add(1)
 		d.log.Error("table changed by another program and could not be put back", "table", "inet "+r.Table, "changed", r.Changed, "err", r.Err)

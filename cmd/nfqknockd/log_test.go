@@ -2,26 +2,15 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
-)
 
-// streamID returns f's "DEV:INO", as systemd sets JOURNAL_STREAM.
-func streamID(t *testing.T, f *os.File) string {
-	t.Helper()
-	fi, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := fi.Sys().(*syscall.Stat_t)
-	return fmt.Sprintf("%d:%d", st.Dev, st.Ino)
-}
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
+)
 
 // logLines logs one line at each level through newLogger(f), with an
 // attribute and a group, and returns what f holds.
@@ -63,9 +52,9 @@ func TestJournalLogger(t *testing.T) {
 		stream func(f *os.File) string // JOURNAL_STREAM for the log file f; "-" unsets it
 		want   []string                // nil: the current format
 	}{
-		{"journal", func(f *os.File) string { return streamID(t, f) }, journal},
+		{"journal", func(f *os.File) string { return testutil.StreamID(t, f) }, journal},
 		{"unset", func(*os.File) string { return "-" }, nil},
-		{"another stream", func(*os.File) string { return streamID(t, other) }, nil},
+		{"another stream", func(*os.File) string { return testutil.StreamID(t, other) }, nil},
 		{"empty", func(*os.File) string { return "" }, nil},
 		{"malformed", func(*os.File) string { return "journal" }, nil},
 		{"not numbers", func(*os.File) string { return "a:b" }, nil},
@@ -106,7 +95,7 @@ func TestJournalLogger(t *testing.T) {
 // TestErrorPrefix: the line of a failed start has priority 3 on the
 // journal, and no prefix elsewhere, also when only the variable is set.
 func TestErrorPrefix(t *testing.T) {
-	t.Setenv("JOURNAL_STREAM", streamID(t, os.Stderr))
+	t.Setenv("JOURNAL_STREAM", testutil.StreamID(t, os.Stderr))
 	if p := errorPrefix(os.Stderr); p != "<3>" {
 		t.Errorf("errorPrefix(stderr) on the journal = %q, want <3>", p)
 	}
@@ -133,7 +122,7 @@ func TestJournalLoggerAllocs(t *testing.T) {
 	}
 	t.Setenv("JOURNAL_STREAM", "")
 	plain := allocs()
-	t.Setenv("JOURNAL_STREAM", streamID(t, f))
+	t.Setenv("JOURNAL_STREAM", testutil.StreamID(t, f))
 	journal := allocs()
 	t.Logf("allocations per line: %v plain, %v journal", plain, journal)
 	if journal > plain {

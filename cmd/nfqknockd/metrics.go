@@ -47,6 +47,8 @@ type sample struct {
 	opens, closes, replays  uint64
 	repairs, repairFailures uint64
 	revokes                 uint64
+	hookDropped, hookFailed uint64
+	hooksOn                 bool // --on-event is set
 	tracked                 int64
 	queues                  []queueSample
 	// opened4 and opened6 are the sources in the allow sets; openedOK
@@ -103,6 +105,12 @@ func formatMetrics(b *bytes.Buffer, s *sample) {
 	value("nfqknockd_replays_total", "", s.replays)
 	family("nfqknockd_revokes_total", "counter", "Sources closed by nfqknockd revoke.")
 	value("nfqknockd_revokes_total", "", s.revokes)
+	if s.hooksOn {
+		family("nfqknockd_hook_events_dropped_total", "counter", "Events not given to --on-event because it fell behind.")
+		value("nfqknockd_hook_events_dropped_total", "", s.hookDropped)
+		family("nfqknockd_hook_failures_total", "counter", "Runs of --on-event that failed: an exit status other than 0, or killed after 10s.")
+		value("nfqknockd_hook_failures_total", "", s.hookFailed)
+	}
 	family("nfqknockd_table_repairs_total", "counter", "Times another program changed the table and the daemon put it back (kernels without the table flag persist: the table itself before 5.12, the backup table from 5.12 to 6.8).")
 	value("nfqknockd_table_repairs_total", "", s.repairs)
 	family("nfqknockd_table_repair_failures_total", "counter", "Times another program changed the table and the daemon could not put it back.")
@@ -231,6 +239,9 @@ func (d *service) sample(tableGone bool) *sample {
 		opens: m.opens.Load(), closes: m.closes.Load(), replays: m.replays.Load(),
 		repairs: m.repairs.Load(), repairFailures: m.repairFailures.Load(), revokes: m.revokes.Load(),
 		openedOK: true, runtime: readRuntime(),
+	}
+	if d.hooks != nil {
+		s.hooksOn, s.hookDropped, s.hookFailed = true, d.hooks.dropped.Load(), d.hooks.failed.Load()
 	}
 	for i, sh := range d.shards {
 		s.tracked += sh.tracked.Load()

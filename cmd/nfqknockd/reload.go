@@ -80,6 +80,7 @@ func (d *service) closeUnlisted() {
 			continue
 		}
 		d.log.Info("close", "source", e.Addr, "port", e.Port, "user", e.User, "reason", reason)
+		d.hooks.emit(hookEvent{Kind: "close", Source: e.Addr, User: e.User, Ports: []uint16{e.Port}, Detail: reason})
 	}
 }
 

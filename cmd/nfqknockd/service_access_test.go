@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 	"github.com/nfqknockd/nfqknockd/knock"
 	"github.com/nfqknockd/nfqknockd/nft/nfttest"
 	"github.com/nfqknockd/nfqknockd/queue"
@@ -31,7 +32,7 @@ var unitUsers = []knock.User{
 func newAccessService(t *testing.T, users []knock.User, extra ...string) (*testService, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "access")
-	if err := os.WriteFile(path, []byte(accessText(users)), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(testutil.AccessText(users)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return newTestService(t, nfttest.NewFake(), append([]string{"--guard", "443", "--access-file", path}, extra...)...), path
@@ -86,7 +87,7 @@ func TestServiceAccessUsers(t *testing.T) {
 		t.Fatalf("a broken access file: ports of bob %v; log:\n%s", ts.ports(b), ts.logs)
 	}
 	// bob leaves.
-	if err := os.WriteFile(path, []byte(accessText([]knock.User{unitUsers[0], unitUsers[2]})), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(testutil.AccessText([]knock.User{unitUsers[0], unitUsers[2]})), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ts.signal(syscall.SIGHUP)
@@ -186,7 +187,7 @@ func TestServiceAccessRestartAndPorts(t *testing.T) {
 	// The next daemon: alice may open 22 only, bob is gone.
 	next := nfttest.NewFakeWith(tab)
 	path := filepath.Join(t.TempDir(), "access")
-	if err := os.WriteFile(path, []byte(accessText([]knock.User{unitUsers[0], unitUsers[2]})), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(testutil.AccessText([]knock.User{unitUsers[0], unitUsers[2]})), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ts2 := newTestService(t, next, "--guard", "443", "--access-file", path)
@@ -207,7 +208,7 @@ func TestServiceAccessRestartAndPorts(t *testing.T) {
 	// A reload that leaves carol port 22 only closes her 443.
 	carol := unitUsers[2]
 	carol.Ports = []uint16{22}
-	if err := os.WriteFile(path, []byte(accessText([]knock.User{unitUsers[0], carol})), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(testutil.AccessText([]knock.User{unitUsers[0], carol})), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ts2.signal(syscall.SIGHUP)
@@ -252,7 +253,7 @@ func TestServiceOneTimeRestart(t *testing.T) {
 
 	next := nfttest.NewFakeWith(tab)
 	path := filepath.Join(t.TempDir(), "access")
-	if err := os.WriteFile(path, []byte(accessText(unitUsers[:1])), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(testutil.AccessText(unitUsers[:1])), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ts2 := newTestService(t, next, "--guard", "443", "--access-file", path, "--one-time")

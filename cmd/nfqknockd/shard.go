@@ -36,6 +36,7 @@ type shard struct {
 	// spentSaved asks for the file of the used sequences to be written
 	// (--state-dir), after a fresh one.
 	spentSaved func()
+	hooks      *hooks // --on-event; nil: none
 }
 
 // handle is called by the queue reader for every packet, before the verdict
@@ -94,6 +95,7 @@ func (s *shard) open(src netip.Addr, u knock.User) {
 	}
 	s.m.opens.Add(1)
 	s.log.Info("open", withUser(u, src, "timeout", ttlString(s.ttl))...)
+	s.hooks.emit(hookEvent{Kind: "open", Source: src, User: u.Name, Ports: userPorts(u, s.guard)})
 }
 
 func (s *shard) close(src netip.Addr, u knock.User) {
@@ -103,6 +105,7 @@ func (s *shard) close(src netip.Addr, u knock.User) {
 	}
 	s.m.closes.Add(1)
 	s.log.Info("close", withUser(u, src)...)
+	s.hooks.emit(hookEvent{Kind: "close", Source: src, User: u.Name, Ports: userPorts(u, s.guard)})
 }
 
 // replay logs a one-time sequence knocked again in its period: by the
@@ -110,6 +113,7 @@ func (s *shard) close(src netip.Addr, u knock.User) {
 func (s *shard) replay(src netip.Addr, u knock.User, kind knock.Action) {
 	s.m.replayed()
 	s.log.Warn("replay", withUser(u, src, "sequence", kind.String(), "effect", "none: a one-time sequence works once")...)
+	s.hooks.emit(hookEvent{Kind: "replay", Source: src, User: u.Name, Detail: kind.String()})
 }
 
 // withUser returns the attributes of a log line about user u: the user's

@@ -128,6 +128,7 @@ func (d *service) newShard(q *queue.Queue, tr *knock.Tracker) *shard {
 	s := &shard{
 		q: q, tracker: tr, m: &d.metrics, log: d.log, ttl: d.cfg.OpenTimeout, verbose: d.cfg.Verbose,
 		users: d.secrets().users, guard: d.cfg.guardPorts(), spent: d.spent, spentSaved: d.saveSpentSoon,
+		hooks: d.hooks,
 	}
 	if q != nil {
 		s.now = q.ReadAt

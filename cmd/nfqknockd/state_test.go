@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/spentfile"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 	"github.com/nfqknockd/nfqknockd/knock"
 	"github.com/nfqknockd/nfqknockd/nft/nfttest"
 )
@@ -62,7 +63,7 @@ func TestServiceStateFileStop(t *testing.T) {
 // accessPath writes an access file of unitUsers[:1] and returns its path.
 func accessPath(t *testing.T) string {
 	path := filepath.Join(t.TempDir(), "access")
-	if err := os.WriteFile(path, []byte(accessText(unitUsers[:1])), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(testutil.AccessText(unitUsers[:1])), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"testing"
 
 	"golang.org/x/sys/unix"
 
@@ -123,6 +124,49 @@ func (c *Capture) From(src netip.Addr) []SYN {
 		}
 	}
 	return out
+}
+
+// StartCapture is NewCapture for a test: it fails the test on an error,
+// and closes the capture when the test ends.
+func StartCapture(t testing.TB, ns string) *Capture {
+	t.Helper()
+	c, err := NewCapture(ns)
+	if err != nil {
+		t.Fatalf("capture in %s: %v", ns, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Knocks returns the destination ports of syns, the SYNs captured from
+// one source, in order: one per connect attempt. A second SYN of one attempt (same ports and
+// sequence number: the kernel may give connects to different ports the same
+// source port) is a retransmission by the kernel, which the daemon ignores
+// and the client avoids by abandoning each attempt long before the kernel's
+// 1s timer. It is left out; the test fails when there are two or more. One
+// is tolerated: only one attempt is in flight at a time, so a stall of a
+// whole second of the test process on a loaded machine can let the kernel
+// retransmit one, while a client that waits past 1s has every dropped knock
+// retransmitted.
+func Knocks(t testing.TB, syns []SYN) []uint16 {
+	t.Helper()
+	var ports, again []uint16
+	seen := map[SYN]bool{}
+	for _, s := range syns {
+		if seen[s] {
+			again = append(again, s.DstPort)
+			continue
+		}
+		seen[s] = true
+		ports = append(ports, s.DstPort)
+	}
+	switch {
+	case len(again) > 1:
+		t.Errorf("the kernel retransmitted the knocks to %v: the client did not abandon them in time", again)
+	case len(again) == 1:
+		t.Logf("the kernel retransmitted the knock to %d once: a stall of the test process on a loaded machine?", again[0])
+	}
+	return ports
 }
 
 // Reset forgets what was captured so far.

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -12,6 +12,10 @@ import (
 
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
+
+// credentialName is the name of the systemd credential that holds the
+// secrets (packaging/nfqknockd.service: LoadCredential=).
+const credentialName = "nfqknockd.secrets"
 
 // tcase is a bad input of TestBadInputLeavesNoTable.
 type tcase struct {
@@ -120,8 +124,8 @@ func TestBadInputLeavesNoTable(t *testing.T) {
 	asNobody := []string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"}
 
 	var cases []tcase
-	for _, c := range badFlagCases() {
-		cases = append(cases, tcase{name: strings.Join(c.args, " "), argv: c.args, code: 2, want: c.want})
+	for _, c := range testutil.BadFlags() {
+		cases = append(cases, tcase{name: strings.Join(c.Args, " "), argv: c.Args, code: 2, want: c.Want})
 	}
 	cases = append(cases, accessCases(t, file)...)
 	cases = append(cases,
@@ -136,23 +140,23 @@ func TestBadInputLeavesNoTable(t *testing.T) {
 		tcase{name: "empty secret in file", argv: []string{"-p", "22", "--secret-file", emptySecret}, code: 2,
 			want: "--secret-file " + emptySecret + ": line 2: empty close secret"},
 		tcase{name: "secret file with open only", argv: []string{"-p", "22", "--secret-file", openOnly}, code: 2,
-			want: "--secret-file " + openOnly + ": no close= line and no --close-secret: " + wantWhyClose},
+			want: "--secret-file " + openOnly + ": no close= line and no --close-secret: " + testutil.WantWhyClose},
 		tcase{name: "secret file with open only, -o", argv: []string{"-p", "22", "-o", "argv-open-secret", "--secret-file", openOnly}, code: 2,
-			want: "--secret-file " + openOnly + ": no close= line and no --close-secret: " + wantWhyClose},
+			want: "--secret-file " + openOnly + ": no close= line and no --close-secret: " + testutil.WantWhyClose},
 		tcase{name: "secret file with close only", argv: []string{"-p", "22", "--secret-file", closeOnly}, code: 2,
-			want: "--secret-file " + closeOnly + ": no open= line and no --open-secret: " + wantWhyOpen},
+			want: "--secret-file " + closeOnly + ": no open= line and no --open-secret: " + testutil.WantWhyOpen},
 		tcase{name: "secret file without secrets", argv: []string{"-p", "22", "--secret-file", noSecret}, code: 2,
 			want: "--secret-file " + noSecret + ": no open= and no close= line: give both secrets"},
 		tcase{name: "secret file with equal secrets", argv: []string{"-p", "22", "--secret-file", twins}, code: 2,
-			want: "--secret-file " + twins + ": open= and close= hold the same secret: " + wantWhyEqual},
+			want: "--secret-file " + twins + ": open= and close= hold the same secret: " + testutil.WantWhyEqual},
 		tcase{name: "secret file close equal to -o", argv: []string{"-p", "22", "-o", "file-close-secret", "--secret-file", closeOnly}, code: 2,
-			want: "--secret-file " + closeOnly + ": close= holds the same secret as --open-secret: " + wantWhyEqual},
+			want: "--secret-file " + closeOnly + ": close= holds the same secret as --open-secret: " + testutil.WantWhyEqual},
 		tcase{name: "secret file open equal to -c", argv: []string{"-p", "22", "-c", "file-open-secret", "--secret-file", openOnly}, code: 2,
-			want: "--secret-file " + openOnly + ": open= holds the same secret as --close-secret: " + wantWhyEqual},
+			want: "--secret-file " + openOnly + ": open= holds the same secret as --close-secret: " + testutil.WantWhyEqual},
 		tcase{name: "credential with open only", pre: withCred, argv: []string{"-p", "22"}, code: 2,
-			want: "$CREDENTIALS_DIRECTORY " + filepath.Join(credDir, credentialName) + ": no close= line and no --close-secret: " + wantWhyClose},
+			want: "$CREDENTIALS_DIRECTORY " + filepath.Join(credDir, credentialName) + ": no close= line and no --close-secret: " + testutil.WantWhyClose},
 		tcase{name: "credential with open only, -o", pre: withCred, argv: []string{"-p", "22", "-o", "argv-open-secret"}, code: 2,
-			want: "$CREDENTIALS_DIRECTORY " + filepath.Join(credDir, credentialName) + ": no close= line and no --close-secret: " + wantWhyClose},
+			want: "$CREDENTIALS_DIRECTORY " + filepath.Join(credDir, credentialName) + ": no close= line and no --close-secret: " + testutil.WantWhyClose},
 		tcase{name: "metrics directory not writable", argv: []string{"-p", "22", "-o", "a", "-c", "b", "--metrics-file", nobodys + "/nfqknockd.prom"}, code: 2,
 			want: "--metrics-file " + nobodys + "/nfqknockd.prom: cannot create a file in " + nobodys + ": permission denied"},
 		tcase{name: "lock directory writable by all", argv: []string{"-p", "22", "-o", "a", "-c", "b", "--lock-dir", openDir}, code: 2,
@@ -206,8 +210,15 @@ func TestBadInputLeavesNoTable(t *testing.T) {
 // stdout and stderr.
 func (e *env) runServer(t *testing.T, argv []string) (int, string, string) {
 	t.Helper()
+	return runIn(t, e.pair.Server, argv)
+}
+
+// runIn runs argv in namespace ns, stdin empty, and returns its exit
+// status, stdout and stderr.
+func runIn(t *testing.T, ns string, argv []string) (int, string, string) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("ip", append([]string{"netns", "exec", e.pair.Server}, argv...)...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	var ee *exec.ExitError

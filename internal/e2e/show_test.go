@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -20,7 +20,7 @@ func buildNfqknockd(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	return testutil.Build(t, ".", "-X github.com/nfqknockd/nfqknockd/cmd/internal/version.stamp="+testVersion)
+	return testutil.Build(t, daemonPkg, "-X github.com/nfqknockd/nfqknockd/cmd/internal/version.stamp="+testVersion)
 }
 
 // runBin runs the binary with args and environment variables added to the

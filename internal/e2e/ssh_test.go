@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End to end with real OpenSSH: Debian's sshd listens on port 2222 in the
 // server namespace, guarded by the built nfqknockd; the real ssh client in
@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,70 +29,6 @@ const (
 	e2eOpenSecret  = "ssh e2e open"
 	e2eCloseSecret = "ssh e2e close"
 )
-
-// proc is a long-running process of the test (sshd, nfqknockd).
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	stderr *testutil.SyncBuffer
-	done   chan struct{}
-}
-
-// startProc starts cmd, stops it with SIGTERM (then SIGKILL) at the end of
-// the test, and logs its stderr when the test failed.
-func startProc(t *testing.T, name string, cmd *exec.Cmd) *proc {
-	t.Helper()
-	p := &proc{name: name, cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		if p.exited() {
-			return
-		}
-		// `ip netns exec` execs the program: the pid is the program's.
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("%s ignored SIGTERM for 10s; killing it", name)
-			cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, p.stderr)
-		}
-	})
-	return p
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// waitFor polls cond every 50ms until it holds, p exits or max has passed.
-func waitFor(t *testing.T, p *proc, max time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(max); ; {
-		if cond() {
-			return
-		}
-		if p != nil && p.exited() {
-			t.Fatalf("%s exited while waiting for %s: %v\n%s", p.name, what, p.cmd.ProcessState, p.stderr)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after %v", what, max)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // needTools returns the paths of the OpenSSH programs and nft, skipping the
 // test when one is missing outside CI (CI installs them: failing there).
@@ -124,7 +59,7 @@ func keygen(t *testing.T, tool, path string) {
 // startSSHD starts sshd on sshPort (IPv4 and IPv6) in namespace ns, with a
 // host key and an authorized key for root made in dir, and waits until it
 // accepts connections. It returns the client's private key.
-func startSSHD(t *testing.T, tools map[string]string, ns, dir string) (*proc, string) {
+func startSSHD(t *testing.T, tools map[string]string, ns, dir string) (*daemon, string) {
 	t.Helper()
 	hostKey := filepath.Join(dir, "host_ed25519")
 	userKey := filepath.Join(dir, "id_ed25519")
@@ -158,7 +93,7 @@ KbdInteractiveAuthentication no
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	sshd := startProc(t, "sshd", netns.Command(ns, tools["sshd"], "-D", "-e", "-f", config))
+	sshd := startProcess(t, netns.Command(ns, tools["sshd"], "-D", "-e", "-f", config), "sshd")
 	waitFor(t, sshd, 10*time.Second, "sshd listening on port 2222", func() bool {
 		ok := true
 		for _, host := range []string{"127.0.0.1", "::1"} {
@@ -274,7 +209,7 @@ type sshEnv struct {
 	tools   map[string]string
 	client  string // the built nfqknock
 	userKey string
-	daemon  *proc
+	daemon  *daemon
 }
 
 // startSSHEnv builds both commands, makes a namespace pair, and starts sshd
@@ -284,15 +219,15 @@ func startSSHEnv(t *testing.T, daemonArgs ...string) *sshEnv {
 	t.Helper()
 	netns.RequireRoot(t)
 	e := &sshEnv{tools: needTools(t)}
-	daemonBin := testutil.Build(t, "../nfqknockd", "")
-	e.client = testutil.Build(t, ".", "")
+	daemonBin := testutil.Build(t, daemonPkg, "")
+	e.client = testutil.Build(t, clientPkg, "")
 	e.p = netns.NewPair(t)
 	_, e.userKey = startSSHD(t, e.tools, e.p.Server, t.TempDir())
 	args := append(daemonArgs, "--guard", strconv.Itoa(sshPort))
 	if !slices.Contains(daemonArgs, "--access-file") {
 		args = append(args, "-o", e2eOpenSecret, "-c", e2eCloseSecret)
 	}
-	e.daemon = startProc(t, "nfqknockd", netns.Command(e.p.Server, daemonBin, args...))
+	e.daemon = startProcess(t, netns.Command(e.p.Server, daemonBin, args...), "nfqknockd")
 	waitFor(t, e.daemon, 10*time.Second, "table of nfqknockd", func() bool {
 		_, err := e.nft("list", "set", "inet", "nfqknock", "allow4")
 		return err == nil

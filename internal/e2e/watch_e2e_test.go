@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Tests of the watch that puts the table back on kernels without the table
 // flag persist (switched off by the test hooks): edits inside the table by

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End-to-end test of the log lines on the journal: the built daemon in a
 // network namespace, its standard error on a pipe.
@@ -65,7 +65,7 @@ func (e *env) spawnOnPipe(journal bool, args ...string) *daemon {
 	}
 	stream := "1:1"
 	if journal {
-		stream = streamID(e.t, w)
+		stream = testutil.StreamID(e.t, w)
 	}
 	cmd := netns.Command(e.pair.Server, e.bin, args...)
 	cmd.Env = append(os.Environ(), "JOURNAL_STREAM="+stream)

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // Hostile cases of issue 20 against the kernel ruleset: a flood that fills
 // the kernel filter's knocking sets (case 2), and a non-SYN packet of a new

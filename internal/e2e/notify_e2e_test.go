@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // The daemon under systemd's Type=notify (notify.go): the built binary runs
 // in a server namespace with $NOTIFY_SOCKET naming a socket the test reads,
@@ -15,10 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nfqknockd/nfqknockd/cmd/internal/sdnotify"
 	"github.com/nfqknockd/nfqknockd/internal/netns"
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
+
+// notifyEnv names the notify socket, as systemd sets it.
+const notifyEnv = "NOTIFY_SOCKET"
 
 const (
 	notifyQueue = 7                // the queue the notify tests bind
@@ -44,9 +46,9 @@ func (n *notified) log() string {
 // to t (a subtest's, or e's test's): killed at its end if still running.
 func (e *env) spawnNotified(t *testing.T, sock *testutil.NotifySocket, args ...string) *notified {
 	t.Helper()
-	environ := []string{sdnotify.Env + "=" + sock.Name}
+	environ := []string{notifyEnv + "=" + sock.Name}
 	for _, v := range os.Environ() {
-		if !strings.HasPrefix(v, sdnotify.Env+"=") {
+		if !strings.HasPrefix(v, notifyEnv+"=") {
 			environ = append(environ, v)
 		}
 	}
@@ -75,16 +77,6 @@ func (e *env) spawnNotified(t *testing.T, sock *testutil.NotifySocket, args ...s
 		}
 	})
 	return n
-}
-
-// exited reports whether the daemon exited.
-func (d *daemon) exited() bool {
-	select {
-	case <-d.done:
-		return true
-	default:
-		return false
-	}
 }
 
 // expectNotify waits for the next datagram from d and checks that d sent

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End-to-end test of the metrics file (--metrics-file).
 
@@ -6,11 +6,18 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
+
+// metricsEvery is how often the daemon writes the metrics file
+// (metricsInterval in cmd/nfqknockd).
+const metricsEvery = 10 * time.Second
 
 // TestMetricsFileE2E: the daemon writes the file at start and rewrites it
 // while it runs; after a knock open and close it counts them, and the
@@ -31,7 +38,7 @@ func TestMetricsFileE2E(t *testing.T) {
 		if err != nil {
 			t.Fatalf("read the metrics file: %v", err)
 		}
-		return parseMetrics(t, b)
+		return testutil.ParseMetrics(t, b)
 	}
 	value := func(m map[string]float64, name string) float64 {
 		t.Helper()
@@ -75,7 +82,7 @@ func TestMetricsFileE2E(t *testing.T) {
 	}
 	// The writer's next round (every 10 s) shows them while the daemon runs.
 	var during map[string]float64
-	deadline = time.Now().Add(2*metricsInterval + 5*time.Second)
+	deadline = time.Now().Add(2*metricsEvery + 5*time.Second)
 	for {
 		during = read()
 		if during["nfqknockd_opens_total"] >= 1 && during["nfqknockd_closes_total"] >= 1 {
@@ -128,7 +135,7 @@ func TestMetricsFileE2E(t *testing.T) {
 	if !d.waitLog("msg=open ", 2*time.Second) {
 		t.Fatalf("no open logged")
 	}
-	if code := d.stop(restartSignal); code != 0 {
+	if code := d.stop(syscall.SIGQUIT); code != 0 {
 		t.Errorf("exit status after SIGQUIT = %d", code)
 	}
 	last = read()
@@ -138,4 +145,16 @@ func TestMetricsFileE2E(t *testing.T) {
 	if v := last["nfqknockd_opens_total"]; v != 1 {
 		t.Errorf("after SIGQUIT opens_total = %v, want 1 (the counters start at 0 with each daemon)", v)
 	}
+}
+
+// sum adds the samples of the metric name, whatever their labels.
+func sum(samples map[string]float64, name string) (float64, bool) {
+	total, found := 0.0, false
+	for k, v := range samples {
+		if k == name || strings.HasPrefix(k, name+"{") {
+			total += v
+			found = true
+		}
+	}
+	return total, found
 }

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 // End-to-end tests of issue 13 in network namespaces: users of an access
 // file with their own ports, SIGHUP removing a user, and one-time
@@ -32,23 +32,10 @@ var testUsers = []knock.User{
 	{Name: "carol", OpenSecret: "carol-open-secret-333", CloseSecret: "carol-close-secret-333"},
 }
 
-// accessText renders users as an access file.
-func accessText(users []knock.User) string {
-	var b strings.Builder
-	b.WriteString("# nfqknockd access file (test)\n")
-	for _, u := range users {
-		fmt.Fprintf(&b, "[%s]\nopen = %s\nclose = %s\n", u.Name, u.OpenSecret, u.CloseSecret)
-		if len(u.Ports) > 0 {
-			fmt.Fprintf(&b, "ports = %s   # only these\n", portList(u.Ports))
-		}
-	}
-	return b.String()
-}
-
 // writeAccess writes users to the access file path, mode 0600.
 func writeAccess(t *testing.T, path string, users []knock.User) {
 	t.Helper()
-	if err := os.WriteFile(path+".new", []byte(accessText(users)), 0o600); err != nil {
+	if err := os.WriteFile(path+".new", []byte(testutil.AccessText(users)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(path+".new", path); err != nil {
@@ -199,11 +186,7 @@ func oneTimeEnv(t *testing.T, addrs ...netip.Addr) (*env, *daemon, string, *test
 	t.Helper()
 	e, d, path := accessEnv(t, "--one-time")
 	e.addClientAddrs(t, addrs...)
-	capture, err := testutil.NewCapture(e.pair.Server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { capture.Close() })
+	capture := testutil.StartCapture(t, e.pair.Server)
 	sender, err := testutil.NewSYNSender(e.pair.Client)
 	if err != nil {
 		t.Fatal(err)
