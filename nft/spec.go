@@ -70,7 +70,8 @@ import (
 const DefaultTable = "nfqknock"
 
 // Names of the objects inside the table. They are fixed: an admin reads them
-// in `nft list table inet nfqknock`, and the README documents them.
+// in `nft list table inet nfqknock`, and docs/design.md ("Sets") and
+// docs/operations.md ("How it works") document them.
 const (
 	SetGuard     = "guard"     // inet_service: the guarded ports
 	SetAllow4    = "allow4"    // ipv4_addr . inet_service, flags timeout: opened IPv4 sources and their ports

@@ -193,7 +193,7 @@ func TestFilterListing(t *testing.T) {
 				}
 			}
 			// The first ports are the hour's secret: without CAP_NET_ADMIN
-			// nobody reads them (README).
+			// nobody reads them (docs/operations.md, "How it works").
 			nobody := netns.Command(e.pair.Server, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
 				"nft", "list", "set", "inet", "nfqknock", "first")
 			if out, err := nobody.CombinedOutput(); err == nil || !strings.Contains(string(out), "Operation not permitted") {
@@ -204,7 +204,7 @@ func TestFilterListing(t *testing.T) {
 }
 
 // TestFilterFloodLimit shows the per-source limit of the kernel filter and
-// the limit README names: a source that knocked a first port and then sends
+// the limit docs/operations.md names ("Flood"): a source that knocked a first port and then sends
 // 300 bare SYNs as fast as it can (far over 250/s) lands in flood4/flood6;
 // the daemon sees at most the burst of its SYNs, and a knock of the open
 // sequence from that address, within the 10 s it stays there, opens

@@ -30,7 +30,7 @@ func repoUnit(t *testing.T) (string, unitFile) {
 }
 
 // TestUnitHardening checks the settings the unit must have, one by one:
-// each is a promise README and nfqknockd(8) make.
+// each is a promise docs/packaging.md and nfqknockd(8) make.
 func TestUnitHardening(t *testing.T) {
 	text, u := repoUnit(t)
 	want := []struct{ key, value string }{
