@@ -77,4 +77,10 @@ func TestShowDefaultSecretsWarns(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(stdout, "OPEN: ") || stderr != "" {
 		t.Errorf("-o -c -s: exit %d, stdout %q, stderr %q; want the sequences alone", code, stdout, stderr)
 	}
+	// With --one-time (the checklist runs -s with the daemon's flags): the
+	// same C-compatible lines, and a note that they open nothing.
+	code, stdout2, stderr := run("-o", "123", "-c", "321", "-s", "--one-time")
+	if code != 0 || stdout2 != stdout || !strings.Contains(stderr, "open nothing in this mode") {
+		t.Errorf("-s --one-time: exit %d, stdout %q (want %q), stderr %q", code, stdout2, stdout, stderr)
+	}
 }

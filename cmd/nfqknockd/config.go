@@ -414,9 +414,6 @@ func check(c *config, fs *pflag.FlagSet, v *flagValues) error {
 	if fs.Changed("secret-file") && c.SecretFile == "" {
 		return style.BadFlag("secret-file", "", "file name is empty")
 	}
-	if c.Show && c.OneTime {
-		return &cli.UsageError{Msg: "--one-time: -s cannot show one-time sequences: they depend on the client's nonce (nfqknock show --one-time prints one)"}
-	}
 	if err := loadAccess(c, fs, os.Getenv); err != nil {
 		return err
 	}

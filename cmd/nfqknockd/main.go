@@ -63,6 +63,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		if at.IsZero() {
 			at = time.Now()
 		}
+		if cfg.OneTime {
+			fmt.Fprintln(stderr, "nfqknockd: note: --one-time: these are the C-compatible sequences, which open nothing in this mode; they check that a client's secrets, digest, range and period match (nfqknock show --one-time=false prints the same)")
+		}
 		if cfg.OpenFrom == fromDefault && cfg.CloseFrom == fromDefault {
 			fmt.Fprintln(stderr, "nfqknockd: warning: no secrets given: these are the sequences of the C daemon's public default secrets, which anyone can compute; give --secret-file")
 		}
