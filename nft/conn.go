@@ -1,10 +1,8 @@
 package nft
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -259,18 +257,7 @@ func (c *Conn) recordFirst(ports []FirstPort) {
 // firstElements returns the recorded first ports that have life left, as
 // elements with their remaining time.
 func (c *Conn) firstElements() []nftables.SetElement {
-	now := c.now()
-	var out []nftables.SetElement
-	for port, until := range c.first {
-		left := until.Sub(now)
-		if left < time.Millisecond {
-			delete(c.first, port)
-			continue
-		}
-		out = append(out, nftables.SetElement{Key: binary.BigEndian.AppendUint16(nil, port), Timeout: left})
-	}
-	slices.SortFunc(out, func(a, b nftables.SetElement) int { return bytes.Compare(a.Key, b.Key) })
-	return out
+	return liveElements(c.first, c.now(), func(port uint16) []byte { return binary.BigEndian.AppendUint16(nil, port) })
 }
 
 // Conn is the kernel's side of Interface.

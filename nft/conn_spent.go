@@ -109,16 +109,5 @@ func (c *Conn) recordSpent(key [16]byte, ttl time.Duration) {
 // of the set spent with their remaining time, in key order; it forgets
 // the others. The caller holds c.mu.
 func (c *Conn) spentElements() []nftables.SetElement {
-	now := c.now()
-	var out []nftables.SetElement
-	for key, until := range c.spent {
-		left := until.Sub(now)
-		if left < time.Millisecond {
-			delete(c.spent, key)
-			continue
-		}
-		out = append(out, nftables.SetElement{Key: bytes.Clone(key[:]), Timeout: left})
-	}
-	slices.SortFunc(out, func(a, b nftables.SetElement) int { return bytes.Compare(a.Key, b.Key) })
-	return out
+	return liveElements(c.spent, c.now(), func(key [16]byte) []byte { return bytes.Clone(key[:]) })
 }

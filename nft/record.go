@@ -5,7 +5,9 @@ package nft
 // remaining life (the record kept and the old tables read: conn_record.go).
 
 import (
+	"bytes"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/google/nftables"
@@ -58,5 +60,23 @@ func carryOver(elems []nftables.SetElement, guard []uint16) []nftables.SetElemen
 			out = append(out, n)
 		}
 	}
+	return out
+}
+
+// liveElements returns the elements of record (a key and until when it
+// lives) that have at least a millisecond of life left, with that life as
+// their timeout, in key order, the key encoded by key; it deletes the
+// others from record.
+func liveElements[K comparable](record map[K]time.Time, now time.Time, key func(K) []byte) []nftables.SetElement {
+	var out []nftables.SetElement
+	for k, until := range record {
+		left := until.Sub(now)
+		if left < time.Millisecond {
+			delete(record, k)
+			continue
+		}
+		out = append(out, nftables.SetElement{Key: key(k), Timeout: left})
+	}
+	slices.SortFunc(out, func(a, b nftables.SetElement) int { return bytes.Compare(a.Key, b.Key) })
 	return out
 }
