@@ -1,7 +1,7 @@
 package main
 
 // --metrics-file: the daemon's counters in the Prometheus text format, for
-// node_exporter's textfile collector. The daemon listens on no socket (the
+// node_exporter's textfile collector. The daemon listens on no IP socket (the
 // unit denies IP); it rewrites the file every metricsInterval and at exit.
 
 import (
