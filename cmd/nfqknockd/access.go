@@ -126,15 +126,6 @@ func (c *config) users() []knock.User {
 	return []knock.User{{OpenSecret: c.Params.OpenSecret, CloseSecret: c.Params.CloseSecret}}
 }
 
-// userPorts returns the ports an open of u opens: its ports=, or every
-// guarded port.
-func userPorts(u knock.User, guard []uint16) []uint16 {
-	if len(u.Ports) > 0 {
-		return u.Ports
-	}
-	return guard
-}
-
 // showText is what -s prints: the C daemon's "OPEN: ...\nCLOSE: ...\n",
 // or with an access file the same under a "[NAME]" line for each user.
 func (c *config) showText(at time.Time) string {

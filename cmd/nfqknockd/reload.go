@@ -2,11 +2,9 @@ package main
 
 import (
 	"os"
-	"slices"
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/knock"
-	"github.com/nfqknockd/nfqknockd/nft"
 )
 
 // reload re-reads the secrets or the access file (SIGHUP) and gives the
@@ -71,7 +69,7 @@ func (d *service) closeUnlisted() {
 	}
 	guard := d.cfg.guardPorts()
 	for _, e := range els {
-		reason := unlisted(e, users, guard)
+		reason := knock.Revoked(users, e.User, e.Port, guard)
 		if reason == "" {
 			continue
 		}
@@ -82,19 +80,4 @@ func (d *service) closeUnlisted() {
 		d.log.Info("close", "source", e.Addr, "port", e.Port, "user", e.User, "reason", reason)
 		d.hooks.emit(hookEvent{Kind: "close", Source: e.Addr, User: e.User, Ports: []uint16{e.Port}, Detail: reason})
 	}
-}
-
-// unlisted says why users do not allow element e ("" when they do).
-func unlisted(e nft.Element, users []knock.User, guard []uint16) string {
-	if e.User == "" {
-		return ""
-	}
-	i := slices.IndexFunc(users, func(u knock.User) bool { return u.Name == e.User })
-	switch {
-	case i < 0:
-		return "user removed from the access file"
-	case !slices.Contains(userPorts(users[i], guard), e.Port):
-		return "port no longer among the user's ports"
-	}
-	return ""
 }

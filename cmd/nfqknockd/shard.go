@@ -89,23 +89,23 @@ func (s *shard) spend(v *knock.Verdict, now time.Time) {
 }
 
 func (s *shard) open(src netip.Addr, u knock.User) {
-	if err := s.rules.Allow(src, userPorts(u, s.guard), u.Name, s.ttl); err != nil {
+	if err := s.rules.Allow(src, u.Grants(s.guard), u.Name, s.ttl); err != nil {
 		s.log.Error("open failed", withUser(u, src, "err", err)...)
 		return
 	}
 	s.m.opens.Add(1)
 	s.log.Info("open", withUser(u, src, "timeout", ttlString(s.ttl))...)
-	s.hooks.emit(hookEvent{Kind: "open", Source: src, User: u.Name, Ports: userPorts(u, s.guard)})
+	s.hooks.emit(hookEvent{Kind: "open", Source: src, User: u.Name, Ports: u.Grants(s.guard)})
 }
 
 func (s *shard) close(src netip.Addr, u knock.User) {
-	if err := s.rules.Revoke(src, userPorts(u, s.guard)); err != nil {
+	if err := s.rules.Revoke(src, u.Grants(s.guard)); err != nil {
 		s.log.Error("close failed", withUser(u, src, "err", err)...)
 		return
 	}
 	s.m.closes.Add(1)
 	s.log.Info("close", withUser(u, src)...)
-	s.hooks.emit(hookEvent{Kind: "close", Source: src, User: u.Name, Ports: userPorts(u, s.guard)})
+	s.hooks.emit(hookEvent{Kind: "close", Source: src, User: u.Name, Ports: u.Grants(s.guard)})
 }
 
 // replay logs a one-time sequence knocked again in its period: by the
