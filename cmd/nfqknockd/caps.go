@@ -52,7 +52,8 @@ func hasCapNetAdmin() (bool, error) {
 // from every thread: the effective, permitted and inheritable sets, the
 // ambient set, and (when allowed, that is with CAP_SETPCAP) the bounding
 // set. It also sets no_new_privs. The daemon needs nothing else: it binds
-// NFQUEUE and programs nf_tables over netlink, and executes no program.
+// NFQUEUE and programs nf_tables over netlink; the one program it may run,
+// --on-event's, runs from a thread that dropped even CAP_NET_ADMIN (hooks.go).
 //
 // Capabilities belong to threads; Go runs on several, so every change goes
 // through libcap's psx.Syscall6, which makes it on every thread: through

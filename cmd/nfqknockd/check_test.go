@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,6 +17,13 @@ func TestCheck(t *testing.T) {
 	const open, close = "check-open-Xq81-long-enough", "check-close-Zr22-long-enough"
 	secrets := testutil.WriteFile(t, dir, "secrets", "open = "+open+"\nclose = "+close+"\n", 0o600)
 	access := testutil.WriteFile(t, dir, "access", "[alice]\nopen = "+open+"\nclose = "+close+"\nports = 22\n[bob]\nopen = bob-open-secret-9x\nclose = bob-close-secret-9x\n", 0o600)
+	theirs := filepath.Join(dir, "theirs")
+	if err := os.Mkdir(theirs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		args     []string
@@ -36,6 +45,14 @@ func TestCheck(t *testing.T) {
 		{"missing secret file", []string{"-p", "22", "--secret-file", dir + "/nope"},
 			2, nil, 0, "nfqknockd: --secret-file " + dir + "/nope: no such file or directory\n"},
 		{"-s", []string{"-s"}, 2, nil, 0, "nfqknockd: check: -s and -V are not for check: give the daemon's flags\n"},
+		{"lock dir others may write in", []string{"-p", "22", "--secret-file", secrets, "--lock-dir", "/tmp"},
+			2, nil, 0, "nfqknockd: --lock-dir /tmp: mode 0777 lets other users write in it: give a directory only root or the daemon's user can write (chmod go-w)\n"},
+		{"state dir missing its parent", []string{"-p", "22", "--secret-file", secrets, "--one-time", "--state-dir", dir + "/no/state"},
+			2, nil, 0, "nfqknockd: --state-dir " + dir + "/no/state: cannot create it: its parent is missing\n"},
+		{"state dir to be made", []string{"-p", "22", "--secret-file", secrets, "--one-time", "--state-dir", dir + "/state"},
+			0, []string{`one_time=true`}, 0, ""},
+		{"metrics dir not the daemon's", []string{"-p", "22", "--secret-file", secrets, "--metrics-file", theirs + "/m.prom"},
+			2, nil, 0, "nfqknockd: --metrics-file " + theirs + "/m.prom: cannot create a file in " + theirs + ": permission denied\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -190,10 +190,11 @@ func (d *service) answer(req ctlRequest, uid uint32) ctlReply {
 		return ctlReply{Status: st}
 	case "revoke":
 		closed, err := d.revoke(req.Source, req.User, uid)
+		reply := ctlReply{Revoked: closed}
 		if err != nil {
-			return ctlReply{Error: err.Error()}
+			reply.Error = err.Error()
 		}
-		return ctlReply{Revoked: closed}
+		return reply
 	}
 	return ctlReply{Error: fmt.Sprintf("unknown request %q", req.Op)}
 }
@@ -231,16 +232,18 @@ func openings(els []nft.Element) []ctlOpening {
 }
 
 // revoke closes at once what source (an address) or user opened, logs it
-// with the asker's uid and counts it.
+// with the asker's uid and counts it. A source it could not close does not
+// stop the others: the reply lists what was closed, and the error names
+// what was not.
 func (d *service) revoke(source, user string, uid uint32) ([]ctlOpening, error) {
 	var src netip.Addr
 	switch {
 	case source != "" && user != "", source == "" && user == "":
-		return nil, errors.New("revoke: give a source address or a user, one of them")
+		return nil, errors.New("give a source address or a user, one of them")
 	case source != "":
 		a, err := netip.ParseAddr(source)
 		if err != nil {
-			return nil, fmt.Errorf("revoke: source %q is not an IP address", source)
+			return nil, fmt.Errorf("source %q is not an IP address", source)
 		}
 		src = a.Unmap()
 	}
@@ -248,27 +251,38 @@ func (d *service) revoke(source, user string, uid uint32) ([]ctlOpening, error) 
 	if err != nil {
 		return nil, err
 	}
-	var closed []ctlOpening
-	ports := map[netip.Addr][]uint16{}
+	bySource := map[netip.Addr][]nft.Element{}
+	var order []netip.Addr
 	for _, e := range els {
 		if (src.IsValid() && e.Addr == src) || (user != "" && e.User == user) {
-			ports[e.Addr] = append(ports[e.Addr], e.Port)
-			closed = append(closed, openings([]nft.Element{e})...)
+			if bySource[e.Addr] == nil {
+				order = append(order, e.Addr)
+			}
+			bySource[e.Addr] = append(bySource[e.Addr], e)
 		}
 	}
-	if len(closed) == 0 {
+	if len(order) == 0 {
 		if src.IsValid() {
-			return nil, fmt.Errorf("revoke: %s is not opened", src)
+			return nil, fmt.Errorf("%s is not opened", src)
 		}
-		return nil, fmt.Errorf("revoke: user %q has nothing opened", user)
+		return nil, fmt.Errorf("user %q has nothing opened", user)
 	}
-	for a, ps := range ports {
-		if err := d.rules.Revoke(a, ps); err != nil {
-			return nil, fmt.Errorf("revoke %s: %w", a, err)
+	var closed []ctlOpening
+	var failed []error
+	for _, a := range order {
+		es := bySource[a]
+		ports := make([]uint16, len(es))
+		for i, e := range es {
+			ports[i] = e.Port
 		}
+		if err := d.rules.Revoke(a, ports); err != nil {
+			failed = append(failed, fmt.Errorf("%s: %w", a, err))
+			continue
+		}
+		closed = append(closed, openings(es)...)
 		d.metrics.revokes.Add(1)
-		d.log.Info("revoked", "source", a, "ports", portList(ps), "user", user, "by_uid", uid)
-		d.hooks.emit(hookEvent{Kind: "revoke", Source: a, User: user, Ports: ps, Detail: "by uid " + strconv.Itoa(int(uid))})
+		d.log.Info("revoked", "source", a, "ports", portList(ports), "user", es[0].User, "by_uid", uid)
+		d.hooks.emit(hookEvent{Kind: "revoke", Source: a, User: es[0].User, Ports: ports, Detail: "by uid " + strconv.Itoa(int(uid))})
 	}
-	return closed, nil
+	return closed, errors.Join(failed...)
 }

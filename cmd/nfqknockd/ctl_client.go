@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
 	"github.com/nfqknockd/nfqknockd/nft"
@@ -40,6 +41,9 @@ func parseCtl(op string, args []string) (*ctlArgs, error) {
 		fs.StringVar(&a.user, "user", "", "revoke what user NAME opened")
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil, err
+		}
 		return nil, &cli.UsageError{Msg: op + ": " + err.Error()}
 	}
 	a.rest = fs.Args()
@@ -57,6 +61,10 @@ func parseCtl(op string, args []string) (*ctlArgs, error) {
 func runCtl(args []string, stdout, stderr io.Writer) int {
 	op := args[0]
 	a, err := parseCtl(op, args[1:])
+	if errors.Is(err, pflag.ErrHelp) {
+		fmt.Fprint(stdout, usageText())
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "nfqknockd: %v\n", err)
 		return 2
@@ -69,16 +77,20 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		var reply ctlReply
 		reply, err = ctlCall(path, req)
-		if err == nil && reply.Error != "" {
-			err = errors.New(reply.Error)
-		}
 		if err == nil {
-			printReply(stdout, a.json, reply)
-			return 0
+			printReply(stdout, a.json, reply) // a revoke that failed in part lists what it closed
+			if reply.Error == "" {
+				return 0
+			}
+			err = errors.New(reply.Error)
 		}
 	}
 	fmt.Fprintf(stderr, "nfqknockd: %s: %v\n", op, err)
 	if op == "status" && isNoDaemon(err) {
+		if lockHeld(strings.TrimSuffix(path, ".sock") + ".lock") {
+			fmt.Fprintf(stdout, "a daemon holds the lock of table inet %s but has no control socket: see its log\n", a.table)
+			return 1
+		}
 		printLeftTable(stdout, stderr, a.table)
 	}
 	return 1
@@ -170,4 +182,18 @@ func printLeftTable(stdout, stderr io.Writer, table string) {
 		fmt.Fprintf(stdout, "table inet %s is left guarding, with no daemon: opened %d\n", table, len(els))
 		printOpenings(stdout, openings(els))
 	}
+}
+
+// lockHeld reports whether a process holds the table lock at path.
+func lockHeld(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		return errors.Is(err, unix.EWOULDBLOCK)
+	}
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/nfqknockd/nfqknockd/cmd/internal/tablelock"
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
 	"github.com/nfqknockd/nfqknockd/nft/nfttest"
 )
@@ -76,7 +78,7 @@ func TestCtlStatusRevoke(t *testing.T) {
 		t.Errorf("opened after the revokes: %v", got)
 	}
 	logs := ts.logs.String()
-	if !strings.Contains(logs, "msg=revoked source=10.0.0.2 ports=22 user=\"\" by_uid=0") || !strings.Contains(logs, "msg=revoked source=fd00::2 ports=443 user=bob by_uid=0") {
+	if !strings.Contains(logs, "msg=revoked source=10.0.0.2 ports=22 user=alice by_uid=0") || !strings.Contains(logs, "msg=revoked source=fd00::2 ports=443 user=bob by_uid=0") {
 		t.Errorf("the revokes are not logged with the asker:\n%s", logs)
 	}
 	if n := ts.metrics.revokes.Load(); n != 2 {
@@ -87,9 +89,9 @@ func TestCtlStatusRevoke(t *testing.T) {
 		code int
 		err  string
 	}{
-		{[]string{"revoke", "10.0.0.2"}, 1, "nfqknockd: revoke: revoke: 10.0.0.2 is not opened\n"},
-		{[]string{"revoke", "--user", "carol"}, 1, "nfqknockd: revoke: revoke: user \"carol\" has nothing opened\n"},
-		{[]string{"revoke", "not-an-address"}, 1, "nfqknockd: revoke: revoke: source \"not-an-address\" is not an IP address\n"},
+		{[]string{"revoke", "10.0.0.2"}, 1, "nfqknockd: revoke: 10.0.0.2 is not opened\n"},
+		{[]string{"revoke", "--user", "carol"}, 1, "nfqknockd: revoke: user \"carol\" has nothing opened\n"},
+		{[]string{"revoke", "not-an-address"}, 1, "nfqknockd: revoke: source \"not-an-address\" is not an IP address\n"},
 		{[]string{"revoke"}, 2, "nfqknockd: revoke: give one source address, or --user NAME\n"},
 		{[]string{"revoke", "--user", "bob", "10.0.0.2"}, 2, "nfqknockd: revoke: give one source address, or --user NAME\n"},
 		{[]string{"status", "extra"}, 2, "nfqknockd: status: takes no argument\n"},
@@ -134,5 +136,44 @@ func TestCtlRefusesOthers(t *testing.T) {
 	// Root gets its answer on the same socket.
 	if reply, err := ctlCall(path, ctlRequest{Op: "status"}); err != nil || reply.Status == nil {
 		t.Errorf("status as root: %v, %+v", err, reply)
+	}
+}
+
+// TestCtlRevokePartial: a source the table refuses to close does not stop
+// the others; the reply lists what was closed, the error what was not,
+// exit 1.
+func TestCtlRevokePartial(t *testing.T) {
+	ts, _ := newAccessService(t, unitUsers)
+	carol := unitUsers[2]
+	open, _ := ts.sequences(carol.OpenSecret, carol.CloseSecret)
+	ts.knock(src4, open)
+	ts.knock(src6, open)
+	dir := serveCtl(t, ts, 0o700)
+	ts.rules.FailNext(errors.New("EPERM"))
+	code, out, errOut := run("revoke", "--user", "carol", "--lock-dir", dir)
+	if code != 1 || !strings.Contains(out, "revoked: 2\n") || !strings.Contains(errOut, "nfqknockd: revoke: 10.0.0.2: ") || len(ts.opened()) != 1 {
+		t.Errorf("exit %d, stdout %q, stderr %q, still opened %v; want one source closed (both ports), the other named in the error", code, out, errOut, ts.opened())
+	}
+}
+
+// TestCtlHelpAndNoSocket: status --help prints the usage; with the table's
+// lock held and no socket, status says so rather than "no daemon".
+func TestCtlHelpAndNoSocket(t *testing.T) {
+	if code, out, _ := run("status", "--help"); code != 0 || !strings.Contains(out, "nfqknockd status [--json]") {
+		t.Errorf("status --help: exit %d, %q", code, out)
+	}
+	dir := t.TempDir()
+	path, err := ctlPath(dir, "nfqknock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := tablelock.Take(strings.TrimSuffix(path, ".sock") + ".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	code, out, errOut := run("status", "--lock-dir", dir)
+	if code != 1 || !strings.Contains(out, "a daemon holds the lock of table inet nfqknock but has no control socket") || !strings.Contains(errOut, "no daemon answers at "+path) {
+		t.Errorf("status with the lock held: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }

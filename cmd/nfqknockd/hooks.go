@@ -16,12 +16,12 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
 
+	"github.com/nfqknockd/nfqknockd/cmd/internal/privdir"
 	"golang.org/x/sys/unix"
 )
 
@@ -51,6 +51,7 @@ type hooks struct {
 	log              *slog.Logger
 	dropped, failed  atomic.Uint64
 	lastDrop         atomic.Int64 // Unix seconds of the last drop logged
+	disabled         atomic.Bool  // the runner could not drop its capabilities: nothing runs
 	now              func() time.Time
 	timeout          time.Duration // of one run: hookTimeout
 	dropCapabilities func() error  // of the runner's thread
@@ -67,7 +68,7 @@ func newHooks(cmd, table string, log *slog.Logger) *hooks {
 // emit queues e for the runner, or drops and counts it when the queue is
 // full; it never waits. A drop is logged at most once a second.
 func (h *hooks) emit(e hookEvent) {
-	if h == nil {
+	if h == nil || h.disabled.Load() {
 		return
 	}
 	select {
@@ -87,7 +88,8 @@ func (h *hooks) emit(e hookEvent) {
 func (h *hooks) run(ctx context.Context) {
 	runtime.LockOSThread() // never unlocked: the thread, without capabilities, dies with run
 	if err := h.dropCapabilities(); err != nil {
-		h.log.Error("--on-event is not run: cannot drop the capabilities of its thread", "err", err)
+		h.disabled.Store(true)
+		h.log.Error("--on-event is not run, for no event: cannot drop the capabilities of its thread", "err", err)
 		return
 	}
 	for {
@@ -103,12 +105,17 @@ func (h *hooks) run(ctx context.Context) {
 	}
 }
 
-// runOne runs the program once for e, in a process group of its own that
-// the timeout kills whole.
+// runOne runs the program once for e, in a process group of its own: the
+// timeout kills the group, and so does the program's end (what it left
+// running dies with it). The program is checked again first.
 func (h *hooks) runOne(ctx context.Context, e hookEvent) error {
+	real, err := checkProgram(h.cmd)
+	if err != nil {
+		return fmt.Errorf("not run: %s: %w", h.cmd, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, h.cmd)
+	cmd := exec.CommandContext(ctx, real)
 	cmd.Env = h.env(e)
 	cmd.Dir = "/"
 	out := &capped{max: hookOutput}
@@ -116,8 +123,15 @@ func (h *hooks) runOne(ctx context.Context, e hookEvent) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
-	err := cmd.Run()
-	if ctx.Err() == context.DeadlineExceeded {
+	err = cmd.Run()
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	ps := cmd.ProcessState
+	switch {
+	case ps != nil && ps.Success() && errors.Is(err, exec.ErrWaitDelay):
+		err = nil // done; what it left holding its output was killed
+	case ctx.Err() == context.DeadlineExceeded && (ps == nil || !ps.Exited()):
 		err = fmt.Errorf("killed after %v", h.timeout)
 	}
 	if err != nil && out.Len() > 0 {
@@ -192,31 +206,14 @@ func dropThreadCapabilities() error {
 }
 
 // hookValue is --on-event: an absolute path to a program that only root or
-// the daemon's user can change (the daemon runs it as root).
+// the daemon's user can change (checkProgram).
 type hookValue struct{ s *string }
 
 func (v *hookValue) Set(s string) error {
-	if s == "" {
-		*v.s = ""
-		return nil
-	}
-	fi, err := os.Stat(s)
-	switch {
-	case err != nil:
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
+	if s != "" {
+		if _, err := checkProgram(s); err != nil {
+			return err
 		}
-		return err
-	case s[0] != '/':
-		return errors.New("give an absolute path")
-	case !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0:
-		return errors.New("not an executable file")
-	case fi.Mode().Perm()&0o022 != 0:
-		return fmt.Errorf("mode %04o: group or others may change it, and the daemon runs it as root: chmod go-w", fi.Mode().Perm())
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Getuid() {
-		return errors.New("owned by user " + strconv.Itoa(int(st.Uid)) + ": want root or the daemon's user")
 	}
 	*v.s = s
 	return nil
@@ -224,3 +221,26 @@ func (v *hookValue) Set(s string) error {
 
 func (v *hookValue) String() string { return *v.s }
 func (v *hookValue) Type() string   { return "program" }
+
+// checkProgram checks that path names an executable file that only root
+// or the daemon's user can change, the file and every directory on the way
+// to it (privdir.Trusted): the daemon runs it as its own user. It returns
+// the path with the symbolic links resolved. The daemon checks again
+// before each run.
+func checkProgram(path string) (string, error) {
+	if path == "" || path[0] != '/' {
+		return "", errors.New("give an absolute path")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return "", err
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return "", errors.New("not an executable file")
+	}
+	return privdir.Trusted(path)
+}

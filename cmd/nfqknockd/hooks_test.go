@@ -58,7 +58,7 @@ func TestHooks(t *testing.T) {
 		"replay source=fd00::2 user=alice ports= detail=open table=inet nfqknock err=",
 		"close source=10.0.0.2 user=alice ports=22 detail= table=inet nfqknock err=",
 		"open source=10.0.0.2 user=alice ports=22 detail=",
-		"revoke source=10.0.0.2 user= ports=22 detail=by uid 0",
+		"revoke source=10.0.0.2 user=alice ports=22 detail=by uid 0",
 		"repair source= user= ports= detail=table deleted table=inet nfqknock err=",
 		"repair source= user= ports= detail=table deleted table=inet nfqknock err=EPERM",
 	}
@@ -132,17 +132,55 @@ func TestHookFlag(t *testing.T) {
 	if code, _, stderr := run("check", "-p", "22", "--on-event", good); code != 0 {
 		t.Errorf("a good program: exit %d, %q", code, stderr)
 	}
+	open := filepath.Join(dir, "open")
+	if err := os.Mkdir(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	inOpen := testutil.WriteFile(t, open, "hook", "#!/bin/sh\n", 0o755)
+	if err := os.Chmod(open, 0o777); err != nil { // anyone could rename theirs in
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(inOpen, link); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct{ arg, want string }{
-		{"hook.sh", "no such file or directory"},
+		{"hook.sh", "give an absolute path"},
 		{dir + "/none", "no such file or directory"},
 		{plain, "not an executable file"},
 		{dir, "not an executable file"},
-		{writable, "mode 0775: group or others may change it, and the daemon runs it as root: chmod go-w"},
-		{other, "owned by user 65534: want root or the daemon's user"},
+		{writable, writable + ": mode 0775 lets other users change it: chmod go-w"},
+		{other, other + " is owned by uid 65534, neither root nor this process's user (uid 0): that user could replace the program"},
+		{inOpen, open + ": mode 0777 lets other users change it: chmod go-w"},
+		{link, open + ": mode 0777 lets other users change it: chmod go-w"},
 	} {
 		code, stdout, stderr := run("check", "-p", "22", "--on-event", tt.arg)
 		if code != 2 || stdout != "" || !strings.HasPrefix(stderr, "nfqknockd: ") || !strings.HasSuffix(stderr, tt.want+"\n") || strings.Count(stderr, "\n") != 1 {
 			t.Errorf("--on-event %s: exit %d, stdout %q, stderr %q; want exit 2 and one line ending %q", tt.arg, code, stdout, stderr, tt.want)
 		}
+	}
+}
+
+// TestHookRunEnds: what a program leaves running dies with its run, and
+// the run succeeded; a program that became changeable by others since the
+// start is not run.
+func TestHookRunEnds(t *testing.T) {
+	dir := t.TempDir()
+	alive := filepath.Join(dir, "alive")
+	bg := testutil.WriteFile(t, dir, "bg", "#!/bin/sh\n(sleep 2; touch "+alive+") &\nexit 0\n", 0o700)
+	var logs testutil.SyncBuffer
+	h := newHooks(bg, "nfqknock", slog.New(slog.NewTextHandler(&logs, nil)))
+	if err := h.runOne(context.Background(), hookEvent{Kind: "open"}); err != nil {
+		t.Errorf("a program that left a child and exited 0: %v", err)
+	}
+	time.Sleep(3 * time.Second)
+	if _, err := os.Stat(alive); err == nil {
+		t.Errorf("the child it left ran on after the run")
+	}
+	if err := os.Chmod(bg, 0o722); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.runOne(context.Background(), hookEvent{Kind: "open"}); err == nil || !strings.Contains(err.Error(), "not run") {
+		t.Errorf("a program others may change: %v, want not run", err)
 	}
 }
