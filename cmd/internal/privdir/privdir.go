@@ -22,19 +22,11 @@ import (
 func Ensure(dir string) error {
 	err := os.Mkdir(dir, 0o700)
 	if err != nil && !errors.Is(err, fs.ErrExist) {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return fmt.Errorf("cannot create it: %w", err)
+		return fmt.Errorf("cannot create it: %w", bare(err))
 	}
 	fi, err := os.Stat(dir)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return err
+		return bare(err)
 	}
 	return check(fi, os.Geteuid())
 }
@@ -70,11 +62,7 @@ func Check(dir string) error {
 		return errors.New("cannot create it: its parent is missing")
 	}
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return err
+		return bare(err)
 	}
 	return check(fi, os.Geteuid())
 }
@@ -92,11 +80,7 @@ func Trusted(path string) (string, error) {
 	}
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return "", err
+		return "", bare(err)
 	}
 	for _, p := range []string{path, real} {
 		if err := trustedChain(p, os.Geteuid()); err != nil {
@@ -135,4 +119,13 @@ func trustedChain(path string, euid int) error {
 		}
 	}
 	return nil
+}
+
+// bare is err without its path (the caller's line names it).
+func bare(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
