@@ -48,7 +48,7 @@ func TestCheck(t *testing.T) {
 		{"lock dir others may write in", []string{"-p", "22", "--secret-file", secrets, "--lock-dir", "/tmp"},
 			2, nil, 0, "nfqknockd: --lock-dir /tmp: mode 0777 lets other users write in it: give a directory only root or the daemon's user can write (chmod go-w)\n"},
 		{"state dir missing its parent", []string{"-p", "22", "--secret-file", secrets, "--one-time", "--state-dir", dir + "/no/state"},
-			2, nil, 0, "nfqknockd: --state-dir " + dir + "/no/state: cannot create it: its parent is missing\n"},
+			2, nil, 0, "nfqknockd: --state-dir " + dir + "/no/state: cannot create it: no such file or directory\n"},
 		{"state dir to be made", []string{"-p", "22", "--secret-file", secrets, "--one-time", "--state-dir", dir + "/state"},
 			0, []string{`one_time=true`}, 0, ""},
 		{"metrics dir not the daemon's", []string{"-p", "22", "--secret-file", secrets, "--metrics-file", theirs + "/m.prom"},

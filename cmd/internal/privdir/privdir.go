@@ -56,10 +56,11 @@ func check(fi fs.FileInfo, euid int) error {
 func Check(dir string) error {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		if _, perr := os.Stat(filepath.Dir(dir)); perr == nil {
+		_, perr := os.Stat(filepath.Dir(dir))
+		if perr == nil {
 			return nil
 		}
-		return errors.New("cannot create it: its parent is missing")
+		return fmt.Errorf("cannot create it: %w", bare(perr)) // as Ensure says it
 	}
 	if err != nil {
 		return bare(err)
