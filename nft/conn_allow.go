@@ -5,7 +5,6 @@ package nft
 // are in allow.go).
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -219,11 +218,6 @@ func (c *Conn) allowed(table string) ([]Element, error) {
 			}
 		}
 	}
-	slices.SortFunc(out, func(x, y Element) int {
-		if c := x.Addr.Compare(y.Addr); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.Port, y.Port)
-	})
+	SortElements(out)
 	return out, nil
 }

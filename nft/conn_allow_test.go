@@ -127,6 +127,17 @@ func TestAllowRevoke(t *testing.T) {
 		if v4, v6 := e.c.OpenedSources(); v4 != want4 || v6 != want6 {
 			t.Errorf("OpenedSources = %d, %d; want %d, %d", v4, v6, want4, want6)
 		}
+		// Opened, from the record, names what the kernel holds.
+		opened := e.c.Opened()
+		if len(opened) != len(s.want) {
+			t.Errorf("Opened: %d elements, want %d: %v", len(opened), len(s.want), opened)
+		}
+		for _, el := range opened {
+			g, ok := s.want[at(el.Addr, el.Port)]
+			if !ok || g.user != el.User || (g.timeout == 0) != (el.Expires == 0) || el.Expires > g.timeout {
+				t.Errorf("Opened holds %v, want %v (present %v)", el, g, ok)
+			}
+		}
 		if t.Failed() {
 			t.Fatalf("after %s", s.name)
 		}

@@ -96,3 +96,27 @@ func (c *Conn) OpenedSources() (v4, v6 int) {
 	}
 	return v4, v6
 }
+
+// Opened lists the opened sources from the Conn's own record, one element
+// per source and port, sorted, with their life left and their user (no
+// Timeout): no kernel dump, so it holds the Conn's lock only for the copy
+// and never delays the opens. Where the kernel keeps others off the table
+// (flags owner) the record is what the kernel holds.
+func (c *Conn) Opened() []Element {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	out := make([]Element, 0, len(c.opened))
+	for o, r := range c.opened {
+		e := Element{Addr: o.addr, Port: o.port, User: r.user}
+		if !r.until.IsZero() {
+			if !r.until.After(now) {
+				continue
+			}
+			e.Expires = r.until.Sub(now)
+		}
+		out = append(out, e)
+	}
+	SortElements(out)
+	return out
+}

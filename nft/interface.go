@@ -31,6 +31,10 @@ type Interface interface {
 	// Spent lists the keys of the used one-time sequences the table
 	// holds, with their remaining life.
 	Spent() ([]SpentKey, error)
+	// Opened lists the opened sources, one element per source and port,
+	// from what the implementation recorded, without asking the kernel
+	// (for nfqknockd status).
+	Opened() []Element
 	// OpenedSources counts the opened sources per family without asking
 	// the kernel (for the metrics).
 	OpenedSources() (v4, v6 int)

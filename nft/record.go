@@ -6,6 +6,7 @@ package nft
 
 import (
 	"bytes"
+	"cmp"
 	"net/netip"
 	"slices"
 	"time"
@@ -79,4 +80,14 @@ func liveElements[K comparable](record map[K]time.Time, now time.Time, key func(
 	}
 	slices.SortFunc(out, func(a, b nftables.SetElement) int { return bytes.Compare(a.Key, b.Key) })
 	return out
+}
+
+// SortElements sorts els by source, then port.
+func SortElements(els []Element) {
+	slices.SortFunc(els, func(x, y Element) int {
+		if c := x.Addr.Compare(y.Addr); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.Port, y.Port)
+	})
 }

@@ -183,11 +183,7 @@ func peerUID(c *net.UnixConn) (uint32, error) {
 func (d *service) answer(req ctlRequest, uid uint32) ctlReply {
 	switch req.Op {
 	case "status":
-		st, err := d.status()
-		if err != nil {
-			return ctlReply{Error: err.Error()}
-		}
-		return ctlReply{Status: st}
+		return ctlReply{Status: d.status()}
 	case "revoke":
 		closed, err := d.revoke(req.Source, req.User, uid)
 		reply := ctlReply{Revoked: closed}
@@ -199,12 +195,11 @@ func (d *service) answer(req ctlRequest, uid uint32) ctlReply {
 	return ctlReply{Error: fmt.Sprintf("unknown request %q", req.Op)}
 }
 
-// status gathers what nfqknockd status shows.
-func (d *service) status() (*ctlStatus, error) {
-	els, err := d.rules.Allowed()
-	if err != nil {
-		return nil, err
-	}
+// status gathers what nfqknockd status shows: the opened sources as the
+// daemon recorded them (nft.Interface.Opened), which never waits for a dump
+// of the kernel's sets that would hold up the opens.
+func (d *service) status() *ctlStatus {
+	els := d.rules.Opened()
 	m := &d.metrics
 	st := &ctlStatus{
 		Table: "inet " + d.cfg.Table, TableFlags: d.gen.Flags(), QueueVariant: d.queueVariant,
@@ -219,7 +214,7 @@ func (d *service) status() (*ctlStatus, error) {
 	for _, s := range d.shards {
 		st.Knocking += s.tracked.Load()
 	}
-	return st, nil
+	return st
 }
 
 // openings turns the allow sets' elements into the status's openings.

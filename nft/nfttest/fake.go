@@ -294,17 +294,27 @@ func (f *Fake) Allowed() ([]nft.Element, error) {
 	if f.table == nil {
 		return nil, fmt.Errorf("list allowed sources: %w", unix.ENOENT)
 	}
+	return f.elements(), nil
+}
+
+// Opened lists the table's opened sources, as Allowed without the error.
+func (f *Fake) Opened() []nft.Element {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.table == nil {
+		return nil
+	}
+	return f.elements()
+}
+
+// elements are the table's allow elements, sorted. The caller holds f.mu.
+func (f *Fake) elements() []nft.Element {
 	var out []nft.Element
 	for e, o := range f.table.Allowed {
 		out = append(out, nft.Element{Addr: e.Src, Port: e.Port, User: o.User, Timeout: o.TTL, Expires: o.TTL})
 	}
-	slices.SortFunc(out, func(x, y nft.Element) int {
-		if c := x.Addr.Compare(y.Addr); c != 0 {
-			return c
-		}
-		return int(x.Port) - int(y.Port)
-	})
-	return out, nil
+	nft.SortElements(out)
+	return out
 }
 
 // Destroy deletes the table and forgets the record.
