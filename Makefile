@@ -24,10 +24,11 @@ test: vet cross-check
 
 # The client for the other systems of `make release`: go vet, and the
 # tests compiled (go test -c, not run) with GOOS and GOARCH set, for the
-# client and what it imports of ours. Checks every target, then fails if
-# one failed.
+# client and what it imports of ours (go list -deps ./cmd/nfqknock: the
+# daemon's own cmd/internal packages are Linux only). Checks every target,
+# then fails if one failed.
 CLIENT_TARGETS := darwin/amd64 darwin/arm64 windows/amd64 freebsd/amd64
-CLIENT_PKGS    := ./cmd/nfqknock ./cmd/internal/... ./knock
+CLIENT_PKGS    := ./cmd/nfqknock ./cmd/internal/cli ./cmd/internal/version ./knock
 cross-check:
 	@failed=; for t in $(CLIENT_TARGETS); do \
 		export CGO_ENABLED=0 GOOS=$${t%/*} GOARCH=$${t#*/}; \
