@@ -1,0 +1,133 @@
+#!/bin/bash
+# test/wine/run.sh (make wine-test; root): the Windows client, nfqknock.exe,
+# under Wine 10 in a Debian trixie chroot (test/wine/chroot.sh builds it
+# once, cached in WINE_CACHE, default /var/cache/nfqknockd-wine), against
+# the Linux daemon. Prints one PASS or FAIL line a check, exits 1 when one
+# failed. Its namespaces, processes and files go at the end, whatever
+# happens. See test/wine/README.md.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+GO=${GO:-go}
+[ "$(id -u)" = 0 ] || { echo "wine-test: run as root (chroot, network namespaces)" >&2; exit 1; }
+for c in mmdebstrap ip nc unshare; do
+	command -v "$c" >/dev/null || { echo "wine-test: needs $c" >&2; exit 1; }
+done
+slow() { nice -n 19 ionice -c3 "$@"; }
+
+t0=$(date +%s)
+root=$(bash "$here/chroot.sh")
+t1=$(date +%s)
+
+srv=nfqk-wine-$$-s cli=nfqk-wine-$$-c
+S=10.200.0.1 C=10.200.0.2
+run=nfqk-run-$$            # the run's directory in the chroot: /$run, Z:\$run
+rdir=$root/$run
+tmp=$(mktemp -d /tmp/nfqk-wine.XXXXXX)
+pids=()
+cleanup() {
+	set +e
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	# wineserver and any Wine process left: each process whose root is the chroot.
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p/root" 2>/dev/null)" = "$root" ] && kill -9 "${p#/proc/}" 2>/dev/null
+	done
+	wait 2>/dev/null
+	ip netns delete "$srv" 2>/dev/null
+	ip netns delete "$cli" 2>/dev/null
+	rm -rf "$rdir" "$tmp" "$root/tmp/.wine-0"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "== building nfqknock.exe (windows/amd64) and nfqknockd" >&2
+mkdir -p "$rdir"
+(cd "$repo" && CGO_ENABLED=0 GOOS=windows GOARCH=amd64 slow "$GO" build -trimpath -o "$rdir/nfqknock.exe" ./cmd/nfqknock)
+(cd "$repo" && CGO_ENABLED=0 slow "$GO" build -trimpath -o "$tmp/nfqknockd" ./cmd/nfqknockd)
+t2=$(date +%s)
+
+# wine ARGS...: nfqknock.exe ARGS under Wine, in the client namespace, in
+# the chroot with its own /proc and /dev (a mount namespace of its own:
+# nothing is left mounted). Stdout and stderr are the command's.
+wine() {
+	ip netns exec "$cli" unshare -m --propagation private sh -c '
+		r=$1; shift
+		mount -t proc proc "$r/proc" && mount --rbind /dev "$r/dev" &&
+		exec chroot "$r" env -i HOME=/root PATH=/usr/bin:/bin WINEPREFIX=/root/.wine \
+			WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" TZ=UTC XDG_RUNTIME_DIR=/$0/xdg \
+			sh -c "cd /$0 && exec wine nfqknock.exe \"\$@\"" sh "$@"' "$run" "$root" "$@"
+}
+
+fails=0
+result() { # result NAME OK DETAIL...
+	local name=$1 ok=$2; shift 2
+	if [ "$ok" = 1 ]; then echo "PASS $name"; else echo "FAIL $name: $*"; fails=$((fails + 1)); fi
+}
+
+ip netns add "$srv"; ip netns add "$cli"
+ip -n "$srv" link set lo up; ip -n "$cli" link set lo up
+ip -n "$srv" link add veth0 type veth peer name veth0 netns "$cli"
+ip -n "$srv" addr add $S/24 dev veth0; ip -n "$cli" addr add $C/24 dev veth0
+ip -n "$srv" link set veth0 up; ip -n "$cli" link set veth0 up
+
+openS=wine-open-$$ closeS=wine-close-$$
+flags=(-d sha256 --range 20000-30000 --period 10m)
+umask 077
+mkdir "$rdir/xdg"
+printf '# nfqknock secrets\nopen=%s\nclose=%s\n' "$openS" "$closeS" >"$rdir/secrets"
+
+# Wine's first start of a run (wineserver, the prefix) is the slow one.
+t3=$(date +%s)
+ver=$(wine --version 2>&1 || true)
+t4=$(date +%s)
+echo "== Wine $(chroot "$root" dpkg-query -W -f '${Version}' wine); nfqknock.exe --version: $ver (first start $((t4 - t3)) s)" >&2
+
+# 1. show: the two lines of nfqknockd -s, with the same secrets and flags.
+at=1765000000
+want=$("$tmp/nfqknockd" -s --at $at "${flags[@]}" -o "$openS" -c "$closeS")
+got=$(wine --at $at "${flags[@]}" --secret-file 'Z:\'"$run"'\secrets' show 2>&1) || true
+[ "$got" = "$want" ] && ok=1 || ok=0
+result "show: nfqknock.exe show prints nfqknockd -s's two lines" $ok "got $(printf %q "$got"), want $(printf %q "$want")"
+# now (no --at), the relative path, and the default digest and range
+want=$("$tmp/nfqknockd" -s -o "$openS" -c "$closeS")
+got=$(wine --secret-file secrets show 2>&1) || true
+[ "$got" = "$want" ] && ok=1 || ok=0
+result "show: now, defaults, relative secret-file path" $ok "got $(printf %q "$got"), want $(printf %q "$want")"
+
+# 2. open and close against the daemon in the server namespace.
+ip netns exec "$srv" nc -lk $S 22 </dev/null >/dev/null 2>&1 & pids+=($!)
+ip netns exec "$srv" "$tmp/nfqknockd" "${flags[@]}" --guard 22 -o "$openS" -c "$closeS" >"$tmp/daemon.log" 2>&1 & pids+=($!)
+for _ in $(seq 50); do
+	grep -q 'msg=.*start\|msg=ready\|msg=listening' "$tmp/daemon.log" 2>/dev/null && break
+	ip netns exec "$srv" nft list table inet nfqknock >/dev/null 2>&1 && break
+	sleep 0.1
+done
+sleep 0.3
+answers() { ip netns exec "$cli" nc -z -w 2 $S 22 2>/dev/null; }
+waitlog() { # waitlog MSG: a line msg=MSG source=$C, up to 5 s
+	for _ in $(seq 50); do grep -qE -- "msg=$1 source=${C//./\\.}( |\$)" "$tmp/daemon.log" && return 0; sleep 0.1; done
+	return 1
+}
+if answers; then before=1; else before=0; fi
+rc=0; out=$(wine "${flags[@]}" --secret-file secrets -v open $S 2>&1) || rc=$?
+if [ $rc = 0 ] && [ $before = 0 ] && waitlog open && answers; then ok=1; else ok=0; fi
+result "open: daemon logs msg=open source=$C, port 22 answers" $ok \
+	"exit $rc, port 22 answered before: $before; client: $out; daemon log: $(tail -5 "$tmp/daemon.log")"
+rc=0; out=$(wine "${flags[@]}" --secret-file secrets -v close $S 2>&1) || rc=$?
+if [ $rc = 0 ] && waitlog close && ! answers; then ok=1; else ok=0; fi
+result "close: daemon logs msg=close source=$C, port 22 drops" $ok \
+	"exit $rc; client: $out; daemon log: $(tail -5 "$tmp/daemon.log")"
+
+
+# 3. The secret file's checks. On Windows the client reads the file's owner
+# and DACL (GetSecurityInfo); Wine makes them up from the Unix owner and mode.
+secretcheck() { # secretcheck NAME MODE: prints exit status and output of show
+	cp "$rdir/secrets" "$rdir/$1"; chmod "$2" "$rdir/$1"
+	local rc=0 out
+	out=$(wine --secret-file "$1" show 2>&1) || rc=$?
+	echo "exit $rc: $out"
+}
+for m in 600 640 604 644 666; do echo "mode $m: $(secretcheck s$m $m)"; done
+printf 'open=%s\r\nclose=%s\r\n' "$openS" "$closeS" | iconv -f UTF-8 -t UTF-16 >"$rdir/utf16"
+echo "utf16: $(wine --secret-file utf16 show 2>&1)"
+exit $((fails > 0))
