@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/nfqknockd/nfqknockd/cmd/internal/version.stamp=$(VERSION)
 BIN      := bin
 
-.PHONY: all build test demo install uninstall bench fuzz vet cross-check clean soak vm-test
+.PHONY: all build test demo install uninstall bench fuzz vet cross-check clean soak vm-test wine-test
 
 all: build
 
@@ -47,6 +47,14 @@ cross-check:
 VM_VARS := VM_KERNELS VM_REPEAT VM_BOOTS VM_STRICT VM_PROBE_EVERY VM_JOBS VM_OUT VM_CACHE VM_ACCEL VM_MEM VM_SMP VM_TIMEOUT VM_MIRROR
 vm-test:
 	$(foreach v,$(VM_VARS),$(if $($(v)),$(v)='$($(v))')) GO='$(GO)' bash test/vm/vm-test.sh
+
+# The Windows client, nfqknock.exe, under Wine 10 in a Debian trixie chroot
+# (root): show against nfqknockd -s, open and close against the daemon in
+# network namespaces, the secret file's checks. One PASS or FAIL line a
+# check (test/wine/README.md). The chroot is cached in WINE_CACHE
+# (/var/cache/nfqknockd-wine).
+wine-test:
+	$(if $(WINE_CACHE),WINE_CACHE='$(WINE_CACHE)') GO='$(GO)' bash test/wine/run.sh
 
 # A knock opening a guarded port, in two throw-away network namespaces.
 demo: build

@@ -46,19 +46,21 @@ mkdir -p "$rdir"
 (cd "$repo" && CGO_ENABLED=0 slow "$GO" build -trimpath -o "$tmp/nfqknockd" ./cmd/nfqknockd)
 t2=$(date +%s)
 
-# wine ARGS...: nfqknock.exe ARGS under Wine, in the client namespace, in
-# the chroot with its own /proc and /dev (a mount namespace of its own:
-# nothing is left mounted). Stdout and stderr are the command's.
-wine() {
+# winerun PROGRAM ARGS...: Wine's PROGRAM (nfqknock.exe, icacls) in the
+# client namespace, in the chroot with its own /proc and /dev (a mount
+# namespace of its own: nothing stays mounted), in /$run (Z:\$run).
+winerun() {
 	ip netns exec "$cli" unshare -m --propagation private sh -c '
 		r=$1; shift
 		mount -t proc proc "$r/proc" && mount --rbind /dev "$r/dev" &&
 		exec chroot "$r" env -i HOME=/root PATH=/usr/bin:/bin WINEPREFIX=/root/.wine \
 			WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" TZ=UTC XDG_RUNTIME_DIR=/$0/xdg \
-			sh -c "cd /$0 && exec wine nfqknock.exe \"\$@\"" sh "$@"' "$run" "$root" "$@"
+			sh -c "cd /$0 && exec wine \"\$@\"" sh "$@"' "$run" "$root" "$@"
 }
+wine() { winerun nfqknock.exe "$@"; } # wine ARGS: nfqknock.exe ARGS
 
 fails=0
+info() { echo "INFO $*"; }
 result() { # result NAME OK DETAIL...
 	local name=$1 ok=$2; shift 2
 	if [ "$ok" = 1 ]; then echo "PASS $name"; else echo "FAIL $name: $*"; fails=$((fails + 1)); fi
@@ -91,7 +93,8 @@ result "show: nfqknock.exe show prints nfqknockd -s's two lines" $ok "got $(prin
 # now (no --at), the relative path, and the default digest and range
 want=$("$tmp/nfqknockd" -s -o "$openS" -c "$closeS")
 got=$(wine --secret-file secrets show 2>&1) || true
-[ "$got" = "$want" ] && ok=1 || ok=0
+want2=$("$tmp/nfqknockd" -s -o "$openS" -c "$closeS") # the hour may turn meanwhile
+[ "$got" = "$want" ] || [ "$got" = "$want2" ] && ok=1 || ok=0
 result "show: now, defaults, relative secret-file path" $ok "got $(printf %q "$got"), want $(printf %q "$want")"
 
 # 2. open and close against the daemon in the server namespace.
@@ -120,14 +123,44 @@ result "close: daemon logs msg=close source=$C, port 22 drops" $ok \
 
 
 # 3. The secret file's checks. On Windows the client reads the file's owner
-# and DACL (GetSecurityInfo); Wine makes them up from the Unix owner and mode.
-secretcheck() { # secretcheck NAME MODE: prints exit status and output of show
-	cp "$rdir/secrets" "$rdir/$1"; chmod "$2" "$rdir/$1"
-	local rc=0 out
-	out=$(wine --secret-file "$1" show 2>&1) || rc=$?
-	echo "exit $rc: $out"
+# and DACL (GetSecurityInfo); Wine makes them up from the Unix owner and
+# mode: the owner's uid is the user (another uid: ANONYMOUS LOGON), the
+# owner's bits an entry for the user, the others' bits one for Everyone.
+want=$("$tmp/nfqknockd" -s --at $at -o "$openS" -c "$closeS")
+secret() { # secret FILE MODE [CHOWN]: $out and $rc of show with FILE, made from secrets
+	[ -e "$rdir/$1" ] || cp "$rdir/secrets" "$rdir/$1"
+	chmod "$2" "$rdir/$1"; [ -z "${3:-}" ] || chown "$3" "$rdir/$1"
+	rc=0; out=$(wine --at $at --secret-file "$1" show 2>&1) || rc=$?
 }
-for m in 600 640 604 644 666; do echo "mode $m: $(secretcheck s$m $m)"; done
-printf 'open=%s\r\nclose=%s\r\n' "$openS" "$closeS" | iconv -f UTF-8 -t UTF-16 >"$rdir/utf16"
-echo "utf16: $(wine --secret-file utf16 show 2>&1)"
+has() { case $out in *"$1"*) return 0;; esac; return 1; }
+secret s600 600
+[ $rc = 0 ] && [ "$out" = "$want" ] && ok=1 || ok=0
+result "secret file 600 (only the owner): read" $ok "exit $rc: $out"
+for m in 604 644 666; do
+	secret s$m $m
+	[ $rc = 2 ] && has "Everyone (S-1-1-0) has access to it" && has "icacls s$m /inheritance:r /grant:r" && ok=1 || ok=0
+	result "secret file $m (others may read): refused, names Everyone and the icacls fix" $ok "exit $rc: $out"
+done
+secret other 600 1000:1000
+[ $rc = 2 ] && has "owned by " && has "not by you, SYSTEM or Administrators" && ok=1 || ok=0
+owner=${out#*owned by }; owner=${owner%%, not by*}
+result "secret file 600 owned by another uid: refused (Wine's owner: $owner)" $ok "exit $rc: $out"
+utf16() { # utf16 NAME ICONV-ENCODING
+	printf 'open=%s\r\nclose=%s\r\n' "$openS" "$closeS" | iconv -f UTF-8 -t "$2" >"$rdir/$1"
+	rc=0; out=$(wine --secret-file "$1" show 2>&1) || rc=$?
+	[ $rc = 2 ] && has "the file is UTF-16" && has "Set-Content -Encoding ascii" && ok=1 || ok=0
+}
+utf16 utf16bom UTF-16
+result "secret file in UTF-16 with BOM: diagnosed, says how to save it" $ok "exit $rc: $out"
+utf16 utf16le UTF-16LE
+result "secret file in UTF-16LE without BOM: diagnosed" $ok "exit $rc: $out"
+
+# What Wine cannot check, shown and not counted (see README.md).
+secret s640 640
+info "secret file 640 (group may read): exit $rc, read: Wine's DACL has no entry for the Unix group, nor for any account but the user and Everyone"
+cp "$rdir/secrets" "$rdir/fixme"; chmod 644 "$rdir/fixme"
+rc=0; o=$(winerun icacls fixme /inheritance:r /grant:r 'VM\root:F' /remove:g '*S-1-1-0' 2>&1) || rc=$?
+info "icacls (the fix the client prints): exit $rc, said '$o', file mode after: $(stat -c %a "$rdir/fixme"): Wine's icacls is a stub"
+
+echo "== times: chroot $((t1 - t0)) s, builds $((t2 - t1)) s, checks $(($(date +%s) - t2)) s; chroot $(du -sh "$root" --exclude="$run" 2>/dev/null | cut -f1)" >&2
 exit $((fails > 0))
