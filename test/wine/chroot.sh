@@ -11,8 +11,7 @@ cache=${WINE_CACHE:-/var/cache/nfqknockd-wine}
 M=${WINE_MIRROR:-http://deb.debian.org/debian}
 SUITE=trixie
 # wine64 is the 64-bit loader and DLLs, wine the `wine` command; no wine32
-# (no i386 multiarch): the client is windows/amd64. iproute2 only to show
-# addresses when a check fails.
+# (no i386 multiarch): the client is windows/amd64.
 INCLUDE=wine,wine64
 key=$( { echo "$M $SUITE $INCLUDE"; cat "$0"; } | sha256sum | cut -c1-12)
 dir=$cache/trixie-wine-$key
@@ -26,7 +25,9 @@ trap 'rm -rf "$work"' EXIT
 start=$(date +%s)
 echo "chroot.sh: building trixie-wine (key $key) from $M" >&2
 # No X, no Mono, no Gecko: the client is a console program.
-wineboot='chroot "$1" env WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" WINEPREFIX=/root/.wine DISPLAY= wineboot --init'
+# wineserver -w: wineboot's server has ended before mmdebstrap unmounts.
+winenv='env WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" WINEPREFIX=/root/.wine XDG_RUNTIME_DIR=/tmp'
+wineboot="chroot \"\$1\" $winenv wineboot --init && chroot \"\$1\" $winenv wineserver -w"
 nice -n 19 ionice -c3 mmdebstrap --variant=apt --mode=root --quiet --architectures=amd64 \
 	--aptopt='APT::Install-Recommends "false"' \
 	--dpkgopt='path-exclude=/usr/share/man/*' \
@@ -37,6 +38,12 @@ nice -n 19 ionice -c3 mmdebstrap --variant=apt --mode=root --quiet --architectur
 	--customize-hook='rm -rf "$1"/var/lib/apt/lists/*' \
 	--customize-hook="$wineboot" \
 	"$SUITE" "$work/root" "deb $M $SUITE main" >&2
+# wineboot copies Wine's DLLs into the prefix (system32, about 700 MB):
+# hard links to the package's files instead, when hardlink (util-linux) is
+# there. The runs never write to them.
+if command -v hardlink >/dev/null; then
+	nice -n 19 ionice -c3 hardlink -q -c "$work/root/usr/lib/x86_64-linux-gnu/wine" "$work/root/root/.wine"
+fi
 rm -rf "$cache"/trixie-wine-*
 mv "$work/root" "$dir"
 rmdir "$work"
