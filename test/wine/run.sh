@@ -44,6 +44,7 @@ trap 'exit 130' INT TERM
 echo "== building nfqknock.exe (windows/amd64) and nfqknockd" >&2
 mkdir -p "$rdir"
 (cd "$repo" && CGO_ENABLED=0 GOOS=windows GOARCH=amd64 slow "$GO" build -trimpath -o "$rdir/nfqknock.exe" ./cmd/nfqknock)
+(cd "$repo" && CGO_ENABLED=0 GOOS=windows GOARCH=amd64 slow "$GO" build -trimpath -o "$rdir/setacl.exe" ./test/wine/setacl)
 (cd "$repo" && CGO_ENABLED=0 slow "$GO" build -trimpath -o "$tmp/nfqknockd" ./cmd/nfqknockd)
 t2=$(date +%s)
 
@@ -167,10 +168,18 @@ result "secret file in UTF-16LE without BOM: diagnosed" $ok "exit $rc: $out"
 
 # What Wine cannot check, shown and not counted (see README.md).
 secret s640 640
-info "secret file 640 (group may read): exit $rc, read: Wine's DACL has no entry for the Unix group, nor for any account but the user and Everyone"
+info "secret file 640 (group may read): exit $rc (0: read): Wine's DACL has no entry for the Unix group, nor for any account but the user, SYSTEM and Everyone"
+for m in 600 640 644; do
+	info "mode $m: Wine's owner and DACL: $(winerun setacl.exe s$m 2>&1)"
+done
 cp "$rdir/secrets" "$rdir/fixme"; chmod 644 "$rdir/fixme"
 rc=0; o=$(winerun icacls fixme /inheritance:r /grant:r 'VM\root:F' /remove:g '*S-1-1-0' 2>&1) || rc=$?
 info "icacls (the fix the client prints): exit $rc, said '$o', file mode after: $(stat -c %a "$rdir/fixme"): Wine's icacls is a stub"
+# A DACL set through the Windows API (SetNamedSecurityInfo, test/wine/setacl),
+# as icacls would: entries for BUILTIN\Users, which the client must refuse.
+cp "$rdir/secrets" "$rdir/acl"; chmod 600 "$rdir/acl"
+rc=0; o=$(winerun setacl.exe acl 'D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FR;;;BU)' 2>&1) || rc=$?
+info "SetNamedSecurityInfo D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FR;;;BU) on a 600 file: exit $rc, DACL read back $o, mode after: $(stat -c %a "$rdir/acl"): Wine keeps no DACL of its own, only what a Unix mode says (BUILTIN\\Users is gone, the mode widened)"
 
 echo "== times: chroot $((t1 - t0)) s, builds $((t2 - t1)) s, checks $(($(date +%s) - t2)) s; chroot $(du -sh "$root" --exclude="$run" 2>/dev/null | cut -f1)" >&2
 exit $((fails > 0))
