@@ -23,6 +23,7 @@ srv=nfqk-wine-$$-s cli=nfqk-wine-$$-c
 S=10.200.0.1 C=10.200.0.2
 run=nfqk-run-$$            # the run's directory in the chroot: /$run, Z:\$run
 rdir=$root/$run
+appdata=$root/root/.wine/drive_c/users/root/AppData/Roaming/nfqknock # %AppData%\nfqknock
 tmp=$(mktemp -d /tmp/nfqk-wine.XXXXXX)
 pids=()
 cleanup() {
@@ -36,7 +37,7 @@ cleanup() {
 	wait 2>/dev/null
 	ip netns delete "$srv" 2>/dev/null
 	ip netns delete "$cli" 2>/dev/null
-	rm -rf "$rdir" "$tmp" "$root/tmp/.wine-0"
+	rm -rf "$rdir" "$tmp" "$appdata" "$root/tmp/.wine-0"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -104,6 +105,16 @@ got=$(wine --secret-file secrets show 2>&1) || true
 want2=$("$tmp/nfqknockd" -s -o "$openS" -c "$closeS") # the hour may turn meanwhile
 [ "$got" = "$want" ] || [ "$got" = "$want2" ] && ok=1 || ok=0
 result "show: now, defaults, relative secret-file path" $ok "got $(printf %q "$got"), want $(printf %q "$want")"
+
+# the client's own files: %AppData%\nfqknock\config and secrets
+mkdir -p "$appdata"
+cp "$rdir/secrets" "$appdata/secrets"
+printf '[*]\ndigest = sha256\n[%s]\nrange = 20000-30000\nperiod = 10m\n' $S >"$appdata/config"
+want=$("$tmp/nfqknockd" -s --at $at "${flags[@]}" -o "$openS" -c "$closeS")
+got=$(wine --at $at show $S 2>&1) || true
+rm -rf "$appdata"
+[ "$got" = "$want" ] && ok=1 || ok=0
+result "show $S: %AppData%\\nfqknock's config and secrets read" $ok "got $(printf %q "$got"), want $(printf %q "$want")"
 
 # 2. open and close against the daemon in the server namespace.
 ip netns exec "$srv" nc -lk $S 22 </dev/null >/dev/null 2>&1 & pids+=($!)
