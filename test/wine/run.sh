@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 GO=${GO:-go}
 [ "$(id -u)" = 0 ] || { echo "wine-test: run as root (chroot, network namespaces)" >&2; exit 1; }
-for c in mmdebstrap ip nc unshare; do
+for c in mmdebstrap ip nc unshare python3 iconv; do
 	command -v "$c" >/dev/null || { echo "wine-test: needs $c" >&2; exit 1; }
 done
 slow() { nice -n 19 ionice -c3 "$@"; }
@@ -51,9 +51,9 @@ t2=$(date +%s)
 
 # inchroot CMD ARGS...: CMD in the client namespace, in the chroot with its
 # own /proc and /dev (a mount namespace of its own: nothing stays mounted),
-# in /$run (Z:\$run), with Wine's environment.
+# in /$run (Z:\$run), with Wine's environment; ended after 60 s (a hang).
 inchroot() {
-	ip netns exec "$cli" unshare -m --propagation private sh -c '
+	ip netns exec "$cli" timeout 60 unshare -m --propagation private sh -c '
 		r=$1; shift
 		mount -t proc proc "$r/proc" && mount --rbind /dev "$r/dev" &&
 		exec chroot "$r" env -i HOME=/root PATH=/usr/bin:/bin WINEPREFIX=/root/.wine \
@@ -117,7 +117,7 @@ rm -rf "$appdata"
 result "show $S: %AppData%\\nfqknock's config and secrets read" $ok "got $(printf %q "$got"), want $(printf %q "$want")"
 
 # 2. open and close against the daemon in the server namespace.
-ip netns exec "$srv" nc -lk $S 22 </dev/null >/dev/null 2>&1 & pids+=($!)
+ip netns exec "$srv" python3 "$here/echo22.py" $S 22 </dev/null >/dev/null 2>&1 & pids+=($!)
 ip netns exec "$srv" "$tmp/nfqknockd" "${flags[@]}" --guard 22 -o "$openS" -c "$closeS" >"$tmp/daemon.log" 2>&1 & pids+=($!)
 for _ in $(seq 50); do
 	grep -q 'msg=.*start\|msg=ready\|msg=listening' "$tmp/daemon.log" 2>/dev/null && break
@@ -143,6 +143,18 @@ if [ $rc = 0 ] && [ $before = 1 ] && waitlog close && ! answers; then ok=1; else
 result "close: daemon logs msg=close source=$C, port 22 drops" $ok \
 	"exit $rc, port 22 answered before: $before; client: $out; daemon log: $(tail -5 "$tmp/daemon.log")"
 
+
+# proxy, as ssh's ProxyCommand: knocks open, carries stdin and stdout to
+# port 22, knocks close when the connection ends.
+opens=$(grep -c "msg=open source=" "$tmp/daemon.log" || true)
+closes=$(grep -c "msg=close source=" "$tmp/daemon.log" || true)
+rc=0; out=$(printf 'ping\n' | wine "${flags[@]}" --secret-file secrets proxy $S 22 2>&1) || rc=$?
+sleep 0.5
+o2=$(grep -c "msg=open source=$C" "$tmp/daemon.log" || true); c2=$(grep -c "msg=close source=$C" "$tmp/daemon.log" || true)
+case $out in *hello-from-22*echo:ping*) carried=1;; *) carried=0;; esac
+[ $rc = 0 ] && [ $carried = 1 ] && [ "$o2" -gt "$opens" ] && [ "$c2" -gt "$closes" ] && ! answers && ok=1 || ok=0
+result "proxy $S 22: stdin and stdout carried, open and close knocked, port 22 drops after" $ok \
+	"exit $rc; output: $out; daemon log: $(tail -3 "$tmp/daemon.log")"
 
 # 3. The secret file's checks. On Windows the client reads the file's owner
 # and DACL (GetSecurityInfo); Wine makes them up from the Unix owner and
