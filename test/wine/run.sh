@@ -119,12 +119,7 @@ result "show $S: %AppData%\\nfqknock's config and secrets read" $ok "got $(print
 # 2. open and close against the daemon in the server namespace.
 ip netns exec "$srv" python3 "$here/echo22.py" $S 22 </dev/null >/dev/null 2>&1 & pids+=($!)
 ip netns exec "$srv" "$tmp/nfqknockd" "${flags[@]}" --guard 22 -o "$openS" -c "$closeS" >"$tmp/daemon.log" 2>&1 & pids+=($!)
-for _ in $(seq 50); do
-	grep -q 'msg=.*start\|msg=ready\|msg=listening' "$tmp/daemon.log" 2>/dev/null && break
-	ip netns exec "$srv" nft list table inet nfqknock >/dev/null 2>&1 && break
-	sleep 0.1
-done
-sleep 0.3
+for _ in $(seq 100); do grep -q 'msg=started' "$tmp/daemon.log" && break; sleep 0.1; done
 answers() { ip netns exec "$cli" nc -z -w 2 $S 22 2>/dev/null; }
 waitlog() { # waitlog MSG: a line msg=MSG source=$C, up to 5 s
 	for _ in $(seq 50); do grep -qE -- "msg=$1 source=${C//./\\.}( |\$)" "$tmp/daemon.log" && return 0; sleep 0.1; done
@@ -142,7 +137,6 @@ rc=0; out=$(wine "${flags[@]}" --secret-file secrets -v close $S 2>&1) || rc=$?
 if [ $rc = 0 ] && [ $before = 1 ] && waitlog close && ! answers; then ok=1; else ok=0; fi
 result "close: daemon logs msg=close source=$C, port 22 drops" $ok \
 	"exit $rc, port 22 answered before: $before; client: $out; daemon log: $(tail -5 "$tmp/daemon.log")"
-
 
 # proxy, as ssh's ProxyCommand: knocks open, carries stdin and stdout to
 # port 22, knocks close when the connection ends.
@@ -174,6 +168,7 @@ for m in 604 644 666; do
 	secret s$m $m
 	[ $rc = 2 ] && has "Everyone (S-1-1-0) has access to it" && has "icacls s$m /inheritance:r /grant:r" && ok=1 || ok=0
 	result "secret file $m (others may read): refused, names Everyone and the icacls fix" $ok "exit $rc: $out"
+	[ $m != 644 ] || fix=${out##*Administrators: } # the icacls command the client prints
 done
 secret other 600 1000:1000
 [ $rc = 2 ] && has "owned by " && has "not by you, SYSTEM or Administrators" && ok=1 || ok=0
@@ -195,9 +190,9 @@ info "secret file 640 (group may read): exit $rc (0: read): Wine's DACL has no e
 for m in 600 640 644; do
 	info "mode $m: Wine's owner and DACL: $(winerun setacl.exe s$m 2>&1)"
 done
-cp "$rdir/secrets" "$rdir/fixme"; chmod 644 "$rdir/fixme"
-rc=0; o=$(winerun icacls fixme /inheritance:r /grant:r 'VM\root:F' /remove:g '*S-1-1-0' 2>&1) || rc=$?
-info "icacls (the fix the client prints): exit $rc, said '$o', file mode after: $(stat -c %a "$rdir/fixme"): Wine's icacls is a stub"
+# shellcheck disable=SC2086 # the command as printed, split into words
+rc=0; o=$(winerun $fix 2>&1) || rc=$?
+info "$fix (the fix the client printed): exit $rc, said '$o', mode of s644 after: $(stat -c %a "$rdir/s644"): Wine's icacls is a stub"
 # A DACL set through the Windows API (SetNamedSecurityInfo, test/wine/setacl),
 # as icacls would: entries for BUILTIN\Users, which the client must refuse.
 cp "$rdir/secrets" "$rdir/acl"; chmod 600 "$rdir/acl"
