@@ -1,6 +1,6 @@
 module github.com/nfqknockd/nfqknockd
 
-go 1.26.8
+go 1.25.0
 
 require (
 	github.com/florianl/go-nfqueue/v2 v2.0.2
