@@ -185,6 +185,15 @@ func TestBadInputLeavesNoTable(t *testing.T) {
 			if out, _ := e.nft("list", "tables"); strings.TrimSpace(out) != "" {
 				t.Errorf("table left behind: %s", out)
 			}
+			// nfqknockd check refuses the same input with the same line.
+			if c.code != 2 {
+				return
+			}
+			argv = append(append(append([]string{}, c.pre...), e.bin, "check"), c.argv...)
+			code, stdout, stderr = e.runServer(t, argv)
+			if code != 2 || stdout != "" || stderr != "nfqknockd: "+c.want+"\n" {
+				t.Errorf("check: exit %d, stdout %q, stderr %q\nwant exit 2, no stdout, stderr %q", code, stdout, stderr, "nfqknockd: "+c.want+"\n")
+			}
 		})
 	}
 
