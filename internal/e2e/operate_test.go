@@ -123,3 +123,88 @@ func TestCheckTouchesNothing(t *testing.T) {
 		t.Errorf("the directory holds %d files after check, want 2", len(entries))
 	}
 }
+
+// TestStatusUsersHookEvents, with an access file and --one-time, IPv4 and
+// IPv6: status lists alice's source with her user, her port and the time
+// left; the --on-event program sees the open, a replay from another
+// address and the close, each with the right variables; a user who is not
+// root is refused by the control socket.
+func TestStatusUsersHookEvents(t *testing.T) {
+	for _, fam := range filterFams {
+		t.Run(fam.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			events := filepath.Join(dir, "events")
+			hook := testutil.WriteFile(t, dir, "hook", "#!/bin/sh\n"+
+				`echo "$NFQKNOCK_EVENT source=$NFQKNOCK_SOURCE user=$NFQKNOCK_USER ports=$NFQKNOCK_PORTS detail=$NFQKNOCK_DETAIL" >> `+events+"\n", 0o700)
+			e, d, _ := accessEnv(t, "--one-time", "--on-event", hook)
+			e.addClientAddrs(t, fam.second)
+			alice := testUsers[0]
+			n1, _ := twoNonces()
+			open := oneTime(alice.OpenSecret, n1)
+			e.knock(fam.client, fam.server, open)
+			if !d.waitLog("msg=open source="+fam.client.String()+" user=alice", 2*time.Second) {
+				t.Fatalf("alice's one-time open did not open")
+			}
+			out, err := netns.Command(e.pair.Server, e.bin, "status").CombinedOutput()
+			if want := "  " + fam.client.String() + " port 2222 (knock) user alice expires in "; err != nil || !strings.Contains(string(out), want) {
+				t.Errorf("status: %v, want a line beginning %q:\n%s", err, want, out)
+			}
+			out, err = netns.Command(e.pair.Server, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", e.bin, "status").CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "permission denied") {
+				t.Errorf("status as uid 65534: %v, want refused:\n%s", err, out)
+			}
+			e.knock(fam.second, fam.server, open) // the same sequence, from another address
+			if !d.waitLog("msg=replay source="+fam.second.String(), 2*time.Second) {
+				t.Fatalf("no replay logged")
+			}
+			e.knock(fam.client, fam.server, oneTime(alice.CloseSecret, n1))
+			if !d.waitLog("msg=close source="+fam.client.String(), 2*time.Second) {
+				t.Fatalf("alice's one-time close did not close")
+			}
+			want := []string{
+				"open source=" + fam.client.String() + " user=alice ports=2222 detail=",
+				"replay source=" + fam.second.String() + " user=alice ports= detail=open",
+				"close source=" + fam.client.String() + " user=alice ports=2222 detail=",
+			}
+			var got []string
+			waitFor(t, d, 10*time.Second, "the hook's three runs", func() bool {
+				b, _ := os.ReadFile(events)
+				got = strings.Split(strings.TrimSpace(string(b)), "\n")
+				return len(got) >= len(want)
+			})
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("hook runs:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			d.term()
+		})
+	}
+}
+
+// TestSlowHook: a program that sleeps 60 s delays no open and stops no
+// queue: while its first run sleeps, a source opens, closes and opens
+// again, and the stop is not held up by it.
+func TestSlowHook(t *testing.T) {
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			hook := testutil.WriteFile(t, t.TempDir(), "slow", "#!/bin/sh\nsleep 60\n", 0o700)
+			d := e.start("--on-event", hook)
+			open, close := e.sequences()
+			for i, step := range []struct {
+				ports []uint16
+				log   string
+				n     int // times the log then holds it
+				reach bool
+			}{{open, "msg=open", 1, true}, {close, "msg=close", 1, false}, {open, "msg=open", 2, true}} {
+				e.knock(fam.client, fam.server, step.ports)
+				if d.waitCount(step.log, step.n) != step.n {
+					t.Fatalf("step %d: no %s within 2 s while the hook sleeps", i, step.log)
+				}
+				waitFor(t, d, 2*time.Second, "the guard to follow", func() bool { return e.reachable(fam.client, fam.server, guardPort) == step.reach })
+			}
+			d.term() // within the 10 s of stop: the sleeping run is killed
+		})
+	}
+}
