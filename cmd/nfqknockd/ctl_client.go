@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	"golang.org/x/sys/unix"
 
 	"github.com/nfqknockd/nfqknockd/cmd/internal/cli"
+	"github.com/nfqknockd/nfqknockd/cmd/internal/tablelock"
 	"github.com/nfqknockd/nfqknockd/nft"
 )
 
@@ -87,7 +87,7 @@ func runCtl(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "nfqknockd: %s: %v\n", op, err)
 	if op == "status" && isNoDaemon(err) {
-		if lockHeld(strings.TrimSuffix(path, ".sock") + ".lock") {
+		if tablelock.Held(strings.TrimSuffix(path, ".sock") + ".lock") {
 			fmt.Fprintf(stdout, "a daemon holds the lock of table inet %s but has no control socket: see its log\n", a.table)
 			return 1
 		}
@@ -182,18 +182,4 @@ func printLeftTable(stdout, stderr io.Writer, table string) {
 		fmt.Fprintf(stdout, "table inet %s is left guarding, with no daemon: opened %d\n", table, len(els))
 		printOpenings(stdout, openings(els))
 	}
-}
-
-// lockHeld reports whether a process holds the table lock at path.
-func lockHeld(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
-		return errors.Is(err, unix.EWOULDBLOCK)
-	}
-	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
-	return false
 }

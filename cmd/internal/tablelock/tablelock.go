@@ -99,3 +99,18 @@ func (l *Lock) Unlock() {
 	os.Remove(l.path)
 	l.f.Close()
 }
+
+// Held reports whether a process holds the lock at path (Take), without
+// taking it: for a command that asks whether a daemon runs.
+func Held(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		return errors.Is(err, unix.EWOULDBLOCK)
+	}
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
+}

@@ -90,3 +90,21 @@ func TestNetns(t *testing.T) {
 		t.Fatalf("Netns() = %d, %v", n, err)
 	}
 }
+
+func TestHeld(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.lock")
+	if Held(path) {
+		t.Errorf("a missing lock is held")
+	}
+	l, err := Take(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Held(path) {
+		t.Errorf("a taken lock is not held")
+	}
+	l.Unlock()
+	if Held(path) {
+		t.Errorf("a released lock is held")
+	}
+}
