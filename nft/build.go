@@ -165,13 +165,18 @@ func Build(s Spec, v QueueVariant) (*Ruleset, error) {
 		return r
 	}
 	jump := &expr.Verdict{Kind: expr.VerdictJump, Chain: ChainGuarded}
-	rs.Rules = []*nftables.Rule{
-		rule(knock, "", loopback()...),
-		rule(knock, "", append(knockMatch(s), &expr.Verdict{Kind: expr.VerdictJump, Chain: ChainKnocks})...),
-		rule(guardChain, "", loopback()...),
+	spaKnock, spaGuard := addSPA(rs, s, v)
+	rs.Rules = append(rs.Rules, rule(knock, "", loopback()...))
+	rs.Rules = append(rs.Rules, inChain(knock, spaKnock)...)
+	if !s.SPAOnly {
+		rs.Rules = append(rs.Rules, rule(knock, "", append(knockMatch(s), &expr.Verdict{Kind: expr.VerdictJump, Chain: ChainKnocks})...))
+	}
+	rs.Rules = append(rs.Rules, rule(guardChain, "", loopback()...))
+	rs.Rules = append(rs.Rules, inChain(guardChain, spaGuard)...)
+	rs.Rules = append(rs.Rules,
 		rule(guardChain, CommentGuard, concat(bareSYN(), toGuard(guard), []expr.Any{jump})...),
 		rule(guardChain, CommentFragment, concat(firstFragment4(), toGuard(guard), []expr.Any{jump})...),
-	}
+	)
 	if s.Conntrack {
 		rs.Rules = append(rs.Rules, rule(guardChain, CommentNew, concat(ctNewTCP(), toGuard(guard), []expr.Any{jump})...))
 	}
@@ -184,6 +189,14 @@ func Build(s Spec, v QueueVariant) (*Ruleset, error) {
 	)
 	rs.Rules = append(rs.Rules, f.rules(knocks, s, v)...)
 	return rs, nil
+}
+
+// inChain sets the chain of rules and returns them.
+func inChain(c *nftables.Chain, rules []*nftables.Rule) []*nftables.Rule {
+	for _, r := range rules {
+		r.Chain = c
+	}
+	return rules
 }
 
 func concat(parts ...[]expr.Any) []expr.Any {

@@ -34,6 +34,8 @@ func TestApplyGolden(t *testing.T) {
 		{"kernel filter", goldenSpec, "ruleset.nft"},
 		{"queue all", func() Spec { s := goldenSpec; s.QueueAll = true; return s }(), "ruleset-queue-all.nft"},
 		{"conntrack", func() Spec { s := goldenSpec; s.Conntrack = true; return s }(), "ruleset-conntrack.nft"},
+		{"spa", func() Spec { s := goldenSpec; s.SPA = []uint16{62201, 443}; return s }(), "ruleset-spa.nft"},
+		{"spa only", func() Spec { s := goldenSpec; s.SPA = []uint16{62201}; s.SPAOnly = true; return s }(), "ruleset-spa-only.nft"},
 	} {
 		t.Run(g.name, func(t *testing.T) { checkGolden(t, g.spec, g.file) })
 	}
@@ -82,7 +84,7 @@ func checkGolden(t *testing.T, spec Spec, file string) {
 	if v == Native {
 		// The golden file holds the compat listing: check the native queue
 		// statements by pattern and everything else exactly.
-		queueRE := regexp.MustCompile(`counter packets 0 bytes 0 (queue [^\n]*)comment "nfqknockd knock"\n`)
+		queueRE := regexp.MustCompile(`counter packets 0 bytes 0 (queue [^\n]*)comment "nfqknockd (?:knock|spa)"\n`)
 		ms := queueRE.FindAllStringSubmatch(got, -1)
 		for _, m := range ms {
 			if !regexp.MustCompile(`^queue .*\b100\b.*bypass|^queue .*bypass.*\b100\b`).MatchString(m[1]) {
@@ -93,7 +95,7 @@ func checkGolden(t *testing.T, spec Spec, file string) {
 			t.Errorf("no native queue statement in:\n%s", got)
 		}
 		got = queueRE.ReplaceAllString(got, "QUEUE\n")
-		wantText = regexp.MustCompile(`counter packets 0 bytes 0  comment "nfqknockd knock: [^"]*"\n`).ReplaceAllString(wantText, "QUEUE\n")
+		wantText = regexp.MustCompile(`counter packets 0 bytes 0  comment "nfqknockd (?:knock|spa): queue num [^"]*"\n`).ReplaceAllString(wantText, "QUEUE\n")
 	}
 	if diff := cmp.Diff(wantText, got); diff != "" {
 		t.Errorf("nft list table inet %s (-%s +got):\n%s", DefaultTable, golden, diff)

@@ -211,6 +211,12 @@ type Spec struct {
 	// kernel track every connection of the namespace (see
 	// ConntrackInUse).
 	Conntrack bool
+	// SPA are the UDP ports of single-packet authorization (--spa): UDP
+	// to them and this host is queued, at most SPARate a second per
+	// source, and never delivered (see addSPA). None: no SPA objects.
+	SPA []uint16
+	// SPAOnly leaves out the knock rule (--spa-only): no SYN is queued.
+	SPAOnly bool
 	// NoOwner makes Conn.Apply leave out the table ownership flags, as on a
 	// kernel without them: the monitor then puts the table back (tests).
 	NoOwner bool
@@ -248,6 +254,13 @@ func (s Spec) normalize() (Spec, error) {
 	if s.KnockTimeout < time.Millisecond {
 		return s, fmt.Errorf("knock timeout %v: too short", s.KnockTimeout)
 	}
+	if s.SPAOnly && len(s.SPA) == 0 {
+		return s, errors.New("SPA only, but no SPA port")
+	}
+	if err := checkSPA(s.SPA); err != nil {
+		return s, err
+	}
+	s.SPA = slices.Compact(slices.Sorted(slices.Values(s.SPA)))
 	allow, err := NormalizeAllow(s.Allow)
 	if err != nil {
 		return s, err

@@ -1,8 +1,9 @@
-// Package queue reads knock packets from an NFQUEUE and answers them.
+// Package queue reads knock and SPA packets from an NFQUEUE and answers
+// them.
 //
 // It has two halves. Parse decodes the IPv4 or IPv6 header chain of a queued
-// packet down to the TCP header, into a Packet the caller owns, without
-// allocating. Queue binds one queue number on a netfilter netlink socket,
+// packet down to the TCP header, or the UDP header and its data, into a
+// Packet the caller owns, without allocating. Queue binds one queue number on a netfilter netlink socket,
 // reads the queued packets in batches with recvmmsg(2), hands each parsed
 // packet to a callback, and then accepts the whole batch with one
 // NFQNL_MSG_VERDICT_BATCH message.
@@ -32,16 +33,18 @@ var (
 	// the queue's copy range of 256 bytes this happens only to IPv6 packets
 	// with long extension header chains, or to corrupt input.
 	ErrTruncated = errors.New("packet truncated")
-	// ErrNotTCP means the packet carries another transport protocol (UDP,
-	// ICMP, an IPv6 "no next header", an extension header Parse does not
-	// walk, ...).
-	ErrNotTCP = errors.New("not a TCP packet")
+	// ErrProtocol means the packet carries another transport protocol
+	// than TCP and UDP (ICMP, an IPv6 "no next header", an extension header
+	// Parse does not walk, ...).
+	ErrProtocol = errors.New("neither TCP nor UDP")
 	// ErrFragment means a fragment that is not the first one (non-zero
-	// offset), or a first fragment too short to hold the TCP header.
+	// offset), a first fragment too short to hold the TCP header, or any
+	// fragment of UDP (an SPA packet is never fragmented).
 	ErrFragment = errors.New("fragment without TCP header")
 	// ErrBadHeader means a header field contradicts the packet: an IPv4
 	// header length below 20 bytes, a total or payload length shorter than
-	// the headers, a TCP data offset below 5, too many extension headers.
+	// the headers, a TCP data offset below 5, a UDP length below 8 or beyond
+	// the packet, too many extension headers.
 	ErrBadHeader = errors.New("bad packet header")
 	// ErrVersion means the IP version nibble is neither 4 nor 6.
 	ErrVersion = errors.New("unknown IP version")
@@ -63,19 +66,31 @@ const (
 // gives up with ErrBadHeader. Real packets carry at most a handful.
 const MaxExtHeaders = 8
 
-// Packet is what a knock needs from a TCP segment. Parse fills it in.
+// Packet is what a knock needs from a TCP segment, or an SPA packet from
+// a UDP datagram. Parse fills it in.
 type Packet struct {
+	// Proto is ProtoTCP or ProtoUDP.
+	Proto uint8
 	// Src is the source address: a 4-byte address for IPv4 packets, a
 	// 16-byte one for IPv6 packets (an IPv4-mapped IPv6 source stays in its
 	// IPv6 form).
 	Src netip.Addr
-	// SrcPort and DstPort are the TCP ports.
+	// SrcPort and DstPort are the TCP or UDP ports.
 	SrcPort, DstPort uint16
-	// Seq is the TCP sequence number.
+	// Seq is the TCP sequence number (UDP: 0).
 	Seq uint32
-	// Flags is the TCP flags byte (FlagFIN ... FlagCWR).
+	// Flags is the TCP flags byte (FlagFIN ... FlagCWR; UDP: 0).
 	Flags uint8
+	// Payload is the UDP data (TCP: nil). It points into the bytes given
+	// to Parse: valid until the queue reads its next batch.
+	Payload []byte
 }
+
+// Transport protocols of Packet.Proto.
+const (
+	ProtoTCP = 6
+	ProtoUDP = 17
+)
 
 // BareSYN reports whether the segment opens a connection: SYN set, and ACK,
 // RST and FIN clear (ECN and PSH/URG bits are ignored).
@@ -86,7 +101,8 @@ func (p *Packet) BareSYN() bool {
 // IPv4 and IPv6 protocol numbers Parse knows.
 const (
 	protoHopByHop = 0
-	protoTCP      = 6
+	protoTCP      = ProtoTCP
+	protoUDP      = ProtoUDP
 	protoRouting  = 43
 	protoFragment = 44
 	protoDestOpts = 60
@@ -95,12 +111,14 @@ const (
 // Parse decodes the IP packet b (starting at the IP header, as NFQUEUE
 // delivers it) into p. It accepts IPv4 with options and IPv6 with hop-by-hop,
 // routing, destination options and fragment (offset 0 only) extension
-// headers, followed by TCP. b may be shorter than the packet's total length
-// (the queue copies only the headers), but it must hold the whole TCP header.
+// headers, followed by TCP or UDP. b may be shorter than the packet's total
+// length (the queue copies CopyRange bytes), but it must hold the whole TCP
+// header, or the whole UDP datagram.
 //
 // Parse does not allocate. On error it returns one of the sentinel errors
 // above and leaves p zero.
 func Parse(b []byte, p *Packet) error {
+	*p = Packet{}
 	var err error
 	switch {
 	case len(b) == 0:
@@ -138,11 +156,8 @@ func parse4(b []byte, p *Packet) error {
 	if frag&0x1fff != 0 {
 		return ErrFragment
 	}
-	if b[9] != protoTCP {
-		return ErrNotTCP
-	}
 	more := frag&0x2000 != 0
-	if err := tcp(b, ihl, total, more, p); err != nil {
+	if err := transport(b, b[9], ihl, total, more, p); err != nil {
 		return err
 	}
 	p.Src = netip.AddrFrom4([4]byte(b[12:16]))
@@ -163,7 +178,7 @@ func parse6(b []byte, p *Packet) error {
 	}
 	next, off, more := b[6], 40, false
 	for i := 0; ; i++ {
-		if next == protoTCP {
+		if next == protoTCP || next == protoUDP {
 			break
 		}
 		if i == MaxExtHeaders {
@@ -193,10 +208,10 @@ func parse6(b []byte, p *Packet) error {
 			more = more || fo&1 != 0
 			next, off = b[off], off+8
 		default:
-			return ErrNotTCP
+			return ErrProtocol
 		}
 	}
-	if err := tcp(b, off, end, more, p); err != nil {
+	if err := transport(b, next, off, end, more, p); err != nil {
 		return err
 	}
 	p.Src = netip.AddrFrom16([16]byte(b[8:24]))
@@ -212,6 +227,45 @@ func fits(b []byte, n, end int) error {
 	if n > len(b) {
 		return ErrTruncated
 	}
+	return nil
+}
+
+// transport decodes the TCP or UDP header of protocol proto at b[off:].
+func transport(b []byte, proto byte, off, end int, more bool, p *Packet) error {
+	switch proto {
+	case protoTCP:
+		p.Proto = ProtoTCP
+		return tcp(b, off, end, more, p)
+	case protoUDP:
+		p.Proto = ProtoUDP
+		return udp(b, off, end, more, p)
+	}
+	return ErrProtocol
+}
+
+// udp decodes the UDP datagram at b[off:], whose data must be all in b. A
+// fragment of UDP is refused: the checksum and the length cover the whole
+// datagram, which a first fragment does not hold.
+func udp(b []byte, off, end int, more bool, p *Packet) error {
+	if more {
+		return ErrFragment
+	}
+	if off+8 > end {
+		return ErrBadHeader
+	}
+	if off+8 > len(b) {
+		return ErrTruncated
+	}
+	n := int(binary.BigEndian.Uint16(b[off+4 : off+6]))
+	if n < 8 || off+n > end {
+		return ErrBadHeader
+	}
+	if off+n > len(b) {
+		return ErrTruncated
+	}
+	p.SrcPort = binary.BigEndian.Uint16(b[off : off+2])
+	p.DstPort = binary.BigEndian.Uint16(b[off+2 : off+4])
+	p.Payload = b[off+8 : off+n : off+n]
 	return nil
 }
 

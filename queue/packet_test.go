@@ -3,10 +3,12 @@ package queue
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -81,18 +83,22 @@ var parseCases = []struct {
 }{
 	{name: "empty", want: ErrTruncated},
 
-	{name: "ipv4_syn", pkt: Packet{Src: cli4, SrcPort: 40000, DstPort: 22, Seq: 0x01020304, Flags: FlagSYN}, bareSYN: true},
-	{name: "ipv4_syn_mss", pkt: Packet{Src: cli4, SrcPort: 40000, DstPort: 22, Seq: 0x01020304, Flags: FlagSYN}, bareSYN: true},
-	{name: "ipv4_syn_linux_options", pkt: Packet{Src: cli4, SrcPort: 51234, DstPort: 443, Seq: 0xdeadbeef, Flags: FlagSYN}, bareSYN: true},
-	{name: "ipv4_ip_options", pkt: Packet{Src: cli4, SrcPort: 40001, DstPort: 7000, Seq: 0x0a0b0c0d, Flags: FlagSYN}, bareSYN: true},
-	{name: "ipv4_max_headers", pkt: Packet{Src: cli4, SrcPort: 65535, DstPort: 65535, Seq: 0xffffffff, Flags: FlagSYN | FlagECE | FlagCWR}, bareSYN: true},
-	{name: "ipv4_synack", pkt: Packet{Src: netip.MustParseAddr("10.200.0.1"), SrcPort: 22, DstPort: 40000, Seq: 0x55667788, Flags: FlagSYN | FlagACK}},
-	{name: "ipv4_data_copy_range", pkt: Packet{Src: cli4, SrcPort: 40000, DstPort: 22, Seq: 0x01020305, Flags: FlagPSH | FlagACK}},
-	{name: "ipv4_first_fragment", pkt: Packet{Src: cli4, SrcPort: 40002, DstPort: 22, Seq: 0x01010101, Flags: FlagSYN}, bareSYN: true},
+	{name: "ipv4_syn", pkt: Packet{Proto: ProtoTCP, Src: cli4, SrcPort: 40000, DstPort: 22, Seq: 0x01020304, Flags: FlagSYN}, bareSYN: true},
+	{name: "ipv4_syn_mss", pkt: Packet{Proto: ProtoTCP, Src: cli4, SrcPort: 40000, DstPort: 22, Seq: 0x01020304, Flags: FlagSYN}, bareSYN: true},
+	{name: "ipv4_syn_linux_options", pkt: Packet{Proto: ProtoTCP, Src: cli4, SrcPort: 51234, DstPort: 443, Seq: 0xdeadbeef, Flags: FlagSYN}, bareSYN: true},
+	{name: "ipv4_ip_options", pkt: Packet{Proto: ProtoTCP, Src: cli4, SrcPort: 40001, DstPort: 7000, Seq: 0x0a0b0c0d, Flags: FlagSYN}, bareSYN: true},
+	{name: "ipv4_max_headers", pkt: Packet{Proto: ProtoTCP, Src: cli4, SrcPort: 65535, DstPort: 65535, Seq: 0xffffffff, Flags: FlagSYN | FlagECE | FlagCWR}, bareSYN: true},
+	{name: "ipv4_synack", pkt: Packet{Proto: ProtoTCP, Src: netip.MustParseAddr("10.200.0.1"), SrcPort: 22, DstPort: 40000, Seq: 0x55667788, Flags: FlagSYN | FlagACK}},
+	{name: "ipv4_data_copy_range", pkt: Packet{Proto: ProtoTCP, Src: cli4, SrcPort: 40000, DstPort: 22, Seq: 0x01020305, Flags: FlagPSH | FlagACK}},
+	{name: "ipv4_first_fragment", pkt: Packet{Proto: ProtoTCP, Src: cli4, SrcPort: 40002, DstPort: 22, Seq: 0x01010101, Flags: FlagSYN}, bareSYN: true},
 	{name: "ipv4_first_fragment_short", want: ErrFragment},
 	{name: "ipv4_fragment_offset", want: ErrFragment},
-	{name: "ipv4_udp", want: ErrNotTCP},
-	{name: "ipv4_icmp", want: ErrNotTCP},
+	{name: "ipv4_udp", pkt: Packet{Proto: ProtoUDP, Src: cli4, SrcPort: 40000, DstPort: 53, Payload: []byte("knok")}},
+	{name: "ipv4_udp_length_7", want: ErrBadHeader},
+	{name: "ipv4_udp_length_beyond_total", want: ErrBadHeader},
+	{name: "ipv4_udp_first_fragment", want: ErrFragment},
+	{name: "ipv4_udp_trunc_data", want: ErrTruncated},
+	{name: "ipv4_icmp", want: ErrProtocol},
 	{name: "ipv4_ihl_4", want: ErrBadHeader},
 	{name: "ipv4_total_below_ihl", want: ErrBadHeader},
 	{name: "ipv4_total_short", want: ErrBadHeader},
@@ -106,17 +112,17 @@ var parseCases = []struct {
 	{name: "version_0", want: ErrVersion},
 	{name: "version_5", want: ErrVersion},
 
-	{name: "ipv6_syn", pkt: Packet{Src: cli6, SrcPort: 40000, DstPort: 22, Seq: 0x11223344, Flags: FlagSYN}, bareSYN: true},
-	{name: "ipv6_ext_chain", pkt: Packet{Src: cli6, SrcPort: 40003, DstPort: 22, Seq: 0x99aabbcc, Flags: FlagSYN}, bareSYN: true},
-	{name: "ipv6_first_fragment", pkt: Packet{Src: cli6, SrcPort: 40004, DstPort: 22, Seq: 1, Flags: FlagSYN}, bareSYN: true},
-	{name: "ipv6_eight_ext", pkt: Packet{Src: cli6, SrcPort: 40007, DstPort: 22, Seq: 7, Flags: FlagSYN}, bareSYN: true},
-	{name: "ipv6_mapped_source", pkt: Packet{Src: mapped, SrcPort: 40008, DstPort: 22, Seq: 8, Flags: FlagSYN}, bareSYN: true},
-	{name: "ipv6_jumbo", pkt: Packet{Src: cli6, SrcPort: 40009, DstPort: 22, Seq: 9, Flags: FlagSYN}, bareSYN: true},
+	{name: "ipv6_syn", pkt: Packet{Proto: ProtoTCP, Src: cli6, SrcPort: 40000, DstPort: 22, Seq: 0x11223344, Flags: FlagSYN}, bareSYN: true},
+	{name: "ipv6_ext_chain", pkt: Packet{Proto: ProtoTCP, Src: cli6, SrcPort: 40003, DstPort: 22, Seq: 0x99aabbcc, Flags: FlagSYN}, bareSYN: true},
+	{name: "ipv6_first_fragment", pkt: Packet{Proto: ProtoTCP, Src: cli6, SrcPort: 40004, DstPort: 22, Seq: 1, Flags: FlagSYN}, bareSYN: true},
+	{name: "ipv6_eight_ext", pkt: Packet{Proto: ProtoTCP, Src: cli6, SrcPort: 40007, DstPort: 22, Seq: 7, Flags: FlagSYN}, bareSYN: true},
+	{name: "ipv6_mapped_source", pkt: Packet{Proto: ProtoTCP, Src: mapped, SrcPort: 40008, DstPort: 22, Seq: 8, Flags: FlagSYN}, bareSYN: true},
+	{name: "ipv6_jumbo", pkt: Packet{Proto: ProtoTCP, Src: cli6, SrcPort: 40009, DstPort: 22, Seq: 9, Flags: FlagSYN}, bareSYN: true},
 	{name: "ipv6_first_fragment_short", want: ErrFragment},
 	{name: "ipv6_fragment_offset", want: ErrFragment},
-	{name: "ipv6_udp", want: ErrNotTCP},
-	{name: "ipv6_dstopts_udp", want: ErrNotTCP},
-	{name: "ipv6_no_next_header", want: ErrNotTCP},
+	{name: "ipv6_udp", pkt: Packet{Proto: ProtoUDP, Src: cli6, SrcPort: 40000, DstPort: 53, Payload: []byte("knok")}},
+	{name: "ipv6_dstopts_udp", pkt: Packet{Proto: ProtoUDP, Src: cli6, SrcPort: 40000, DstPort: 53, Payload: []byte{}}},
+	{name: "ipv6_no_next_header", want: ErrProtocol},
 	{name: "ipv6_hbh_not_first", want: ErrBadHeader},
 	{name: "ipv6_too_many_ext", want: ErrBadHeader},
 	{name: "ipv6_payload_short", want: ErrBadHeader},
@@ -134,7 +140,7 @@ func errName(err error) string {
 	for _, s := range []struct {
 		err  error
 		name string
-	}{{nil, "ok"}, {ErrTruncated, "ErrTruncated"}, {ErrNotTCP, "ErrNotTCP"}, {ErrFragment, "ErrFragment"}, {ErrBadHeader, "ErrBadHeader"}, {ErrVersion, "ErrVersion"}} {
+	}{{nil, "ok"}, {ErrTruncated, "ErrTruncated"}, {ErrProtocol, "ErrProtocol"}, {ErrFragment, "ErrFragment"}, {ErrBadHeader, "ErrBadHeader"}, {ErrVersion, "ErrVersion"}} {
 		if err == s.err {
 			return s.name
 		}
@@ -157,12 +163,12 @@ func TestParseFixtures(t *testing.T) {
 				t.Fatalf("Parse = %v, want %v", err, tc.want)
 			}
 			if err != nil {
-				if p != (Packet{}) {
+				if !reflect.DeepEqual(p, Packet{}) {
 					t.Errorf("after error, packet = %+v, want zero", p)
 				}
 				return
 			}
-			if p != tc.pkt {
+			if !reflect.DeepEqual(p, tc.pkt) {
 				t.Errorf("Parse = %+v\nwant    %+v", p, tc.pkt)
 			}
 			if got := p.BareSYN(); got != tc.bareSYN {
@@ -263,11 +269,11 @@ func FuzzParse(f *testing.F) {
 		err := Parse(b, &p)
 		if err != nil {
 			switch err {
-			case ErrTruncated, ErrNotTCP, ErrFragment, ErrBadHeader, ErrVersion:
+			case ErrTruncated, ErrProtocol, ErrFragment, ErrBadHeader, ErrVersion:
 			default:
 				t.Fatalf("Parse returned a non-sentinel error %v", err)
 			}
-			if p != (Packet{}) {
+			if !reflect.DeepEqual(p, Packet{}) {
 				t.Fatalf("after %v, packet = %+v, want zero", err, p)
 			}
 			return
@@ -277,18 +283,30 @@ func FuzzParse(f *testing.F) {
 			if !p.Src.Is4() || p.Src != netip.AddrFrom4([4]byte(b[12:16])) {
 				t.Fatalf("IPv4 packet, Src = %v, header says %v", p.Src, b[12:16])
 			}
-			if b[9] != protoTCP || len(b) < int(b[0]&15)*4+20 {
+			if b[9] != p.Proto || len(b) < int(b[0]&15)*4+8 {
 				t.Fatalf("IPv4 packet parsed with protocol %d, %d bytes", b[9], len(b))
 			}
 		case 6:
 			if !p.Src.Is6() || p.Src != netip.AddrFrom16([16]byte(b[8:24])) {
 				t.Fatalf("IPv6 packet, Src = %v, header says %v", p.Src, b[8:24])
 			}
-			if len(b) < 60 {
+			if len(b) < 48 || p.Proto == ProtoTCP && len(b) < 60 {
 				t.Fatalf("IPv6 packet parsed with only %d bytes", len(b))
 			}
 		default:
 			t.Fatalf("version %d parsed", b[0]>>4)
+		}
+		var again Packet
+		if err := Parse(b, &again); err != nil || !reflect.DeepEqual(again, p) {
+			t.Fatalf("second Parse = %+v, %v; first %+v", again, err, p)
+		}
+		if p.Proto == ProtoUDP {
+			// The data ends the UDP header, which holds the ports.
+			off := cap(b[:len(b)]) - cap(p.Payload) - 8
+			if off < 20 || binary.BigEndian.Uint16(b[off:]) != p.SrcPort || binary.BigEndian.Uint16(b[off+2:]) != p.DstPort {
+				t.Fatalf("fields %+v not found as a UDP header in the input", p)
+			}
+			return
 		}
 		// The TCP header must lie in b: find it by its ports and sequence
 		// number right before the flags byte.
@@ -302,10 +320,6 @@ func FuzzParse(f *testing.F) {
 		}
 		if !found {
 			t.Fatalf("fields %+v not found as a TCP header in the input", p)
-		}
-		var again Packet
-		if err := Parse(b, &again); err != nil || again != p {
-			t.Fatalf("second Parse = %+v, %v; first %+v", again, err, p)
 		}
 	})
 }

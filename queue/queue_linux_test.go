@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -341,8 +342,8 @@ func TestQueueSeesAndAccepts(t *testing.T) {
 			sent := time.Now()
 			e.sendSYNs(t, tc.cli, tc.srv, tc.rawSource, port, tc.rawSeq, 1)
 			p, at, ok := c.findAt(func(p Packet) bool { return p.SrcPort == tc.rawSource })
-			want := Packet{Src: tc.cli, SrcPort: tc.rawSource, DstPort: port, Seq: tc.rawSeq, Flags: FlagSYN}
-			if !ok || p != want {
+			want := Packet{Proto: ProtoTCP, Src: tc.cli, SrcPort: tc.rawSource, DstPort: port, Seq: tc.rawSeq, Flags: FlagSYN}
+			if !ok || !reflect.DeepEqual(p, want) {
 				t.Errorf("raw SYN seen as %+v (found %v), want %+v", p, ok, want)
 			}
 			// The handler's clock: when the batch was read, so after

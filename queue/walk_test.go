@@ -56,7 +56,7 @@ func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 func TestWalk(t *testing.T) {
 	syn, _ := readFixture(t, "ipv4_syn_mss")
 	syn6, _ := readFixture(t, "ipv6_ext_chain")
-	udp, _ := readFixture(t, "ipv4_udp")
+	icmp, _ := readFixture(t, "ipv4_icmp") // neither TCP nor UDP
 	wrongAttr := queued(9, syn)
 	binary.NativeEndian.PutUint16(wrongAttr[nlmsgHdrLen+nfgenLen+12:], 0xffff) // the length of the attribute after the packet header
 	noHdr := nlMsg(msgPacket, cat([]byte{2, 0, 0, 100}, nlAttr(nfqaPayload, syn)))
@@ -76,7 +76,7 @@ func TestWalk(t *testing.T) {
 			want: walkResult{maxID: 7, haveID: true, received: 1, handled: 1}, seqs: []uint32{0x01020304}},
 		{name: "IPv4 and IPv6 in one datagram", dgrams: [][]byte{cat(queued(7, syn), queued(8, syn6))},
 			want: walkResult{maxID: 8, haveID: true, received: 2, handled: 2}, seqs: []uint32{0x01020304, 0x99aabbcc}},
-		{name: "unparsable packets do not stop the batch", dgrams: [][]byte{queued(1, udp), queued(2, syn), queued(3, []byte{0x45})},
+		{name: "unparsable packets do not stop the batch", dgrams: [][]byte{queued(1, icmp), queued(2, syn), queued(3, []byte{0x45})},
 			want: walkResult{maxID: 3, haveID: true, received: 3, handled: 1, parseErrs: 2}, seqs: []uint32{0x01020304}},
 		{name: "no payload", dgrams: [][]byte{queued(4, nil)},
 			want: walkResult{maxID: 4, haveID: true, received: 1, parseErrs: 1}},
