@@ -29,6 +29,10 @@ type User struct {
 	// Ports are the guarded ports the user may open, in the order of the
 	// file and without duplicates; nil means every guarded port.
 	Ports []uint16
+	// SPAAddress lets the user's SPA packets name the address to open
+	// instead of their source (spa-address = yes): behind a NAT, or for
+	// another machine of the user's.
+	SPAAddress bool
 }
 
 // ValidUserName reports whether s may name a user: 1..MaxUserName
@@ -53,6 +57,7 @@ func ValidUserName(s string) bool {
 //	open = SECRET
 //	close = SECRET
 //	ports = 22, 443      # optional; default: every guarded port
+//	spa-address = yes    # optional (yes or no; default no): an SPA packet may name the address to open
 //
 // A # at the start of a line or after a space or tab starts a comment;
 // spaces around keys and values are trimmed; a secret may contain spaces
@@ -107,10 +112,11 @@ const (
 	keyOpen = iota
 	keyClose
 	keyPorts
+	keySPAAddress
 	numKeys
 )
 
-var accessKeys = [numKeys]string{keyOpen: "open", keyClose: "close", keyPorts: "ports"}
+var accessKeys = [numKeys]string{keyOpen: "open", keyClose: "close", keyPorts: "ports", keySPAAddress: "spa-address"}
 
 // stripComment cuts line at a # that starts it or follows a space or tab.
 func stripComment(line string) string {
@@ -140,7 +146,7 @@ func (p *accessParser) line(n int, raw string) error {
 	key, val = strings.TrimSpace(key), strings.TrimSpace(val)
 	k := slices.Index(accessKeys[:], key)
 	if k < 0 {
-		return fmt.Errorf("line %d: unknown key (want open, close or ports)", n)
+		return fmt.Errorf("line %d: unknown key (want open, close, ports or spa-address)", n)
 	}
 	if len(p.users) == 0 {
 		return fmt.Errorf("line %d: %s outside a [user] section", n, accessKeys[k])
@@ -150,6 +156,16 @@ func (p *accessParser) line(n int, raw string) error {
 	}
 	p.keyAt[k] = n
 	u := &p.users[len(p.users)-1]
+	if k == keySPAAddress {
+		switch val {
+		case "yes":
+			u.SPAAddress = true
+		case "no":
+		default:
+			return fmt.Errorf("line %d: spa-address wants yes or no", n)
+		}
+		return nil
+	}
 	if k == keyPorts {
 		ports, err := p.ports(n, val)
 		if err != nil {

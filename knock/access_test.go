@@ -20,6 +20,8 @@ func TestParseAccess(t *testing.T) {
 	}{
 		{"one user", "[alice]\nopen = s3cret-Open\nclose = s3cret-Close\n",
 			[]User{{Name: "alice", OpenSecret: "s3cret-Open", CloseSecret: "s3cret-Close"}}},
+		{"spa-address", "[alice]\nopen = o1\nclose = c1\nspa-address = yes\n[bob]\nopen = o2\nclose = c2\nspa-address = no\n",
+			[]User{{Name: "alice", OpenSecret: "o1", CloseSecret: "c1", SPAAddress: true}, {Name: "bob", OpenSecret: "o2", CloseSecret: "c2"}}},
 		{"two users, ports, comments", `# the team
 [alice]   # the admin
 open = aaa#not-a-comment   # a comment
@@ -66,10 +68,12 @@ func TestParseAccessErrors(t *testing.T) {
 		{"malformed section", "[alice\n", "line 1: malformed section (want [user])"},
 		{"key outside a section", "open = SECRETVALUE\n[a]\n", "line 1: open outside a [user] section"},
 		{"ports outside a section", "# x\nports = 22\n", "line 2: ports outside a [user] section"},
-		{"unknown key", ok + "opne = SECRETVALUE\n", "line 4: unknown key (want open, close or ports)"},
-		{"unknown key that is a secret", ok + "SECRETVALUE=\n", "line 4: unknown key (want open, close or ports)"},
-		{"key with the secret after a space", ok + "open SECRETVALUE=\n", "line 4: unknown key (want open, close or ports)"},
-		{"upper-case key", ok + "Open = x\n", "line 4: unknown key (want open, close or ports)"},
+		{"spa-address not yes or no", ok + "spa-address = true\n", "line 4: spa-address wants yes or no"},
+		{"second spa-address", ok + "spa-address = yes\nspa-address = no\n", "line 5: second spa-address in this section (first at line 4)"},
+		{"unknown key", ok + "opne = SECRETVALUE\n", "line 4: unknown key (want open, close, ports or spa-address)"},
+		{"unknown key that is a secret", ok + "SECRETVALUE=\n", "line 4: unknown key (want open, close, ports or spa-address)"},
+		{"key with the secret after a space", ok + "open SECRETVALUE=\n", "line 4: unknown key (want open, close, ports or spa-address)"},
+		{"upper-case key", ok + "Open = x\n", "line 4: unknown key (want open, close, ports or spa-address)"},
 		{"duplicate user", ok + "[b]\nopen=1\nclose=2\n[ok]\n", "line 7: second section of the user of line 1"},
 		{"duplicate key", "[a]\nopen = SECRETVALUE\nopen = SECRETVALUE2\n", "line 3: second open in this section (first at line 2)"},
 		{"duplicate ports", "[a]\nports = 22\nports = 80\n", "line 3: second ports in this section (first at line 2)"},
@@ -182,7 +186,7 @@ var accessMessages = func() map[string]bool {
 		"no user: want a [user] section with open and close secrets",
 		"line 1: malformed section (want [user])",
 		"line 1: malformed line (want [user] or KEY = VALUE)",
-		"line 1: unknown key (want open, close or ports)",
+		"line 1: unknown key (want open, close, ports or spa-address)",
 		"line 1: second section of the user of line 1",
 		"line 1: more than 1 users",
 		"line 1: invalid user name (want 1-1 characters of A-Z a-z 1-1 _ . -)",
@@ -191,6 +195,7 @@ var accessMessages = func() map[string]bool {
 		"line 1: empty port list (leave ports out for every guarded port)",
 		"line 1: port must be a number 1..1", "line 1: port must be 1..1",
 		"line 1: port 1 is not guarded", "line 1: port 1 twice",
+		"line 1: spa-address wants yes or no",
 	} {
 		m[skeleton(s)] = true
 	}
