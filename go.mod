@@ -10,6 +10,7 @@ require (
 	github.com/prometheus/client_model v0.6.2
 	github.com/prometheus/common v0.66.1
 	github.com/spf13/pflag v1.1.0
+	golang.org/x/crypto v0.50.0
 	golang.org/x/sys v0.43.0
 	kernel.org/pub/linux/libs/security/libcap/psx v1.2.77
 )

@@ -1,0 +1,146 @@
+package spa
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Opener is the daemon's side: the users' keys, the period and the window.
+// It keeps the key ids of every user for the periods that a time within
+// the window of now falls in, sorted, and checks packets against them
+// without allocating.
+//
+// An Opener is not safe for concurrent use (Open writes its scratch
+// space): give each goroutine its own.
+type Opener struct {
+	keys   []*Key
+	period int64 // seconds
+	window time.Duration
+
+	ready  bool
+	lo, hi int64   // the periods prepared, when ready
+	ids    []keyID // sorted by id, then user
+	spare  []keyID // the previous ids' storage, for the next Prepare
+	pt     [plainLen]byte
+}
+
+// keyID is one user's key id of one period.
+type keyID struct {
+	id     [KeyIDLen]byte
+	user   int
+	period int64
+}
+
+// NewOpener returns an Opener for the users' keys (keys[i] is user i),
+// packets sealed with period and times within window of now. It panics
+// if period is not a positive whole number of seconds or window is
+// negative. Each Prepare computes len(keys) x (2 window / period + 2) key
+// ids at most.
+func NewOpener(keys []*Key, period, window time.Duration) *Opener {
+	if period < time.Second || period%time.Second != 0 {
+		panic(fmt.Sprintf("spa: NewOpener: period %v is not a positive whole number of seconds", period))
+	}
+	if window < 0 {
+		panic(fmt.Sprintf("spa: NewOpener: negative window %v", window))
+	}
+	return &Opener{keys: slices.Clone(keys), period: int64(period / time.Second), window: window}
+}
+
+// Prepare computes the key ids of every period that a time within window
+// of now falls in. The daemon calls it at start and whenever the period
+// changes; it is cheap to call often: a no-op when the periods are the
+// ones prepared, and it computes only the ids of periods it lacks.
+func (o *Opener) Prepare(now time.Time) {
+	lo := floorDiv(now.Add(-o.window).Unix(), o.period)
+	hi := floorDiv(now.Add(o.window).Unix(), o.period)
+	if o.ready && lo == o.lo && hi == o.hi {
+		return
+	}
+	next := o.spare[:0]
+	for _, e := range o.ids {
+		if e.period >= lo && e.period <= hi {
+			next = append(next, e)
+		}
+	}
+	for p := lo; p <= hi; p++ {
+		if o.ready && p >= o.lo && p <= o.hi {
+			continue
+		}
+		for u, k := range o.keys {
+			next = append(next, keyID{id: k.KeyID(p), user: u, period: p})
+		}
+	}
+	slices.SortFunc(next, func(a, b keyID) int {
+		if c := bytes.Compare(a.id[:], b.id[:]); c != 0 {
+			return c
+		}
+		if a.user != b.user {
+			return a.user - b.user
+		}
+		return int(a.period - b.period)
+	})
+	o.spare, o.ids = o.ids, next
+	o.lo, o.hi, o.ready = lo, hi, true
+}
+
+// lookup returns the first entry of id, if any.
+func (o *Opener) lookup(id []byte) (*keyID, bool) {
+	i, j := 0, len(o.ids)
+	for i < j {
+		h := int(uint(i+j) >> 1)
+		if bytes.Compare(o.ids[h].id[:], id) < 0 {
+			i = h + 1
+		} else {
+			j = h
+		}
+	}
+	if i < len(o.ids) && bytes.Equal(o.ids[i].id[:], id) {
+		return &o.ids[i], true
+	}
+	return nil, false
+}
+
+// Open checks pkt at now and fills m (reusing m.Ports' capacity: give it
+// MaxPorts so that Open does not allocate). It returns the user index and
+// the nonce's digest (NonceDigest, for the replay memory), or one of
+// ErrLength, ErrVersion, ErrKeyID, ErrDecrypt, ErrMessage (wrapped with
+// what is wrong; also for a key id of another period than the message's
+// time), ErrTooOld and ErrFuture. A time t is in the window when
+// |t - now| <= window. After ErrTooOld and ErrFuture, m holds the
+// message; after the other errors, m is unspecified.
+//
+// Open calls Prepare(now) itself, and does not allocate.
+func (o *Opener) Open(pkt []byte, now time.Time, m *Message) (user int, digest [16]byte, err error) {
+	if len(pkt) != PacketLen {
+		return -1, digest, ErrLength
+	}
+	if pkt[0] != Version {
+		return -1, digest, ErrVersion
+	}
+	o.Prepare(now)
+	e, ok := o.lookup(pkt[1:headerLen])
+	if !ok {
+		return -1, digest, ErrKeyID
+	}
+	k := o.keys[e.user]
+	if _, err := k.aead.Open(o.pt[:0], pkt[headerLen:nonceEnd], pkt[nonceEnd:], pkt[:headerLen]); err != nil {
+		return -1, digest, ErrDecrypt
+	}
+	if err := decode(&o.pt, m); err != nil {
+		return -1, digest, err
+	}
+	switch d := m.Time.Sub(now); {
+	case d < -o.window:
+		return -1, digest, ErrTooOld
+	case d > o.window:
+		return -1, digest, ErrFuture
+	}
+	if floorDiv(m.Time.Unix(), o.period) != e.period {
+		return -1, digest, errPeriod
+	}
+	s := sha256.Sum256(pkt[headerLen:nonceEnd])
+	return e.user, [16]byte(s[:16]), nil
+}
