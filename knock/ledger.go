@@ -121,3 +121,19 @@ func (l *Ledger) prune(now time.Time) {
 		}
 	}
 }
+
+// Spend marks key used until until (an SPA packet's nonce digest: until
+// the packet's time is out of the window), and reports whether it was
+// unused; ttl is then how long the caller keeps it outside the Ledger.
+// Keys share the Ledger with the one-time sequences' (SpentKey), whose
+// digests they never meet.
+func (l *Ledger) Spend(key [16]byte, until, now time.Time) (fresh bool, ttl time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.prune(now)
+	if _, ok := l.used[key]; ok {
+		return false, 0
+	}
+	l.used[key] = until
+	return true, until.Sub(now)
+}

@@ -102,3 +102,32 @@ func TestLedgerShared(t *testing.T) {
 		t.Errorf("%d shards found the sequence fresh, want 1", n)
 	}
 }
+
+// TestLedgerSpend: an SPA digest is fresh once, stays spent until its
+// instant, is forgotten after it, and survives Entries and Seed.
+func TestLedgerSpend(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	l := NewLedger(time.Hour, 0)
+	key := [16]byte{1, 2, 3}
+	until := now.Add(2 * time.Minute)
+	for _, tc := range []struct {
+		at        time.Time
+		wantFresh bool
+		wantTTL   time.Duration
+	}{
+		{now, true, 2 * time.Minute},
+		{now.Add(time.Second), false, 0},
+		{until.Add(-time.Second), false, 0},
+		{until, true, 0}, // forgotten at its instant: spent again, until the same instant
+	} {
+		fresh, ttl := l.Spend(key, until, tc.at)
+		if fresh != tc.wantFresh || ttl != tc.wantTTL {
+			t.Errorf("Spend at %v = %v, %v; want %v, %v", tc.at.Sub(now), fresh, ttl, tc.wantFresh, tc.wantTTL)
+		}
+	}
+	other := NewLedger(time.Hour, 0)
+	other.Seed(l.Entries(), now)
+	if fresh, _ := other.Spend(key, until.Add(time.Hour), now); fresh {
+		t.Error("a digest seeded from another ledger's entries is fresh")
+	}
+}

@@ -78,7 +78,7 @@ func (c *config) checkDirs() *exitError {
 	if err := privdir.Check(c.LockDir); err != nil {
 		return fail(2, "--lock-dir %s: %v", style.Quote(c.LockDir), err)
 	}
-	if c.OneTime && c.StateDir != "" {
+	if c.keepsSpent() && c.StateDir != "" {
 		if err := privdir.Check(c.StateDir); err != nil {
 			return fail(2, "--state-dir %s: %v", style.Quote(c.StateDir), err)
 		}

@@ -77,6 +77,8 @@ type config struct {
 	Users      []knock.User
 	// OneTime (--one-time) accepts only one-time sequences, each once.
 	OneTime bool
+	// SPA are the flags of single-packet authorization (flags_spa.go).
+	SPA spaConfig
 	// LockDir (--lock-dir) holds the lock of the table (lock.go);
 	// StateDir (--state-dir) the file of the used one-time sequences, with
 	// --one-time ("" for none: the table's set alone keeps them).
@@ -116,6 +118,7 @@ func defaultConfig() *config {
 		Table:       "nfqknock",
 		LockDir:     defaultLockDir,
 		StateDir:    defaultStateDir,
+		SPA:         spaConfig{Window: defaultSPAWindow},
 	}
 }
 
@@ -238,6 +241,7 @@ type flagValues struct {
 	queue, queues           *uintValue
 	period, grace, openTime *cli.DurationValue
 	at                      *cli.AtValue
+	spaWindow               *cli.DurationValue
 	copyBack                func() // stores the numbers parsed into the config
 }
 
@@ -279,6 +283,7 @@ func newFlagSet(c *config) (*pflag.FlagSet, *flagValues) {
 	fs.StringVar(&c.SecretFile, "secret-file", "", "read the secrets from `FILE`: lines open=SECRET and close=SECRET, mode 0600; -o/-c win over it. Without it and -o/-c, the systemd credential "+credentialName+" in $CREDENTIALS_DIRECTORY is read when set (default: none)")
 	fs.StringVar(&c.AccessFile, "access-file", "", "read the users from `FILE` instead: sections [NAME] with open=, close= and optional ports= (default: every guarded port), mode 0600; not with -o, -c or --secret-file. Without it and those flags, the systemd credential "+accessCredential+" is read when present (default: none)")
 	cli.BoolFlag(fs, &c.OneTime, "one-time", "", fmt.Sprintf("accept only one-time sequences (nfqknock --one-time): each client picks one of %d per secret and period, and each opens or closes once; a reuse is logged as a replay", knock.OneTimeNonces))
+	v.spaWindow = spaFlags(fs, &c.SPA)
 	fs.VarP(&timeoutValue{d: &c.Timeout}, "timeout", "t", "longest gap between two knocks: `SECONDS` 1..600, or a duration such as 10s")
 	fs.Var(v.period, "period", "the sequences change every `DURATION` (whole seconds), at multiples of it since 1970-01-01 UTC")
 	fs.Var(v.grace, "grace", "accept the previous (next) period's sequences this `DURATION` after (before) a change; below half the period")
@@ -395,6 +400,9 @@ func check(c *config, fs *pflag.FlagSet, v *flagValues) error {
 	}
 	if int(c.Queue)+int(c.Queues)-1 > 65535 {
 		return style.BadFlag("queues", v.queues.raw, fmt.Sprintf("queues %d..%d go past 65535", c.Queue, int(c.Queue)+int(c.Queues)-1))
+	}
+	if err := checkSPA(c, fs, v.spaWindow); err != nil {
+		return err
 	}
 	if fs.Changed("at") && !c.Show {
 		return style.BadFlag("at", v.at.Raw, "only meaningful with -s (--show)")

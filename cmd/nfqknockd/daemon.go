@@ -51,9 +51,12 @@ type service struct {
 	// metricsErr is the last write's failure, owned by the writer.
 	metrics    metrics
 	metricsErr error
+	// spaCounts are the SPA counters (--spa, spa.go), which the shards
+	// share.
+	spaCounts spaCounts
 
-	// spent is the ledger of the one-time sequences used (--one-time),
-	// for all shards; spentPath is their file in --state-dir ("" for
+	// spent is the ledger of the one-time sequences used (--one-time) and
+	// the SPA packets' nonces (--spa), for all shards; spentPath is their file in --state-dir ("" for
 	// none), and spentDirty asks keepSpentFile to write it (state.go).
 	spent      *knock.Ledger
 	spentPath  string

@@ -40,7 +40,7 @@ type hookEvent struct {
 	Source netip.Addr
 	User   string
 	Ports  []uint16
-	Detail string // replay: the sequence (open, close); close: why, when not knocked; repair: what changed; revoke: the asker's uid
+	Detail string // replay: the sequence (open, close; "spa open", "spa close"); open, close: "spa" for an SPA packet; close: why, when not knocked; repair: what changed; revoke: the asker's uid
 	Err    string // repair: why the table could not be put back
 }
 

@@ -56,6 +56,7 @@ type sample struct {
 	opened4, opened6 int
 	openedOK         bool
 	runtime          runtimeSample
+	spa              *spaSample // nil without --spa
 }
 
 // queueSample are the counters of one queue.
@@ -110,6 +111,14 @@ func formatMetrics(b *bytes.Buffer, s *sample) {
 		value("nfqknockd_hook_events_dropped_total", "", s.hookDropped)
 		family("nfqknockd_hook_failures_total", "counter", "Runs of --on-event that failed: an exit status other than 0, or killed after 10s.")
 		value("nfqknockd_hook_failures_total", "", s.hookFailed)
+	}
+	if s.spa != nil {
+		family("nfqknockd_spa_packets_total", "counter", "SPA packets (--spa) the daemon read: result open or close, or refused with its reason; the copies a client sends of one packet count as replays.")
+		value("nfqknockd_spa_packets_total", `result="open"`, s.spa.opens)
+		value("nfqknockd_spa_packets_total", `result="close"`, s.spa.closes)
+		for r, n := range s.spa.refused {
+			value("nfqknockd_spa_packets_total", `result="refused",reason="`+spaReasons[r]+`"`, n)
+		}
 	}
 	family("nfqknockd_table_repairs_total", "counter", "Times another program changed the table and the daemon put it back (kernels without the table flag persist: the table itself before 5.12, the backup table from 5.12 to 6.8).")
 	value("nfqknockd_table_repairs_total", "", s.repairs)
@@ -239,6 +248,9 @@ func (d *service) sample(tableGone bool) *sample {
 		opens: m.opens.Load(), closes: m.closes.Load(), replays: m.replays.Load(),
 		repairs: m.repairs.Load(), repairFailures: m.repairFailures.Load(), revokes: m.revokes.Load(),
 		openedOK: true, runtime: readRuntime(),
+	}
+	if len(d.cfg.SPA.Ports) > 0 {
+		s.spa = d.spaCounts.sample()
 	}
 	if d.hooks != nil {
 		s.hooksOn, s.hookDropped, s.hookFailed = true, d.hooks.dropped.Load(), d.hooks.failed.Load()

@@ -36,7 +36,8 @@ type shard struct {
 	// spentSaved asks for the file of the used sequences to be written
 	// (--state-dir), after a fresh one.
 	spentSaved func()
-	hooks      *hooks // --on-event; nil: none
+	hooks      *hooks   // --on-event; nil: none
+	spa        *spaGate // --spa; nil: none
 }
 
 // handle is called by the queue reader for every packet, before the verdict
@@ -45,6 +46,10 @@ type shard struct {
 func (s *shard) handle(p *queue.Packet) {
 	// An IPv4-mapped IPv6 source (::ffff:a.b.c.d) never knocks: it would
 	// open the IPv4 address, which did not send the packet.
+	if p.Proto == queue.ProtoUDP {
+		s.handleSPA(p)
+		return
+	}
 	if !p.BareSYN() || p.Src.Is4In6() {
 		return
 	}
@@ -89,23 +94,43 @@ func (s *shard) spend(v *knock.Verdict, now time.Time) {
 }
 
 func (s *shard) open(src netip.Addr, u knock.User) {
-	if err := s.rules.Allow(src, u.Grants(s.guard), u.Name, s.ttl); err != nil {
-		s.log.Error("open failed", withUser(u, src, "err", err)...)
-		return
-	}
-	s.m.opens.Add(1)
-	s.log.Info("open", withUser(u, src, "timeout", ttlString(s.ttl))...)
-	s.hooks.emit(hookEvent{Kind: "open", Source: src, User: u.Name, Ports: u.Grants(s.guard)})
+	s.openPorts(src, u, u.Grants(s.guard), s.ttl, "knock")
 }
 
 func (s *shard) close(src netip.Addr, u knock.User) {
-	if err := s.rules.Revoke(src, u.Grants(s.guard)); err != nil {
-		s.log.Error("close failed", withUser(u, src, "err", err)...)
+	s.closePorts(src, u, u.Grants(s.guard), "knock")
+}
+
+// openPorts opens ports for src, for ttl, as user u asked by a knock or
+// an SPA packet (via).
+func (s *shard) openPorts(src netip.Addr, u knock.User, ports []uint16, ttl time.Duration, via string) {
+	if err := s.rules.Allow(src, ports, u.Name, ttl); err != nil {
+		s.log.Error("open failed", withUser(u, src, "via", via, "err", err)...)
+		return
+	}
+	s.m.opens.Add(1)
+	s.log.Info("open", withUser(u, src, "timeout", ttlString(ttl), "ports", portList(ports), "via", via)...)
+	s.hooks.emit(hookEvent{Kind: "open", Source: src, User: u.Name, Ports: ports, Detail: spaDetail(via)})
+}
+
+// closePorts closes ports for src, as user u asked (via).
+func (s *shard) closePorts(src netip.Addr, u knock.User, ports []uint16, via string) {
+	if err := s.rules.Revoke(src, ports); err != nil {
+		s.log.Error("close failed", withUser(u, src, "via", via, "err", err)...)
 		return
 	}
 	s.m.closes.Add(1)
-	s.log.Info("close", withUser(u, src)...)
-	s.hooks.emit(hookEvent{Kind: "close", Source: src, User: u.Name, Ports: u.Grants(s.guard)})
+	s.log.Info("close", withUser(u, src, "ports", portList(ports), "via", via)...)
+	s.hooks.emit(hookEvent{Kind: "close", Source: src, User: u.Name, Ports: ports, Detail: spaDetail(via)})
+}
+
+// spaDetail is a hook's NFQKNOCK_DETAIL of an open or close: "spa" for
+// one by an SPA packet, empty for a knock.
+func spaDetail(via string) string {
+	if via == "spa" {
+		return via
+	}
+	return ""
 }
 
 // replay logs a one-time sequence knocked again in its period: by the
@@ -159,6 +184,9 @@ func (s *shard) setUsers(users []knock.User, now time.Time) error {
 		if err == nil {
 			s.users = users
 			s.tracker.Prepare(now)
+			if s.spa != nil {
+				s.spa.setUsers(users)
+			}
 		}
 		errc <- err
 	})

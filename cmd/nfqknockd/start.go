@@ -67,6 +67,7 @@ func (d *service) start() error {
 		QueueNum: d.cfg.Queue, QueueTotal: d.cfg.Queues, Allow: d.cfg.Allow, NoOwner: os.Getenv(noOwnerEnv) == "1",
 		NoPersist: os.Getenv(noPersistEnv) == "1",
 		QueueAll:  d.cfg.QueueAll, KnockTimeout: d.cfg.Timeout + knockTimeoutMargin,
+		SPA:       d.cfg.SPA.Ports, SPAOnly: d.cfg.SPA.Only,
 	}
 	d.spec.First, _ = d.firstPorts(time.Now())
 	ct, err := nft.ConntrackInUse()
@@ -121,14 +122,14 @@ func (d *service) openQueues() error {
 
 // newShard returns a shard of the daemon reading q (nil in unit tests).
 func (d *service) newShard(q *queue.Queue, tr *knock.Tracker) *shard {
-	if d.cfg.OneTime && d.spent == nil {
+	if d.cfg.keepsSpent() && d.spent == nil {
 		d.spent = knock.NewLedger(d.cfg.Params.Period, d.cfg.Params.Grace)
 		d.spentDirty = make(chan struct{}, 1)
 	}
 	s := &shard{
 		q: q, tracker: tr, m: &d.metrics, log: d.log, ttl: d.cfg.OpenTimeout, verbose: d.cfg.Verbose,
 		users: d.secrets().users, guard: d.cfg.guardPorts(), spent: d.spent, spentSaved: d.saveSpentSoon,
-		hooks: d.hooks,
+		hooks: d.hooks, spa: newSPAGate(d.cfg, d.secrets().users, &d.spaCounts),
 	}
 	if q != nil {
 		s.now = q.ReadAt
@@ -180,6 +181,7 @@ func (d *service) settings(guard []uint16) []any {
 		"digest", d.cfg.Params.Digest.String(),
 		"period", d.cfg.Params.Period,
 		"one_time", d.cfg.OneTime,
+		"spa", spaSetting(d.cfg),
 		"open_timeout", ttlString(d.cfg.OpenTimeout),
 		"max_sources", d.cfg.MaxSources,
 		"secrets", d.secrets().from(),

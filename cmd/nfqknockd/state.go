@@ -24,7 +24,7 @@ import (
 // before the lock and the kernel. It sets spentPath.
 func (d *service) checkStateDir() error {
 	dir := d.cfg.StateDir
-	if !d.cfg.OneTime || dir == "" {
+	if !d.cfg.keepsSpent() || dir == "" {
 		return nil
 	}
 	if err := privdir.Ensure(dir); err != nil {
