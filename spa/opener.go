@@ -49,13 +49,26 @@ func NewOpener(keys []*Key, period, window time.Duration) *Opener {
 	return &Opener{keys: slices.Clone(keys), period: int64(period / time.Second), window: window}
 }
 
+// skewMargin is how far beyond the window Prepare keeps key ids: a packet
+// that much older or newer than the window is still found and decrypted,
+// so that it fails as ErrTooOld or ErrFuture (a client's clock is off),
+// not as an unknown key id. At most 8 periods: the ids are computed for
+// every user and period.
+const skewMargin = 10 * time.Minute
+
+// margin is skewMargin, at most 8 periods.
+func (o *Opener) margin() time.Duration {
+	return min(skewMargin, 8*time.Duration(o.period)*time.Second)
+}
+
 // Prepare computes the key ids of every period that a time within window
-// of now falls in. The daemon calls it at start and whenever the period
+// (and the margin beyond it that tells a wrong clock, skewMargin) of now
+// falls in. The daemon calls it at start and whenever the period
 // changes; it is cheap to call often: a no-op when the periods are the
 // ones prepared, and it computes only the ids of periods it lacks.
 func (o *Opener) Prepare(now time.Time) {
-	lo := floorDiv(now.Add(-o.window).Unix(), o.period)
-	hi := floorDiv(now.Add(o.window).Unix(), o.period)
+	lo := floorDiv(now.Add(-o.window-o.margin()).Unix(), o.period)
+	hi := floorDiv(now.Add(o.window+o.margin()).Unix(), o.period)
 	if o.ready && lo == o.lo && hi == o.hi {
 		return
 	}

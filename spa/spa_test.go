@@ -283,10 +283,12 @@ func TestPeriodBoundary(t *testing.T) {
 	}{
 		{"last second, now the same", last, last, nil},
 		{"last second, opened in the next", last, start.Add(window - time.Second), nil},
-		{"last second, too late", last, start.Add(window), ErrKeyID},
+		{"last second, too late", last, start.Add(window), ErrTooOld},
+		{"last second, beyond the margin", last, start.Add(window + skewMargin), ErrKeyID},
 		{"first second, opened before", start, last, nil},
 		{"first second, opened window before", start, start.Add(-window), nil},
-		{"first second, too early", start, start.Add(-window - time.Second), ErrKeyID},
+		{"first second, too early", start, start.Add(-window - time.Second), ErrFuture},
+		{"first second, beyond the margin", start, start.Add(-window - skewMargin - 2*time.Second), ErrKeyID},
 		{"far future period", start.Add(period), start, ErrKeyID},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -310,7 +312,7 @@ func TestPrepare(t *testing.T) {
 	if len(o.ids) != 2*len(keys) || o.lo != PeriodOf(start, period)-1 || o.hi != o.lo+1 {
 		t.Errorf("%d ids, periods %d..%d at a boundary", len(o.ids), o.lo, o.hi)
 	}
-	o.Prepare(start.Add(time.Minute))
+	o.Prepare(start.Add(window + skewMargin + time.Second))
 	if len(o.ids) != len(keys) || o.lo != PeriodOf(start, period) {
 		t.Errorf("%d ids, periods %d..%d after it", len(o.ids), o.lo, o.hi)
 	}
@@ -319,10 +321,13 @@ func TestPrepare(t *testing.T) {
 			t.Errorf("wrong id %x of user %d period %d", e.id, e.user, e.period)
 		}
 	}
-	// A short period: the ids of every period of the window.
+	// A short period: the ids of every period of the window and the
+	// margin, which is 8 periods then.
 	o = NewOpener(keys, 10*time.Second, window)
 	o.Prepare(t0)
-	if len(o.ids) != 7*len(keys) {
+	reach := window + 80*time.Second
+	n := PeriodOf(t0.Add(reach), 10*time.Second) - PeriodOf(t0.Add(-reach), 10*time.Second) + 1
+	if len(o.ids) != int(n)*len(keys) {
 		t.Errorf("%d ids for 10 s periods", len(o.ids))
 	}
 	// No users: every key id is unknown.
