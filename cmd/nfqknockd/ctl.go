@@ -70,6 +70,10 @@ type ctlStatus struct {
 	Replays      uint64       `json:"replays"`
 	Repairs      uint64       `json:"repairs"`
 	Revokes      uint64       `json:"revokes"`
+	// SPA is the SPA setting (start line's spa); SPAPackets the SPA
+	// packets read, by result: open, close, and refused_REASON.
+	SPA        string            `json:"spa"`
+	SPAPackets map[string]uint64 `json:"spa_packets,omitempty"`
 }
 
 // ctlOpening is one opened source and port: how it came (a knock; the
@@ -213,6 +217,10 @@ func (d *service) status() *ctlStatus {
 	}
 	for _, s := range d.shards {
 		st.Knocking += s.tracked.Load()
+	}
+	st.SPA = spaSetting(d.cfg)
+	if len(d.cfg.SPA.Ports) > 0 {
+		st.SPAPackets = d.spaCounts.sample().byResult()
 	}
 	return st
 }

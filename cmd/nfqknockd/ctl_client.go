@@ -138,6 +138,9 @@ func printReply(w io.Writer, asJSON bool, r ctlReply) {
 		fmt.Fprintf(w, "secrets: %s\n", st.Secrets)
 		fmt.Fprintf(w, "opens %d, closes %d, replays %d, revokes %d, repairs %d; knocking now: %d sources\n",
 			st.Opens, st.Closes, st.Replays, st.Revokes, st.Repairs, st.Knocking)
+		if st.SPAPackets != nil {
+			fmt.Fprintf(w, "spa: %s; packets: %s\n", st.SPA, spaPacketsLine(st.SPAPackets))
+		}
 		fmt.Fprintf(w, "opened: %d\n", len(st.Opened))
 		printOpenings(w, st.Opened)
 	}

@@ -88,6 +88,28 @@ func (c *spaCounts) sample() *spaSample {
 	return s
 }
 
+// byResult returns the sample for nfqknockd status: open, close, and
+// refused_REASON for each reason.
+func (s *spaSample) byResult() map[string]uint64 {
+	m := map[string]uint64{"open": s.opens, "close": s.closes}
+	for r, n := range s.refused {
+		m["refused_"+spaReasons[r]] = n
+	}
+	return m
+}
+
+// spaPacketsLine renders byResult's map for a reader: open and close
+// first, then the refusals that happened, in the order of spaReasons.
+func spaPacketsLine(m map[string]uint64) string {
+	line := fmt.Sprintf("open %d, close %d", m["open"], m["close"])
+	for _, r := range spaReasons {
+		if n := m["refused_"+r]; n > 0 {
+			line += fmt.Sprintf(", refused %s %d", r, n)
+		}
+	}
+	return line
+}
+
 // spaGate is a shard's SPA: the users' keys, and the packets it opened
 // lately, to tell the client's copies of a packet from a replay.
 type spaGate struct {

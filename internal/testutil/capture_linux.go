@@ -14,15 +14,24 @@ import (
 	"github.com/nfqknockd/nfqknockd/internal/netns"
 )
 
-// Capture records the bare TCP SYNs that arrive in a network namespace, as
-// a sniffer on the server's link would see them: a packet socket
-// (AF_PACKET, SOCK_DGRAM, every protocol) bound inside the namespace.
+// Capture records the bare TCP SYNs and the UDP datagrams that arrive in a
+// network namespace, as a sniffer on the server's link would see them: a
+// packet socket (AF_PACKET, SOCK_DGRAM, every protocol) bound inside the
+// namespace.
 type Capture struct {
-	fd   int
-	stop atomic.Bool
-	mu   sync.Mutex
-	syns []SYN
-	done chan struct{}
+	fd        int
+	stop      atomic.Bool
+	mu        sync.Mutex
+	syns      []SYN
+	datagrams []Datagram
+	done      chan struct{}
+}
+
+// Datagram is a captured UDP datagram.
+type Datagram struct {
+	Src, Dst         netip.Addr
+	SrcPort, DstPort uint16
+	Payload          []byte
 }
 
 // NewCapture starts capturing in namespace ns, on every interface but
@@ -69,6 +78,12 @@ func (c *Capture) read() {
 		if !ok || sll.Pkttype == unix.PACKET_OUTGOING || sll.Hatype == unix.ARPHRD_LOOPBACK {
 			continue
 		}
+		if d, ok := parseUDP(buf[:n]); ok {
+			c.mu.Lock()
+			c.datagrams = append(c.datagrams, d)
+			c.mu.Unlock()
+			continue
+		}
 		syn, ok := parseSYN(buf[:n])
 		if !ok {
 			continue
@@ -110,6 +125,52 @@ func parseSYN(b []byte) (SYN, bool) {
 	s.SrcPort, s.DstPort = binary.BigEndian.Uint16(tcp[0:2]), binary.BigEndian.Uint16(tcp[2:4])
 	s.Seq = binary.BigEndian.Uint32(tcp[4:8])
 	return s, true
+}
+
+// parseUDP returns the UDP datagram in the IP packet b: IPv4 (with
+// options, not a fragment) or IPv6 (UDP right after the fixed header), its
+// payload copied.
+func parseUDP(b []byte) (Datagram, bool) {
+	var d Datagram
+	var udp []byte
+	switch {
+	case len(b) >= 28 && b[0]>>4 == 4:
+		ihl := int(b[0]&0x0f) * 4
+		if b[9] != unix.IPPROTO_UDP || ihl < 20 || len(b) < ihl+8 || binary.BigEndian.Uint16(b[6:8])&0x3fff != 0 {
+			return d, false
+		}
+		d.Src, d.Dst = netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20]))
+		udp = b[ihl:]
+	case len(b) >= 48 && b[0]>>4 == 6:
+		if b[6] != unix.IPPROTO_UDP {
+			return d, false
+		}
+		d.Src, d.Dst = netip.AddrFrom16([16]byte(b[8:24])), netip.AddrFrom16([16]byte(b[24:40]))
+		udp = b[40:]
+	default:
+		return d, false
+	}
+	n := int(binary.BigEndian.Uint16(udp[4:6]))
+	if n < 8 || n > len(udp) {
+		return d, false
+	}
+	d.SrcPort, d.DstPort = binary.BigEndian.Uint16(udp[0:2]), binary.BigEndian.Uint16(udp[2:4])
+	d.Payload = append([]byte(nil), udp[8:n]...)
+	return d, true
+}
+
+// UDPFrom returns the UDP datagrams captured so far from src, in the
+// order they arrived.
+func (c *Capture) UDPFrom(src netip.Addr) []Datagram {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Datagram
+	for _, d := range c.datagrams {
+		if d.Src == src {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // From returns the SYNs captured so far from src, in the order they
