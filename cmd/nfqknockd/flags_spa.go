@@ -59,6 +59,17 @@ func checkSPA(c *config, fs *pflag.FlagSet, window *cli.DurationValue) error {
 // in the ledger, the table's set spent and the state file.
 func (c *config) keepsSpent() bool { return c.OneTime || len(c.SPA.Ports) > 0 }
 
+// spentWhat names what the ledger keeps, for the start's log line.
+func (c *config) spentWhat() string {
+	switch {
+	case !c.OneTime:
+		return "SPA packets"
+	case len(c.SPA.Ports) == 0:
+		return "one-time sequences"
+	}
+	return "one-time sequences and SPA packets"
+}
+
 // spaSetting is the start line's spa attribute: the UDP ports, "only"
 // when the sequences are off, and the window; "off" without --spa.
 func spaSetting(c *config) string {

@@ -83,11 +83,11 @@ func (d *service) seedSpent() {
 		}
 	}
 	if d.spentPath != "" {
-		d.log.Info("one-time sequences used before this start are refused", "kept", len(keys), "from_file", len(file), "used", n)
+		d.log.Info(d.cfg.spentWhat()+" used before this start are refused", "kept", len(keys), "from_file", len(file), "used", n)
 		d.writeSpentFile()
 		return
 	}
-	d.log.Info("one-time sequences used before this start are refused", "kept", len(keys), "used", n)
+	d.log.Info(d.cfg.spentWhat()+" used before this start are refused", "kept", len(keys), "used", n)
 }
 
 // saveSpentSoon asks keepSpentFile to write the file; it never waits.
