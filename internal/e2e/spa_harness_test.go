@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
@@ -52,6 +53,13 @@ func sendUDP(t *testing.T, ns string, src, dst netip.Addr, port int, payload []b
 	if err != nil {
 		t.Fatalf("send UDP %s -> [%s]:%d: %v", src, dst, port, err)
 	}
+}
+
+// startSPA starts the daemon with daemonArgs, --spa spaPort, the test's
+// own --state-dir (the default is the host's), and extra flags.
+func (e *env) startSPA(extra ...string) *daemon {
+	e.t.Helper()
+	return e.start(append([]string{"--spa", strconv.Itoa(spaPort), "--state-dir", e.stateDir}, extra...)...)
 }
 
 // eventually polls cond every 50 ms for up to max.

@@ -1,0 +1,204 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/spa"
+)
+
+// TestSPAClock: a packet whose time is 5 minutes off either way is
+// refused, with the reason and the skew logged; one within the window
+// (90 s either way of the default 120 s) opens. IPv4 and IPv6.
+func TestSPAClock(t *testing.T) {
+	t.Parallel()
+	for _, fam := range filterFams {
+		t.Run(fam.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			d := e.startSPA()
+			for _, tc := range []struct {
+				skew time.Duration
+				log  string // "" for an open
+			}{
+				{-5 * time.Minute, `reason=too_old skew=-(299|300|301)s`}, // the packet holds whole seconds
+				{5 * time.Minute, `reason=future skew=\+(299|300|301)s`},
+				{-90 * time.Second, ""},
+				{90 * time.Second, ""},
+			} {
+				pkt := spaSeal(t, openSecret, &spa.Message{Time: time.Now().Add(tc.skew), Action: spa.Open})
+				sendUDP(t, e.pair.Client, fam.client, fam.server, spaPort, pkt)
+				if tc.log != "" {
+					want := regexp.MustCompile(fmt.Sprintf(`msg="spa refused" source=%s %s`, regexp.QuoteMeta(fam.client.String()), tc.log))
+					if !eventually(3*time.Second, func() bool { return want.MatchString(d.stderr.String()) }) {
+						t.Fatalf("clock %v: the log lacks %s:\n%s", tc.skew, want, d.stderr)
+					}
+					if e.reachable(fam.client, fam.server, guardPort) {
+						t.Fatalf("clock %v: the packet opened", tc.skew)
+					}
+					continue
+				}
+				if !eventually(5*time.Second, func() bool { return e.reachable(fam.client, fam.server, guardPort) }) {
+					t.Fatalf("clock %v, within the window: not opened:\n%s", tc.skew, d.stderr)
+				}
+				sendUDP(t, e.pair.Client, fam.client, fam.server, spaPort, spaSeal(t, openSecret, &spa.Message{Time: time.Now(), Action: spa.Close}))
+				if !eventually(5*time.Second, func() bool { return !e.reachable(fam.client, fam.server, guardPort) }) {
+					t.Fatalf("not closed after clock %v", tc.skew)
+				}
+			}
+			p := e.spaPackets(t)
+			if p["refused_too_old"] != 1 || p["refused_future"] != 1 || p["open"] != 2 || p["close"] != 2 {
+				t.Errorf("counters %v, want 1 too old, 1 future, 2 opens, 2 closes", p)
+			}
+		})
+	}
+}
+
+// TestSPAKernelFilter: only UDP to an SPA port of this host is queued. A
+// flood of UDP to other ports, and UDP to the SPA port of an address
+// routed through the host, never leave the kernel: the queue rule's
+// counter and the queue's own count hold just the SPA packets sent. A
+// single source flooding the SPA port is stopped by its rate bound before
+// the queue. IPv4 and IPv6.
+func TestSPAKernelFilter(t *testing.T) {
+	t.Parallel()
+	for _, fam := range filterFams {
+		t.Run(fam.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			netns.NewBehind(t, e.pair)
+			routed := netns.BehindIP4
+			if fam.server.Is6() {
+				routed = netns.BehindIP6
+			}
+			for _, c := range [][]string{{"-4", "route", "add", "10.201.0.0/24", "via", netns.ServerIP4.String()}, {"-6", "route", "add", "fd00:201::/64", "via", netns.ServerIP6.String()}} {
+				if out, err := netns.Command(e.pair.Client, "ip", c...).CombinedOutput(); err != nil {
+					t.Fatalf("ip %v: %v: %s", c, err, out)
+				}
+			}
+			d := e.startSPA()
+			junk := make([]byte, spa.PacketLen)
+			// The flood: 20,000 datagrams to other UDP ports of the host,
+			// 2,000 to the SPA port of the address behind it.
+			const flood, through, spaSent = 20000, 2000, 5
+			udpFlood(t, e.pair.Client, fam.client, fam.server, flood, func(i int) int { return 1 + i%62200 })
+			udpFlood(t, e.pair.Client, fam.client, routed, through, func(int) int { return spaPort })
+			for range spaSent {
+				rand.Read(junk)
+				junk[0] = spa.Version
+				sendUDP(t, e.pair.Client, fam.client, fam.server, spaPort, junk)
+			}
+			if !d.waitLog("reason=key_id", 3*time.Second) {
+				t.Fatalf("the SPA packets were not refused as of an unknown key id:\n%s", d.stderr)
+			}
+			queued := spaRuleCounters(t, e)
+			if queued.queue != spaSent || queued.rate != 0 {
+				t.Errorf("SPA chain counters: queued %d, over the rate %d; want %d, 0", queued.queue, queued.rate, spaSent)
+			}
+			if got := eventuallyEqual(func() uint64 { return e.spaPackets(t)["refused_key_id"] }, spaSent); got != spaSent {
+				t.Errorf("the daemon read %d SPA packets, want %d", got, spaSent)
+			}
+			if n := queueIDs(t, e.pair.Server); n != spaSent {
+				t.Errorf("the queue's id sequence is %d, want %d: more than the SPA packets left the kernel", n, spaSent)
+			}
+
+			// One source floods the SPA port: its rate bound drops the
+			// excess before the queue (10 a second beyond a burst of 20).
+			start := time.Now()
+			const single = 5000
+			udpFlood(t, e.pair.Client, fam.client, fam.server, single, func(int) int { return spaPort })
+			elapsed := time.Since(start)
+			after := spaRuleCounters(t, e)
+			bound := uint64(20 + 10*(int(elapsed/time.Second)+1))
+			if q := after.queue - queued.queue; q > bound || after.rate+q != single {
+				t.Errorf("single-source flood of %d in %v: %d queued (bound %d), %d dropped over the rate", single, elapsed, q, bound, after.rate)
+			}
+			t.Logf("single-source flood of %d datagrams in %v: %d queued, %d dropped by the rate bound", single, elapsed.Round(time.Millisecond), after.queue-queued.queue, after.rate)
+		})
+	}
+}
+
+// udpFlood sends n datagrams of spa.PacketLen random bytes from src to
+// dst, to port(i), from one socket.
+func udpFlood(t *testing.T, ns string, src, dst netip.Addr, n int, port func(int) int) {
+	t.Helper()
+	payload := make([]byte, spa.PacketLen)
+	rand.Read(payload)
+	err := netns.Do(ns, func() error {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: src.AsSlice()})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for i := range n {
+			if _, err := c.WriteToUDPAddrPort(payload, netip.AddrPortFrom(dst, uint16(port(i)))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("UDP flood %s -> %s: %v", src, dst, err)
+	}
+}
+
+// spaCounters are the packet counters of the SPA chain's rules.
+type spaCounters struct{ rate, queue uint64 }
+
+// spaRuleCounters reads the counters of chain spa: the two rate rules
+// (summed) and the queue rule.
+func spaRuleCounters(t *testing.T, e *env) spaCounters {
+	t.Helper()
+	out, err := e.nft("list", "chain", "inet", "nfqknock", "spa")
+	if err != nil {
+		t.Fatalf("nft list chain spa: %v\n%s", err, out)
+	}
+	var c spaCounters
+	re := regexp.MustCompile(`counter packets (\d+) bytes \d+ (.*)`)
+	for _, m := range re.FindAllStringSubmatch(out, -1) {
+		n, _ := strconv.ParseUint(m[1], 10, 64)
+		if strings.Contains(m[2], "over the rate") {
+			c.rate += n
+		} else {
+			c.queue += n
+		}
+	}
+	return c
+}
+
+// queueIDs returns the id sequence of queue 100 in namespace ns: how many
+// packets the kernel ever queued there.
+func queueIDs(t *testing.T, ns string) uint64 {
+	t.Helper()
+	out, err := netns.Command(ns, "cat", "/proc/net/netfilter/nfnetlink_queue").Output()
+	if err != nil {
+		t.Fatalf("read nfnetlink_queue: %v", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		// queue, peer, waiting, copy mode, copy range, queue dropped,
+		// user dropped, id sequence, 1
+		if len(f) >= 8 && f[0] == "100" {
+			n, _ := strconv.ParseUint(f[7], 10, 64)
+			return n
+		}
+	}
+	t.Fatalf("queue 100 not in:\n%s", out)
+	return 0
+}
+
+// eventuallyEqual polls get for up to 5 s until it returns want, and
+// returns its last value.
+func eventuallyEqual(get func() uint64, want uint64) uint64 {
+	var got uint64
+	eventually(5*time.Second, func() bool { got = get(); return got == want })
+	return got
+}
