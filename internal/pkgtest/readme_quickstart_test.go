@@ -136,7 +136,7 @@ func parseQuickStart(readme string) (*quickStart, error) {
 		return nil, err
 	}
 	qs.secrets = sh[1]
-	if !strings.HasPrefix(qs.secrets, "install -m 0600 ") || !strings.Contains(qs.secrets, "> /etc/nfqknockd/secrets\n") {
+	if !strings.HasPrefix(qs.secrets, "install ") || !strings.Contains(qs.secrets, "> /etc/nfqknockd/secrets\n") {
 		return nil, fmt.Errorf("the quick start's secrets block no longer installs and writes /etc/nfqknockd/secrets:\n%s", qs.secrets)
 	}
 	qs.flagsLine = `NFQKNOCKD_ARGS="--guard 22"`
