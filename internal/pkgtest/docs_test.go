@@ -23,4 +23,6 @@ func TestDocsAgree(t *testing.T) {
 		helps[c] = string(out)
 	}
 	t.Run("examples", func(t *testing.T) { testExamples(t, bin, helps) })
+	t.Run("exit", func(t *testing.T) { testExitStatuses(t, bin, helps) })
+	t.Run("flags", func(t *testing.T) { testFlags(t, helps) })
 }
