@@ -44,7 +44,7 @@ func TestCheck(t *testing.T) {
 			2, nil, 0, "nfqknockd: --guard 22: no port to guard: every one is also given with -P/--open-port, which wins\n"},
 		{"missing secret file", []string{"-p", "22", "--secret-file", dir + "/nope"},
 			2, nil, 0, "nfqknockd: --secret-file " + dir + "/nope: no such file or directory\n"},
-		{"-s", []string{"-s"}, 2, nil, 0, "nfqknockd: check: -s and -V are not for check: give the daemon's flags\n"},
+		{"-s", []string{"-s"}, 2, nil, 0, "nfqknockd: check: -s and --version are not for check: give the daemon's flags\n"},
 		{"lock dir others may write in", []string{"-p", "22", "--secret-file", secrets, "--lock-dir", "/tmp"},
 			2, nil, 0, "nfqknockd: --lock-dir /tmp: mode 0777 lets other users write in it: give a directory only root or the daemon's user can write (chmod go-w)\n"},
 		{"state dir missing its parent", []string{"-p", "22", "--secret-file", secrets, "--one-time", "--state-dir", dir + "/no/state"},

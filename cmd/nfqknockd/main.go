@@ -39,7 +39,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := parseFlags(args)
 	if err == nil && check && (cfg.Show || cfg.Version) {
-		err = &cli.UsageError{Msg: "check: -s and -V are not for check: give the daemon's flags"}
+		err = &cli.UsageError{Msg: "check: -s and --version are not for check: give the daemon's flags"}
 	}
 	if err != nil {
 		var ue *cli.UsageError

@@ -4,13 +4,11 @@ package e2e
 // server namespace, guarded by the built nfqknockd; the real ssh client in
 // the client namespace gets in only through `ProxyCommand nfqknock proxy`.
 // Needs root (netns.RequireRoot) and openssh-server, openssh-client and
-// nftables (installed by .ci/run).
+// nftables (installed by .ci/run); sshd is testutil.StartSSHD.
 
 import (
 	"bytes"
 	"errors"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,105 +27,6 @@ const (
 	e2eOpenSecret  = "ssh e2e open"
 	e2eCloseSecret = "ssh e2e close"
 )
-
-// needTools returns the paths of the OpenSSH programs and nft, skipping the
-// test when one is missing outside CI (CI installs them: failing there).
-func needTools(t *testing.T) map[string]string {
-	t.Helper()
-	paths := map[string]string{}
-	for _, name := range []string{"/usr/sbin/sshd", "ssh", "ssh-keygen", "nft"} {
-		p, err := exec.LookPath(name)
-		if err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("end-to-end test needs %s (openssh-server, openssh-client, nftables): %v", name, err)
-			}
-			t.Skipf("skipping the ssh end-to-end test: %s not installed (apt-get install openssh-server openssh-client nftables)", name)
-		}
-		paths[filepath.Base(name)] = p
-	}
-	return paths
-}
-
-// keygen makes an ed25519 key pair at path and path.pub.
-func keygen(t *testing.T, tool, path string) {
-	t.Helper()
-	if out, err := exec.Command(tool, "-q", "-t", "ed25519", "-N", "", "-C", "nfqknock-e2e", "-f", path).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen %s: %v: %s", path, err, out)
-	}
-}
-
-// startSSHD starts sshd on sshPort (IPv4 and IPv6) in namespace ns, with a
-// host key and an authorized key for root made in dir, and waits until it
-// accepts connections. It returns the client's private key.
-func startSSHD(t *testing.T, tools map[string]string, ns, dir string) (*daemon, string) {
-	t.Helper()
-	hostKey := filepath.Join(dir, "host_ed25519")
-	userKey := filepath.Join(dir, "id_ed25519")
-	keygen(t, tools["ssh-keygen"], hostKey)
-	keygen(t, tools["ssh-keygen"], userKey)
-	pub, err := os.ReadFile(userKey + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	authorized := filepath.Join(dir, "authorized_keys")
-	if err := os.WriteFile(authorized, pub, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	config := filepath.Join(dir, "sshd_config")
-	conf := fmt.Sprintf(`Port %d
-ListenAddress 0.0.0.0
-ListenAddress ::
-HostKey %s
-AuthorizedKeysFile %s
-PidFile none
-UsePAM %s
-StrictModes no
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-`, sshPort, hostKey, authorized, usePAM())
-	if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// The privilege separation directory of Debian's sshd.
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sshd := startProcess(t, netns.Command(ns, tools["sshd"], "-D", "-e", "-f", config), "sshd")
-	waitFor(t, sshd, 10*time.Second, "sshd listening on port 2222", func() bool {
-		ok := true
-		for _, host := range []string{"127.0.0.1", "::1"} {
-			err := netns.Do(ns, func() error {
-				c, err := net.DialTimeout("tcp", net.JoinHostPort(host, strconv.Itoa(sshPort)), time.Second)
-				if err == nil {
-					c.Close()
-				}
-				return err
-			})
-			ok = ok && err == nil
-		}
-		return ok
-	})
-	return sshd, userKey
-}
-
-// usePAM returns the UsePAM setting for sshd: "no", unless root's password
-// is locked with "!" in /etc/shadow, which sshd without PAM takes for a
-// locked account and refuses even with a key; PAM (Debian's
-// /etc/pam.d/sshd) accepts it. "*" (no password), Debian's usual, is not
-// locked.
-func usePAM() string {
-	b, err := os.ReadFile("/etc/shadow")
-	if err != nil {
-		return "no"
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if pw, ok := strings.CutPrefix(line, "root:"); ok && strings.HasPrefix(pw, "!") {
-			return "yes"
-		}
-	}
-	return "no"
-}
 
 // TestSSHThroughProxy: real ssh gets into real sshd guarded by nfqknockd
 // only through `ProxyCommand nfqknock proxy`, over IPv4 and IPv6, and the
@@ -218,11 +117,11 @@ type sshEnv struct {
 func startSSHEnv(t *testing.T, daemonArgs ...string) *sshEnv {
 	t.Helper()
 	netns.RequireRoot(t)
-	e := &sshEnv{tools: needTools(t)}
+	e := &sshEnv{tools: testutil.NeedSSH(t)}
 	daemonBin := testutil.Build(t, daemonPkg, "")
 	e.client = testutil.Build(t, clientPkg, "")
 	e.p = netns.NewPair(t)
-	_, e.userKey = startSSHD(t, e.tools, e.p.Server, t.TempDir())
+	e.userKey = testutil.StartSSHD(t, e.tools, e.p.Server, t.TempDir(), sshPort).UserKey
 	args := append(daemonArgs, "--guard", strconv.Itoa(sshPort))
 	if !slices.Contains(daemonArgs, "--access-file") {
 		args = append(args, "-o", e2eOpenSecret, "-c", e2eCloseSecret)

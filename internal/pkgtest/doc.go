@@ -10,5 +10,8 @@
 // with a prober that must never get through. The .apk's OpenRC service is
 // checked as far as Debian allows: parsed by each shell, run under stubs of
 // openrc-run and supervise-daemon, and its command line run with the real
-// daemon in a network namespace. The package holds only tests.
+// daemon in a network namespace. README's quick start is followed word for
+// word (TestQuickStart), and README, docs, the man pages and --help are
+// checked against each other and the built commands (TestDocsAgree). The
+// package holds only tests.
 package pkgtest
