@@ -17,6 +17,9 @@ func AccessText(users []knock.User) string {
 		if len(u.Ports) > 0 {
 			fmt.Fprintf(&b, "ports = %s   # only these\n", commaList(u.Ports))
 		}
+		if u.SPAAddress {
+			b.WriteString("spa-address = yes\n")
+		}
 	}
 	return b.String()
 }
