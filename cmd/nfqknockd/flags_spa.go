@@ -41,13 +41,13 @@ func spaFlags(fs *pflag.FlagSet, c *spaConfig) *cli.DurationValue {
 func checkSPA(c *config, fs *pflag.FlagSet, window *cli.DurationValue) error {
 	s := &c.SPA
 	if s.Only && len(s.Ports) == 0 {
-		return style.BadFlag("spa-only", "", "needs --spa PORT: without it nothing would open")
+		return &cli.UsageError{Msg: "--spa-only: needs --spa PORT: without it nothing would open"}
 	}
 	if fs.Changed("spa-window") && len(s.Ports) == 0 {
 		return style.BadFlag("spa-window", window.Raw, "only meaningful with --spa")
 	}
 	if s.Only && c.OneTime {
-		return style.BadFlag("one-time", "", "--spa-only accepts no knock sequence, one-time or not: give one of them")
+		return &cli.UsageError{Msg: "--spa-only: not with --one-time: --spa-only accepts no knock sequence, one-time or not"}
 	}
 	slices.Sort(s.Ports)
 	s.Ports = slices.Compact(s.Ports)

@@ -34,6 +34,7 @@ func accessCases(t *testing.T, file func(name, content string, mode os.FileMode)
 	var cases []tcase
 	for _, c := range []struct{ name, content, want string }{
 		{"malformed line", "[alice]\nopen access-open-secret\n", "line 2: malformed line (want [user] or KEY = VALUE)"},
+		{"spa-address not yes or no", ok + "spa-address = 1\n", "line 4: spa-address wants yes or no"},
 		{"unknown key", ok + "colour = blue\n", "line 4: unknown key (want open, close, ports or spa-address)"},
 		{"duplicate user", ok + ok, "line 4: second section of the user of line 1"},
 		{"empty secret", "[alice]\nopen =\nclose = access-close-secret\n", "line 2: empty open secret"},
