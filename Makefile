@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/nfqknockd/nfqknockd/cmd/internal/version.stamp=$(VERSION)
 BIN      := bin
 
-.PHONY: all build test demo install uninstall bench fuzz vet cross-check clean soak vm-test wine-test
+.PHONY: all build test demo install uninstall bench fuzz fuzz-spa vet cross-check clean soak vm-test wine-test
 
 all: build
 
@@ -85,7 +85,11 @@ soak: build
 FUZZTIME ?= 1m
 FUZZ_TARGETS := knock:FuzzTracker knock:FuzzParseRange knock:FuzzParsePorts knock:FuzzParseSecrets knock:FuzzAccessFile \
 	queue:FuzzParse queue:FuzzWalk cmd/nfqknockd:FuzzParseFlags cmd/nfqknock:FuzzClientConfig \
-	cmd/internal/spentfile:FuzzParse
+	cmd/internal/spentfile:FuzzParse spa:FuzzOpen
+
+# The SPA packet parser alone for 5 minutes (issue 23's bar).
+fuzz-spa:
+	$(MAKE) fuzz FUZZ_TARGETS=spa:FuzzOpen FUZZTIME=5m
 fuzz:
 	@log=$$(mktemp); trap 'rm -f $$log' EXIT; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t#*:}; \
