@@ -77,6 +77,9 @@ type spaPortsValue struct {
 
 // Set parses a comma list of ports.
 func (v *spaPortsValue) Set(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return errors.New("no port: give a comma list such as 22 or 22,443")
+	}
 	var ports []uint16
 	for _, f := range strings.Split(s, ",") {
 		p, err := knock.ParsePort(strings.TrimSpace(f))
