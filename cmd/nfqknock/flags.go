@@ -148,9 +148,10 @@ func usage() string {
 	b.WriteString(`Usage:
   nfqknock [flags] show [HOST]        print the current OPEN: and CLOSE: sequences, as nfqknockd -s
                                       (with HOST: with the settings of its config section)
-  nfqknock [flags] open HOST          knock the open sequence at HOST
-  nfqknock [flags] close HOST         knock the close sequence at HOST
+  nfqknock [flags] open HOST          knock the open sequence at HOST (--spa: send an SPA packet)
+  nfqknock [flags] close HOST         knock the close sequence at HOST (--spa: send an SPA packet)
   nfqknock [flags] proxy HOST PORT    knock open, carry stdin and stdout to HOST:PORT, knock close
+                                      (--spa: open and close by SPA)
                                       (ssh: ProxyCommand nfqknock proxy %h %p)
   nfqknock [flags] doctor HOST PORT   check step by step that knocking opens PORT of HOST, knock
                                       close, and name the likely cause when it does not
