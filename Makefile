@@ -28,7 +28,7 @@ test: vet cross-check
 # daemon's own cmd/internal packages are Linux only). Checks every target,
 # then fails if one failed.
 CLIENT_TARGETS := darwin/amd64 darwin/arm64 windows/amd64 freebsd/amd64
-CLIENT_PKGS    := ./cmd/nfqknock ./cmd/internal/cli ./cmd/internal/version ./knock
+CLIENT_PKGS    := ./cmd/nfqknock ./cmd/internal/cli ./cmd/internal/version ./knock ./spa
 cross-check:
 	@failed=; for t in $(CLIENT_TARGETS); do \
 		export CGO_ENABLED=0 GOOS=$${t%/*} GOARCH=$${t#*/}; \

@@ -38,7 +38,7 @@ const maxConfig = 64 << 10
 // host. Secrets do not belong in a config (secret-file does), nor do
 // --at, -a and -b (range does).
 var configKeys = []string{"digest", "range", "period", "local-hour", "secret-file", "one-time",
-	"ipv4", "ipv6", "gap", "knock-timeout", "connect-timeout"}
+	"ipv4", "ipv6", "gap", "knock-timeout", "connect-timeout", "spa", "spa-ports", "spa-duration", "spa-address"}
 
 // boolKeys are the keys that take yes or no.
 var boolKeys = []string{"local-hour", "one-time", "ipv4", "ipv6"}

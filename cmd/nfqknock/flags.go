@@ -56,6 +56,7 @@ type options struct {
 	// by hours.
 	skew   time.Duration
 	nonces nonceSource // the nonces of --one-time
+	spa    spaOptions  // --spa and what its packets ask
 
 	// Set by the client config: the secret file it names (resolved), the
 	// config file, and the setting that gave each flag.
@@ -132,6 +133,7 @@ func newFlagSet(o *options, v *flagValues) *pflag.FlagSet {
 		"each knock, a TCP connect attempt, is abandoned after `DURATION`; below 1s, so that the kernel never retransmits its SYN")
 	fs.Var(duration(&o.connectTimeout, time.Millisecond, maxConnectTimeout, false), "connect-timeout",
 		"proxy: keep trying to connect for `DURATION` after knocking open")
+	spaFlags(fs, &o.spa)
 	cli.BoolFlag(fs, &o.verbose, "verbose", "v", "say on stderr which address and family were chosen, the ports knocked and the timing")
 	fs.Var(&cli.DurationValue{D: &o.skew, Min: -maxSkew, Max: maxSkew, Hint: "2h or -90m", Short: true}, testSkewFlag, "test hook: shift this client's clock by `DURATION` for the sequences it knocks")
 	_ = fs.MarkHidden(testSkewFlag)
@@ -146,9 +148,10 @@ func usage() string {
 	b.WriteString(`Usage:
   nfqknock [flags] show [HOST]        print the current OPEN: and CLOSE: sequences, as nfqknockd -s
                                       (with HOST: with the settings of its config section)
-  nfqknock [flags] open HOST          knock the open sequence at HOST
-  nfqknock [flags] close HOST         knock the close sequence at HOST
+  nfqknock [flags] open HOST          knock the open sequence at HOST (--spa: send an SPA packet)
+  nfqknock [flags] close HOST         knock the close sequence at HOST (--spa: send an SPA packet)
   nfqknock [flags] proxy HOST PORT    knock open, carry stdin and stdout to HOST:PORT, knock close
+                                      (--spa: open and close by SPA)
                                       (ssh: ProxyCommand nfqknock proxy %h %p)
   nfqknock [flags] doctor HOST PORT   check step by step that knocking opens PORT of HOST, knock
                                       close, and name the likely cause when it does not
@@ -167,7 +170,16 @@ The client config, ` + defaultConfigHelp + `, sets flags per host:
   secret-file = ~/.config/nfqknock/work-secrets
   one-time = yes
 Keys: ` + strings.Join(configKeys[:6], ", ") + `,
-` + strings.Join(configKeys[6:], ", ") + `. A flag on the command line wins.` + xdgHelp + `
+` + strings.Join(configKeys[6:11], ", ") + `,
+` + strings.Join(configKeys[11:], ", ") + `. A flag on the command line wins.` + xdgHelp + `
+
+With --spa (spa = PORT in the config), open, close and proxy send one
+single-packet authorization (SPA) instead of knocking: UDP to PORT (bare
+--spa: 62201), three copies 5ms apart, sealed with a key derived from the
+open secret, the only secret they then need; --spa-ports, --spa-duration
+and --spa-address say what it asks. The daemon's --period must match, the
+clocks within its --spa-window (2m). show and doctor are about knock
+sequences: they refuse --spa and ignore the config's spa keys.
 
 With --one-time, a random nonce may be one already knocked this period:
 with k opens so far in the period, the chance is k/1024, and the daemon
@@ -175,7 +187,8 @@ refuses it as a replay. proxy then knocks again with a new nonce.
 
 With -v, open, close and proxy print on stderr the address and family chosen,
 each port knocked with its send time after the first knock, the gap, the
-knock timeout and the total.
+knock timeout and the total; with --spa, the UDP port, what the packet asks
+and the send time of each copy (never a secret).
 
 Exit status: 0 done, 1 network failure (one line naming the host; doctor:
 the knock did not open PORT), 2 bad input (an unknown host too).
@@ -195,6 +208,9 @@ Flags:
 		left := "      --" + f.Name
 		if f.Shorthand != "" {
 			left = "  -" + f.Shorthand + ", --" + f.Name
+		}
+		if f.NoOptDefVal != "" && f.Value.Type() != "boolfunc" {
+			left += "[=" + name + "]" // --spa[=PORT]
 		}
 		if f.NoOptDefVal == "" {
 			left += " " + name
@@ -254,7 +270,11 @@ func parseArgsOn(args []string, s sys) (*options, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := sec.require(o.cmd, src); err != nil {
+	need := o.cmd
+	if o.spa.port != 0 {
+		need = "open" // an SPA packet's key comes from the open secret
+	}
+	if err := sec.require(need, src); err != nil {
 		return nil, err
 	}
 	o.params.OpenSecret, o.params.CloseSecret = sec.open, sec.close
@@ -322,7 +342,7 @@ func (o *options) check(fs *pflag.FlagSet, v *flagValues) error {
 	case v.ipv6:
 		o.family = "ip6"
 	}
-	return nil
+	return o.checkSPA(fs)
 }
 
 // settingsFrom returns where digest, range, period and the secrets came

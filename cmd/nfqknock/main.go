@@ -9,7 +9,8 @@
 //	nfqknock doctor HOST PORT
 //
 // It needs no privileges: a knock is an ordinary TCP connect attempt,
-// abandoned before the kernel would retransmit its SYN.
+// abandoned before the kernel would retransmit its SYN. With --spa, open,
+// close and proxy send one single-packet authorization over UDP instead.
 package main
 
 import (
@@ -95,6 +96,9 @@ func (o *options) exec(stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	k := o.knocker(addr, stderr)
 	k.tracef("host %s: address %s, %s", o.host, addr, familyName(addr))
+	if o.spa.port != 0 {
+		return o.execSPA(ctx, o.spaSender(addr, stderr), stdin, stdout)
+	}
 	switch o.cmd {
 	case "open":
 		seq, err := o.openSequence(o.now())

@@ -37,7 +37,6 @@ const (
 // knocked again (a --connect-timeout below 300ms), the proxy knocks open once
 // more, with a new nonce, and tries to connect again before it gives up.
 func (o *options) proxy(ctx context.Context, k *knocker, stdin io.Reader, stdout io.Writer) error {
-	again := 0
 	knockOpen := func() error {
 		seq, err := o.openSequence(o.now())
 		if err != nil {
@@ -46,28 +45,51 @@ func (o *options) proxy(ctx context.Context, k *knocker, stdin io.Reader, stdout
 		_, err = k.knock(ctx, "open", seq)
 		return err
 	}
-	knockAgain := func() error { again++; return knockOpen() }
-	if err := knockOpen(); err != nil {
+	knockClose := func() error {
+		seq, err := o.closeSequence(o.now())
+		if err != nil {
+			return err
+		}
+		// Not ctx: the close knock also follows a SIGHUP, which is how
+		// ssh ends its ProxyCommand.
+		_, err = k.knock(context.Background(), "close", seq)
 		return err
 	}
-	ap := netip.AddrPortFrom(k.addr, o.port)
-	conn, err := dialRetry(ctx, ap, o.connectTimeout, knockAgain)
+	return o.carry(ctx, gate{addr: k.addr, open: knockOpen, close: knockClose, replays: o.oneTime, tracef: k.tracef}, stdin, stdout)
+}
+
+// gate is how a proxy opens and closes the host: by knocks or by SPA.
+type gate struct {
+	addr  netip.Addr
+	open  func() error // open, or open again
+	close func() error // close, whatever happened, even after ctx ended
+	// replays: an open may be refused as a replay (one-time sequences), so
+	// open once more after a connect that timed out.
+	replays bool
+	tracef  func(format string, args ...any)
+}
+
+// carry opens g, connects to the address of g and o.port, carries stdin
+// and stdout, and closes g whatever happened (see proxy).
+func (o *options) carry(ctx context.Context, g gate, stdin io.Reader, stdout io.Writer) error {
+	again := 0
+	openAgain := func() error { again++; return g.open() }
+	if err := g.open(); err != nil {
+		return err
+	}
+	ap := netip.AddrPortFrom(g.addr, o.port)
+	conn, err := dialRetry(ctx, ap, o.connectTimeout, openAgain)
 	var ne net.Error
-	if err != nil && o.oneTime && again == 0 && context.Cause(ctx) == nil && errors.As(err, &ne) && ne.Timeout() {
-		if err = knockAgain(); err == nil {
-			conn, err = dialRetry(ctx, ap, o.connectTimeout, knockAgain)
+	if err != nil && g.replays && again == 0 && context.Cause(ctx) == nil && errors.As(err, &ne) && ne.Timeout() {
+		if err = openAgain(); err == nil {
+			conn, err = dialRetry(ctx, ap, o.connectTimeout, openAgain)
 		}
 	}
 	if err == nil {
-		k.tracef("connect %s: connected", ap)
+		g.tracef("connect %s: connected", ap)
 		err = splice(ctx, conn, stdin, stdout)
 	}
-	// Not ctx: the close knock also follows a SIGHUP, which is how ssh ends
-	// its ProxyCommand.
-	seq, cerr := o.closeSequence(o.now())
-	if cerr == nil {
-		_, cerr = k.knock(context.Background(), "close", seq)
-	}
+	cerr := g.close()
 	if err != nil && err != errHangup {
 		return err
 	}
