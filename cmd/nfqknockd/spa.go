@@ -115,10 +115,10 @@ func spaPacketsLine(m map[string]uint64) string {
 type spaGate struct {
 	opener         *spa.Opener
 	period, window time.Duration
-	counts *spaCounts
-	msg    spa.Message
-	recent [16]recentSPA
-	next   int
+	counts         *spaCounts
+	msg            spa.Message
+	recent         [16]recentSPA
+	next           int
 }
 
 // recentSPA is a packet that opened or closed: its nonce's digest, its

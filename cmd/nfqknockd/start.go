@@ -67,7 +67,7 @@ func (d *service) start() error {
 		QueueNum: d.cfg.Queue, QueueTotal: d.cfg.Queues, Allow: d.cfg.Allow, NoOwner: os.Getenv(noOwnerEnv) == "1",
 		NoPersist: os.Getenv(noPersistEnv) == "1",
 		QueueAll:  d.cfg.QueueAll, KnockTimeout: d.cfg.Timeout + knockTimeoutMargin,
-		SPA:       d.cfg.SPA.Ports, SPAOnly: d.cfg.SPA.Only,
+		SPA: d.cfg.SPA.Ports, SPAOnly: d.cfg.SPA.Only,
 	}
 	d.spec.First, _ = d.firstPorts(time.Now())
 	ct, err := nft.ConntrackInUse()

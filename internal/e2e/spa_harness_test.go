@@ -17,7 +17,8 @@ import (
 	"github.com/nfqknockd/nfqknockd/spa"
 )
 
-// spaPort is the daemon's --spa port in the tests.
+// spaPort is the daemon's --spa port in the SPA tests: fwknop's, the
+// client's bare --spa.
 const spaPort = 62201
 
 // spaSeal returns the SPA packet of secret for m, with a random nonce and

@@ -26,7 +26,7 @@ var natUsers = []knock.User{
 // address (the client namespace's), another address of the NAT's to name
 // in a packet, and the host behind the NAT.
 type natFam struct {
-	name                  string
+	name                    string
 	server, nat, named, lan netip.Addr
 }
 

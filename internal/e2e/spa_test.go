@@ -18,10 +18,6 @@ import (
 	"github.com/nfqknockd/nfqknockd/knock"
 )
 
-// spaPort is the daemon's --spa port in the SPA tests: fwknop's, the
-// client's bare --spa.
-const spaPort = 62201
-
 // spaUsers are the users of the SPA tests: alice may open guardPort only,
 // carol both guarded ports.
 var spaUsers = []knock.User{
