@@ -74,3 +74,51 @@ func BenchmarkParseTrack(b *testing.B) {
 		})
 	}
 }
+
+// udpIPv4 returns an IPv4 UDP datagram from src to port dport carrying
+// payload. Checksums are left zero: nothing on this path reads them.
+func udpIPv4(src netip.Addr, dport uint16, payload []byte) []byte {
+	b := make([]byte, 28+len(payload))
+	b[0], b[8], b[9] = 0x45, 64, 17
+	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+	a := src.As4()
+	copy(b[12:16], a[:])
+	copy(b[16:20], []byte{10, 200, 0, 1})
+	binary.BigEndian.PutUint16(b[20:], 40000)
+	binary.BigEndian.PutUint16(b[22:], dport)
+	binary.BigEndian.PutUint16(b[24:], uint16(8+len(payload)))
+	copy(b[28:], payload)
+	return b
+}
+
+// BenchmarkSPARefused is the daemon's per-packet work for an SPA flood:
+// parse a queued UDP packet and refuse its random payload (version 1, an
+// unknown key id), with 1 and 100 users. Nothing opens.
+func BenchmarkSPARefused(b *testing.B) {
+	for _, users := range []int{1, 100} {
+		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) {
+			var us []knock.User
+			for i := range users {
+				us = append(us, knock.User{Name: fmt.Sprintf("u%d", i), OpenSecret: fmt.Sprintf("open %d", i), CloseSecret: fmt.Sprintf("close %d", i)})
+			}
+			cfg := defaultConfig()
+			cfg.SPA.Ports = []uint16{62201}
+			readAt := time.Now()
+			s := &shard{log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: func() time.Time { return readAt },
+				users: us, spa: newSPAGate(cfg, us, &spaCounts{})}
+			payload := make([]byte, 113)
+			payload[0] = 1
+			pkt := udpIPv4(netip.MustParseAddr("10.64.0.1"), 62201, payload)
+			var p queue.Packet
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				binary.BigEndian.PutUint64(pkt[29:], uint64(i)) // a new key id each time
+				if err := queue.Parse(pkt, &p); err != nil {
+					b.Fatal(err)
+				}
+				s.handle(&p)
+			}
+		})
+	}
+}
