@@ -11,9 +11,9 @@ import (
 // The backup table of GenOwner kernels (5.12 to 6.8): the main table is
 // owned by the daemon's socket and goes when the daemon exits, so a second
 // table, named BackupTable(main), without owner, holds the same guard: the
-// sets guard, allow4, allow6, static4, static6 and spent, and the chains
-// guard and guarded, hooked at the same priority as the main table's
-// guard. Two base chains on one hook both see a packet and a drop in either
+// sets guard, allow4, allow6, static4, static6, spent and (with SPA) spa,
+// and the chains guard and guarded, hooked at the same priority as the main
+// table's guard. Two base chains on one hook both see a packet and a drop in either
 // drops it, so a new connection to a guarded port passes only where both
 // tables allow it. Every open, close and used one-time sequence goes into
 // both tables in one transaction. When the daemon exits (a restart, an
@@ -65,7 +65,7 @@ func isBackupComment(c string) bool {
 const backupSetIDBase = 100
 
 // backupSets are the sets the backup table holds.
-var backupSets = map[string]bool{SetGuard: true, SetAllow4: true, SetAllow6: true, SetStatic4: true, SetStatic6: true, SetSpent: true}
+var backupSets = map[string]bool{SetGuard: true, SetAllow4: true, SetAllow6: true, SetStatic4: true, SetStatic6: true, SetSpent: true, SetSPA: true}
 
 // BuildBackup makes the ruleset of the backup table of s: the sets and
 // chains of the guard, as Build makes them for the table

@@ -221,3 +221,24 @@ func TestBackupNameNotOurs(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnerBackupSPA: with SPA, the backup table holds the set spa and the
+// guard's rule that drops SPA datagrams, so that while no daemon runs they
+// reach no socket either.
+func TestOwnerBackupSPA(t *testing.T) {
+	e := newEnv(t)
+	s := ownerSpec
+	s.SPA = []uint16{62201}
+	if _, err := e.c.Apply(s); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	backup := e.mustList(t, BackupTable(DefaultTable))
+	for _, want := range []string{"set spa {", "elements = { 62201 }", CommentSPADrop} {
+		if !strings.Contains(backup, want) {
+			t.Errorf("the backup lacks %q:\n%s", want, backup)
+		}
+	}
+	if strings.Contains(backup, "chain spa") || strings.Contains(backup, "sparate") {
+		t.Errorf("the backup has SPA's queue chain or rate sets:\n%s", backup)
+	}
+}
