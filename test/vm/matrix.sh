@@ -79,7 +79,7 @@ events="flush reload-nftables delete-table restart reload kill9 upgrade"
 				printf ' %s/%s answered, knock %s |' "$(kv "$f" ok)" "$(kv "$f" tries)" "$(kv "$c" "boot_${b}_knock")"
 			else printf ' - |'; fi
 		done
-		printf ' %s |\n' "$(for x in knock4 knock6 close ssh ssh_socket show; do printf '%s:%s ' "$x" "$(kv "$c" $x)"; done)"
+		printf ' %s |\n' "$(for x in knock4 knock6 close spa_open spa_close ssh ssh_socket show; do printf '%s:%s ' "$x" "$(kv "$c" $x)"; done)"
 
 		# What fails.
 		grep -H '=FAIL' "$c" 2>/dev/null | sed "s|^.*/checks:|$n: |" | while read -r l; do echo "$l"; done >"$o/fail"

@@ -348,7 +348,7 @@ install_apk /vm/nfqknockd.apk && [ -x /etc/init.d/nfqknockd ] && [ -x /usr/sbin/
 	check install ok || check install FAIL
 new_secrets /etc/nfqknockd/secrets
 install -m 0600 /etc/nfqknockd/secrets /root/secrets
-sed -i "s/^NFQKNOCKD_OPTS=.*/NFQKNOCKD_OPTS=\"--guard 22,$PROBE_PORT\"/" /etc/conf.d/nfqknockd
+sed -i "s/^NFQKNOCKD_OPTS=.*/NFQKNOCKD_OPTS=\"--guard 22,$PROBE_PORT --spa 62201\"/" /etc/conf.d/nfqknockd
 rc-service nfqknockd checkconfig >"$OUT/checkconfig.txt" 2>&1 && check checkconfig ok || check checkconfig FAIL
 rc-update add nfqknockd default >/dev/null 2>&1 && [ -e /etc/runlevels/default/nfqknockd ] &&
 	check rc_update ok || check rc_update FAIL
@@ -401,6 +401,13 @@ opens knk 10.0.3.1:22 close_opened
 knock knk /root/secrets 10.0.3.1 close
 sleep 0.5
 reach knk 10.0.3.1:22 && check close FAIL || check close ok
+# SPA (--spa 62201): one packet opens, one closes.
+fresh_knocker
+ip netns exec knk nfqknock --secret-file /root/secrets open --spa 10.0.3.1 >/dev/null 2>&1
+opens knk 10.0.3.1:22 spa_open
+ip netns exec knk nfqknock --secret-file /root/secrets close --spa 10.0.3.1 >/dev/null 2>&1
+sleep 0.5
+reach knk 10.0.3.1:22 && check spa_close FAIL || check spa_close ok
 out=$(ip netns exec sshc ssh -F none -i /root/.ssh/id_ed25519 -o BatchMode=yes \
 	-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=30 \
 	-o "ProxyCommand nfqknock --secret-file /root/secrets proxy %h %p" root@10.0.4.1 echo through 2>>"$OUT/ssh.err")
