@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -79,8 +78,7 @@ func (s *spaSender) send(ctx context.Context, action spa.Action) error {
 		return fail(err)
 	}
 	s.tracef("spa %s: one %d-byte packet to %s, UDP port %d: %s", action, len(pkt), s.to.Addr(), s.to.Port(), s.asks(action))
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "udp", s.to.String())
+	c, err := dialUDP(ctx, s.to)
 	if err != nil {
 		return fail(dialReason(err))
 	}

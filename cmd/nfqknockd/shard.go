@@ -32,7 +32,11 @@ type shard struct {
 	// ports= opens. Both change only on the reader goroutine.
 	users []knock.User
 	guard []uint16
-	spent *knock.Ledger // with --one-time: the sequences used, across the shards
+	// spent holds, with --one-time or --spa, the one-time sequences and
+	// SPA nonces used, across the shards; oneTime says the knocks are
+	// one-time sequences, which go through it (C-compatible ones never do).
+	spent   *knock.Ledger
+	oneTime bool
 	// spentSaved asks for the file of the used sequences to be written
 	// (--state-dir), after a fresh one.
 	spentSaved func()
@@ -59,7 +63,7 @@ func (s *shard) handle(p *queue.Packet) {
 	s.k = knock.Knock{Src: p.Src, SrcPort: p.SrcPort, DstPort: p.DstPort, Seq: p.Seq}
 	now := s.now()
 	v := s.tracker.Knock(&s.k, now)
-	if s.spent != nil && (v.Action == knock.Open || v.Action == knock.Close) {
+	if s.oneTime && (v.Action == knock.Open || v.Action == knock.Close) {
 		s.spend(&v, now)
 	}
 	switch v.Action {

@@ -175,3 +175,29 @@ func TestServiceSPAReplayAndClose(t *testing.T) {
 		t.Errorf("counters %v", c)
 	}
 }
+
+// TestServiceSPAKeepsSequences: with --spa, the C-compatible sequences
+// work as without it: the same open sequence opens again in its period
+// (they never go through the ledger of used one-time sequences and SPA
+// nonces), and an SPA packet opens beside them.
+func TestServiceSPAKeepsSequences(t *testing.T) {
+	ts := newTestService(t, nfttest.NewFake(), "-o", testOpen, "-c", testClose, "--spa", "62201", "--state-dir", "")
+	open, close := ts.sequences(testOpen, testClose)
+	for i := range 3 {
+		ts.knock(src4, open)
+		if !ts.isOpen(src4) {
+			t.Fatalf("open %d of the same sequence in its period: not opened:\n%s", i+1, ts.logs)
+		}
+		ts.knock(src4, close)
+		if ts.isOpen(src4) {
+			t.Fatalf("close %d: not closed", i+1)
+		}
+	}
+	if strings.Contains(ts.logs.String(), "replay") {
+		t.Errorf("a C-compatible sequence was taken for a replay:\n%s", ts.logs)
+	}
+	ts.spa(src6, knock.User{OpenSecret: testOpen}, spa.Message{Action: spa.Open})
+	if !ts.isOpen(src6) {
+		t.Errorf("an SPA packet beside the sequences did not open:\n%s", ts.logs)
+	}
+}

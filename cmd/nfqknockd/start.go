@@ -128,7 +128,7 @@ func (d *service) newShard(q *queue.Queue, tr *knock.Tracker) *shard {
 	}
 	s := &shard{
 		q: q, tracker: tr, m: &d.metrics, log: d.log, ttl: d.cfg.OpenTimeout, verbose: d.cfg.Verbose,
-		users: d.secrets().users, guard: d.cfg.guardPorts(), spent: d.spent, spentSaved: d.saveSpentSoon,
+		users: d.secrets().users, guard: d.cfg.guardPorts(), spent: d.spent, oneTime: d.cfg.OneTime, spentSaved: d.saveSpentSoon,
 		hooks: d.hooks, spa: newSPAGate(d.cfg, d.secrets().users, &d.spaCounts),
 	}
 	if q != nil {

@@ -118,7 +118,8 @@ result "show $S: %AppData%\\nfqknock's config and secrets read" $ok "got $(print
 
 # 2. open and close against the daemon in the server namespace.
 ip netns exec "$srv" python3 "$here/echo22.py" $S 22 </dev/null >/dev/null 2>&1 & pids+=($!)
-ip netns exec "$srv" "$tmp/nfqknockd" "${flags[@]}" --guard 22 -o "$openS" -c "$closeS" >"$tmp/daemon.log" 2>&1 & pids+=($!)
+mkdir -m 0700 "$tmp/state"
+ip netns exec "$srv" "$tmp/nfqknockd" "${flags[@]}" --guard 22 --spa 62201 --state-dir "$tmp/state" -o "$openS" -c "$closeS" >"$tmp/daemon.log" 2>&1 & pids+=($!)
 for _ in $(seq 100); do grep -q 'msg=started' "$tmp/daemon.log" && break; sleep 0.1; done
 answers() { ip netns exec "$cli" nc -z -w 2 $S 22 2>/dev/null; }
 waitlog() { # waitlog MSG: a line msg=MSG source=$C, up to 5 s
@@ -149,6 +150,21 @@ case $out in *hello-from-22*echo:ping*) carried=1;; *) carried=0;; esac
 [ $rc = 0 ] && [ $carried = 1 ] && [ "$o2" -gt "$opens" ] && [ "$c2" -gt "$closes" ] && ! answers && ok=1 || ok=0
 result "proxy $S 22: stdin and stdout carried, open and close knocked, port 22 drops after" $ok \
 	"exit $rc; output: $out; daemon log: $(tail -3 "$tmp/daemon.log")"
+
+# SPA: one UDP packet opens, one closes (the daemon has --spa 62201).
+spa() { grep -cE -- "msg=$1 source=${C//./\\.} .*via=spa" "$tmp/daemon.log" || true; }
+o1=$(spa open)
+rc=0; out=$(wine "${flags[@]}" --secret-file secrets -v open --spa $S 2>&1) || rc=$?
+for _ in $(seq 50); do [ "$(spa open)" -gt "$o1" ] && break; sleep 0.1; done
+[ $rc = 0 ] && [ "$(spa open)" -gt "$o1" ] && answers && ok=1 || ok=0
+result "open --spa: daemon logs msg=open source=$C via=spa, port 22 answers" $ok \
+	"exit $rc; client: $out; daemon log: $(tail -3 "$tmp/daemon.log")"
+c1=$(spa close)
+rc=0; out=$(wine "${flags[@]}" --secret-file secrets -v close --spa $S 2>&1) || rc=$?
+for _ in $(seq 50); do [ "$(spa close)" -gt "$c1" ] && break; sleep 0.1; done
+[ $rc = 0 ] && [ "$(spa close)" -gt "$c1" ] && ! answers && ok=1 || ok=0
+result "close --spa: daemon logs msg=close source=$C via=spa, port 22 drops" $ok \
+	"exit $rc; client: $out; daemon log: $(tail -3 "$tmp/daemon.log")"
 
 # 3. The secret file's checks. On Windows the client reads the file's owner
 # and DACL (GetSecurityInfo); Wine makes them up from the Unix owner and
