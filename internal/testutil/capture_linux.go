@@ -94,65 +94,54 @@ func (c *Capture) read() {
 	}
 }
 
-// parseSYN returns the bare TCP SYN in the IP packet b: IPv4 (with
-// options, not a fragment) or IPv6 (TCP right after the fixed header, as
-// the tests send it). It does not import package queue, whose tests import
-// this package.
-func parseSYN(b []byte) (SYN, bool) {
-	var s SYN
-	var tcp []byte
+// transport returns the addresses and the transport header and data of
+// the IP packet b if it carries protocol proto: IPv4 (with options, not a
+// fragment) or IPv6 (the transport right after the fixed header, as the
+// tests send it), at least min bytes of it.
+func transport(b []byte, proto byte, min int) (src, dst netip.Addr, l4 []byte, ok bool) {
 	switch {
 	case len(b) >= 20 && b[0]>>4 == 4:
 		ihl := int(b[0]&0x0f) * 4
-		if b[9] != unix.IPPROTO_TCP || ihl < 20 || len(b) < ihl+20 || binary.BigEndian.Uint16(b[6:8])&0x3fff != 0 {
-			return s, false
+		if b[9] != proto || ihl < 20 || len(b) < ihl+min || binary.BigEndian.Uint16(b[6:8])&0x3fff != 0 {
+			return src, dst, nil, false
 		}
-		s.Src, s.Dst = netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20]))
-		tcp = b[ihl:]
-	case len(b) >= 60 && b[0]>>4 == 6:
-		if b[6] != unix.IPPROTO_TCP {
-			return s, false
-		}
-		s.Src, s.Dst = netip.AddrFrom16([16]byte(b[8:24])), netip.AddrFrom16([16]byte(b[24:40]))
-		tcp = b[40:]
-	default:
-		return s, false
+		return netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20])), b[ihl:], true
+	case len(b) >= 40+min && b[0]>>4 == 6 && b[6] == proto:
+		return netip.AddrFrom16([16]byte(b[8:24])), netip.AddrFrom16([16]byte(b[24:40])), b[40:], true
+	}
+	return src, dst, nil, false
+}
+
+// parseSYN returns the bare TCP SYN in the IP packet b (see transport). It
+// does not import package queue, whose tests import this package.
+func parseSYN(b []byte) (SYN, bool) {
+	var s SYN
+	var tcp []byte
+	var ok bool
+	if s.Src, s.Dst, tcp, ok = transport(b, unix.IPPROTO_TCP, 20); !ok {
+		return SYN{}, false
 	}
 	const syn, ack, rst, fin = 0x02, 0x10, 0x04, 0x01
 	if tcp[13]&(syn|ack|rst|fin) != syn {
-		return s, false
+		return SYN{}, false
 	}
 	s.SrcPort, s.DstPort = binary.BigEndian.Uint16(tcp[0:2]), binary.BigEndian.Uint16(tcp[2:4])
 	s.Seq = binary.BigEndian.Uint32(tcp[4:8])
 	return s, true
 }
 
-// parseUDP returns the UDP datagram in the IP packet b: IPv4 (with
-// options, not a fragment) or IPv6 (UDP right after the fixed header), its
-// payload copied.
+// parseUDP returns the UDP datagram in the IP packet b (see transport),
+// its payload copied.
 func parseUDP(b []byte) (Datagram, bool) {
 	var d Datagram
 	var udp []byte
-	switch {
-	case len(b) >= 28 && b[0]>>4 == 4:
-		ihl := int(b[0]&0x0f) * 4
-		if b[9] != unix.IPPROTO_UDP || ihl < 20 || len(b) < ihl+8 || binary.BigEndian.Uint16(b[6:8])&0x3fff != 0 {
-			return d, false
-		}
-		d.Src, d.Dst = netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20]))
-		udp = b[ihl:]
-	case len(b) >= 48 && b[0]>>4 == 6:
-		if b[6] != unix.IPPROTO_UDP {
-			return d, false
-		}
-		d.Src, d.Dst = netip.AddrFrom16([16]byte(b[8:24])), netip.AddrFrom16([16]byte(b[24:40]))
-		udp = b[40:]
-	default:
-		return d, false
+	var ok bool
+	if d.Src, d.Dst, udp, ok = transport(b, unix.IPPROTO_UDP, 8); !ok {
+		return Datagram{}, false
 	}
 	n := int(binary.BigEndian.Uint16(udp[4:6]))
 	if n < 8 || n > len(udp) {
-		return d, false
+		return Datagram{}, false
 	}
 	d.SrcPort, d.DstPort = binary.BigEndian.Uint16(udp[0:2]), binary.BigEndian.Uint16(udp[2:4])
 	d.Payload = append([]byte(nil), udp[8:n]...)
