@@ -174,26 +174,54 @@ func (g *spaGate) remember(digest [16]byte, src netip.Addr, now time.Time) {
 // a second per reason), or an open or close of the user whose key it
 // carries, for the ports and time it asks within what the user may.
 func (s *shard) handleSPA(p *queue.Packet) {
-	g := s.spa
-	if g == nil {
+	if s.spa == nil {
 		return
 	}
 	now := s.now()
+	u, m, digest, ok := s.openSPA(p, now)
+	if !ok {
+		return
+	}
+	target, ports, ttl, ok := s.grantSPA(p.Src, u, m)
+	if !ok || !s.spendSPA(digest, p.Src, &u, m, now) {
+		return
+	}
+	if m.Action == spa.Close {
+		s.closePorts(target, u, ports, "spa")
+		s.spa.counts.closes.Add(1)
+		return
+	}
+	s.openPorts(target, u, ports, ttl, "spa")
+	s.spa.counts.opens.Add(1)
+}
+
+// openSPA checks and decrypts the packet: its user, its message (the
+// gate's, valid until the next packet) and its nonce's digest, or a
+// refusal.
+func (s *shard) openSPA(p *queue.Packet, now time.Time) (knock.User, *spa.Message, [16]byte, bool) {
+	g := s.spa
 	if p.Src.Is4In6() {
 		s.refuseSPA(spaSource, p.Src, nil)
-		return
+		return knock.User{}, nil, [16]byte{}, false
 	}
 	user, digest, err := g.opener.Open(p.Payload, now, &g.msg)
 	if err != nil {
 		s.refuseSPA(reasonOf(err), p.Src, nil, "skew", skew(err, &g.msg, now))
-		return
+		return knock.User{}, nil, digest, false
 	}
-	u, m := s.users[user], &g.msg
-	target := p.Src
+	return s.users[user], &g.msg, digest, true
+}
+
+// grantSPA decides what m of user u, from src, opens or closes: the
+// address (src, or the one m names when u may), the ports (those m asks
+// when all are u's, else u's) and the time (what m asks, at most
+// --open-timeout), or a refusal.
+func (s *shard) grantSPA(src netip.Addr, u knock.User, m *spa.Message) (netip.Addr, []uint16, time.Duration, bool) {
+	target := src
 	if m.Address.IsValid() {
 		if !u.SPAAddress {
-			s.refuseSPA(spaAddress, p.Src, &u, "address", m.Address)
-			return
+			s.refuseSPA(spaAddress, src, &u, "address", m.Address)
+			return target, nil, 0, false
 		}
 		target = m.Address
 	}
@@ -201,26 +229,17 @@ func (s *shard) handleSPA(p *queue.Packet) {
 	if len(m.Ports) > 0 {
 		for _, want := range m.Ports {
 			if !slices.Contains(ports, want) {
-				s.refuseSPA(spaPorts, p.Src, &u, "ports", portList(m.Ports))
-				return
+				s.refuseSPA(spaPorts, src, &u, "ports", portList(m.Ports))
+				return target, nil, 0, false
 			}
 		}
 		ports = slices.Compact(slices.Sorted(slices.Values(m.Ports)))
-	}
-	if !s.spendSPA(digest, p.Src, &u, m, now) {
-		return
 	}
 	ttl := s.ttl
 	if m.Duration > 0 && (ttl == 0 || m.Duration < ttl) {
 		ttl = m.Duration
 	}
-	if m.Action == spa.Close {
-		s.closePorts(target, u, ports, "spa")
-		g.counts.closes.Add(1)
-		return
-	}
-	s.openPorts(target, u, ports, ttl, "spa")
-	g.counts.opens.Add(1)
+	return target, ports, ttl, true
 }
 
 // spendSPA marks the packet's nonce used, in the ledger the shards share
