@@ -50,10 +50,15 @@ type spaFlood struct {
 	QueuedBound uint64 `json:"queued_bound,omitempty"`
 	// CPU is the daemon's utime+stime over the whole flood (the client's
 	// opens included), per million flood packets sent.
-	CPUSeconds    float64       `json:"cpu_s"`
-	CPUPerMillion float64       `json:"cpu_s_per_million_pkt"`
-	PeakRSSMiB    float64       `json:"peak_rss_mib"`
-	Open          latencyResult `json:"spa_to_open"`
+	CPUSeconds    float64 `json:"cpu_s"`
+	CPUPerMillion float64 `json:"cpu_s_per_million_pkt"`
+	// FloodOnlyCPUPerMillion is the same over --flood-only seconds before
+	// the client's first try (from schedstat, per packet sent at the
+	// flood's mean rate): the flood alone.
+	FloodOnlyS             float64       `json:"flood_only_s"`
+	FloodOnlyCPUPerMillion float64       `json:"flood_only_cpu_s_per_million_pkt"`
+	PeakRSSMiB             float64       `json:"peak_rss_mib"`
+	Open                   latencyResult `json:"spa_to_open"`
 }
 
 // spaResult is the SPA part of the report.
@@ -145,9 +150,23 @@ func floodSPA(ctx context.Context, o *options, p *pair, d *daemon, w *allowWatch
 	}
 	logf("SPA, %d sources: a flood of random payloads to udp %d through %d SPA-to-open tries", n, o.spaPort, o.tries)
 	stop := continuousFlood(ctx, p, cfg)
+	time.Sleep(500 * time.Millisecond) // past the flood's start (neighbour resolution)
+	n0, err := cpuNanos(d.pid)
+	if err != nil {
+		stop()
+		return f, err
+	}
+	a0 := time.Now()
 	time.Sleep(o.floodOnly)
+	n1, err := cpuNanos(d.pid)
+	if err != nil {
+		stop()
+		return f, err
+	}
+	f.FloodOnlyS = time.Since(a0).Seconds()
 	lat, err := spaOpens(ctx, o, p, w)
 	fres, ferr := stop()
+	f.FloodOnlyCPUPerMillion = float64(n1-n0) / 1e9 / (max(fres.Rate(), 1) * f.FloodOnlyS / 1e6)
 	lat.Mode, lat.Sources, lat.FloodRate = "spa", n, fres.Rate()
 	f.Open = lat
 	f.Sent, f.FloodS, f.Rate = fres.Sent, fres.Elapsed.Seconds(), fres.Rate()
@@ -182,9 +201,9 @@ func floodSPA(ctx context.Context, o *options, p *pair, d *daemon, w *allowWatch
 	f.CPUSeconds = float64(t1-t0) / clkTck
 	f.CPUPerMillion = f.CPUSeconds / (float64(max(f.Sent, 1)) / 1e6)
 	f.PeakRSSMiB = float64(hwm) / (1 << 20)
-	logf("SPA, %d sources: %.0f pkt/s, %d sent, %d queued (%d over the rate, %d dropped by the full queue); %d/%d opened, SPA-to-open median %s ms, p95 %s ms; CPU %.3f s per 1M, peak RSS %.1f MiB",
+	logf("SPA, %d sources: %.0f pkt/s, %d sent, %d queued (%d over the rate, %d dropped by the full queue); %d/%d opened, SPA-to-open median %s ms, p95 %s ms; CPU %.3f s per 1M (flood alone %.3f), peak RSS %.1f MiB",
 		n, f.Rate, f.Sent, f.Queued, f.RateDropped, f.QueueDropped, lat.Opened, lat.Tries, fmtPtr(lat.MedianMS, "%.2f"),
-		fmtPtr(lat.P95MS, "%.2f"), f.CPUPerMillion, f.PeakRSSMiB)
+		fmtPtr(lat.P95MS, "%.2f"), f.CPUPerMillion, f.FloodOnlyCPUPerMillion, f.PeakRSSMiB)
 	return f, nil
 }
 
@@ -363,7 +382,7 @@ func printSPA(w io.Writer, s *spaResult) {
 	}
 	fmt.Fprintf(w, "\nSPA on udp %d (--spa-only), %d cop(ies) of each packet; floods of %s:\n", s.Port, s.Copies, s.Payload)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "flood\tpkt/s\tsent\tqueued\tover rate\tqueue drops\topened\topen med/p95 ms\t+connect med/p95 ms\tCPU s/1M\tRSS MiB\t")
+	fmt.Fprintln(tw, "flood\tpkt/s\tsent\tqueued\tover rate\tqueue drops\topened\topen med/p95 ms\t+connect med/p95 ms\tCPU s/1M (alone)\tRSS MiB\t")
 	line := func(name string, f *spaFlood, l latencyResult) {
 		rate, sent, queued, over, qd, cpu, rss := "-", "-", "-", "-", "-", "-", "-"
 		if f != nil {
@@ -372,7 +391,8 @@ func printSPA(w io.Writer, s *spaResult) {
 			if f.QueuedBound > 0 {
 				queued += fmt.Sprintf(" (bound %d)", f.QueuedBound)
 			}
-			cpu, rss = fmt.Sprintf("%.3f", f.CPUPerMillion), fmt.Sprintf("%.1f", f.PeakRSSMiB)
+			cpu = fmt.Sprintf("%.3f (%.3f)", f.CPUPerMillion, f.FloodOnlyCPUPerMillion)
+			rss = fmt.Sprintf("%.1f", f.PeakRSSMiB)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s/%s\t%s/%s\t%s\t%s\t\n", name, rate, sent, queued, over, qd,
 			l.Opened, l.Tries, fmtPtr(l.MedianMS, "%.2f"), fmtPtr(l.P95MS, "%.2f"),
