@@ -46,15 +46,16 @@ func TestSPAFlood(t *testing.T) {
 				UDP: true, Payload: payload, Vary: syngen.Span{Off: 1, Len: spa.KeyIDLen}, Sources: spaFloodSources}
 
 			// The million-source flood, through the client's tries.
-			c0 := spaRuleCounters(t, e)
+			c0, q0 := spaRuleCounters(t, e), queueIDs(t, e.pair.Server)
 			stop := udpFloodRun(t, e.pair.Client, cfg)
 			time.Sleep(500 * time.Millisecond)
 			opened, waits := spaTries(t, e, fam)
 			res := stop()
 			c1 := spaRuleCounters(t, e)
 			p := e.spaPackets(t)
-			t.Logf("%s: %d-source flood: %d datagrams (%d refused by the device) in %v, %.0f/s; SPA chain: %d queued, %d over the rate; daemon: %v",
-				fam.name, spaFloodSources, res.Sent, res.Dropped, res.Elapsed.Round(time.Millisecond), res.Rate(), c1.queue-c0.queue, c1.rate-c0.rate, p)
+			t.Logf("%s: %d-source flood: %d datagrams (%d refused by the device) in %v, %.0f/s; SPA chain: %d queued, %d over the rate; %d unseen (passed the full queue, dropped by the guard chain); daemon: %v",
+				fam.name, spaFloodSources, res.Sent, res.Dropped, res.Elapsed.Round(time.Millisecond), res.Rate(), c1.queue-c0.queue, c1.rate-c0.rate,
+				(c1.queue-c0.queue)-(queueIDs(t, e.pair.Server)-q0), p)
 			t.Logf("%s: %d/%d SPA opens confirmed by a connect; from the first copy to the connect: %v", fam.name, opened, spaFloodTries, waits)
 			if opened != spaFloodTries {
 				t.Errorf("%d of %d SPA opens under the flood, want all", opened, spaFloodTries)

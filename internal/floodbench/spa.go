@@ -37,13 +37,16 @@ type spaFlood struct {
 	Rate    float64 `json:"rate_pkt_per_s"`
 	// Queued is what the SPA chain's queue rule counted during the flood
 	// (the client's packets included), RateDropped what its per-source
-	// rate rules dropped; QueueDropped what the queue itself dropped (full:
-	// those packets pass unseen and the guard chain drops them); Received
-	// what the queue handed the daemon (its id sequence).
+	// rate rules dropped; Received what the queue handed the daemon (its
+	// id sequence). Unseen = Queued - Received passed the full queue
+	// (fail-open: the kernel neither numbers nor counts them) and the
+	// guard chain dropped them unread; QueueDropped is what the queue
+	// counted as dropped (none while it fails open).
 	Queued       uint64 `json:"queued"`
 	RateDropped  uint64 `json:"rate_dropped"`
-	QueueDropped uint64 `json:"queue_dropped"`
 	Received     uint64 `json:"queue_ids"`
+	Unseen       uint64 `json:"unseen_fail_open"`
+	QueueDropped uint64 `json:"queue_dropped"`
 	// QueuedBound is, for one source, the most its rate bound lets
 	// through over the flood (burst + rate x seconds), plus the client's
 	// own SPA packets.
@@ -195,14 +198,17 @@ func floodSPA(ctx context.Context, o *options, p *pair, d *daemon, w *allowWatch
 	}
 	f.Queued, f.RateDropped = c1.queue-c0.queue, c1.rate-c0.rate
 	f.QueueDropped, f.Received = q1.dropped-q0.dropped, q1.ids-q0.ids
+	if f.Queued > f.Received {
+		f.Unseen = f.Queued - f.Received
+	}
 	if n == 1 {
 		f.QueuedBound = nft.SPABurst + uint64(nft.SPARate*(f.FloodS+o.settle.Seconds())+1) + uint64(2*o.tries*o.spaCopies)
 	}
 	f.CPUSeconds = float64(t1-t0) / clkTck
 	f.CPUPerMillion = f.CPUSeconds / (float64(max(f.Sent, 1)) / 1e6)
 	f.PeakRSSMiB = float64(hwm) / (1 << 20)
-	logf("SPA, %d sources: %.0f pkt/s, %d sent, %d queued (%d over the rate, %d dropped by the full queue); %d/%d opened, SPA-to-open median %s ms, p95 %s ms; CPU %.3f s per 1M (flood alone %.3f), peak RSS %.1f MiB",
-		n, f.Rate, f.Sent, f.Queued, f.RateDropped, f.QueueDropped, lat.Opened, lat.Tries, fmtPtr(lat.MedianMS, "%.2f"),
+	logf("SPA, %d sources: %.0f pkt/s, %d sent, %d queued (%d over the rate, %d unseen: the queue full); %d/%d opened, SPA-to-open median %s ms, p95 %s ms; CPU %.3f s per 1M (flood alone %.3f), peak RSS %.1f MiB",
+		n, f.Rate, f.Sent, f.Queued, f.RateDropped, f.Unseen+f.QueueDropped, lat.Opened, lat.Tries, fmtPtr(lat.MedianMS, "%.2f"),
 		fmtPtr(lat.P95MS, "%.2f"), f.CPUPerMillion, f.FloodOnlyCPUPerMillion, f.PeakRSSMiB)
 	return f, nil
 }
@@ -382,12 +388,12 @@ func printSPA(w io.Writer, s *spaResult) {
 	}
 	fmt.Fprintf(w, "\nSPA on udp %d (--spa-only), %d cop(ies) of each packet; floods of %s:\n", s.Port, s.Copies, s.Payload)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "flood\tpkt/s\tsent\tqueued\tover rate\tqueue drops\topened\topen med/p95 ms\t+connect med/p95 ms\tCPU s/1M (alone)\tRSS MiB\t")
+	fmt.Fprintln(tw, "flood\tpkt/s\tsent\tqueued\tover rate\tunseen\topened\topen med/p95 ms\t+connect med/p95 ms\tCPU s/1M (alone)\tRSS MiB\t")
 	line := func(name string, f *spaFlood, l latencyResult) {
 		rate, sent, queued, over, qd, cpu, rss := "-", "-", "-", "-", "-", "-", "-"
 		if f != nil {
 			rate, sent = fmt.Sprintf("%.0f", f.Rate), fmt.Sprint(f.Sent)
-			queued, over, qd = fmt.Sprint(f.Queued), fmt.Sprint(f.RateDropped), fmt.Sprint(f.QueueDropped)
+			queued, over, qd = fmt.Sprint(f.Queued), fmt.Sprint(f.RateDropped), fmt.Sprint(f.Unseen+f.QueueDropped)
 			if f.QueuedBound > 0 {
 				queued += fmt.Sprintf(" (bound %d)", f.QueuedBound)
 			}
