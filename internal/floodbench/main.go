@@ -29,7 +29,7 @@
 //     its peak RSS (VmHWM) at the end.
 //
 // Then single-packet authorization (--spa), in a namespace pair of its own:
-// nfqknockd --spa --spa-port --spa-only, and a legitimate client that opens
+// nfqknockd --spa PORT (--spa-port) --spa-only, and a legitimate client that opens
 // --tries times by SPA from its real address (a packet sealed with package
 // spa, sent --spa-copies times 5 ms apart; default once), first without a
 // flood (the baseline), then under a flood of random 113-byte payloads
