@@ -61,12 +61,12 @@ demo: build
 	bash internal/demo/demo.sh $(BIN)/nfqknockd
 
 # Benchmarks (root; a few minutes on 2 cores): the per-packet path (ns/op,
-# allocs/op), then SYN floods from 1 to 1,000,000 spoofed sources in
-# throw-away network namespaces. Prints one table and writes bench.json.
+# allocs/op), then SYN floods from 1 to 1,000,000 spoofed sources, and SPA
+# under floods of random UDP payloads, in throw-away network namespaces. Prints one table and writes bench.json.
 # Extra floodbench flags: make bench BENCHFLAGS='--daemon-args "--queues 2"'
 bench: build
 	@mkdir -p $(BIN)
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./knock/ ./queue/ ./cmd/nfqknockd/ > $(BIN)/gobench.txt || { cat $(BIN)/gobench.txt; exit 1; }
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./knock/ ./queue/ ./spa/ ./cmd/nfqknockd/ > $(BIN)/gobench.txt || { cat $(BIN)/gobench.txt; exit 1; }
 	$(GO) build -o $(BIN)/floodbench ./internal/floodbench
 	$(BIN)/floodbench --daemon $(BIN)/nfqknockd --gobench $(BIN)/gobench.txt --json bench.json $(BENCHFLAGS)
 

@@ -28,6 +28,20 @@
 //     the same over its first --flood-only seconds (before the knocks), and
 //     its peak RSS (VmHWM) at the end.
 //
+// Then single-packet authorization (--spa), in a namespace pair of its own:
+// nfqknockd --spa PORT (--spa-port) --spa-only, and a legitimate client that opens
+// --tries times by SPA from its real address (a packet sealed with package
+// spa, sent --spa-copies times 5 ms apart; default once), first without a
+// flood (the baseline), then under a flood of random 113-byte payloads
+// (version byte 1, a new key id in every packet) to the SPA port from
+// --spa-sources spoofed sources at the sender's full rate, then from one
+// source. SPA-to-open is from sending the packet until nf_tables announces
+// the client in allow4/allow6; a connect to the guarded port must then
+// complete for the try to count, and an SPA close packet ends it. For each
+// flood: the daemon's CPU (utime+stime) per million flood packets, what the
+// SPA chain's rate rules dropped and its queue rule queued (for one source,
+// against burst + rate x seconds), the queue's drops and its peak RSS.
+//
 // Then the table's own cost (--table-cost): in two fresh namespace pairs,
 // one with the daemon's table (the daemon loads it and leaves it on
 // SIGQUIT, so nothing reads the queue) and one without, in --cost-rounds
@@ -183,13 +197,13 @@ func bench(ctx context.Context, o *options, stderr io.Writer) (*report, error) {
 		}
 		rep.GoBench = gb
 	}
-	var daemonArgs, filterArgs, seqArgs []string
+	var daemonArgs, filterArgs, seqArgs, secrets []string
 	if !o.kernelOnly {
 		if _, err := os.Stat(o.daemon); err != nil {
 			return rep, fmt.Errorf("--daemon: %w (build it first, or use --kernel-only)", err)
 		}
 		rep.Daemon = o.daemon
-		secrets := []string{"-o", openSecret, "-c", closeSecret}
+		secrets = []string{"-o", openSecret, "-c", closeSecret}
 		if !o.argvSecrets {
 			path, err := secretFile()
 			if err != nil {
@@ -207,6 +221,13 @@ func bench(ctx context.Context, o *options, stderr io.Writer) (*report, error) {
 	if !o.kernelOnly && o.filterRows {
 		if err := benchFilter(ctx, o, rep, filterArgs, daemonArgs, seqArgs); err != nil {
 			return rep, fmt.Errorf("kernel filter: %w", err)
+		}
+	}
+	if !o.kernelOnly && o.spa && ctx.Err() == nil {
+		s, err := benchSPA(ctx, o, secrets)
+		rep.SPA = s
+		if err != nil {
+			return rep, fmt.Errorf("SPA: %w", err)
 		}
 	}
 	if !o.kernelOnly && o.tableCost && ctx.Err() == nil {

@@ -179,6 +179,13 @@ func TestParseOptions(t *testing.T) {
 		{name: "flood past the cap", args: []string{"--flood", "2m"}, wantErr: true},
 		{name: "fixed min above max", args: []string{"--fixed-min", "30s", "--fixed-max", "20s"}, wantErr: true},
 		{name: "stray argument", args: []string{"extra"}, wantErr: true},
+		{name: "SPA defaults", check: func(o *options) bool {
+			return o.spa && o.spaPort == 62201 && o.spaSources == 1000000 && o.spaCopies == 1
+		}},
+		{name: "SPA flags", args: []string{"--spa=false", "--spa-port", "443", "--spa-sources", "1000", "--spa-copies", "3"},
+			check: func(o *options) bool { return !o.spa && o.spaPort == 443 && o.spaSources == 1000 && o.spaCopies == 3 }},
+		{name: "SPA port 0", args: []string{"--spa-port", "0"}, wantErr: true},
+		{name: "SPA copies 0", args: []string{"--spa-copies", "0"}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -53,6 +53,12 @@ type options struct {
 	filterRows      bool          // measure the filter's rows at all
 	queueAllRows    bool          // measure the --queue-all rows at all
 
+	// Single-packet authorization under floods.
+	spa        bool   // measure it at all
+	spaPort    uint16 // the daemon's --spa port
+	spaSources int    // sources of the flood of random payloads
+	spaCopies  int    // copies of each SPA packet the client sends
+
 	// The table's own cost.
 	tableCost  bool          // measure it at all
 	costRounds int           // rounds of without and with the table
@@ -98,6 +104,10 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.tableCost, "table-cost", true, "measure the table's own cost (kernel-only SYN rates with the daemon's table / without)")
 	fs.IntVar(&o.costRounds, "cost-rounds", 10, "rounds of without and with the table for the table's own cost")
 	fs.DurationVar(&o.costFlood, "cost-flood", time.Second, "length of each flood of the table's own cost")
+	fs.BoolVar(&o.spa, "spa", true, "measure single-packet authorization under floods of random payloads to the SPA port")
+	spaPort := fs.Uint("spa-port", 62201, "the daemon's --spa port")
+	fs.IntVar(&o.spaSources, "spa-sources", 1000000, "sources of the flood of random payloads to the SPA port (then one source)")
+	fs.IntVar(&o.spaCopies, "spa-copies", 1, "copies of each SPA packet the client sends, 5 ms apart (nfqknock sends 3)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -130,6 +140,13 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.filterSources < 1 || o.filterSources > 1<<22 {
 		return nil, fmt.Errorf("--filter-sources %d: want 1..%d", o.filterSources, 1<<22)
+	}
+	if *spaPort == 0 || *spaPort > 65535 {
+		return nil, fmt.Errorf("--spa-port %d: want 1..65535", *spaPort)
+	}
+	o.spaPort = uint16(*spaPort)
+	if o.spaSources < 1 || o.spaSources > 1<<22 || o.spaCopies < 1 || o.spaCopies > 5 {
+		return nil, fmt.Errorf("--spa-sources %d --spa-copies %d: want 1..%d and 1..5", o.spaSources, o.spaCopies, 1<<22)
 	}
 	if o.knockGap < 0 || o.guardedInterval < 0 {
 		return nil, errors.New("--knock-gap, --guarded-interval: want >= 0")

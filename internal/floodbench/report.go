@@ -70,6 +70,7 @@ type report struct {
 	GoBench    []goBench      `json:"go_benchmarks,omitempty"`
 	Connect    *connectResult `json:"connect_latency,omitempty"`
 	Filter     []filterFlood  `json:"filter_floods,omitempty"`
+	SPA        *spaResult     `json:"spa,omitempty"`
 	TableCost  *tableCost     `json:"table_cost,omitempty"`
 	Rows       []row          `json:"rows"`
 	Latency    *latencyResult `json:"knock_to_open,omitempty"` // with --queue-all

@@ -153,6 +153,7 @@ func printTable(w io.Writer, rep *report) {
 	}
 	printConnect(w, rep.Connect)
 	printFilter(w, rep)
+	printSPA(w, rep.SPA)
 	printTableCost(w, rep.TableCost)
 	printQueueAll(w, rep)
 	if len(rep.Targets) > 0 {
@@ -322,6 +323,7 @@ func targets(rep *report) []target {
 			add(fmt.Sprintf("peak RSS at %s (kernel filter)", name), "<= 16 MiB", fmt.Sprintf("%.1f MiB", f.PeakRSSMiB), is(f.PeakRSSMiB <= 16))
 		}
 	}
+	spaTargets(rep.SPA, add)
 	if tc := rep.TableCost; tc != nil && len(tc.First.Ratios) > 0 {
 		for _, f := range []costFlood{tc.Unguard, tc.First} {
 			add(fmt.Sprintf("kernel-only SYN rate, flood at the %s: with the table / without (median of %d)", f.Name, len(f.Ratios)), ">= 0.95",

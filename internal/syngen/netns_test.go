@@ -140,3 +140,81 @@ func BenchmarkFlood(b *testing.B) {
 		}
 	}
 }
+
+// snmpCounter reads one counter of /proc/net/snmp (table "Udp") or
+// /proc/net/snmp6 (name "Udp6...") in namespace ns.
+func snmpCounter(t *testing.T, ns, table, name string) uint64 {
+	t.Helper()
+	file := "/proc/net/snmp"
+	if strings.HasPrefix(name, "Udp6") {
+		file = "/proc/net/snmp6"
+	}
+	out, err := netns.Command(ns, "cat", file).Output()
+	if err != nil {
+		t.Fatalf("read %s: %v", file, err)
+	}
+	lines := strings.Split(string(out), "\n")
+	for i, l := range lines {
+		f := strings.Fields(l)
+		if file == "/proc/net/snmp6" && len(f) == 2 && f[0] == name {
+			n, _ := strconv.ParseUint(f[1], 10, 64)
+			return n
+		}
+		if file == "/proc/net/snmp" && len(f) > 0 && f[0] == table+":" && i+1 < len(lines) {
+			vals := strings.Fields(lines[i+1])
+			for j := range f {
+				if f[j] == name && j < len(vals) {
+					n, _ := strconv.ParseUint(vals[j], 10, 64)
+					return n
+				}
+			}
+		}
+	}
+	t.Fatalf("%s %s not in %s", table, name, file)
+	return 0
+}
+
+// TestSendUDPCountsInServer sends K UDP datagrams from spoofed sources to a
+// port without a socket: the server's UDP stack checks each checksum before
+// it counts the datagram as sent to no port, so all K must be counted there
+// and none as a checksum error (counts only, no rate).
+func TestSendUDPCountsInServer(t *testing.T) {
+	const k = 3000
+	payload := make([]byte, 113)
+	payload[0] = 1
+	for _, tt := range []struct {
+		name           string
+		cfg            Config
+		noPorts, csErr string
+	}{
+		{"v4 packet", Config{Dst: netns.ServerIP4}, "NoPorts", "InCsumErrors"},
+		{"v6 packet", Config{Dst: netns.ServerIP6}, "Udp6NoPorts", "Udp6InCsumErrors"},
+		{"v4 raw", Config{Dst: netns.ServerIP4, RawIP: true}, "NoPorts", "InCsumErrors"},
+		{"v6 raw", Config{Dst: netns.ServerIP6, RawIP: true}, "Udp6NoPorts", "Udp6InCsumErrors"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newFloodPair(t)
+			c := tt.cfg
+			c.UDP, c.Payload, c.Vary = true, payload, Span{1, 8}
+			c.Sources, c.DstPorts, c.Rate, c.Count, c.Batch = 1000, Ports{62201, 62201}, 20000, k, 16
+			// One datagram first: the next hop is resolved (by a probe
+			// datagram of its own) before the counters are read.
+			one := c
+			one.Count = 1
+			if _, err := Run(context.Background(), p.Client, one); err != nil {
+				t.Fatal(err)
+			}
+			n0, e0 := snmpCounter(t, p.Server, "Udp", tt.noPorts), snmpCounter(t, p.Server, "Udp", tt.csErr)
+			res, err := Run(context.Background(), p.Client, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n1, e1 := snmpCounter(t, p.Server, "Udp", tt.noPorts), snmpCounter(t, p.Server, "Udp", tt.csErr)
+			t.Logf("sent %d dropped %d in %v; server: %d to no port, %d checksum errors", res.Sent, res.Dropped, res.Elapsed, n1-n0, e1-e0)
+			if res.Sent+res.Dropped != k || n1-n0 != res.Sent || e1 != e0 {
+				t.Errorf("sent %d + dropped %d (want %d); server counted %d to no port (want %d), %d checksum errors (want 0)",
+					res.Sent, res.Dropped, k, n1-n0, res.Sent, e1-e0)
+			}
+		})
+	}
+}

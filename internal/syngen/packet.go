@@ -11,6 +11,7 @@ const (
 	ip4Len    = 20
 	ip6Len    = 40
 	tcpLen    = 20
+	udpLen    = 8
 	mssLen    = 4
 	tcpWindow = 64240
 	ttl       = 64
@@ -18,17 +19,23 @@ const (
 
 // builder writes the frames of one run, one after another, into buffers that
 // were initialised once from its template: only the fields that change
-// (IPv4 id, source address, ports, sequence number, checksums) are written
-// per packet, and the checksums come from precomputed sums of the rest.
+// (IPv4 id, source address, ports, sequence number or varied payload span,
+// checksums) are written per packet, and the checksums come from
+// precomputed sums of the rest.
 type builder struct {
-	v6     bool
-	ipOff  int // offset of the IP header
-	tcpOff int // offset of the TCP header
-	size   int // frame length
-	tmpl   []byte
+	v6    bool
+	udp   bool
+	ipOff int // offset of the IP header
+	l4Off int // offset of the TCP or UDP header
+	size  int // frame length
+	tmpl  []byte
 
-	ipConst  uint32 // IPv4 header sum without id, checksum and source
-	tcpConst uint32 // pseudo-header + TCP sum without source, ports, sequence
+	ipConst uint32 // IPv4 header sum without id, checksum and source
+	l4Const uint32 // pseudo-header + TCP/UDP sum without source, ports, sequence, varied span
+
+	varyOff, varyEnd int    // the varied span of a UDP payload, in the frame
+	varyOdd          bool   // varyOff is at an odd offset of the UDP header (a word's low byte)
+	vrng             uint64 // splitmix64 state of the varied span
 
 	src4          uint32 // first source (IPv4)
 	srcHi, srcLo  uint64 // first source (IPv6)
@@ -51,27 +58,32 @@ func newBuilder(c Config, srcMAC, dstMAC net.HardwareAddr) *builder {
 		b.rng = 0x6a09e667f3bcc908
 	}
 	tl := tcpLen
+	proto := byte(6) // TCP
 	if c.MSS != 0 {
 		tl += mssLen
+	}
+	if c.UDP {
+		b.udp, tl, proto = true, udpLen+len(c.Payload), 17
+		b.vrng = b.rng ^ 0xbb67ae8584caa73b // apart from the ports' sequence
 	}
 	ipl := ip4Len
 	if b.v6 {
 		ipl = ip6Len
 	}
-	b.tcpOff = ethLen + ipl
-	b.size = b.tcpOff + tl
+	b.l4Off = ethLen + ipl
+	b.size = b.l4Off + tl
 	f := make([]byte, b.size)
 	b.tmpl = f
 	copy(f[0:6], dstMAC)
 	copy(f[6:12], srcMAC)
-	ip := f[ethLen:b.tcpOff]
-	tcp := f[b.tcpOff:]
+	ip := f[ethLen:b.l4Off]
+	l4 := f[b.l4Off:]
 	dst := c.Dst.AsSlice()
 	if b.v6 {
 		binary.BigEndian.PutUint16(f[12:], 0x86dd)
 		ip[0] = 0x60
 		binary.BigEndian.PutUint16(ip[4:], uint16(tl))
-		ip[6] = 6 // next header: TCP
+		ip[6] = proto // next header
 		ip[7] = ttl
 		copy(ip[24:40], dst)
 		s := c.Src.As16()
@@ -83,24 +95,36 @@ func newBuilder(c Config, srcMAC, dstMAC net.HardwareAddr) *builder {
 		binary.BigEndian.PutUint16(ip[2:], uint16(ip4Len+tl))
 		binary.BigEndian.PutUint16(ip[6:], 0x4000) // DF
 		ip[8] = ttl
-		ip[9] = 6 // TCP
+		ip[9] = proto
 		copy(ip[16:20], dst)
 		s := c.Src.As4()
 		b.src4 = binary.BigEndian.Uint32(s[:])
 		// Everything but id (4:6), checksum (10:12) and source (12:16), which are zero here.
 		b.ipConst = sum16(ip)
 	}
-	tcp[12] = byte(tl/4) << 4
-	tcp[13] = 0x02 // SYN
-	binary.BigEndian.PutUint16(tcp[14:], tcpWindow)
-	if c.MSS != 0 {
-		tcp[20], tcp[21] = 2, 4
-		binary.BigEndian.PutUint16(tcp[22:], c.MSS)
+	if b.udp {
+		binary.BigEndian.PutUint16(l4[4:], uint16(tl))
+		pay := l4[udpLen:]
+		copy(pay, c.Payload)
+		// The varied span is zero in the template: its bytes are added
+		// per packet.
+		clear(pay[c.Vary.Off : c.Vary.Off+c.Vary.Len])
+		b.varyOff = b.l4Off + udpLen + c.Vary.Off
+		b.varyEnd = b.varyOff + c.Vary.Len
+		b.varyOdd = (udpLen+c.Vary.Off)%2 == 1
+	} else {
+		l4[12] = byte(tl/4) << 4
+		l4[13] = 0x02 // SYN
+		binary.BigEndian.PutUint16(l4[14:], tcpWindow)
+		if c.MSS != 0 {
+			l4[20], l4[21] = 2, 4
+			binary.BigEndian.PutUint16(l4[22:], c.MSS)
+		}
 	}
-	// Pseudo-header without the source; the TCP header has zero ports,
-	// sequence and checksum here.
-	pseudo := sum16(dst) + 6 + uint32(tl)
-	b.tcpConst = pseudo + sum16(tcp)
+	// Pseudo-header without the source; the TCP or UDP header has zero
+	// ports, sequence, varied span and checksum here.
+	pseudo := sum16(dst) + uint32(proto) + uint32(tl)
+	b.l4Const = pseudo + sum16(l4)
 	return b
 }
 
@@ -109,8 +133,8 @@ func (b *builder) init(buf []byte) { copy(buf, b.tmpl) }
 
 // next writes the fields of the next packet into buf, which init prepared.
 func (b *builder) next(buf []byte) {
-	ip := buf[b.ipOff:b.tcpOff]
-	tcp := buf[b.tcpOff:b.size]
+	ip := buf[b.ipOff:b.l4Off]
+	l4 := buf[b.l4Off:b.size]
 	idx := b.srcIdx
 	if b.srcIdx++; b.srcIdx == b.nsrc {
 		b.srcIdx = 0
@@ -138,7 +162,6 @@ func (b *builder) next(buf []byte) {
 			b.sport = 0
 		}
 	}
-	seq := uint32(b.n * 2654435761) // Fibonacci hashing: scattered, never repeats soon
 	b.n++
 
 	var srcSum uint32
@@ -159,11 +182,50 @@ func (b *builder) next(buf []byte) {
 		binary.BigEndian.PutUint16(ip[4:], id)
 		binary.BigEndian.PutUint16(ip[10:], ^fold(b.ipConst+uint32(id)+srcSum))
 	}
-	binary.BigEndian.PutUint16(tcp[0:], sport)
-	binary.BigEndian.PutUint16(tcp[2:], dport)
-	binary.BigEndian.PutUint32(tcp[4:], seq)
-	s := b.tcpConst + srcSum + uint32(sport) + uint32(dport) + seq>>16 + seq&0xffff
-	binary.BigEndian.PutUint16(tcp[16:], ^fold(s))
+	binary.BigEndian.PutUint16(l4[0:], sport)
+	binary.BigEndian.PutUint16(l4[2:], dport)
+	s := b.l4Const + srcSum + uint32(sport) + uint32(dport)
+	if b.udp {
+		s += b.vary(buf)
+		c := ^fold(s)
+		if c == 0 {
+			c = 0xffff // zero means "no checksum" in UDP (and is invalid in IPv6)
+		}
+		binary.BigEndian.PutUint16(l4[6:], c)
+		return
+	}
+	seq := uint32((b.n - 1) * 2654435761) // Fibonacci hashing: scattered, never repeats soon
+	binary.BigEndian.PutUint32(l4[4:], seq)
+	s += seq>>16 + seq&0xffff
+	binary.BigEndian.PutUint16(l4[16:], ^fold(s))
+}
+
+// vary writes the next bytes of the payload sequence into the varied span
+// of buf and returns their part of the checksum sum.
+func (b *builder) vary(buf []byte) uint32 {
+	var s uint32
+	var z uint64
+	odd := b.varyOdd
+	for i, k := b.varyOff, 0; i < b.varyEnd; i, k = i+1, k+1 {
+		if k%8 == 0 {
+			// splitmix64
+			b.vrng += 0x9e3779b97f4a7c15
+			z = b.vrng
+			z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+			z = (z ^ z>>27) * 0x94d049bb133111eb
+			z ^= z >> 31
+		}
+		v := byte(z)
+		z >>= 8
+		buf[i] = v
+		if odd {
+			s += uint32(v)
+		} else {
+			s += uint32(v) << 8
+		}
+		odd = !odd
+	}
+	return s
 }
 
 // sum16 returns the one's-complement style sum (unfolded) of the big-endian

@@ -2,6 +2,8 @@
 // writes TCP SYNs with spoofed sources from inside a client network namespace
 // straight onto its veth link (AF_PACKET, full Ethernet frames, batched with
 // sendmmsg and past the qdisc), at a given rate or as fast as one core can.
+// With Config.UDP it writes UDP datagrams instead, each carrying a payload
+// template whose Config.Vary span is changed per packet (random payloads).
 //
 // It only ever sends inside the test network: every source and every
 // destination must lie in 10.0.0.0/8 or fd00::/8, and Validate refuses
@@ -11,8 +13,8 @@
 // no local address matches them.
 //
 // Packets are built in place in preallocated buffers, with the IPv4 and TCP
-// checksums computed incrementally from a precomputed sum of the fields that
-// never change: the send loop allocates nothing.
+// checksums (TCP or UDP) computed incrementally from a precomputed sum of the
+// fields that never change: the send loop allocates nothing.
 package syngen
 
 import (
@@ -54,8 +56,14 @@ func ReplySink(table string) string {
 // TestNet4/TestNet6.
 var ErrOutsideTestNet = errors.New("address outside the test network (10.0.0.0/8, fd00::/8)")
 
-// Ports is an inclusive range of TCP ports.
+// Ports is an inclusive range of TCP or UDP ports.
 type Ports struct{ First, Last uint16 }
+
+// Span is a part of a UDP payload: Len bytes from offset Off.
+type Span struct{ Off, Len int }
+
+// MaxPayload is the largest UDP payload (it fits a 1500-byte link in IPv6).
+const MaxPayload = 1400
 
 // Config says what to send.
 type Config struct {
@@ -96,6 +104,18 @@ type Config struct {
 	DstMAC net.HardwareAddr
 	// Batch is the number of packets per sendmmsg; 0 means 64.
 	Batch int
+	// UDP sends UDP datagrams carrying Payload instead of TCP SYNs (MSS
+	// must be 0). Rate, Count and Result count datagrams then.
+	UDP bool
+	// Payload is the template of every datagram's payload (UDP only; at
+	// most MaxPayload bytes, may be empty).
+	Payload []byte
+	// Vary is the span of Payload rewritten per datagram with bytes of a
+	// fast pseudo-random sequence (splitmix64, its own, started from Seed):
+	// the payloads differ while the bytes outside it stay as given (for SPA,
+	// Span{1, 8}: the key id changes, the version byte 0 does not). Len 0:
+	// every datagram carries Payload unchanged.
+	Vary Span
 	// RawIP sends through an IPPROTO_RAW socket (IP_HDRINCL, IPV6_HDRINCL)
 	// instead of AF_PACKET: the kernel routes every packet and resolves the
 	// next hop itself (DstMAC is unused; Dst is resolved on Iface before the
@@ -187,6 +207,9 @@ func (c Config) validated() (Config, error) {
 	if c.Batch > 1024 {
 		return c, fmt.Errorf("batch %d: at most 1024", c.Batch)
 	}
+	if err := c.checkUDP(); err != nil {
+		return c, err
+	}
 	if c.DstMAC != nil && len(c.DstMAC) != 6 {
 		return c, fmt.Errorf("destination MAC %v: not an Ethernet address", c.DstMAC)
 	}
@@ -205,6 +228,27 @@ func (c Config) validated() (Config, error) {
 		return c, fmt.Errorf("last source (%d from %v): %w", c.Sources, c.Src, err)
 	}
 	return c, nil
+}
+
+// checkUDP checks the UDP fields: a payload and a span only with UDP, the
+// span inside the payload, no MSS.
+func (c Config) checkUDP() error {
+	if !c.UDP {
+		if c.Payload != nil || c.Vary != (Span{}) {
+			return errors.New("a payload or a varied span without UDP")
+		}
+		return nil
+	}
+	if c.MSS != 0 {
+		return fmt.Errorf("MSS %d with UDP", c.MSS)
+	}
+	if len(c.Payload) > MaxPayload {
+		return fmt.Errorf("payload of %d bytes: at most %d", len(c.Payload), MaxPayload)
+	}
+	if c.Vary.Off < 0 || c.Vary.Len < 0 || c.Vary.Off+c.Vary.Len > len(c.Payload) {
+		return fmt.Errorf("varied span %d+%d: outside the %d-byte payload", c.Vary.Off, c.Vary.Len, len(c.Payload))
+	}
+	return nil
 }
 
 // checkTestNet refuses any address outside TestNet4 and TestNet6.

@@ -1,0 +1,438 @@
+package main
+
+// Single-packet authorization under floods (--spa): the daemon with --spa
+// and --spa-only, a legitimate client opening by SPA without a flood (the
+// baseline), then under a flood of random SPA-like payloads from
+// --spa-sources spoofed sources and from one source.
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/syngen"
+	knockpkg "github.com/nfqknockd/nfqknockd/knock"
+	"github.com/nfqknockd/nfqknockd/nft"
+	"github.com/nfqknockd/nfqknockd/spa"
+	"golang.org/x/sys/unix"
+)
+
+// spaFlood is one flood of random payloads to the SPA port while the
+// legitimate client opens by SPA.
+type spaFlood struct {
+	Sources int     `json:"sources"`
+	Sender  string  `json:"sender"`
+	Sent    uint64  `json:"sent"`
+	FloodS  float64 `json:"flood_s"`
+	Rate    float64 `json:"rate_pkt_per_s"`
+	// Queued is what the SPA chain's queue rule counted during the flood
+	// (the client's packets included), RateDropped what its per-source
+	// rate rules dropped; Received what the queue handed the daemon (its
+	// id sequence). Unseen = Queued - Received passed the full queue
+	// (fail-open: the kernel neither numbers nor counts them) and the
+	// guard chain dropped them unread; QueueDropped is what the queue
+	// counted as dropped (none while it fails open).
+	Queued       uint64 `json:"queued"`
+	RateDropped  uint64 `json:"rate_dropped"`
+	Received     uint64 `json:"queue_ids"`
+	Unseen       uint64 `json:"unseen_fail_open"`
+	QueueDropped uint64 `json:"queue_dropped"`
+	// QueuedBound is, for one source, the most its rate bound lets
+	// through over the flood (burst + rate x seconds), plus the client's
+	// own SPA packets.
+	QueuedBound uint64 `json:"queued_bound,omitempty"`
+	// CPU is the daemon's utime+stime over the whole flood (the client's
+	// opens included), per million flood packets sent.
+	CPUSeconds    float64 `json:"cpu_s"`
+	CPUPerMillion float64 `json:"cpu_s_per_million_pkt"`
+	// FloodOnlyCPUPerMillion is the same over --flood-only seconds before
+	// the client's first try (from schedstat, per packet sent at the
+	// flood's mean rate): the flood alone.
+	FloodOnlyS             float64       `json:"flood_only_s"`
+	FloodOnlyCPUPerMillion float64       `json:"flood_only_cpu_s_per_million_pkt"`
+	PeakRSSMiB             float64       `json:"peak_rss_mib"`
+	Open                   latencyResult `json:"spa_to_open"`
+}
+
+// spaResult is the SPA part of the report.
+type spaResult struct {
+	Port       uint16        `json:"port"`
+	DaemonArgs []string      `json:"daemon_args"`
+	Copies     int           `json:"copies"` // copies of each SPA packet the client sends, 5 ms apart
+	Payload    string        `json:"flood_payload"`
+	Baseline   latencyResult `json:"baseline_no_flood"`
+	Floods     []spaFlood    `json:"floods"`
+}
+
+// spaPayload describes the flood's payloads.
+const spaPayload = "113 random bytes, version byte 1, the key id (bytes 1-8) new for every packet"
+
+// benchSPA measures SPA in a namespace pair of its own.
+func benchSPA(ctx context.Context, o *options, secrets []string) (*spaResult, error) {
+	res := &spaResult{Port: o.spaPort, Copies: o.spaCopies, Payload: spaPayload}
+	p, err := newPair()
+	if err != nil {
+		return res, err
+	}
+	defer p.close()
+	state, err := tempDir()
+	if err != nil {
+		return res, err
+	}
+	res.DaemonArgs = append(slices.Clone(secrets), "--guard", strconv.Itoa(guardPort), "--spa", strconv.Itoa(int(o.spaPort)),
+		"--spa-only", "--state-dir", state)
+	res.DaemonArgs = append(res.DaemonArgs, o.daemonArgs...)
+	d, err := startDaemon(o.daemon, p.server, res.DaemonArgs)
+	if err != nil {
+		return res, err
+	}
+	defer d.kill()
+	dst, _ := o.addrs()
+	ln, err := listen(p.server, netip.AddrPortFrom(dst, guardPort))
+	if err != nil {
+		return res, fmt.Errorf("listen on the guarded port: %w", err)
+	}
+	defer ln.Close()
+	w, err := watchAllow(p.server)
+	if err != nil {
+		return res, err
+	}
+	defer w.close()
+	logf("SPA on udp %d, no flood: %d SPA-to-open tries, %d cop(ies) per packet", o.spaPort, o.tries, o.spaCopies)
+	res.Baseline, err = spaOpens(ctx, o, p, w)
+	res.Baseline.Mode = "spa"
+	if err != nil {
+		return res, fmt.Errorf("SPA without a flood: %w", err)
+	}
+	logf("SPA, no flood: %d/%d opened, SPA-to-open median %s ms, p95 %s ms", res.Baseline.Opened, res.Baseline.Tries,
+		fmtPtr(res.Baseline.MedianMS, "%.2f"), fmtPtr(res.Baseline.P95MS, "%.2f"))
+	for _, n := range []int{o.spaSources, 1} {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		f, err := floodSPA(ctx, o, p, d, w, n)
+		res.Floods = append(res.Floods, f)
+		if err != nil {
+			return res, fmt.Errorf("SPA, %d sources: %w", n, err)
+		}
+	}
+	return res, d.stop()
+}
+
+// floodSPA floods the SPA port from n sources at the sender's full rate
+// while the client makes its tries, and measures the daemon meanwhile.
+func floodSPA(ctx context.Context, o *options, p *pair, d *daemon, w *allowWatch, n int) (spaFlood, error) {
+	f := spaFlood{Sources: n, Sender: senderName(o.rawIP)}
+	tmpl := make([]byte, spa.PacketLen)
+	rand.Read(tmpl)
+	tmpl[0] = spa.Version
+	cfg := o.config(flood{n, o.floodRate, o.rawIP})
+	cfg.MSS, cfg.UDP, cfg.Payload, cfg.Vary = 0, true, tmpl, syngen.Span{Off: 1, Len: 8}
+	cfg.DstPorts, cfg.Duration = syngen.Ports{First: o.spaPort, Last: o.spaPort}, syngen.MaxDuration
+	c0, err := spaCounters(p)
+	if err != nil {
+		return f, err
+	}
+	q0, err := spaQueueState(d.pid)
+	if err != nil {
+		return f, err
+	}
+	t0, err := cpuTicks(d.pid)
+	if err != nil {
+		return f, err
+	}
+	logf("SPA, %d sources: a flood of random payloads to udp %d through %d SPA-to-open tries", n, o.spaPort, o.tries)
+	stop := continuousFlood(ctx, p, cfg)
+	time.Sleep(500 * time.Millisecond) // past the flood's start (neighbour resolution)
+	n0, err := cpuNanos(d.pid)
+	if err != nil {
+		stop()
+		return f, err
+	}
+	a0 := time.Now()
+	time.Sleep(o.floodOnly)
+	n1, err := cpuNanos(d.pid)
+	if err != nil {
+		stop()
+		return f, err
+	}
+	f.FloodOnlyS = time.Since(a0).Seconds()
+	lat, err := spaOpens(ctx, o, p, w)
+	fres, ferr := stop()
+	f.FloodOnlyCPUPerMillion = float64(n1-n0) / 1e9 / (max(fres.Rate(), 1) * f.FloodOnlyS / 1e6)
+	lat.Mode, lat.Sources, lat.FloodRate = "spa", n, fres.Rate()
+	f.Open = lat
+	f.Sent, f.FloodS, f.Rate = fres.Sent, fres.Elapsed.Seconds(), fres.Rate()
+	if err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return f, err
+	}
+	time.Sleep(o.settle)
+	t1, err := cpuTicks(d.pid)
+	if err != nil {
+		return f, err
+	}
+	c1, err := spaCounters(p)
+	if err != nil {
+		return f, err
+	}
+	q1, err := spaQueueState(d.pid)
+	if err != nil {
+		return f, err
+	}
+	hwm, err := peakRSS(d.pid)
+	if err != nil {
+		return f, err
+	}
+	f.Queued, f.RateDropped = c1.queue-c0.queue, c1.rate-c0.rate
+	f.QueueDropped, f.Received = q1.dropped-q0.dropped, q1.ids-q0.ids
+	if f.Queued > f.Received {
+		f.Unseen = f.Queued - f.Received
+	}
+	if n == 1 {
+		f.QueuedBound = nft.SPABurst + uint64(nft.SPARate*(f.FloodS+o.settle.Seconds())+1) + uint64(2*o.tries*o.spaCopies)
+	}
+	f.CPUSeconds = float64(t1-t0) / clkTck
+	f.CPUPerMillion = f.CPUSeconds / (float64(max(f.Sent, 1)) / 1e6)
+	f.PeakRSSMiB = float64(hwm) / (1 << 20)
+	logf("SPA, %d sources: %.0f pkt/s, %d sent, %d queued (%d over the rate, %d unseen: the queue full); %d/%d opened, SPA-to-open median %s ms, p95 %s ms; CPU %.3f s per 1M (flood alone %.3f), peak RSS %.1f MiB",
+		n, f.Rate, f.Sent, f.Queued, f.RateDropped, f.Unseen+f.QueueDropped, lat.Opened, lat.Tries, fmtPtr(lat.MedianMS, "%.2f"),
+		fmtPtr(lat.P95MS, "%.2f"), f.CPUPerMillion, f.FloodOnlyCPUPerMillion, f.PeakRSSMiB)
+	return f, nil
+}
+
+// spaQueue is the sum over the namespace's queues of their drops and id
+// sequences.
+type spaQueue struct{ dropped, ids uint64 }
+
+// spaQueueState reads the queues of process pid's namespace.
+func spaQueueState(pid int) (spaQueue, error) {
+	qs, err := readQueues(pid)
+	if err != nil {
+		return spaQueue{}, err
+	}
+	var s spaQueue
+	for _, q := range qs {
+		s.dropped += q.Dropped + q.UserDropped
+		s.ids += q.IDSeq
+	}
+	return s, nil
+}
+
+// spaChainCounters are the counters of chain spa: its rate rules, summed,
+// and its queue rule.
+type spaChainCounters struct{ rate, queue uint64 }
+
+var spaRuleRE = regexp.MustCompile(`counter packets (\d+) bytes \d+ (.*)`)
+
+// spaCounters reads the counters of the daemon's chain spa.
+func spaCounters(p *pair) (spaChainCounters, error) {
+	out, err := p.nft("", "list", "chain", "inet", nft.DefaultTable, nft.ChainSPA)
+	if err != nil {
+		return spaChainCounters{}, err
+	}
+	return parseSPACounters(out)
+}
+
+// parseSPACounters parses `nft list chain inet nfqknock spa`.
+func parseSPACounters(out string) (spaChainCounters, error) {
+	var c spaChainCounters
+	m := spaRuleRE.FindAllStringSubmatch(out, -1)
+	if len(m) != 3 {
+		return c, fmt.Errorf("chain spa: want 3 counters, got %d in:\n%s", len(m), out)
+	}
+	for _, s := range m {
+		n, err := strconv.ParseUint(s[1], 10, 64)
+		if err != nil {
+			return c, fmt.Errorf("chain spa: %w", err)
+		}
+		if strings.Contains(s[2], "over the rate") {
+			c.rate += n
+		} else {
+			c.queue += n
+		}
+	}
+	return c, nil
+}
+
+// spaOpens runs o.tries SPA opens of the client of p, from its real
+// address: each try sends an open packet (o.spaCopies copies, 5 ms apart),
+// waits up to a second for nf_tables to announce the client in the allow
+// set and connects to the guarded port once; then it sends a close packet
+// and waits for the client to leave the set. A try opened when both
+// happened within a second of the first copy. Tries start far enough apart
+// that the client stays below its own rate bound.
+func spaOpens(ctx context.Context, o *options, p *pair, w *allowWatch) (r latencyResult, err error) {
+	dst, client := o.addrs()
+	r.Tries = o.tries
+	r.Continuous = true
+	key := spa.NewKey(openSecret)
+	gp := netip.AddrPortFrom(dst, guardPort)
+	defer func() {
+		if r.Opened > 0 {
+			med, p95 := quantiles(r.SamplesMS)
+			r.MedianMS, r.P95MS = &med, &p95
+			cmed, cp95 := quantiles(r.ConnectMS)
+			r.ConnectMedianMS, r.ConnectP95MS = &cmed, &cp95
+		}
+		if w.lost > 0 {
+			r.Note = fmt.Sprintf("%d nf_tables announcements lost", w.lost)
+		}
+	}()
+	// Two packets a try, each sent spaCopies times: that many at the rate.
+	pace := time.Duration(2*o.spaCopies) * time.Second / nft.SPARate
+	err = netns.Do(p.client, func() error {
+		fd, sa, err := udpSocket(netip.AddrPortFrom(dst, o.spaPort))
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		send := func(a spa.Action) (time.Time, error) {
+			var nonce [spa.NonceLen]byte
+			rand.Read(nonce[:])
+			pkt, err := spa.Seal(nil, key, knockpkg.DefaultPeriod, nonce, &spa.Message{Time: time.Now(), Action: a})
+			if err != nil {
+				return time.Time{}, err
+			}
+			first := time.Now()
+			for i := range o.spaCopies {
+				if i > 0 {
+					time.Sleep(5 * time.Millisecond)
+				}
+				if err := unix.Sendto(fd, pkt, 0, sa); err != nil {
+					return first, fmt.Errorf("send SPA: %w", err)
+				}
+			}
+			return first, nil
+		}
+		next := time.Now()
+		for i := range o.tries {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("SPA-to-open interrupted: %w", err)
+			}
+			time.Sleep(time.Until(next))
+			next = time.Now().Add(pace)
+			w.drain()
+			sent, err := send(spa.Open)
+			if err != nil {
+				return err
+			}
+			at, in := w.wait(client, true, sent.Add(time.Second))
+			var took time.Duration
+			var connected bool
+			if in {
+				if took, connected, err = connectOnce(gp, time.Until(sent.Add(time.Second))); err != nil {
+					return fmt.Errorf("try %d: %w", i, err)
+				}
+			}
+			if in && connected {
+				r.Opened++
+				r.SamplesMS = append(r.SamplesMS, ms(at.Sub(sent)))
+				r.ConnectMS = append(r.ConnectMS, ms(at.Add(took).Sub(sent)))
+			}
+			if o.verbose {
+				logf("SPA try %d: in the allow set %v after %v, connected %v", i, in, at.Sub(sent), connected)
+			}
+			// Closed by SPA, even when it did not seem to open (it may
+			// have opened late).
+			w.drain()
+			if _, err := send(spa.Close); err != nil {
+				return err
+			}
+			if _, out := w.wait(client, false, time.Now().Add(time.Second)); in && !out {
+				r.CloseRetry++
+			}
+		}
+		return nil
+	})
+	return r, err
+}
+
+// tempDir makes a temporary directory, removed at the end.
+func tempDir() (string, error) {
+	dir, err := os.MkdirTemp("", "floodbench-state-")
+	if err != nil {
+		return "", fmt.Errorf("state directory: %w", err)
+	}
+	undo.add(func() { os.RemoveAll(dir) })
+	return dir, nil
+}
+
+// udpSocket returns a UDP socket of the calling thread's namespace and the
+// address of ap.
+func udpSocket(ap netip.AddrPort) (int, unix.Sockaddr, error) {
+	fam, sa := sockaddr(ap)
+	fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, nil, fmt.Errorf("UDP socket: %w", err)
+	}
+	return fd, sa, nil
+}
+
+// printSPA prints the SPA rows.
+func printSPA(w io.Writer, s *spaResult) {
+	if s == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nSPA on udp %d (--spa-only), %d cop(ies) of each packet; floods of %s:\n", s.Port, s.Copies, s.Payload)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "flood\tpkt/s\tsent\tqueued\tover rate\tunseen\topened\topen med/p95 ms\t+connect med/p95 ms\tCPU s/1M (alone)\tRSS MiB\t")
+	line := func(name string, f *spaFlood, l latencyResult) {
+		rate, sent, queued, over, qd, cpu, rss := "-", "-", "-", "-", "-", "-", "-"
+		if f != nil {
+			rate, sent = fmt.Sprintf("%.0f", f.Rate), fmt.Sprint(f.Sent)
+			queued, over, qd = fmt.Sprint(f.Queued), fmt.Sprint(f.RateDropped), fmt.Sprint(f.Unseen+f.QueueDropped)
+			if f.QueuedBound > 0 {
+				queued += fmt.Sprintf(" (bound %d)", f.QueuedBound)
+			}
+			cpu = fmt.Sprintf("%.3f (%.3f)", f.CPUPerMillion, f.FloodOnlyCPUPerMillion)
+			rss = fmt.Sprintf("%.1f", f.PeakRSSMiB)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s/%s\t%s/%s\t%s\t%s\t\n", name, rate, sent, queued, over, qd,
+			l.Opened, l.Tries, fmtPtr(l.MedianMS, "%.2f"), fmtPtr(l.P95MS, "%.2f"),
+			fmtPtr(l.ConnectMedianMS, "%.2f"), fmtPtr(l.ConnectP95MS, "%.2f"), cpu, rss)
+	}
+	line("none (baseline)", nil, s.Baseline)
+	for i := range s.Floods {
+		line(floodName(s.Floods[i].Sources), &s.Floods[i], s.Floods[i].Open)
+	}
+	tw.Flush()
+}
+
+// spaTargets are issue 23's targets against the SPA rows.
+func spaTargets(s *spaResult, add func(what, tgt, fig string, met *bool)) {
+	if s == nil {
+		return
+	}
+	is := func(b bool) *bool { return &b }
+	for _, f := range s.Floods {
+		name := floodName(f.Sources)
+		l := f.Open
+		add(fmt.Sprintf("SPA opens under the %s flood of random payloads", name), fmt.Sprintf("%d/%d", l.Tries, l.Tries),
+			fmt.Sprintf("%d/%d", l.Opened, l.Tries), is(l.Tries > 0 && l.Opened == l.Tries))
+		var p95 *bool
+		if l.P95MS != nil {
+			p95 = is(*l.P95MS <= 5)
+		}
+		add(fmt.Sprintf("SPA-to-open p95 under the %s flood", name), "<= 5 ms", fmtPtr(l.P95MS, "%.2f ms"), p95)
+		if f.Sources > 1 {
+			add(fmt.Sprintf("daemon CPU per million bad SPA packets (%s)", name), "<= 1 s",
+				fmt.Sprintf("%.3f s", f.CPUPerMillion), is(f.CPUPerMillion <= 1))
+		} else {
+			add("one source's SPA flood queued (its rate bound)", fmt.Sprintf("<= %d", f.QueuedBound),
+				fmt.Sprintf("%d of %d", f.Queued, f.Sent), is(f.Queued <= f.QueuedBound))
+		}
+	}
+}
