@@ -45,6 +45,7 @@ type Conn struct {
 	probed  bool       // gen is known
 	opened  map[opening]openRecord
 	first   map[uint16]time.Time   // the first ports and when they expire
+	spaKeys []SPAKeyID             // the SPA key ids of now (SetSPAKeys)
 	spent   map[[16]byte]time.Time // the used one-time sequences and when they expire
 }
 

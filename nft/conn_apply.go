@@ -6,6 +6,7 @@ package nft
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
@@ -63,7 +64,7 @@ func (c *Conn) Apply(s Spec) (Result, error) {
 	}
 	// The first ports change every period (SetFirst keeps the record): a
 	// repair puts back the record's, never those of the start.
-	s.First = nil
+	s.First, s.SPAKeys = nil, nil
 	c.table, c.spec, c.applied = s.Table, s, true
 	return res, nil
 }
@@ -109,6 +110,9 @@ func (c *Conn) applyOnce(s Spec, fromRecord bool) (Result, error) {
 	}
 	if s.First != nil && !fromRecord {
 		c.recordFirst(s.First)
+	}
+	if s.SPAKeys != nil && !fromRecord {
+		c.spaKeys = slices.Clone(s.SPAKeys)
 	}
 	tail, err := c.backupTail(s, carried, backup)
 	if err != nil {
@@ -217,6 +221,8 @@ func (c *Conn) replaceBatch(rs *Ruleset, carried [2][]nftables.SetElement, head 
 				elems = c.firstElements()
 			case SetSpent:
 				elems = c.spentElements()
+			case SetSPAKeys:
+				elems = spaKeyElements(c.spaKeys)
 			}
 			if err := nc.AddSet(set, nil); err != nil {
 				return fmt.Errorf("add set %s: %w", set.Name, err)

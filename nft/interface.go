@@ -21,6 +21,8 @@ type Interface interface {
 	Allow(src netip.Addr, ports []uint16, user string, ttl time.Duration) error
 	// SetFirst replaces the first ports of the kernel filter.
 	SetFirst(ports []FirstPort) error
+	// SetSPAKeys replaces the SPA key ids the kernel lets through (--spa).
+	SetSPAKeys(ids []SPAKeyID) error
 	// Revoke closes ports for a source again (nil: every port it has).
 	Revoke(src netip.Addr, ports []uint16) error
 	// Allowed lists the opened sources, one element per source and port.

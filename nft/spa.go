@@ -14,6 +14,7 @@ import (
 // exist only when the daemon listens for SPA packets.
 const (
 	SetSPA      = "spa"      // inet_service: the UDP ports of --spa
+	SetSPAKeys  = "spakeys"  // ipv4_addr . ipv4_addr (8 opaque bytes): the key ids the daemon accepts now (Conn.SetSPAKeys)
 	SetSPARate4 = "sparate4" // ipv4_addr, dynamic: each source's rate of SPA packets
 	SetSPARate6 = "sparate6" // ipv6_addr, dynamic
 	ChainSPA    = "spa"      // UDP to an SPA port of this host: rate-bound per source, queued
@@ -24,6 +25,7 @@ const (
 	CommentSPAQueue = commentPrefix + "spa"
 	CommentSPADrop  = commentPrefix + "spa: a UDP packet to an SPA port is never delivered"
 	CommentSPARate  = commentPrefix + "spa: a source over the rate"
+	CommentSPAKey   = commentPrefix + "spa: not a key id of now"
 )
 
 // Limits of SPA packets per source: a source that sends more than SPARate
@@ -40,11 +42,31 @@ const (
 	spaSetID = spill6SetID + 1 + iota
 	spaRate4SetID
 	spaRate6SetID
+	spaKeysSetID
 )
+
+// SPAKeyID is the key id of an SPA packet (spa.KeyIDLen bytes, after its
+// version byte): what the set spakeys holds.
+type SPAKeyID [8]byte
+
+// spaKeyOffset is where the key id starts in a UDP datagram: after the
+// UDP header and the packet's version byte.
+const spaKeyOffset = 8 + 1
+
+// spaKeyType is the type of the set spakeys: 8 bytes, which nft has no
+// integer type of, so two IPv4 addresses' worth (nft lists a key id as
+// "a.b.c.d . e.f.g.h"; the set's comment says what it holds).
+var spaKeyType = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeIPAddr)
+
+// spaKeysSet returns the set spakeys of table t.
+func spaKeysSet(t *nftables.Table) *nftables.Set {
+	return &nftables.Set{Table: t, ID: spaKeysSetID, Name: SetSPAKeys, KeyType: spaKeyType, KeyByteOrder: binaryutil.BigEndian,
+		Comment: "SPA key ids (8 bytes) accepted now"}
+}
 
 // spaObjects are the SPA objects of a ruleset.
 type spaObjects struct {
-	ports, rate4, rate6 *nftables.Set
+	ports, rate4, rate6, keys *nftables.Set
 	chain               *nftables.Chain
 }
 
@@ -54,16 +76,21 @@ type spaObjects struct {
 //
 //	knock:  meta l4proto udp udp dport @spa fib daddr type local jump spa
 //	guard:  meta l4proto udp udp dport @spa fib daddr type local counter drop
-//	spa:    ip saddr update @sparate4 { ip saddr limit rate over 10/second burst 20 packets } counter drop
+//	spa:    @th,72,64 != @spakeys counter drop
+//	        ip saddr update @sparate4 { ip saddr limit rate over 10/second burst 20 packets } counter drop
 //	        ip6 saddr update @sparate6 { ip6 saddr limit rate over 10/second burst 20 packets } counter drop
 //	        counter queue ... bypass
 //
 // The daemon's verdict is accept, as for knocks; the guard chain, after
 // it, drops every SPA packet, so none reaches a socket, whether the daemon
 // read it, was absent (bypass), or its queue was full (fail-open), and the
-// port looks filtered. When a rate set is full its update fails and ends
-// the rule: the packet is queued, and the daemon, which rejects a packet
-// of an unknown key id before any cryptography, bears the flood.
+// port looks filtered. A packet whose key id the daemon does not accept now
+// (the set spakeys, which it renews as the periods pass) never leaves the
+// kernel: a flood of random payloads costs the daemon nothing. One of a
+// valid key id (replayed, or sniffed) is rate-bound per source; when a rate
+// set is full (many spoofed sources) its update fails and ends the rule,
+// and the packet is queued: the daemon refuses it as a replay or as failing
+// authentication.
 func addSPA(rs *Ruleset, s Spec, v QueueVariant) (knock, guard []*nftables.Rule) {
 	if len(s.SPA) == 0 {
 		return nil, nil
@@ -75,14 +102,15 @@ func addSPA(rs *Ruleset, s Spec, v QueueVariant) (knock, guard []*nftables.Rule)
 			Dynamic: true, HasTimeout: true, Timeout: FloodTimeout, Size: knockingSize},
 		rate6: &nftables.Set{Table: t, ID: spaRate6SetID, Name: SetSPARate6, KeyType: nftables.TypeIP6Addr, KeyByteOrder: binaryutil.BigEndian,
 			Dynamic: true, HasTimeout: true, Timeout: FloodTimeout, Size: knockingSize},
+		keys:  spaKeysSet(t),
 		chain: &nftables.Chain{Name: ChainSPA, Table: t},
 	}
 	var ports []nftables.SetElement
 	for _, p := range s.SPA {
 		ports = append(ports, nftables.SetElement{Key: binary.BigEndian.AppendUint16(nil, p)})
 	}
-	rs.Sets = append(rs.Sets, o.ports, o.rate4, o.rate6)
-	rs.Elements = append(rs.Elements, ports, nil, nil)
+	rs.Sets = append(rs.Sets, o.ports, o.rate4, o.rate6, o.keys)
+	rs.Elements = append(rs.Elements, ports, nil, nil, spaKeyElements(s.SPAKeys))
 	rs.Chains = append(rs.Chains, o.chain)
 	rs.Rules = append(rs.Rules, o.rules(s, v)...)
 	knock = []*nftables.Rule{{Table: t, Exprs: concat(o.match(), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: ChainSPA}})}}
@@ -103,7 +131,11 @@ func (o spaObjects) match() []expr.Any {
 
 // rules are the rules of chain spa: the per-source bound, then the queue.
 func (o spaObjects) rules(s Spec, v QueueVariant) []*nftables.Rule {
-	var out []*nftables.Rule
+	out := []*nftables.Rule{{Table: o.chain.Table, Chain: o.chain, UserData: comment(CommentSPAKey), Exprs: []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: spaKeyOffset, Len: 8},
+		&expr.Lookup{SourceRegister: 1, SetName: o.keys.Name, SetID: o.keys.ID, Invert: true},
+		&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop},
+	}}}
 	for _, fam := range []struct {
 		nfproto byte
 		rate    *nftables.Set
@@ -136,4 +168,13 @@ func checkSPA(ports []uint16) error {
 		}
 	}
 	return nil
+}
+
+// spaKeyElements returns the elements of spakeys for ids.
+func spaKeyElements(ids []SPAKeyID) []nftables.SetElement {
+	out := make([]nftables.SetElement, len(ids))
+	for i, id := range ids {
+		out[i] = nftables.SetElement{Key: id[:]}
+	}
+	return out
 }

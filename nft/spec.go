@@ -217,6 +217,10 @@ type Spec struct {
 	SPA []uint16
 	// SPAOnly leaves out the knock rule (--spa-only): no SYN is queued.
 	SPAOnly bool
+	// SPAKeys are the key ids SPA packets may carry now (set spakeys; the
+	// daemon renews them with Conn.SetSPAKeys); a packet of another never
+	// leaves the kernel.
+	SPAKeys []SPAKeyID
 	// NoOwner makes Conn.Apply leave out the table ownership flags, as on a
 	// kernel without them: the monitor then puts the table back (tests).
 	NoOwner bool

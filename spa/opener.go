@@ -157,3 +157,21 @@ func (o *Opener) Open(pkt []byte, now time.Time, m *Message) (user int, digest [
 	s := sha256.Sum256(pkt[headerLen:nonceEnd])
 	return e.user, [16]byte(s[:16]), nil
 }
+
+// KeyIDs returns the key ids of keys (user i's first for each period) for
+// every period that an Opener of period and window prepares at some
+// instant from from to to: what a kernel filter in front of it must let
+// through for that time.
+func KeyIDs(keys []*Key, period, window time.Duration, from, to time.Time) [][KeyIDLen]byte {
+	o := NewOpener(keys, period, window)
+	reach := window + o.margin()
+	lo := floorDiv(from.Add(-reach).Unix(), o.period)
+	hi := floorDiv(to.Add(reach).Unix(), o.period)
+	out := make([][KeyIDLen]byte, 0, int(hi-lo+1)*len(keys))
+	for p := lo; p <= hi; p++ {
+		for _, k := range keys {
+			out = append(out, k.KeyID(p))
+		}
+	}
+	return out
+}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestBitFlips flips every bit of a valid packet: none is accepted.
@@ -82,4 +83,32 @@ func BenchmarkOpenUnknownKeyID(b *testing.B) {
 
 func BenchmarkOpenValid(b *testing.B) {
 	benchOpen(b, seal(b, 1, nonceOf(1), &Message{Time: t0, Action: Open, Ports: []uint16{22, 80, 443}, Address: netip.MustParseAddr("2001:db8::9")}), nil)
+}
+
+// TestKeyIDsCover: the ids KeyIDs gives for [from, to] are every id an Opener
+// prepares at any second of it, and no period more than needed.
+func TestKeyIDsCover(t *testing.T) {
+	for _, p := range []time.Duration{10 * time.Second, time.Hour} {
+		from := time.Unix(1762261200-45, 0) // 45 s before an hour starts
+		to := from.Add(90 * time.Second)
+		ids := KeyIDs(keys, p, window, from, to)
+		have := map[[KeyIDLen]byte]bool{}
+		for _, id := range ids {
+			have[id] = true
+		}
+		o := NewOpener(keys, p, window)
+		for at := from; !at.After(to); at = at.Add(time.Second) {
+			o.Prepare(at)
+			for _, e := range o.ids {
+				if !have[e.id] {
+					t.Fatalf("period %v: at %v the Opener accepts a key id of period %d that KeyIDs lacks", p, at.Sub(from), e.period)
+				}
+			}
+		}
+		reach := window + o.margin()
+		n := PeriodOf(to.Add(reach), p) - PeriodOf(from.Add(-reach), p) + 1
+		if len(ids) != int(n)*len(keys) {
+			t.Errorf("period %v: %d ids, want %d", p, len(ids), n*int64(len(keys)))
+		}
+	}
 }

@@ -149,6 +149,9 @@ func (d *service) serve(sigs <-chan os.Signal) int {
 		_, next := d.firstPorts(time.Now())
 		wg.Go(func() { d.keepFirstPorts(ctx, next) })
 	}
+	if len(d.cfg.SPA.Ports) > 0 {
+		wg.Go(func() { d.keepSPAKeys(ctx) })
+	}
 	if d.cfg.MetricsFile != "" {
 		wg.Go(func() { d.keepMetrics(ctx) })
 	}

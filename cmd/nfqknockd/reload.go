@@ -37,6 +37,11 @@ func (d *service) reload() {
 			d.log.Error("reload: renew the first ports of the kernel filter", "err", err)
 		}
 	}
+	if len(d.cfg.SPA.Ports) > 0 {
+		if err := d.renewSPAKeys(); err != nil {
+			d.log.Error("reload: renew the SPA key ids of the kernel filter", "err", err)
+		}
+	}
 	d.log.Info("reloaded", "secrets", d.secrets().from())
 	d.closeUnlisted()
 	d.warnSecrets()

@@ -5,6 +5,7 @@ package main
 // it after the verdict (nft.addSPA); here it opens, closes or is refused.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/knock"
+	"github.com/nfqknockd/nfqknockd/nft"
 	"github.com/nfqknockd/nfqknockd/queue"
 	"github.com/nfqknockd/nfqknockd/spa"
 )
@@ -309,4 +311,54 @@ func skew(err error, m *spa.Message, now time.Time) any {
 		return nil
 	}
 	return fmt.Sprintf("%+ds", int64(m.Time.Sub(now).Round(time.Second)/time.Second))
+}
+
+// spaKeysEvery is how often the daemon renews the SPA key ids the kernel
+// lets through (set spakeys): each time for twice as long ahead.
+func spaKeysEvery(period time.Duration) time.Duration {
+	return max(time.Second, min(30*time.Second, period/4))
+}
+
+// spaKeyIDs returns the key ids of the users in force that a shard's
+// Opener may meet from now until two renewals later.
+func (d *service) spaKeyIDs(now time.Time) []nft.SPAKeyID {
+	users := d.secrets().users
+	keys := make([]*spa.Key, len(users))
+	for i, u := range users {
+		keys[i] = spa.NewKey(u.OpenSecret)
+	}
+	p := d.cfg.Params.Period
+	ids := spa.KeyIDs(keys, p, d.cfg.SPA.Window, now, now.Add(2*spaKeysEvery(p)))
+	out := make([]nft.SPAKeyID, len(ids))
+	for i, id := range ids {
+		out[i] = nft.SPAKeyID(id)
+	}
+	return out
+}
+
+// renewSPAKeys gives the kernel the key ids of now (at each renewal, and
+// after a reload changed the users).
+func (d *service) renewSPAKeys() error {
+	return d.rules.SetSPAKeys(d.spaKeyIDs(time.Now()))
+}
+
+// keepSPAKeys renews the SPA key ids every spaKeysEvery until ctx is done;
+// a failed renewal is logged and tried again a second later.
+func (d *service) keepSPAKeys(ctx context.Context) {
+	every := spaKeysEvery(d.cfg.Params.Period)
+	t := time.NewTimer(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		next := every
+		if err := d.renewSPAKeys(); err != nil {
+			d.log.Error("renew the SPA key ids of the kernel filter: SPA packets of a new period are dropped until it works", "err", err)
+			next = time.Second
+		}
+		t.Reset(next)
+	}
 }

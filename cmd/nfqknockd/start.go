@@ -70,6 +70,9 @@ func (d *service) start() error {
 		SPA: d.cfg.SPA.Ports, SPAOnly: d.cfg.SPA.Only,
 	}
 	d.spec.First, _ = d.firstPorts(time.Now())
+	if len(d.cfg.SPA.Ports) > 0 {
+		d.spec.SPAKeys = d.spaKeyIDs(time.Now())
+	}
 	ct, err := nft.ConntrackInUse()
 	if err != nil {
 		d.log.Warn("conntrack: cannot tell whether it is in use; the guard drops new connections' SYNs only", "err", err)

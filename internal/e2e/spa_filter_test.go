@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/knock"
 	"github.com/nfqknockd/nfqknockd/spa"
 )
 
@@ -85,36 +86,43 @@ func TestSPAKernelFilter(t *testing.T) {
 				}
 			}
 			d := e.startSPA()
-			junk := make([]byte, spa.PacketLen)
 			// The flood: 20,000 datagrams to other UDP ports of the host,
 			// 2,000 to the SPA port of the address behind it.
-			const flood, through, spaSent = 20000, 2000, 5
-			udpFlood(t, e.pair.Client, fam.client, fam.server, flood, func(i int) int { return 1 + i%62200 })
-			udpFlood(t, e.pair.Client, fam.client, routed, through, func(int) int { return spaPort })
-			for range spaSent {
-				rand.Read(junk)
-				junk[0] = spa.Version
-				sendUDP(t, e.pair.Client, fam.client, fam.server, spaPort, junk)
+			const flood, through, sent = 20000, 2000, 5
+			udpFlood(t, e.pair.Client, fam.client, fam.server, flood, nil, func(i int) int { return 1 + i%62200 })
+			udpFlood(t, e.pair.Client, fam.client, routed, through, nil, func(int) int { return spaPort })
+			if c := spaRuleCounters(t, e); c != (spaCounters{}) {
+				t.Errorf("SPA chain counters %+v after UDP to other ports and routed: want none", c)
 			}
-			if !d.waitLog("reason=key_id", 3*time.Second) {
-				t.Fatalf("the SPA packets were not refused as of an unknown key id:\n%s", d.stderr)
+			// Random payloads: not a key id of now, dropped in the kernel.
+			udpFlood(t, e.pair.Client, fam.client, fam.server, sent, nil, func(int) int { return spaPort })
+			// Payloads of a key id of now (as a sniffer could copy one):
+			// queued, and refused by the daemon.
+			valid := keyIDPayload(openSecret)
+			udpFlood(t, e.pair.Client, fam.client, fam.server, sent, valid, func(int) int { return spaPort })
+			if !d.waitLog("reason=decrypt", 3*time.Second) {
+				t.Fatalf("the packets of a valid key id were not refused for failing authentication:\n%s", d.stderr)
 			}
 			queued := spaRuleCounters(t, e)
-			if queued.queue != spaSent || queued.rate != 0 {
-				t.Errorf("SPA chain counters: queued %d, over the rate %d; want %d, 0", queued.queue, queued.rate, spaSent)
+			if want := (spaCounters{key: sent, queue: sent}); queued != want {
+				t.Errorf("SPA chain counters %+v, want %+v", queued, want)
 			}
-			if got := eventuallyEqual(func() uint64 { return e.spaPackets(t)["refused_key_id"] }, spaSent); got != spaSent {
-				t.Errorf("the daemon read %d SPA packets, want %d", got, spaSent)
+			if got := eventuallyEqual(func() uint64 { return e.spaPackets(t)["refused_decrypt"] }, sent); got != sent {
+				t.Errorf("the daemon refused %d packets for authentication, want %d", got, sent)
 			}
-			if n := queueIDs(t, e.pair.Server); n != spaSent {
-				t.Errorf("the queue's id sequence is %d, want %d: more than the SPA packets left the kernel", n, spaSent)
+			if p := e.spaPackets(t); p["refused_key_id"] != 0 {
+				t.Errorf("the daemon saw packets of an unknown key id: %v", p)
+			}
+			if n := queueIDs(t, e.pair.Server); n != sent {
+				t.Errorf("the queue's id sequence is %d, want %d: more than the SPA packets of a valid key id left the kernel", n, sent)
 			}
 
-			// One source floods the SPA port: its rate bound drops the
-			// excess before the queue (10 a second beyond a burst of 20).
+			// One source floods the SPA port with a valid key id: its rate
+			// bound drops the excess before the queue (10 a second beyond
+			// a burst of 20).
 			start := time.Now()
 			const single = 5000
-			udpFlood(t, e.pair.Client, fam.client, fam.server, single, func(int) int { return spaPort })
+			udpFlood(t, e.pair.Client, fam.client, fam.server, single, valid, func(int) int { return spaPort })
 			elapsed := time.Since(start)
 			after := spaRuleCounters(t, e)
 			bound := uint64(20 + 10*(int(elapsed/time.Second)+1))
@@ -126,12 +134,26 @@ func TestSPAKernelFilter(t *testing.T) {
 	}
 }
 
-// udpFlood sends n datagrams of spa.PacketLen random bytes from src to
-// dst, to port(i), from one socket.
-func udpFlood(t *testing.T, ns string, src, dst netip.Addr, n int, port func(int) int) {
+// keyIDPayload returns an SPA payload that carries the key id of secret
+// for now (the default period) and random bytes after it: what a sniffer
+// that copied a packet's first bytes could send. It fails authentication.
+func keyIDPayload(secret string) []byte {
+	b := make([]byte, spa.PacketLen)
+	rand.Read(b)
+	b[0] = spa.Version
+	id := spa.NewKey(secret).KeyID(spa.PeriodOf(time.Now(), knock.DefaultPeriod))
+	copy(b[1:], id[:])
+	return b
+}
+
+// udpFlood sends n datagrams of payload (nil: spa.PacketLen random bytes)
+// from src to dst, to port(i), from one socket.
+func udpFlood(t *testing.T, ns string, src, dst netip.Addr, n int, payload []byte, port func(int) int) {
 	t.Helper()
-	payload := make([]byte, spa.PacketLen)
-	rand.Read(payload)
+	if payload == nil {
+		payload = make([]byte, spa.PacketLen)
+		rand.Read(payload)
+	}
 	err := netns.Do(ns, func() error {
 		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: src.AsSlice()})
 		if err != nil {
@@ -151,10 +173,10 @@ func udpFlood(t *testing.T, ns string, src, dst netip.Addr, n int, port func(int
 }
 
 // spaCounters are the packet counters of the SPA chain's rules.
-type spaCounters struct{ rate, queue uint64 }
+type spaCounters struct{ key, rate, queue uint64 }
 
-// spaRuleCounters reads the counters of chain spa: the two rate rules
-// (summed) and the queue rule.
+// spaRuleCounters reads the counters of chain spa: the key id rule, the
+// two rate rules (summed) and the queue rule.
 func spaRuleCounters(t *testing.T, e *env) spaCounters {
 	t.Helper()
 	out, err := e.nft("list", "chain", "inet", "nfqknock", "spa")
@@ -165,9 +187,12 @@ func spaRuleCounters(t *testing.T, e *env) spaCounters {
 	re := regexp.MustCompile(`counter packets (\d+) bytes \d+ (.*)`)
 	for _, m := range re.FindAllStringSubmatch(out, -1) {
 		n, _ := strconv.ParseUint(m[1], 10, 64)
-		if strings.Contains(m[2], "over the rate") {
+		switch {
+		case strings.Contains(m[2], "not a key id"):
+			c.key += n
+		case strings.Contains(m[2], "over the rate"):
 			c.rate += n
-		} else {
+		default:
 			c.queue += n
 		}
 	}

@@ -22,19 +22,27 @@ const (
 	singleFlood     = 3 * time.Second
 )
 
-// TestSPAFlood: under a flood of random payloads (version byte 1, a new key
-// id in every datagram) to the SPA port from a million spoofed sources at
-// the generator's full rate, a legitimate client opens by SPA 20 times of
-// 20, each open confirmed by a connect to the guarded port and closed by
-// SPA. The flood outruns the daemon's reading now and then, and the queue,
-// full, lets packets pass unseen (fail-open; the guard chain drops them):
-// as a user would, the client sends a new packet once when the first (3
-// copies) did not open within a second; how many opened at the first is
-// logged. Then a single source flooding the SPA port at full rate is stopped
-// by its rate bound: the SPA chain's rate rules drop nearly all of it, its
-// queue rule counts at most the burst plus the rate times the seconds.
-// Figures are logged; only counts are asserted. IPv4 and IPv6, one after
-// the other (each flood takes a core).
+// TestSPAFlood: SPA under floods to the SPA port from a million spoofed
+// sources at the generator's full rate, each while a legitimate client
+// opens by SPA 20 times (each open confirmed by a connect to the guarded
+// port, closed by SPA):
+//
+//   - random payloads (a new key id in every datagram): the key id rule
+//     drops them in the kernel, the daemon sees none of them;
+//   - payloads of a key id of now (as a sniffer who copied a packet's
+//     first bytes sends), the rest new in every datagram: they pass the key
+//     id rule, fill the per-source rate sets, and are queued; the daemon
+//     refuses them for failing authentication. It falls behind now and
+//     then, and the queue, full, lets packets pass unseen (fail-open; the
+//     guard chain drops them): as a user would, the client sends a new
+//     packet once when the first (3 copies) did not open within a second;
+//     how many opened at the first is logged.
+//
+// Then a single source flooding the SPA port with a key id of now is
+// stopped by its rate bound: the SPA chain's rate rules drop nearly all of
+// it, its queue rule counts at most the burst plus the rate times the
+// seconds. Figures are logged; only counts are asserted. IPv4 and IPv6, one
+// after the other (each flood takes a core).
 func TestSPAFlood(t *testing.T) {
 	for _, fam := range filterFams {
 		t.Run(fam.name, func(t *testing.T) {
@@ -43,30 +51,43 @@ func TestSPAFlood(t *testing.T) {
 			if err := syngen.AddSpoofRoutes(e.pair.Server, netns.ClientIP4, netns.ClientIP6); err != nil {
 				t.Fatalf("spoof routes: %v", err)
 			}
-			payload := make([]byte, spa.PacketLen)
-			rand.Read(payload)
-			payload[0] = spa.Version
+			random := make([]byte, spa.PacketLen)
+			rand.Read(random)
+			random[0] = spa.Version
 			cfg := syngen.Config{Dst: fam.server, DstPorts: syngen.Ports{First: spaPort, Last: spaPort},
-				UDP: true, Payload: payload, Vary: syngen.Span{Off: 1, Len: spa.KeyIDLen}, Sources: spaFloodSources}
+				UDP: true, Payload: random, Vary: syngen.Span{Off: 1, Len: spa.KeyIDLen}, Sources: spaFloodSources}
 
-			// The million-source flood, through the client's tries.
-			c0, q0 := spaRuleCounters(t, e), queueIDs(t, e.pair.Server)
-			stop := udpFloodRun(t, e.pair.Client, cfg)
-			time.Sleep(500 * time.Millisecond)
-			r := spaTries(t, e, fam)
-			res := stop()
+			// Random key ids: dropped in the kernel.
+			c0 := spaRuleCounters(t, e)
+			r, res := spaUnderFlood(t, e, fam, cfg)
 			c1 := spaRuleCounters(t, e)
 			p := e.spaPackets(t)
-			t.Logf("%s: %d-source flood: %d datagrams (%d refused by the device) in %v, %.0f/s; SPA chain: %d queued, %d over the rate; %d unseen (passed the full queue, dropped by the guard chain); daemon: %v",
-				fam.name, spaFloodSources, res.Sent, res.Dropped, res.Elapsed.Round(time.Millisecond), res.Rate(), c1.queue-c0.queue, c1.rate-c0.rate,
-				(c1.queue-c0.queue)-(queueIDs(t, e.pair.Server)-q0), p)
-			t.Logf("%s: %d/%d SPA opens confirmed by a connect, %d at the first packet; close packets sent again: %d; from the first copy to the connect: %v",
-				fam.name, r.opened, spaFloodTries, r.first, r.closeResent, r.waits)
+			t.Logf("%s: random key ids from %d sources: %d datagrams (%d refused by the device) in %v, %.0f/s; SPA chain: %d dropped for their key id, %d queued; daemon: %v",
+				fam.name, spaFloodSources, res.Sent, res.Dropped, res.Elapsed.Round(time.Millisecond), res.Rate(), c1.key-c0.key, c1.queue-c0.queue, p)
+			r.log(t, fam.name)
 			if r.opened != spaFloodTries {
-				t.Errorf("%d of %d SPA opens under the flood, want all", r.opened, spaFloodTries)
+				t.Errorf("%d of %d SPA opens under the flood of random key ids, want all", r.opened, spaFloodTries)
 			}
-			if p["refused_key_id"] == 0 {
-				t.Errorf("the daemon refused no packet for its key id: the flood did not reach it (%v)", p)
+			if c1.key-c0.key < res.Sent*99/100 || p["refused_key_id"] != 0 {
+				t.Errorf("random key ids: %d of %d dropped in the kernel, %d reached the daemon: want all in the kernel", c1.key-c0.key, res.Sent, p["refused_key_id"])
+			}
+
+			// A key id of now, the rest new: queued, refused by the daemon.
+			sniffed := keyIDPayload(openSecret)
+			cfg.Payload, cfg.Vary = sniffed, syngen.Span{Off: 1 + spa.KeyIDLen, Len: spa.NonceLen}
+			q0 := queueIDs(t, e.pair.Server)
+			r, res = spaUnderFlood(t, e, fam, cfg)
+			c2 := spaRuleCounters(t, e)
+			p = e.spaPackets(t)
+			t.Logf("%s: a key id of now from %d sources: %d datagrams (%d refused by the device) in %v, %.0f/s; SPA chain: %d queued, %d over the rate; %d unseen (passed the full queue, dropped by the guard chain); daemon: %v",
+				fam.name, spaFloodSources, res.Sent, res.Dropped, res.Elapsed.Round(time.Millisecond), res.Rate(), c2.queue-c1.queue, c2.rate-c1.rate,
+				(c2.queue-c1.queue)-(queueIDs(t, e.pair.Server)-q0), p)
+			r.log(t, fam.name)
+			if r.opened != spaFloodTries {
+				t.Errorf("%d of %d SPA opens under the flood of a key id of now, want all", r.opened, spaFloodTries)
+			}
+			if p["refused_decrypt"] == 0 {
+				t.Errorf("the daemon refused no packet for failing authentication: the flood did not reach it (%v)", p)
 			}
 
 			// One source, at full rate: stopped by its rate bound.
@@ -78,8 +99,8 @@ func TestSPAFlood(t *testing.T) {
 			if err != nil {
 				t.Fatalf("one-source flood: %v", err)
 			}
-			c2 := spaRuleCounters(t, e)
-			queued, over := c2.queue-c1.queue, c2.rate-c1.rate
+			c3 := spaRuleCounters(t, e)
+			queued, over := c3.queue-c2.queue, c3.rate-c2.rate
 			bound := uint64(nft.SPABurst + nft.SPARate*(int(elapsed/time.Second)+1))
 			t.Logf("%s: one-source flood: %d datagrams (%d refused by the device) in %v, %.0f/s; SPA chain: %d queued (bound %d), %d over the rate",
 				fam.name, res.Sent, res.Dropped, elapsed.Round(time.Millisecond), res.Rate(), queued, bound, over)
@@ -99,6 +120,23 @@ func TestSPAFlood(t *testing.T) {
 			}
 		})
 	}
+}
+
+// spaUnderFlood runs the flood of cfg in the client namespace through the
+// client's tries.
+func spaUnderFlood(t *testing.T, e *env, fam filterFam, cfg syngen.Config) (spaTry, syngen.Result) {
+	t.Helper()
+	stop := udpFloodRun(t, e.pair.Client, cfg)
+	time.Sleep(500 * time.Millisecond)
+	r := spaTries(t, e, fam)
+	return r, stop()
+}
+
+// log logs the tries.
+func (r spaTry) log(t *testing.T, fam string) {
+	t.Helper()
+	t.Logf("%s: %d/%d SPA opens confirmed by a connect, %d at the first packet; close packets sent again: %d; from the first copy to the connect: %v",
+		fam, r.opened, spaFloodTries, r.first, r.closeResent, r.waits)
 }
 
 // udpFloodRun runs the generator with c (UDP) from namespace ns at its full

@@ -257,6 +257,17 @@ func (f *Fake) SetFirst(ports []nft.FirstPort) error {
 	})
 }
 
+// SetSPAKeys replaces the SPA key ids of the table's Spec.
+func (f *Fake) SetSPAKeys(ids []nft.SPAKeyID) error {
+	return f.txn("set SPA key ids", func(t **Table) error {
+		if *t == nil {
+			return unix.ENOENT
+		}
+		(*t).Spec.SPAKeys = slices.Clone(ids)
+		return nil
+	})
+}
+
 // Revoke closes ports of src (nil: every one, in the record and the table);
 // absent elements are no error.
 func (f *Fake) Revoke(src netip.Addr, ports []uint16) error {
