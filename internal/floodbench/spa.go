@@ -2,8 +2,11 @@ package main
 
 // Single-packet authorization under floods (--spa): the daemon with --spa
 // and --spa-only, a legitimate client opening by SPA without a flood (the
-// baseline), then under a flood of random SPA-like payloads from
-// --spa-sources spoofed sources and from one source.
+// baseline), then under floods from --spa-sources spoofed sources of
+// random SPA-like payloads (a new key id in each: the kernel drops them)
+// and of payloads that carry a key id of now (as a sniffer who copied a
+// packet's first bytes sends them: queued, refused by the daemon), and of
+// the latter from one source (its rate bound).
 
 import (
 	"context"
@@ -30,7 +33,10 @@ import (
 // spaFlood is one flood of random payloads to the SPA port while the
 // legitimate client opens by SPA.
 type spaFlood struct {
-	Sources int     `json:"sources"`
+	Sources int `json:"sources"`
+	// Sniffed: the payloads carry a key id of now (else a new random one
+	// each).
+	Sniffed bool    `json:"key_id_of_now"`
 	Sender  string  `json:"sender"`
 	Sent    uint64  `json:"sent"`
 	FloodS  float64 `json:"flood_s"`
@@ -42,6 +48,7 @@ type spaFlood struct {
 	// (fail-open: the kernel neither numbers nor counts them) and the
 	// guard chain dropped them unread; QueueDropped is what the queue
 	// counted as dropped (none while it fails open).
+	KeyDropped   uint64 `json:"key_id_dropped"` // dropped in the kernel: not a key id of now
 	Queued       uint64 `json:"queued"`
 	RateDropped  uint64 `json:"rate_dropped"`
 	Received     uint64 `json:"queue_ids"`
@@ -66,20 +73,20 @@ type spaFlood struct {
 
 // spaResult is the SPA part of the report.
 type spaResult struct {
-	Port       uint16        `json:"port"`
-	DaemonArgs []string      `json:"daemon_args"`
-	Copies     int           `json:"copies"` // copies of each SPA packet the client sends, 5 ms apart
-	Payload    string        `json:"flood_payload"`
-	Baseline   latencyResult `json:"baseline_no_flood"`
-	Floods     []spaFlood    `json:"floods"`
+	Port       uint16   `json:"port"`
+	DaemonArgs []string `json:"daemon_args"`
+	Copies     int      `json:"copies"` // copies of each SPA packet the client sends, 5 ms apart
+
+	Baseline latencyResult `json:"baseline_no_flood"`
+	Floods   []spaFlood    `json:"floods"`
 }
 
-// spaPayload describes the flood's payloads.
-const spaPayload = "113 random bytes, version byte 1, the key id (bytes 1-8) new for every packet"
+// spaPayloads describe the floods' payloads.
+const spaPayloads = "113 random bytes, version byte 1; random: the key id (bytes 1-8) new in every packet; key id of now: the nonce (bytes 9-32) new in every packet"
 
 // benchSPA measures SPA in a namespace pair of its own.
 func benchSPA(ctx context.Context, o *options, secrets []string) (*spaResult, error) {
-	res := &spaResult{Port: o.spaPort, Copies: o.spaCopies, Payload: spaPayload}
+	res := &spaResult{Port: o.spaPort, Copies: o.spaCopies}
 	p, err := newPair()
 	if err != nil {
 		return res, err
@@ -116,28 +123,46 @@ func benchSPA(ctx context.Context, o *options, secrets []string) (*spaResult, er
 	}
 	logf("SPA, no flood: %d/%d opened, SPA-to-open median %s ms, p95 %s ms", res.Baseline.Opened, res.Baseline.Tries,
 		fmtPtr(res.Baseline.MedianMS, "%.2f"), fmtPtr(res.Baseline.P95MS, "%.2f"))
-	for _, n := range []int{o.spaSources, 1} {
+	for _, fl := range []struct {
+		n       int
+		sniffed bool
+	}{{o.spaSources, false}, {o.spaSources, true}, {1, true}} {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		f, err := floodSPA(ctx, o, p, d, w, n)
+		f, err := floodSPA(ctx, o, p, d, w, fl.n, fl.sniffed)
 		res.Floods = append(res.Floods, f)
 		if err != nil {
-			return res, fmt.Errorf("SPA, %d sources: %w", n, err)
+			return res, fmt.Errorf("SPA, %s: %w", f.name(), err)
 		}
 	}
 	return res, d.stop()
 }
 
+// name names the flood in the table: its sources and payloads.
+func (f *spaFlood) name() string {
+	if f.Sniffed {
+		return floodName(f.Sources) + ", key id of now"
+	}
+	return floodName(f.Sources) + ", random"
+}
+
 // floodSPA floods the SPA port from n sources at the sender's full rate
-// while the client makes its tries, and measures the daemon meanwhile.
-func floodSPA(ctx context.Context, o *options, p *pair, d *daemon, w *allowWatch, n int) (spaFlood, error) {
-	f := spaFlood{Sources: n, Sender: senderName(o.rawIP)}
+// (sniffed: with a key id of now) while the client makes its tries, and
+// measures the daemon meanwhile.
+func floodSPA(ctx context.Context, o *options, p *pair, d *daemon, w *allowWatch, n int, sniffed bool) (spaFlood, error) {
+	f := spaFlood{Sources: n, Sniffed: sniffed, Sender: senderName(o.rawIP)}
 	tmpl := make([]byte, spa.PacketLen)
 	rand.Read(tmpl)
 	tmpl[0] = spa.Version
+	vary := syngen.Span{Off: 1, Len: spa.KeyIDLen}
+	if sniffed {
+		id := spa.NewKey(openSecret).KeyID(spa.PeriodOf(time.Now(), knockpkg.DefaultPeriod))
+		copy(tmpl[1:], id[:])
+		vary = syngen.Span{Off: 1 + spa.KeyIDLen, Len: spa.NonceLen}
+	}
 	cfg := o.config(flood{n, o.floodRate, o.rawIP})
-	cfg.MSS, cfg.UDP, cfg.Payload, cfg.Vary = 0, true, tmpl, syngen.Span{Off: 1, Len: 8}
+	cfg.MSS, cfg.UDP, cfg.Payload, cfg.Vary = 0, true, tmpl, vary
 	cfg.DstPorts, cfg.Duration = syngen.Ports{First: o.spaPort, Last: o.spaPort}, syngen.MaxDuration
 	c0, err := spaCounters(p)
 	if err != nil {
@@ -151,7 +176,7 @@ func floodSPA(ctx context.Context, o *options, p *pair, d *daemon, w *allowWatch
 	if err != nil {
 		return f, err
 	}
-	logf("SPA, %d sources: a flood of random payloads to udp %d through %d SPA-to-open tries", n, o.spaPort, o.tries)
+	logf("SPA, %s: a flood to udp %d through %d SPA-to-open tries", f.name(), o.spaPort, o.tries)
 	stop := continuousFlood(ctx, p, cfg)
 	time.Sleep(500 * time.Millisecond) // past the flood's start (neighbour resolution)
 	n0, err := cpuNanos(d.pid)
@@ -196,7 +221,7 @@ func floodSPA(ctx context.Context, o *options, p *pair, d *daemon, w *allowWatch
 	if err != nil {
 		return f, err
 	}
-	f.Queued, f.RateDropped = c1.queue-c0.queue, c1.rate-c0.rate
+	f.KeyDropped, f.Queued, f.RateDropped = c1.key-c0.key, c1.queue-c0.queue, c1.rate-c0.rate
 	f.QueueDropped, f.Received = q1.dropped-q0.dropped, q1.ids-q0.ids
 	if f.Queued > f.Received {
 		f.Unseen = f.Queued - f.Received
@@ -207,8 +232,8 @@ func floodSPA(ctx context.Context, o *options, p *pair, d *daemon, w *allowWatch
 	f.CPUSeconds = float64(t1-t0) / clkTck
 	f.CPUPerMillion = f.CPUSeconds / (float64(max(f.Sent, 1)) / 1e6)
 	f.PeakRSSMiB = float64(hwm) / (1 << 20)
-	logf("SPA, %d sources: %.0f pkt/s, %d sent, %d queued (%d over the rate, %d unseen: the queue full); %d/%d opened, SPA-to-open median %s ms, p95 %s ms; CPU %.3f s per 1M (flood alone %.3f), peak RSS %.1f MiB",
-		n, f.Rate, f.Sent, f.Queued, f.RateDropped, f.Unseen+f.QueueDropped, lat.Opened, lat.Tries, fmtPtr(lat.MedianMS, "%.2f"),
+	logf("SPA, %s: %.0f pkt/s, %d sent, %d dropped for their key id, %d queued (%d over the rate, %d unseen: the queue full); %d/%d opened, SPA-to-open median %s ms, p95 %s ms; CPU %.3f s per 1M (flood alone %.3f), peak RSS %.1f MiB",
+		f.name(), f.Rate, f.Sent, f.KeyDropped, f.Queued, f.RateDropped, f.Unseen+f.QueueDropped, lat.Opened, lat.Tries, fmtPtr(lat.MedianMS, "%.2f"),
 		fmtPtr(lat.P95MS, "%.2f"), f.CPUPerMillion, f.FloodOnlyCPUPerMillion, f.PeakRSSMiB)
 	return f, nil
 }
@@ -231,9 +256,9 @@ func spaQueueState(pid int) (spaQueue, error) {
 	return s, nil
 }
 
-// spaChainCounters are the counters of chain spa: its rate rules, summed,
-// and its queue rule.
-type spaChainCounters struct{ rate, queue uint64 }
+// spaChainCounters are the counters of chain spa: its key id rule, its
+// rate rules, summed, and its queue rule.
+type spaChainCounters struct{ key, rate, queue uint64 }
 
 var spaRuleRE = regexp.MustCompile(`counter packets (\d+) bytes \d+ (.*)`)
 
@@ -250,17 +275,20 @@ func spaCounters(p *pair) (spaChainCounters, error) {
 func parseSPACounters(out string) (spaChainCounters, error) {
 	var c spaChainCounters
 	m := spaRuleRE.FindAllStringSubmatch(out, -1)
-	if len(m) != 3 {
-		return c, fmt.Errorf("chain spa: want 3 counters, got %d in:\n%s", len(m), out)
+	if len(m) != 4 {
+		return c, fmt.Errorf("chain spa: want 4 counters, got %d in:\n%s", len(m), out)
 	}
 	for _, s := range m {
 		n, err := strconv.ParseUint(s[1], 10, 64)
 		if err != nil {
 			return c, fmt.Errorf("chain spa: %w", err)
 		}
-		if strings.Contains(s[2], "over the rate") {
+		switch {
+		case strings.Contains(s[2], "not a key id"):
+			c.key += n
+		case strings.Contains(s[2], "over the rate"):
 			c.rate += n
-		} else {
+		default:
 			c.queue += n
 		}
 	}
@@ -386,13 +414,13 @@ func printSPA(w io.Writer, s *spaResult) {
 	if s == nil {
 		return
 	}
-	fmt.Fprintf(w, "\nSPA on udp %d (--spa-only), %d cop(ies) of each packet; floods of %s:\n", s.Port, s.Copies, s.Payload)
+	fmt.Fprintf(w, "\nSPA on udp %d (--spa-only), %d cop(ies) of each packet; floods of %s:\n", s.Port, s.Copies, spaPayloads)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "flood\tpkt/s\tsent\tqueued\tover rate\tunseen\topened\topen med/p95 ms\t+connect med/p95 ms\tCPU s/1M (alone)\tRSS MiB\t")
+	fmt.Fprintln(tw, "flood\tpkt/s\tsent\tkey id dropped\tqueued\tover rate\tunseen\topened\topen med/p95 ms\t+connect med/p95 ms\tCPU s/1M (alone)\tRSS MiB\t")
 	line := func(name string, f *spaFlood, l latencyResult) {
-		rate, sent, queued, over, qd, cpu, rss := "-", "-", "-", "-", "-", "-", "-"
+		rate, sent, key, queued, over, qd, cpu, rss := "-", "-", "-", "-", "-", "-", "-", "-"
 		if f != nil {
-			rate, sent = fmt.Sprintf("%.0f", f.Rate), fmt.Sprint(f.Sent)
+			rate, sent, key = fmt.Sprintf("%.0f", f.Rate), fmt.Sprint(f.Sent), fmt.Sprint(f.KeyDropped)
 			queued, over, qd = fmt.Sprint(f.Queued), fmt.Sprint(f.RateDropped), fmt.Sprint(f.Unseen+f.QueueDropped)
 			if f.QueuedBound > 0 {
 				queued += fmt.Sprintf(" (bound %d)", f.QueuedBound)
@@ -400,13 +428,13 @@ func printSPA(w io.Writer, s *spaResult) {
 			cpu = fmt.Sprintf("%.3f (%.3f)", f.CPUPerMillion, f.FloodOnlyCPUPerMillion)
 			rss = fmt.Sprintf("%.1f", f.PeakRSSMiB)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s/%s\t%s/%s\t%s\t%s\t\n", name, rate, sent, queued, over, qd,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s/%s\t%s/%s\t%s\t%s\t\n", name, rate, sent, key, queued, over, qd,
 			l.Opened, l.Tries, fmtPtr(l.MedianMS, "%.2f"), fmtPtr(l.P95MS, "%.2f"),
 			fmtPtr(l.ConnectMedianMS, "%.2f"), fmtPtr(l.ConnectP95MS, "%.2f"), cpu, rss)
 	}
 	line("none (baseline)", nil, s.Baseline)
 	for i := range s.Floods {
-		line(floodName(s.Floods[i].Sources), &s.Floods[i], s.Floods[i].Open)
+		line(s.Floods[i].name(), &s.Floods[i], s.Floods[i].Open)
 	}
 	tw.Flush()
 }
@@ -418,15 +446,15 @@ func spaTargets(s *spaResult, add func(what, tgt, fig string, met *bool)) {
 	}
 	is := func(b bool) *bool { return &b }
 	for _, f := range s.Floods {
-		name := floodName(f.Sources)
+		name := f.name()
 		l := f.Open
-		add(fmt.Sprintf("SPA opens under the %s flood of random payloads", name), fmt.Sprintf("%d/%d", l.Tries, l.Tries),
+		add(fmt.Sprintf("SPA opens under the flood (%s)", name), fmt.Sprintf("%d/%d", l.Tries, l.Tries),
 			fmt.Sprintf("%d/%d", l.Opened, l.Tries), is(l.Tries > 0 && l.Opened == l.Tries))
 		var p95 *bool
 		if l.P95MS != nil {
 			p95 = is(*l.P95MS <= 5)
 		}
-		add(fmt.Sprintf("SPA-to-open p95 under the %s flood", name), "<= 5 ms", fmtPtr(l.P95MS, "%.2f ms"), p95)
+		add(fmt.Sprintf("SPA-to-open p95 under the flood (%s)", name), "<= 5 ms", fmtPtr(l.P95MS, "%.2f ms"), p95)
 		if f.Sources > 1 {
 			add(fmt.Sprintf("daemon CPU per million bad SPA packets (%s)", name), "<= 1 s",
 				fmt.Sprintf("%.3f s", f.CPUPerMillion), is(f.CPUPerMillion <= 1))
