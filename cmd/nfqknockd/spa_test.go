@@ -11,6 +11,7 @@ import (
 
 	"github.com/nfqknockd/nfqknockd/internal/testutil"
 	"github.com/nfqknockd/nfqknockd/knock"
+	"github.com/nfqknockd/nfqknockd/nft"
 	"github.com/nfqknockd/nfqknockd/nft/nfttest"
 	"github.com/nfqknockd/nfqknockd/queue"
 	"github.com/nfqknockd/nfqknockd/spa"
@@ -199,5 +200,44 @@ func TestServiceSPAKeepsSequences(t *testing.T) {
 	ts.spa(src6, knock.User{OpenSecret: testOpen}, spa.Message{Action: spa.Open})
 	if !ts.isOpen(src6) {
 		t.Errorf("an SPA packet beside the sequences did not open:\n%s", ts.logs)
+	}
+}
+
+// TestServiceSPAKeyIDs: the key ids the daemon gives the kernel are those
+// of every user in force for now, and a reload to other users replaces
+// them.
+func TestServiceSPAKeyIDs(t *testing.T) {
+	ts := newSPAService(t)
+	ts.service.clock = nil
+	if err := ts.renewSPAKeys(); err != nil {
+		t.Fatal(err)
+	}
+	tab, _ := ts.rules.State()
+	have := map[nft.SPAKeyID]bool{}
+	for _, id := range tab.Spec.SPAKeys {
+		have[id] = true
+	}
+	now := spa.PeriodOf(time.Now(), ts.cfg.Params.Period)
+	for _, u := range spaUsers {
+		if !have[nft.SPAKeyID(spa.NewKey(u.OpenSecret).KeyID(now))] {
+			t.Errorf("user %s's key id of now is not in the kernel's set", u.Name)
+		}
+	}
+	carol := knock.User{Name: "carol", OpenSecret: "carol spa open", CloseSecret: "carol spa close"}
+	if have[nft.SPAKeyID(spa.NewKey(carol.OpenSecret).KeyID(now))] {
+		t.Error("a stranger's key id is in the kernel's set")
+	}
+	// A reload to carol alone: her key id in, the others' out.
+	if err := os.WriteFile(ts.cfg.AccessFile, []byte(testutil.AccessText([]knock.User{carol})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts.reload()
+	tab, _ = ts.rules.State()
+	clear(have)
+	for _, id := range tab.Spec.SPAKeys {
+		have[id] = true
+	}
+	if !have[nft.SPAKeyID(spa.NewKey(carol.OpenSecret).KeyID(now))] || have[nft.SPAKeyID(spa.NewKey(spaUsers[0].OpenSecret).KeyID(now))] {
+		t.Errorf("after the reload to carol the kernel's key ids are not hers alone:\n%s", ts.logs)
 	}
 }

@@ -87,6 +87,7 @@ func TestFailedOperationChangesNothing(t *testing.T) {
 		{"allow without ports", false, func(f *Fake) error { return f.Allow(src6, nil, "bob", 0) }, nil},
 		{"spend", true, func(f *Fake) error { return f.Spend(key2, time.Minute) }, errInjected},
 		{"set first", true, func(f *Fake) error { return f.SetFirst([]nft.FirstPort{{Port: 1000, Timeout: time.Minute}}) }, errInjected},
+		{"set SPA key ids", true, func(f *Fake) error { return f.SetSPAKeys([]nft.SPAKeyID{{1, 2, 3}}) }, errInjected},
 		{"revoke", true, func(f *Fake) error { return f.Revoke(src4, nil) }, errInjected},
 		{"destroy", true, func(f *Fake) error { return f.Destroy() }, errInjected},
 	} {
@@ -133,11 +134,12 @@ func TestFailNextOnce(t *testing.T) {
 // creates none.
 func TestNoTable(t *testing.T) {
 	for name, op := range map[string]func(f *Fake) error{
-		"allow":     func(f *Fake) error { return f.Allow(src4, []uint16{22}, "", 0) },
-		"spend":     func(f *Fake) error { return f.Spend(key1, time.Minute) },
-		"set first": func(f *Fake) error { return f.SetFirst(nil) },
-		"allowed":   func(f *Fake) error { _, err := f.Allowed(); return err },
-		"spent":     func(f *Fake) error { _, err := f.Spent(); return err },
+		"allow":           func(f *Fake) error { return f.Allow(src4, []uint16{22}, "", 0) },
+		"spend":           func(f *Fake) error { return f.Spend(key1, time.Minute) },
+		"set first":       func(f *Fake) error { return f.SetFirst(nil) },
+		"set SPA key ids": func(f *Fake) error { return f.SetSPAKeys(nil) },
+		"allowed":         func(f *Fake) error { _, err := f.Allowed(); return err },
+		"spent":           func(f *Fake) error { _, err := f.Spent(); return err },
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := NewFake()
