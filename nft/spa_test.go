@@ -12,8 +12,9 @@ import (
 
 // TestBuildSPA: without --spa no SPA object exists; with it the set spa
 // holds the ports, the knock chain jumps to chain spa for UDP to them, the
-// guard drops them right after loopback, and chain spa bounds each
-// source's rate before it queues; --spa-only leaves out the knock rule.
+// guard drops them right after loopback, and chain spa drops a key id not
+// of now, bounds each source's rate, then queues; --spa-only leaves out the
+// knock rule.
 func TestBuildSPA(t *testing.T) {
 	base := Spec{Start: 1, End: 65535, Guard: []uint16{22}, QueueNum: 100}
 	tests := []struct {
@@ -70,10 +71,20 @@ func TestBuildSPA(t *testing.T) {
 				t.Errorf("guard's SPA rule ends in %v, want drop", v.Kind)
 			}
 			spaRules := rulesOf(rs, ChainSPA)
-			if len(spaRules) != 3 {
-				t.Fatalf("%d rules in chain spa, want 3", len(spaRules))
+			if len(spaRules) != 4 {
+				t.Fatalf("%d rules in chain spa, want 4", len(spaRules))
 			}
-			for _, r := range spaRules[:2] {
+			key := spaRules[0].Exprs
+			if p, ok := key[0].(*expr.Payload); !ok || p.Base != expr.PayloadBaseTransportHeader || p.Offset != 9 || p.Len != 8 {
+				t.Errorf("the key id rule loads %v, want the 8 bytes after the UDP header and the version", key[0])
+			}
+			if l, ok := key[1].(*expr.Lookup); !ok || l.SetName != SetSPAKeys || !l.Invert {
+				t.Errorf("the key id rule's lookup %v, want != @spakeys", key[1])
+			}
+			if v, ok := key[len(key)-1].(*expr.Verdict); !ok || v.Kind != expr.VerdictDrop {
+				t.Errorf("the key id rule does not drop: %v", key)
+			}
+			for _, r := range spaRules[1:3] {
 				d, ok := r.Exprs[3].(*expr.Dynset)
 				if !ok || len(d.Exprs) != 1 {
 					t.Fatalf("rate rule %v", r.Exprs)
@@ -82,8 +93,8 @@ func TestBuildSPA(t *testing.T) {
 					t.Errorf("rate limit %+v, want over %d/s burst %d", l, SPARate, SPABurst)
 				}
 			}
-			if _, ok := spaRules[2].Exprs[1].(*expr.Queue); !ok {
-				t.Errorf("chain spa's last rule does not queue: %v", spaRules[2].Exprs)
+			if _, ok := spaRules[3].Exprs[1].(*expr.Queue); !ok {
+				t.Errorf("chain spa's last rule does not queue: %v", spaRules[3].Exprs)
 			}
 		})
 	}
