@@ -67,7 +67,7 @@ func spaKeysSet(t *nftables.Table) *nftables.Set {
 // spaObjects are the SPA objects of a ruleset.
 type spaObjects struct {
 	ports, rate4, rate6, keys *nftables.Set
-	chain               *nftables.Chain
+	chain                     *nftables.Chain
 }
 
 // addSPA adds to rs, when s asks for SPA, the set spa with its ports, the

@@ -341,24 +341,14 @@ func floodFilter(ctx context.Context, o *options, p *pair, args, seqArgs []strin
 	cfg.DstPorts, cfg.RandomPorts, cfg.Duration = o.filterPorts, true, syngen.MaxDuration
 	logf("kernel filter, %d sources, random ports %s: a flood through %d knock-to-open tries, %v between knocks",
 		n, f.Ports, o.tries, o.knockGap)
-	stop := continuousFlood(ctx, p, cfg)
-	time.Sleep(500 * time.Millisecond) // past the flood's start (neighbour resolution)
-	n0, err := cpuNanos(d.pid)
+	stop, cpu, secs, err := startMeasured(ctx, p, cfg, d.pid, o.floodOnly)
 	if err != nil {
-		stop()
 		return f, err
 	}
-	t0 := time.Now()
-	time.Sleep(o.floodOnly)
-	n1, err := cpuNanos(d.pid)
-	if err != nil {
-		stop()
-		return f, err
-	}
-	f.FloodOnlyS = time.Since(t0).Seconds()
+	f.FloodOnlyS = secs
 	lat, err := knockUnder(ctx, o, p, seqArgs, nil)
 	res, ferr := stop()
-	f.FloodOnlyCPUPerMillion = float64(n1-n0) / 1e9 / (res.Rate() * f.FloodOnlyS / 1e6)
+	f.FloodOnlyCPUPerMillion = float64(cpu) / 1e9 / (res.Rate() * f.FloodOnlyS / 1e6)
 	lat.Mode, lat.Sources, lat.Ports, lat.Random = "filter", n, f.Ports, true
 	lat.FloodRate = res.Rate()
 	f.Knock = lat
@@ -423,4 +413,27 @@ func continuousFlood(ctx context.Context, p *pair, c syngen.Config) func() (syng
 		r := <-ch
 		return r.res, r.err
 	}
+}
+
+// startMeasured starts the flood of cfg in p's client namespace and
+// measures the CPU of the daemon pid over its first floodOnly, after half
+// a second (past the flood's start: neighbour resolution): the flood
+// alone. It returns the flood's stop, the CPU nanoseconds and the seconds
+// they were measured over.
+func startMeasured(ctx context.Context, p *pair, cfg syngen.Config, pid int, floodOnly time.Duration) (stop func() (syngen.Result, error), cpu uint64, secs float64, err error) {
+	stop = continuousFlood(ctx, p, cfg)
+	time.Sleep(500 * time.Millisecond)
+	n0, err := cpuNanos(pid)
+	if err != nil {
+		stop()
+		return nil, 0, 0, err
+	}
+	t0 := time.Now()
+	time.Sleep(floodOnly)
+	n1, err := cpuNanos(pid)
+	if err != nil {
+		stop()
+		return nil, 0, 0, err
+	}
+	return stop, n1 - n0, time.Since(t0).Seconds(), nil
 }

@@ -177,24 +177,14 @@ func floodSPA(ctx context.Context, o *options, p *pair, d *daemon, w *allowWatch
 		return f, err
 	}
 	logf("SPA, %s: a flood to udp %d through %d SPA-to-open tries", f.name(), o.spaPort, o.tries)
-	stop := continuousFlood(ctx, p, cfg)
-	time.Sleep(500 * time.Millisecond) // past the flood's start (neighbour resolution)
-	n0, err := cpuNanos(d.pid)
+	stop, cpu, secs, err := startMeasured(ctx, p, cfg, d.pid, o.floodOnly)
 	if err != nil {
-		stop()
 		return f, err
 	}
-	a0 := time.Now()
-	time.Sleep(o.floodOnly)
-	n1, err := cpuNanos(d.pid)
-	if err != nil {
-		stop()
-		return f, err
-	}
-	f.FloodOnlyS = time.Since(a0).Seconds()
+	f.FloodOnlyS = secs
 	lat, err := spaOpens(ctx, o, p, w)
 	fres, ferr := stop()
-	f.FloodOnlyCPUPerMillion = float64(n1-n0) / 1e9 / (max(fres.Rate(), 1) * f.FloodOnlyS / 1e6)
+	f.FloodOnlyCPUPerMillion = float64(cpu) / 1e9 / (max(fres.Rate(), 1) * f.FloodOnlyS / 1e6)
 	lat.Mode, lat.Sources, lat.FloodRate = "spa", n, fres.Rate()
 	f.Open = lat
 	f.Sent, f.FloodS, f.Rate = fres.Sent, fres.Elapsed.Seconds(), fres.Rate()
