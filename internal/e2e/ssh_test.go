@@ -88,7 +88,7 @@ open = bob-ssh-open-secret
 close = bob-ssh-close-secret
 ports = `+strconv.Itoa(sshPort)+`
 `, 0o600)
-	e := startSSHEnv(t, "--range", "1-65535", "--access-file", access, "--one-time")
+	e := startSSHEnv(t, "--range", "1-65535", "--access-file", access, "--one-time", "--state-dir", t.TempDir())
 	bobSecrets := testutil.WriteFile(t, t.TempDir(), "secrets", "open=bob-ssh-open-secret\nclose=bob-ssh-close-secret\n", 0o600)
 	e.sessions(t, nil, "-F", "/dev/null", "-o", "ProxyCommand="+e.client+" proxy --one-time --secret-file "+bobSecrets+" %h %p")
 	logs := e.daemon.stderr.String()
