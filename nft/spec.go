@@ -2,8 +2,10 @@
 // (github.com/google/nftables): one private table, `inet nfqknock` by
 // default, with the sets guard, allow4, allow6, static4 and static6, the
 // kernel filter's sets first, knocking4/6, rate4/6, flood4/6 and
-// spill4/6, the set spent of the used one-time sequences, and the chains
-// knock, knocks, guard and guarded (see docs/design.md, "The ruleset").
+// spill4/6, the set spent of the used one-time sequences and SPA nonces,
+// the chains knock, knocks, guard and guarded, and with SPA the sets spa,
+// spakeys, sparate4/6 and the chain spa (see docs/design.md, "The
+// ruleset").
 //
 // The package has two halves. Build is pure: it turns a Spec into the
 // sets, chains and rules, and is tested without a kernel. Conn is the
@@ -25,8 +27,9 @@
 //
 //   - spec.go: Spec, names and limits; prefix.go: the --allow ranges and
 //     their interval elements
-//   - build.go: Build and Ruleset; filter.go: the kernel filter;
-//     backup.go: BuildBackup and the backup's names
+//   - build.go: Build and Ruleset; filter.go: the kernel filter; spa.go:
+//     the objects of single-packet authorization; backup.go: BuildBackup
+//     and the backup's names
 //   - allow.go, spent.go: the sets allow4/allow6 and spent, their keys;
 //     record.go: carryOver
 //   - batch.go, elems.go: table, batch and element messages; gen.go:
@@ -38,7 +41,8 @@
 // The files that talk to the kernel are conn.go and conn_*.go: the Conn
 // and all its methods, the netlink sockets, and the read of /proc:
 //
-//   - conn.go: Conn, Dial, Close, Check, Destroy, SetFirst
+//   - conn.go: Conn, Dial, Close, Check, Destroy, SetFirst; conn_spa.go:
+//     SetSPAKeys
 //   - conn_apply.go: Apply; conn_gen.go: the generation probe;
 //     conn_backup.go: the backup table
 //   - conn_allow.go: Allow, Revoke, Allowed; conn_spent.go: Spend, Spent;
