@@ -53,13 +53,13 @@ type Ruleset struct {
 	Table *nftables.Table
 	// Sets are guard, allow4, allow6, static4, static6, then first,
 	// knocking4, knocking6, rate4, rate6, flood4, flood6, spent, spill4
-	// and spill6;
+	// and spill6, then with SPA spa, sparate4, sparate6 and spakeys;
 	// Elements[i] are the elements Sets[i] starts with (the opened sources,
 	// first ports and used one-time sequences are added by Apply).
 	Sets     []*nftables.Set
 	Elements [][]nftables.SetElement
 	// Chains are knock, guard (base chains), guarded and knocks (regular
-	// chains).
+	// chains), and with SPA spa (regular).
 	Chains []*nftables.Chain
 	// Rules in the order they are added.
 	Rules []*nftables.Rule
