@@ -39,7 +39,24 @@ func (d *service) firstPorts(now time.Time) ([]nft.FirstPort, time.Time) {
 
 // keepFirstPorts renews the set first at each change until ctx is done.
 func (d *service) keepFirstPorts(ctx context.Context, next time.Time) {
-	t := time.NewTimer(time.Until(next))
+	renewUntilDone(ctx, time.Until(next), func() time.Duration {
+		ports, at := d.firstPorts(time.Now())
+		if err := d.rules.SetFirst(ports); err != nil {
+			d.log.Error("renew the first ports of the kernel filter", "err", err)
+			return retryRenewal
+		}
+		return time.Until(at)
+	})
+}
+
+// retryRenewal is how soon a renewal of the kernel filter that failed is
+// tried again.
+const retryRenewal = time.Second
+
+// renewUntilDone calls renew after first, and again after what it returns,
+// until ctx is done: the loop of the kernel filter's renewals.
+func renewUntilDone(ctx context.Context, first time.Duration, renew func() time.Duration) {
+	t := time.NewTimer(first)
 	defer t.Stop()
 	for {
 		select {
@@ -47,11 +64,6 @@ func (d *service) keepFirstPorts(ctx context.Context, next time.Time) {
 			return
 		case <-t.C:
 		}
-		ports, at := d.firstPorts(time.Now())
-		if err := d.rules.SetFirst(ports); err != nil {
-			d.log.Error("renew the first ports of the kernel filter", "err", err)
-			at = time.Now().Add(time.Second) // try again soon
-		}
-		t.Reset(time.Until(at))
+		t.Reset(renew())
 	}
 }

@@ -346,19 +346,11 @@ func (d *service) renewSPAKeys() error {
 // a failed renewal is logged and tried again a second later.
 func (d *service) keepSPAKeys(ctx context.Context) {
 	every := spaKeysEvery(d.cfg.Params.Period)
-	t := time.NewTimer(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		next := every
+	renewUntilDone(ctx, every, func() time.Duration {
 		if err := d.renewSPAKeys(); err != nil {
 			d.log.Error("renew the SPA key ids of the kernel filter: SPA packets of a new period are dropped until it works", "err", err)
-			next = time.Second
+			return retryRenewal
 		}
-		t.Reset(next)
-	}
+		return every
+	})
 }

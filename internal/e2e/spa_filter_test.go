@@ -6,12 +6,11 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 	"github.com/nfqknockd/nfqknockd/knock"
 	"github.com/nfqknockd/nfqknockd/spa"
 )
@@ -91,7 +90,7 @@ func TestSPAKernelFilter(t *testing.T) {
 			const flood, through, sent = 20000, 2000, 5
 			udpFlood(t, e.pair.Client, fam.client, fam.server, flood, nil, func(i int) int { return 1 + i%62200 })
 			udpFlood(t, e.pair.Client, fam.client, routed, through, nil, func(int) int { return spaPort })
-			if c := spaRuleCounters(t, e); c != (spaCounters{}) {
+			if c := spaRuleCounters(t, e); c != (testutil.SPACounters{}) {
 				t.Errorf("SPA chain counters %+v after UDP to other ports and routed: want none", c)
 			}
 			// Random payloads: not a key id of now, dropped in the kernel.
@@ -104,7 +103,7 @@ func TestSPAKernelFilter(t *testing.T) {
 				t.Fatalf("the packets of a valid key id were not refused for failing authentication:\n%s", d.stderr)
 			}
 			queued := spaRuleCounters(t, e)
-			if want := (spaCounters{key: sent, queue: sent}); queued != want {
+			if want := (testutil.SPACounters{Key: sent, Queue: sent}); queued != want {
 				t.Errorf("SPA chain counters %+v, want %+v", queued, want)
 			}
 			if got := eventuallyEqual(func() uint64 { return e.spaPackets(t)["refused_decrypt"] }, sent); got != sent {
@@ -126,10 +125,10 @@ func TestSPAKernelFilter(t *testing.T) {
 			elapsed := time.Since(start)
 			after := spaRuleCounters(t, e)
 			bound := uint64(20 + 10*(int(elapsed/time.Second)+1))
-			if q := after.queue - queued.queue; q > bound || after.rate+q != single {
-				t.Errorf("single-source flood of %d in %v: %d queued (bound %d), %d dropped over the rate", single, elapsed, q, bound, after.rate)
+			if q := after.Queue - queued.Queue; q > bound || after.Rate+q != single {
+				t.Errorf("single-source flood of %d in %v: %d queued (bound %d), %d dropped over the rate", single, elapsed, q, bound, after.Rate)
 			}
-			t.Logf("single-source flood of %d datagrams in %v: %d queued, %d dropped by the rate bound", single, elapsed.Round(time.Millisecond), after.queue-queued.queue, after.rate)
+			t.Logf("single-source flood of %d datagrams in %v: %d queued, %d dropped by the rate bound", single, elapsed.Round(time.Millisecond), after.Queue-queued.Queue, after.Rate)
 		})
 	}
 }
@@ -172,29 +171,16 @@ func udpFlood(t *testing.T, ns string, src, dst netip.Addr, n int, payload []byt
 	}
 }
 
-// spaCounters are the packet counters of the SPA chain's rules.
-type spaCounters struct{ key, rate, queue uint64 }
-
-// spaRuleCounters reads the counters of chain spa: the key id rule, the
-// two rate rules (summed) and the queue rule.
-func spaRuleCounters(t *testing.T, e *env) spaCounters {
+// spaRuleCounters reads the counters of chain spa.
+func spaRuleCounters(t *testing.T, e *env) testutil.SPACounters {
 	t.Helper()
 	out, err := e.nft("list", "chain", "inet", "nfqknock", "spa")
 	if err != nil {
 		t.Fatalf("nft list chain spa: %v\n%s", err, out)
 	}
-	var c spaCounters
-	re := regexp.MustCompile(`counter packets (\d+) bytes \d+ (.*)`)
-	for _, m := range re.FindAllStringSubmatch(out, -1) {
-		n, _ := strconv.ParseUint(m[1], 10, 64)
-		switch {
-		case strings.Contains(m[2], "not a key id"):
-			c.key += n
-		case strings.Contains(m[2], "over the rate"):
-			c.rate += n
-		default:
-			c.queue += n
-		}
+	c, err := testutil.ParseSPACounters(out)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return c
 }
@@ -207,13 +193,13 @@ func queueIDs(t *testing.T, ns string) uint64 {
 	if err != nil {
 		t.Fatalf("read nfnetlink_queue: %v", err)
 	}
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		// queue, peer, waiting, copy mode, copy range, queue dropped,
-		// user dropped, id sequence, 1
-		if len(f) >= 8 && f[0] == "100" {
-			n, _ := strconv.ParseUint(f[7], 10, 64)
-			return n
+	qs, err := testutil.ParseQueues(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range qs {
+		if q.Num == 100 {
+			return q.IDSeq
 		}
 	}
 	t.Fatalf("queue 100 not in:\n%s", out)

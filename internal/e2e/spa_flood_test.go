@@ -63,13 +63,13 @@ func TestSPAFlood(t *testing.T) {
 			c1 := spaRuleCounters(t, e)
 			p := e.spaPackets(t)
 			t.Logf("%s: random key ids from %d sources: %d datagrams (%d refused by the device) in %v, %.0f/s; SPA chain: %d dropped for their key id, %d queued; daemon: %v",
-				fam.name, spaFloodSources, res.Sent, res.Dropped, res.Elapsed.Round(time.Millisecond), res.Rate(), c1.key-c0.key, c1.queue-c0.queue, p)
+				fam.name, spaFloodSources, res.Sent, res.Dropped, res.Elapsed.Round(time.Millisecond), res.Rate(), c1.Key-c0.Key, c1.Queue-c0.Queue, p)
 			r.log(t, fam.name)
 			if r.opened != spaFloodTries {
 				t.Errorf("%d of %d SPA opens under the flood of random key ids, want all", r.opened, spaFloodTries)
 			}
-			if c1.key-c0.key < res.Sent*99/100 || p["refused_key_id"] != 0 {
-				t.Errorf("random key ids: %d of %d dropped in the kernel, %d reached the daemon: want all in the kernel", c1.key-c0.key, res.Sent, p["refused_key_id"])
+			if c1.Key-c0.Key < res.Sent*99/100 || p["refused_key_id"] != 0 {
+				t.Errorf("random key ids: %d of %d dropped in the kernel, %d reached the daemon: want all in the kernel", c1.Key-c0.Key, res.Sent, p["refused_key_id"])
 			}
 
 			// A key id of now, the rest new: queued, refused by the daemon.
@@ -80,8 +80,8 @@ func TestSPAFlood(t *testing.T) {
 			c2 := spaRuleCounters(t, e)
 			p = e.spaPackets(t)
 			t.Logf("%s: a key id of now from %d sources: %d datagrams (%d refused by the device) in %v, %.0f/s; SPA chain: %d queued, %d over the rate; %d unseen (passed the full queue, dropped by the guard chain); daemon: %v",
-				fam.name, spaFloodSources, res.Sent, res.Dropped, res.Elapsed.Round(time.Millisecond), res.Rate(), c2.queue-c1.queue, c2.rate-c1.rate,
-				(c2.queue-c1.queue)-(queueIDs(t, e.pair.Server)-q0), p)
+				fam.name, spaFloodSources, res.Sent, res.Dropped, res.Elapsed.Round(time.Millisecond), res.Rate(), c2.Queue-c1.Queue, c2.Rate-c1.Rate,
+				(c2.Queue-c1.Queue)-(queueIDs(t, e.pair.Server)-q0), p)
 			r.log(t, fam.name)
 			if r.opened != spaFloodTries {
 				t.Errorf("%d of %d SPA opens under the flood of a key id of now, want all", r.opened, spaFloodTries)
@@ -100,7 +100,7 @@ func TestSPAFlood(t *testing.T) {
 				t.Fatalf("one-source flood: %v", err)
 			}
 			c3 := spaRuleCounters(t, e)
-			queued, over := c3.queue-c2.queue, c3.rate-c2.rate
+			queued, over := c3.Queue-c2.Queue, c3.Rate-c2.Rate
 			bound := uint64(nft.SPABurst + nft.SPARate*(int(elapsed/time.Second)+1))
 			t.Logf("%s: one-source flood: %d datagrams (%d refused by the device) in %v, %.0f/s; SPA chain: %d queued (bound %d), %d over the rate",
 				fam.name, res.Sent, res.Dropped, elapsed.Round(time.Millisecond), res.Rate(), queued, bound, over)

@@ -8,13 +8,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 )
 
 // queueStat is one line of /proc/net/netfilter/nfnetlink_queue.
-type queueStat struct {
-	Num, PortID                        uint32
-	Total, Dropped, UserDropped, IDSeq uint64
-}
+type queueStat = testutil.QueueStat
 
 // readQueues reads the NFQUEUE instances of the network namespace that
 // process pid lives in (/proc/PID/net is that namespace's view).
@@ -23,33 +22,7 @@ func readQueues(pid int) ([]queueStat, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read nfnetlink_queue: %w", err)
 	}
-	return parseQueues(b)
-}
-
-// parseQueues parses nfnetlink_queue: queue_num peer_portid queue_total
-// copy_mode copy_range queue_dropped user_dropped id_sequence 1.
-func parseQueues(b []byte) ([]queueStat, error) {
-	var qs []queueStat
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		if len(f) < 8 {
-			return nil, fmt.Errorf("nfnetlink_queue line %q: want 9 fields", line)
-		}
-		var v [8]uint64
-		for i := 0; i < 8; i++ {
-			n, err := strconv.ParseUint(f[i], 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("nfnetlink_queue line %q: field %d: %w", line, i+1, err)
-			}
-			v[i] = n
-		}
-		qs = append(qs, queueStat{Num: uint32(v[0]), PortID: uint32(v[1]), Total: v[2],
-			Dropped: v[5], UserDropped: v[6], IDSeq: v[7]})
-	}
-	return qs, nil
+	return testutil.ParseQueues(b)
 }
 
 // netlinkDrops sums the Drops column of /proc/PID/net/netlink over the

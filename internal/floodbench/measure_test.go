@@ -10,39 +10,6 @@ import (
 	"github.com/nfqknockd/nfqknockd/internal/syngen"
 )
 
-func TestParseQueues(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		want    []queueStat
-		wantErr bool
-	}{
-		{name: "empty", in: ""},
-		{
-			name: "two queues",
-			in: "  100  4026531 0 2 65531 0 7 123456 1\n" +
-				"  101  4026532 5 2 65531 3 0 99 1\n",
-			want: []queueStat{
-				{Num: 100, PortID: 4026531, Total: 0, Dropped: 0, UserDropped: 7, IDSeq: 123456},
-				{Num: 101, PortID: 4026532, Total: 5, Dropped: 3, UserDropped: 0, IDSeq: 99},
-			},
-		},
-		{name: "short line", in: "100 1 2 3\n", wantErr: true},
-		{name: "not a number", in: "100 x 0 2 65531 0 0 1 1\n", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseQueues([]byte(tt.in))
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err %v, want error %v", err, tt.wantErr)
-			}
-			if !tt.wantErr && !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("got %+v, want %+v", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestParseNetlinkDrops(t *testing.T) {
 	const in = `sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode
 ffff8f0e4a3c2000 0   4026531    00000000 0        0        0     2        0        1001

@@ -14,14 +14,13 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
 	"github.com/nfqknockd/nfqknockd/internal/syngen"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 	knockpkg "github.com/nfqknockd/nfqknockd/knock"
 	"github.com/nfqknockd/nfqknockd/nft"
 	"github.com/nfqknockd/nfqknockd/spa"
@@ -209,7 +208,7 @@ func floodSPA(ctx context.Context, o *options, p *pair, d *daemon, w *allowWatch
 	if err != nil {
 		return f, err
 	}
-	f.KeyDropped, f.Queued, f.RateDropped = c1.key-c0.key, c1.queue-c0.queue, c1.rate-c0.rate
+	f.KeyDropped, f.Queued, f.RateDropped = c1.Key-c0.Key, c1.Queue-c0.Queue, c1.Rate-c0.Rate
 	f.QueueDropped, f.Received = q1.dropped-q0.dropped, q1.ids-q0.ids
 	if f.Queued > f.Received {
 		f.Unseen = f.Queued - f.Received
@@ -244,43 +243,13 @@ func spaQueueState(pid int) (spaQueue, error) {
 	return s, nil
 }
 
-// spaChainCounters are the counters of chain spa: its key id rule, its
-// rate rules, summed, and its queue rule.
-type spaChainCounters struct{ key, rate, queue uint64 }
-
-var spaRuleRE = regexp.MustCompile(`counter packets (\d+) bytes \d+ (.*)`)
-
 // spaCounters reads the counters of the daemon's chain spa.
-func spaCounters(p *pair) (spaChainCounters, error) {
+func spaCounters(p *pair) (testutil.SPACounters, error) {
 	out, err := p.nft("", "list", "chain", "inet", nft.DefaultTable, nft.ChainSPA)
 	if err != nil {
-		return spaChainCounters{}, err
+		return testutil.SPACounters{}, err
 	}
-	return parseSPACounters(out)
-}
-
-// parseSPACounters parses `nft list chain inet nfqknock spa`.
-func parseSPACounters(out string) (spaChainCounters, error) {
-	var c spaChainCounters
-	m := spaRuleRE.FindAllStringSubmatch(out, -1)
-	if len(m) != 4 {
-		return c, fmt.Errorf("chain spa: want 4 counters, got %d in:\n%s", len(m), out)
-	}
-	for _, s := range m {
-		n, err := strconv.ParseUint(s[1], 10, 64)
-		if err != nil {
-			return c, fmt.Errorf("chain spa: %w", err)
-		}
-		switch {
-		case strings.Contains(s[2], "not a key id"):
-			c.key += n
-		case strings.Contains(s[2], "over the rate"):
-			c.rate += n
-		default:
-			c.queue += n
-		}
-	}
-	return c, nil
+	return testutil.ParseSPACounters(out)
 }
 
 // spaOpens runs o.tries SPA opens of the client of p, from its real

@@ -6,40 +6,6 @@ import (
 	"testing"
 )
 
-// TestParseSPACounters reads the rate rules (summed) and the queue rule of
-// chain spa, and refuses a chain without its three counters.
-func TestParseSPACounters(t *testing.T) {
-	const chain = `table inet nfqknock {
-	chain spa {
-		@th,72,64 != @spakeys counter packets 9000 bytes 9 drop comment "nfqknockd spa: not a key id of now"
-		ip saddr update @sparate4 { ip saddr limit rate over 10/second burst 20 packets } counter packets 700 bytes 99 drop comment "nfqknockd: spa: a source over the rate"
-		ip6 saddr update @sparate6 { ip6 saddr limit rate over 10/second burst 20 packets } counter packets 5 bytes 9 drop comment "nfqknockd: spa: a source over the rate"
-		counter packets 42 bytes 4746 queue flags bypass to 100 comment "nfqknockd: spa"
-	}
-}`
-	tests := []struct {
-		name           string
-		out            string
-		key, rate, que uint64
-		wantErr        bool
-	}{
-		{name: "chain", out: chain, key: 9000, rate: 705, que: 42},
-		{name: "no counters", out: "table inet nfqknock {\n}", wantErr: true},
-		{name: "a counter missing", out: strings.Replace(chain, "counter packets 42 bytes 4746 ", "", 1), wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := parseSPACounters(tt.out)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err %v, want error %v", err, tt.wantErr)
-			}
-			if err == nil && (c.key != tt.key || c.rate != tt.rate || c.queue != tt.que) {
-				t.Errorf("key %d rate %d queue %d, want %d %d %d", c.key, c.rate, c.queue, tt.key, tt.rate, tt.que)
-			}
-		})
-	}
-}
-
 // TestSPATable: the SPA rows and their targets are printed (counts and
 // verdicts, from a made-up report).
 func TestSPATable(t *testing.T) {
