@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,7 +69,8 @@ func TestSPAClock(t *testing.T) {
 // routed through the host, never leave the kernel: the queue rule's
 // counter and the queue's own count hold just the SPA packets sent. A
 // single source flooding the SPA port is stopped by its rate bound before
-// the queue. IPv4 and IPv6.
+// the queue. A socket listening on the SPA port receives none of it, with
+// the daemon running or not. IPv4 and IPv6.
 func TestSPAKernelFilter(t *testing.T) {
 	t.Parallel()
 	for _, fam := range filterFams {
@@ -84,6 +87,7 @@ func TestSPAKernelFilter(t *testing.T) {
 					t.Fatalf("ip %v: %v: %s", c, err, out)
 				}
 			}
+			delivered := udpListener(t, e.pair.Server, netip.AddrPortFrom(fam.server, spaPort))
 			d := e.startSPA()
 			// The flood: 20,000 datagrams to other UDP ports of the host,
 			// 2,000 to the SPA port of the address behind it.
@@ -129,6 +133,20 @@ func TestSPAKernelFilter(t *testing.T) {
 				t.Errorf("single-source flood of %d in %v: %d queued (bound %d), %d dropped over the rate", single, elapsed, q, bound, after.Rate)
 			}
 			t.Logf("single-source flood of %d datagrams in %v: %d queued, %d dropped by the rate bound", single, elapsed.Round(time.Millisecond), after.Queue-queued.Queue, after.Rate)
+
+			// With no daemon reading the queue (SIGQUIT leaves the table),
+			// a packet of a key id of now passes the queue (bypass) and
+			// the guard drops it: no SPA datagram ever reached the socket
+			// listening on the SPA port.
+			if code := d.stop(syscall.SIGQUIT); code != 0 {
+				t.Fatalf("SIGQUIT: exit %d", code)
+			}
+			udpFlood(t, e.pair.Client, fam.client, fam.server, sent, valid, func(int) int { return spaPort })
+			time.Sleep(300 * time.Millisecond) // a datagram delivered would be read by now
+			if n := delivered.Load(); n != 0 {
+				t.Errorf("%d SPA datagrams reached the socket on the SPA port, want none", n)
+			}
+			e.nft("delete", "table", "inet", "nfqknock")
 		})
 	}
 }
@@ -143,6 +161,31 @@ func keyIDPayload(secret string) []byte {
 	id := spa.NewKey(secret).KeyID(spa.PeriodOf(time.Now(), knock.DefaultPeriod))
 	copy(b[1:], id[:])
 	return b
+}
+
+// udpListener listens on UDP ap in namespace ns until the test ends and
+// counts the datagrams it receives.
+func udpListener(t *testing.T, ns string, ap netip.AddrPort) *atomic.Int64 {
+	t.Helper()
+	var c *net.UDPConn
+	if err := netns.Do(ns, func() (err error) {
+		c, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+		return err
+	}); err != nil {
+		t.Fatalf("listen on udp %s: %v", ap, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	var n atomic.Int64
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := c.ReadFromUDP(buf); err != nil {
+				return
+			}
+			n.Add(1)
+		}
+	}()
+	return &n
 }
 
 // udpFlood sends n datagrams of payload (nil: spa.PacketLen random bytes)

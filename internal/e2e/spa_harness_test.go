@@ -25,9 +25,15 @@ const spaPort = 62201
 // the daemon's default period.
 func spaSeal(t *testing.T, secret string, m *spa.Message) []byte {
 	t.Helper()
+	return spaSealPeriod(t, secret, knock.DefaultPeriod, m)
+}
+
+// spaSealPeriod is spaSeal for a daemon of another --period.
+func spaSealPeriod(t *testing.T, secret string, period time.Duration, m *spa.Message) []byte {
+	t.Helper()
 	var nonce [spa.NonceLen]byte
 	rand.Read(nonce[:])
-	pkt, err := spa.Seal(nil, spa.NewKey(secret), knock.DefaultPeriod, nonce, m)
+	pkt, err := spa.Seal(nil, spa.NewKey(secret), period, nonce, m)
 	if err != nil {
 		t.Fatalf("seal: %v", err)
 	}

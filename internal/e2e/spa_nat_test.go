@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nfqknockd/nfqknockd/internal/netns"
+	"github.com/nfqknockd/nfqknockd/internal/testutil"
 	"github.com/nfqknockd/nfqknockd/knock"
 	"github.com/nfqknockd/nfqknockd/spa"
 )
@@ -39,7 +40,8 @@ var natFams = []natFam{
 // namespace behind it) opens by SPA: the NAT's address is opened, so the
 // host behind reaches the guarded port. With spa-address = yes, the address
 // named in the packet is opened instead of the NAT's; without that
-// permission the packet is refused (reason=address) and opens nothing.
+// permission the packet is refused (reason=address) and opens nothing;
+// the client asks for it with --spa-address.
 // IPv4 and IPv6.
 func TestSPANAT(t *testing.T) {
 	t.Parallel()
@@ -84,8 +86,13 @@ func TestSPANAT(t *testing.T) {
 				t.Fatal("a packet naming an address without spa-address opened something")
 			}
 
-			// dave may: the named address is opened, the NAT's is not.
-			send(dave, spa.Message{Action: spa.Open, Address: fam.named})
+			// dave may: the named address is opened, the NAT's is not. He
+			// asks with the client, from behind the NAT.
+			client := testutil.Build(t, clientPkg, "")
+			if out, err := netns.Command(lan, client, "-o", dave.OpenSecret, "open", "--spa", "--spa-address", fam.named.String(),
+				fam.server.String()).CombinedOutput(); err != nil || len(out) != 0 {
+				t.Fatalf("nfqknock open --spa --spa-address %s: %v: %s", fam.named, err, out)
+			}
 			if !eventually(5*time.Second, func() bool { return e.reachable(fam.named, fam.server, guardPort) }) {
 				t.Fatalf("the address named by dave's packet was not opened:\n%s", d.stderr)
 			}
