@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +19,8 @@ import (
 // nothing, and is logged and counted as a replay: from another address,
 // from the same one after the close, after a restart (SIGQUIT: the table
 // keeps the nonce) and after a stop and a start (the state file keeps it).
+// The --on-event program sees the open and close by SPA (NFQKNOCK_DETAIL
+// spa) and the replays (spa open).
 // IPv4 and IPv6.
 func TestSPAReplay(t *testing.T) {
 	t.Parallel()
@@ -26,7 +30,11 @@ func TestSPAReplay(t *testing.T) {
 			e := newEnv(t)
 			e.addClientAddrs(t, fam.second)
 			capture := testutil.StartCapture(t, e.pair.Server)
-			args := daemonArgs("--spa", fmt.Sprint(spaPort), "--state-dir", e.stateDir)
+			dir := t.TempDir()
+			events := filepath.Join(dir, "events")
+			hook := testutil.WriteFile(t, dir, "hook", "#!/bin/sh\n"+
+				`echo "$NFQKNOCK_EVENT source=$NFQKNOCK_SOURCE ports=$NFQKNOCK_PORTS detail=$NFQKNOCK_DETAIL" >> `+events+"\n", 0o700)
+			args := daemonArgs("--spa", fmt.Sprint(spaPort), "--state-dir", e.stateDir, "--on-event", hook)
 			d := e.startArgs(args...)
 
 			sent := spaSeal(t, openSecret, &spa.Message{Time: time.Now(), Action: spa.Open})
@@ -66,6 +74,23 @@ func TestSPAReplay(t *testing.T) {
 			}
 			replay(d, fam.second, "from another address")
 			replay(d, fam.client, "from the same address after the close")
+			// The hook saw the open and the close by SPA, and the two
+			// replays (the client's own copies are none: it sent one).
+			want := []string{
+				fmt.Sprintf("open source=%s ports=%d detail=spa", fam.client, guardPort),
+				fmt.Sprintf("close source=%s ports=%d detail=spa", fam.client, guardPort),
+				fmt.Sprintf("replay source=%s ports= detail=spa open", fam.second),
+				fmt.Sprintf("replay source=%s ports= detail=spa open", fam.client),
+			}
+			var got []string
+			waitFor(t, d, 10*time.Second, "the hook's four runs", func() bool {
+				b, _ := os.ReadFile(events)
+				got = strings.Split(strings.TrimSpace(string(b)), "\n")
+				return len(got) >= len(want)
+			})
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("hook runs:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
 
 			if code := d.stop(syscall.SIGQUIT); code != 0 {
 				t.Fatalf("SIGQUIT: exit %d", code)
