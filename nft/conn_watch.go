@@ -44,6 +44,12 @@ func (c *Conn) Watch(ctx context.Context, report func(Repair)) error {
 	}
 	stop := context.AfterFunc(ctx, func() { nl.Close() })
 	defer stop()
+	// A change between the last transaction and the join above told
+	// nobody: a watched table gone by now (a flush at the daemon's start)
+	// is put back at once.
+	if gone, err := c.watchedGone(); err == nil && gone {
+		report(c.repair(tableGoneBefore))
+	}
 	var changed changes   // of the outside transaction being read
 	filtered := uint32(0) // the port skipOwn filters out
 	for {
@@ -100,6 +106,25 @@ func (c *Conn) watched() string {
 		return BackupTable(c.table)
 	}
 	return c.table
+}
+
+// tableGoneBefore is the Changed of a repair of a table found gone when
+// the watch began.
+const tableGoneBefore = "table gone before the watch began"
+
+// watchedGone reports whether the watched table (watched) is absent.
+func (c *Conn) watchedGone() (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.applied {
+		return false, nil
+	}
+	if c.gen == GenOwner {
+		ok, err := c.checkBackup(c.table)
+		return !ok, err
+	}
+	_, ok, err := c.checkOurs(c.table)
+	return !ok, err
 }
 
 // repair puts the watched table back with the last spec applied and the

@@ -103,3 +103,40 @@ func TestWatchLargeTable(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchTableGoneBefore: a watched table deleted between the Apply and
+// the start of Watch (its notifications went to nobody: a flush right at
+// the daemon's start) is put back when the watch begins. Without
+// ownership (the table) and owner without persist (the backup).
+func TestWatchTableGoneBefore(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		spec func(Spec) Spec
+		tbl  string
+	}{
+		{"none", func(s Spec) Spec { s.NoOwner = true; return s }, DefaultTable},
+		{"owner", func(s Spec) Spec { s.NoPersist = true; return s }, BackupTable(DefaultTable)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			if _, err := e.c.Apply(tc.spec(goldenSpec)); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := e.nft("delete", "table", "inet", tc.tbl); err != nil {
+				t.Fatalf("nft delete table: %v: %s", err, out)
+			}
+			repairs := startWatch(t, e.c)
+			select {
+			case r := <-repairs:
+				if r.Err != nil || r.Changed != tableGoneBefore {
+					t.Fatalf("repair %+v, want the table put back as %q", r, tableGoneBefore)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the table deleted before the watch began was not put back")
+			}
+			if out, err := e.nft("list", "table", "inet", tc.tbl); err != nil {
+				t.Errorf("table inet %s after the repair: %v: %s", tc.tbl, err, out)
+			}
+		})
+	}
+}

@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nfqknockd/nfqknockd/internal/netns"
 	"github.com/nfqknockd/nfqknockd/spa"
 )
 
@@ -66,6 +70,40 @@ func TestSPAOnlyWindowRenewal(t *testing.T) {
 			}
 			time.Sleep(time.Until(start.Add(3*time.Second + 16*time.Second + 2*time.Second + 4*time.Second)))
 			open("25 s after the start")
+		})
+	}
+}
+
+// TestSPAAfterRepair: on the generations whose table another program can
+// change (before 5.12: the daemon puts the table back; 5.12 to 6.8: it
+// puts the backup back), `nft flush ruleset` is repaired, and SPA still
+// opens after it: the repair writes the set spakeys from the daemon's
+// record, and the backup keeps the SPA drop. IPv4.
+func TestSPAAfterRepair(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"monitor", "owner"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			d := e.spawn(append(os.Environ(), genEnv(mode)), "--spa", strconv.Itoa(spaPort), "--state-dir", e.stateDir)
+			// The start's last step: the used nonces read from the table.
+			if !d.waitLog("used before this start are refused", 10*time.Second) {
+				t.Fatalf("daemon did not start:\n%s", d.stderr)
+			}
+			if out, err := e.nft("flush", "ruleset"); err != nil {
+				t.Fatalf("nft flush ruleset: %v: %s", err, out)
+			}
+			if !d.waitLog("put back", 5*time.Second) {
+				t.Fatalf("no repair logged after nft flush ruleset:\n%s", d.stderr)
+			}
+			if keys, err := e.nft("list", "set", "inet", "nfqknock", "spakeys"); err != nil || !strings.Contains(keys, "elements = {") {
+				t.Fatalf("the repaired table's spakeys is empty (%v):\n%s", err, keys)
+			}
+			client, server := netns.ClientIP4, netns.ServerIP4
+			sendUDP(t, e.pair.Client, client, server, spaPort, spaSeal(t, openSecret, &spa.Message{Time: time.Now(), Action: spa.Open}))
+			if !eventually(3*time.Second, func() bool { return e.reachable(client, server, guardPort) }) {
+				t.Fatalf("SPA did not open after the repair:\n%s", d.stderr)
+			}
 		})
 	}
 }
